@@ -1,0 +1,77 @@
+//! The command layer: clap definitions and dispatch. Each subcommand's file turns its
+//! flags into the library's option structs and calls one library function.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod bake;
+mod build;
+mod lint;
+mod list;
+mod report;
+mod run;
+
+/// Builds, labels and runs the container images of AI-agent evaluations.
+///
+/// Exit status: 0 success; 1 a build, check or bake resolution failed; 2 bad usage
+/// or input refused before anything ran; 3 no backend able to do the work.
+#[derive(Debug, Parser)]
+#[command(name = "kiln", version, about, long_about)]
+pub struct Cli {
+    /// The repository root (holds docker-bake.hcl, benchmarks/ and containers/).
+    #[arg(short = 'C', long = "repo", global = true, default_value = ".", value_name = "DIR")]
+    pub repo: std::path::PathBuf,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Resolve Docker Bake files like `docker buildx bake` (`--print` writes the same JSON).
+    Bake(bake::Args),
+    /// Build benchmark, per-task, agent and eval images (or print the commands with --dry-run).
+    Build(build::Args),
+    /// Check the repository against RULES.md.
+    Lint(lint::Args),
+    /// List the fleet's benchmarks, agents, tasks or built images.
+    List(list::Args),
+    /// Build what is missing and run one eval: benchmark × agent × task.
+    Run(run::Args),
+    /// Aggregate the result.json files under a results directory.
+    Report(report::Args),
+}
+
+/// Runs the parsed command and maps its outcome to the process exit status.
+pub fn main(cli: Cli) -> ExitCode {
+    let outcome = match cli.command {
+        Command::Bake(args) => bake::run(&cli.repo, args),
+        Command::Build(args) => build::run(&cli.repo, args),
+        Command::Lint(args) => lint::run(&cli.repo, args),
+        Command::List(args) => list::run(&cli.repo, args),
+        Command::Run(args) => run::run(&cli.repo, args),
+        Command::Report(args) => report::run(&cli.repo, args),
+    };
+    match outcome {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(err.downcast_ref::<Failure>().map_or(1, |f| f.code))
+        }
+    }
+}
+
+/// An error that carries its own exit status (2 for refused input, 3 for no backend).
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct Failure {
+    pub code: u8,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn usage(message: impl Into<String>) -> anyhow::Error {
+        Failure { code: 2, message: message.into() }.into()
+    }
+}

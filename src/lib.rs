@@ -1,0 +1,8 @@
+//! kiln: builds, labels and runs the container images of AI-agent evaluations.
+//!
+//! Layering, left to right; a module uses only modules to its left:
+//! `kiln_bake` (crate) → `naming`, `labels` → `fleet` → `plan` → `backend` → `run`, `report` → `cli`.
+//! Nothing below `cli` parses arguments; `cli` only turns flags into option structs.
+
+pub mod cli;
+pub mod plan;

@@ -1,0 +1,5 @@
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    kiln::cli::main(kiln::cli::Cli::parse())
+}

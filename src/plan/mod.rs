@@ -1,0 +1,5 @@
+//! The build plan: the images a request needs, bases first.
+
+mod spec;
+
+pub use spec::{BuildSpec, Secret};

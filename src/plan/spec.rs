@@ -1,0 +1,41 @@
+//! `BuildSpec`: one image to build, in the form every backend consumes.
+//! It is the hand-off between the plan (which knows the fleet) and the
+//! backends (which know only how to build one image).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// One image build, fully resolved: no bake, fleet or HCL types past this point.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildSpec {
+    /// The plan node's name as users see it: the bake target, plus the task for per-task bases.
+    pub name: String,
+    /// The bake target this image comes from (for `docker buildx bake`).
+    pub bake_target: String,
+    /// The image reference to tag once the build succeeded.
+    pub image: String,
+    /// The build context directory.
+    pub context: PathBuf,
+    /// The Dockerfile, as a path relative to `context` unless absolute.
+    pub dockerfile: PathBuf,
+    /// The Dockerfile stage to build (`--target`), when set.
+    pub target: Option<String>,
+    pub args: BTreeMap<String, String>,
+    pub labels: BTreeMap<String, String>,
+    pub secrets: Vec<Secret>,
+    /// Images this one is built on (its `FROM` lines that name fleet or local images).
+    pub bases: Vec<String>,
+    /// Indexes, in the plan's list, of the builds that must finish first.
+    pub deps: Vec<usize>,
+}
+
+/// A build secret: its id and where its value comes from. The value itself never
+/// enters a `BuildSpec`, so it cannot reach a printed command or a label.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Secret {
+    pub id: String,
+    /// Read from this environment variable.
+    pub env: Option<String>,
+    /// Or read from this file.
+    pub src: Option<PathBuf>,
+}
