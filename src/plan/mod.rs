@@ -2,4 +2,4 @@
 
 mod spec;
 
-pub use spec::{BuildSpec, Secret};
+pub use spec::{BakeRequest, BuildSpec, Secret};

@@ -39,3 +39,19 @@ pub struct Secret {
     /// Or read from this file.
     pub src: Option<PathBuf>,
 }
+
+/// One `docker buildx bake` invocation: the bake backend builds a whole request
+/// (its target and every `target:` context it links) in one command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BakeRequest {
+    /// Bake files, in `-f` order, relative to the repository root.
+    pub files: Vec<PathBuf>,
+    /// Bake variables set through the environment (for example `EVAL_TASK_ID`).
+    pub vars: BTreeMap<String, String>,
+    /// `--set` overrides (tags, kiln's build-time labels), in order.
+    pub sets: Vec<String>,
+    /// The targets or groups to build.
+    pub targets: Vec<String>,
+    /// Indexes, in the plan's list of `BuildSpec`s, of the images this request produces.
+    pub builds: Vec<usize>,
+}
