@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# One-time machine set-up for kiln's main job and its tests (Debian, run as root or with sudo):
+# the packages the tests use, the static runner build, and the local base images
+# (nothing is pulled from a registry: bases are made here, see scripts/make-bases.sh).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+need=()
+for pkg in podman busybox-static debootstrap docker-registry; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}"
+fi
+
+docker info >/dev/null 2>&1 || { echo "setup: the Docker Engine does not answer (is dockerd running?)" >&2; exit 1; }
+
+bash scripts/make-bases.sh
