@@ -1,1 +1,4 @@
-pub fn placeholder() {}
+//! kiln-bake: Docker Bake file resolution, identical to `docker buildx bake --print`.
+
+pub mod functions;
+pub mod value;
