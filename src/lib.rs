@@ -5,4 +5,6 @@
 //! Nothing below `cli` parses arguments; `cli` only turns flags into option structs.
 
 pub mod cli;
+pub mod labels;
+pub mod naming;
 pub mod plan;
