@@ -4,7 +4,9 @@
 //! `kiln_bake` (crate) → `naming`, `labels` → `fleet` → `plan` → `backend` → `run`, `report` → `cli`.
 //! Nothing below `cli` parses arguments; `cli` only turns flags into option structs.
 
+pub mod backend;
 pub mod cli;
 pub mod labels;
 pub mod naming;
 pub mod plan;
+pub mod store;

@@ -1,0 +1,64 @@
+//! The bake backend: `docker buildx bake … --load`, one invocation per
+//! [`BakeRequest`], into Docker's image store.
+
+use std::collections::BTreeMap;
+
+use crate::plan::BakeRequest;
+
+use super::{path_word, shell};
+
+/// The environment and argv of `docker buildx bake` for one request, exactly as the
+/// bake executor runs it (working directory: the repository root).
+///
+/// Environment: the request's bake variables (for example `EVAL_TASK_ID`), set on top
+/// of the inherited environment. Argv: `docker buildx bake -f <file>… --set <s>…
+/// <target>… --load`. The executor appends one `--set <target>.labels.kiln.inputs.digest=…`
+/// per image at build time (see [`crate::digest`]).
+pub fn command(request: &BakeRequest) -> (BTreeMap<String, String>, Vec<String>) {
+    let mut argv: Vec<String> = vec!["docker".into(), "buildx".into(), "bake".into()];
+    for file in &request.files {
+        argv.push("-f".into());
+        argv.push(path_word(file));
+    }
+    for set in &request.sets {
+        argv.push("--set".into());
+        argv.push(set.clone());
+    }
+    argv.extend(request.targets.iter().cloned());
+    argv.push("--load".into());
+    (request.vars.clone(), argv)
+}
+
+/// [`command`] as one shell line: `NAME=value … docker buildx bake …`.
+pub fn display(request: &BakeRequest) -> String {
+    let (env, argv) = command(request);
+    shell::join_with_env(&env, &argv)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_env_files_sets_targets() {
+        let request = BakeRequest {
+            files: vec![
+                "docker-bake.hcl".into(),
+                "benchmarks/demo/docker-bake.hcl".into(),
+            ],
+            vars: BTreeMap::from([("EVAL_TASK_ID".into(), "Fix-Bug.1".into())]),
+            sets: vec![
+                "benchmark-demo.tags=kiln.local/benchmarks/demo-fix-bug.1:dev".into(),
+                "benchmark-demo.labels.org.opencontainers.image.description=two words".into(),
+            ],
+            targets: vec!["benchmark-demo".into()],
+            builds: vec![0],
+        };
+        assert_eq!(
+            display(&request),
+            "EVAL_TASK_ID=Fix-Bug.1 docker buildx bake -f docker-bake.hcl -f benchmarks/demo/docker-bake.hcl \
+             --set benchmark-demo.tags=kiln.local/benchmarks/demo-fix-bug.1:dev \
+             --set 'benchmark-demo.labels.org.opencontainers.image.description=two words' benchmark-demo --load"
+        );
+    }
+}

@@ -1,0 +1,90 @@
+//! The podman backend: one `podman build` per image, into podman's image store.
+//!
+//! Isolation: podman's default (`oci`, runc) works on the machines kiln targets
+//! (root and rootless podman 4.x), so no `--isolation=chroot` is passed; set
+//! `BUILDAH_ISOLATION=chroot` in the environment where nested containers need it.
+
+use crate::plan::BuildSpec;
+
+use super::{dockerfile_arg, path_word};
+
+/// The argv of `podman build` for one image, exactly as the podman executor runs it
+/// (working directory: the repository root, since `BuildSpec` paths are relative to it).
+///
+/// `-f <context>/<dockerfile>`, `-t <image>`, `--target`, one `--build-arg` per arg,
+/// one `--label` per label (sorted), `--secret id=…,env=…` / `id=…,src=…` (never a
+/// value), `--pull=never` (bases must already be in podman's store), then the context.
+///
+/// The executor adds one label of its own at build time, `kiln.inputs.digest`, before
+/// rendering (see [`crate::digest`]); a dry run cannot know it since it depends on the
+/// ids of bases not built yet.
+pub fn command(spec: &BuildSpec) -> Vec<String> {
+    let mut argv: Vec<String> = vec!["podman".into(), "build".into()];
+    argv.push("-f".into());
+    argv.push(path_word(&dockerfile_arg(spec)));
+    argv.push("-t".into());
+    argv.push(spec.image.clone());
+    if let Some(target) = &spec.target {
+        argv.push("--target".into());
+        argv.push(target.clone());
+    }
+    for (k, v) in &spec.args {
+        argv.push("--build-arg".into());
+        argv.push(format!("{k}={v}"));
+    }
+    for (k, v) in &spec.labels {
+        argv.push("--label".into());
+        argv.push(format!("{k}={v}"));
+    }
+    for secret in &spec.secrets {
+        argv.push("--secret".into());
+        argv.push(secret_word(secret));
+    }
+    argv.push("--pull=never".into());
+    argv.push(path_word(&spec.context));
+    argv
+}
+
+/// `id=<id>,env=<VAR>` or `id=<id>,src=<path>`: where the value comes from, never the value.
+pub(crate) fn secret_word(secret: &crate::plan::Secret) -> String {
+    let mut word = format!("id={}", secret.id);
+    if let Some(env) = &secret.env {
+        word.push_str(&format!(",env={env}"));
+    } else if let Some(src) = &secret.src {
+        word.push_str(&format!(",src={}", src.display()));
+    }
+    word
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::shell;
+    use crate::backend::test_support::sample;
+    use crate::plan::Secret;
+
+    #[test]
+    fn renders_every_part_in_order() {
+        assert_eq!(
+            shell::join(&command(&sample())),
+            "podman build -f benchmarks/demo/Dockerfile -t kiln.local/benchmarks/demo:dev --target final \
+             --build-arg BASE_IMAGE=kiln.local/core/base:dev --label eval.type=benchmark \
+             --label 'org.opencontainers.image.description=A demo, with spaces' \
+             --secret id=hf,env=HF_TOKEN --pull=never benchmarks/demo"
+        );
+    }
+
+    #[test]
+    fn absolute_dockerfile_kept_and_file_secret() {
+        let mut spec = sample();
+        spec.dockerfile = "/abs/Dockerfile".into();
+        spec.secrets = vec![Secret {
+            id: "k".into(),
+            env: None,
+            src: Some("/run/k".into()),
+        }];
+        let argv = command(&spec);
+        assert_eq!(argv[3], "/abs/Dockerfile");
+        assert!(argv.contains(&"id=k,src=/run/k".to_string()));
+    }
+}
