@@ -1,0 +1,3 @@
+#!/bin/sh
+. "$GRADING_DIR/lib.sh"
+require_target
