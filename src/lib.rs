@@ -6,6 +6,7 @@
 
 pub mod backend;
 pub mod cli;
+pub mod fleet;
 pub mod labels;
 pub mod naming;
 pub mod plan;

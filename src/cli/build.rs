@@ -1,9 +1,287 @@
+//! `kiln build benchmark|agent|eval|all`: checks the request, computes the plan, and
+//! either prints the exact commands (`--dry-run`) or hands the plan to the executor.
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
 use std::path::Path;
 use std::process::ExitCode;
 
-#[derive(Debug, clap::Args)]
-pub struct Args {}
+use clap::{Subcommand, ValueEnum};
 
-pub fn run(_repo: &Path, _args: Args) -> anyhow::Result<ExitCode> {
-    Err(super::Failure::usage("kiln build is not implemented yet"))
+use crate::backend::detect::{self, Decision, Requested};
+use crate::backend::{self, shell, BackendKind};
+use crate::fleet::Fleet;
+use crate::labels::{BuildInfo, BuildInfoOverrides};
+use crate::plan::{self, Plan, Request};
+
+use super::Failure;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    pub what: What,
+
+    /// The agent of an eval image (only with `build eval`).
+    #[arg(long, global = true, value_name = "AGENT")]
+    pub agent: Option<String>,
+
+    /// One task: a per-task benchmark's base or eval image for that task (only with
+    /// `build benchmark` and `build eval`).
+    #[arg(long, global = true, value_name = "ID")]
+    pub task_id: Option<String>,
+
+    /// How to build: `docker buildx bake`, `podman build`, the Docker Engine API, or
+    /// `auto` (probe this machine and say why).
+    #[arg(long, global = true, default_value = "auto", value_parser = parse_backend)]
+    pub backend: Requested,
+
+    /// Print the exact commands, in order, and change nothing.
+    #[arg(long, global = true)]
+    pub dry_run: bool,
+
+    /// How many independent images build at once (default: the number of CPUs).
+    #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub jobs: Option<u16>,
+
+    #[arg(long, global = true, value_enum, default_value_t = Progress::Auto)]
+    pub progress: Progress,
+
+    /// Rebuild even images whose inputs did not change.
+    #[arg(long, global = true)]
+    pub force: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum What {
+    /// A benchmark image; for a per-task benchmark, every task's base (or one, with --task-id).
+    Benchmark { name: String },
+    /// An agent image.
+    Agent { name: String },
+    /// An eval image: benchmark × agent (for a per-task benchmark, per task), and whatever it builds on.
+    Eval { benchmark: String },
+    /// Every image of the fleet, eval images included.
+    All,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Progress {
+    Auto,
+    Tty,
+    Plain,
+    Quiet,
+}
+
+fn parse_backend(s: &str) -> Result<Requested, String> {
+    s.parse()
+}
+
+/// Turns the subcommand and flags into a plan request, refusing combinations that make no sense.
+fn request(args: &Args) -> anyhow::Result<Request> {
+    let refuse = |msg: String| Err(Failure::usage(msg));
+    match &args.what {
+        What::Benchmark { name } => {
+            if args.agent.is_some() {
+                return refuse(format!(
+                    "--agent makes no sense with `kiln build benchmark`: a benchmark image has no agent \
+                     (for benchmark × agent use `kiln build eval {name} --agent <agent>`)"
+                ));
+            }
+            Ok(Request::Benchmark {
+                benchmark: name.clone(),
+                task: args.task_id.clone(),
+            })
+        }
+        What::Agent { name } => {
+            if args.task_id.is_some() {
+                return refuse(format!(
+                    "--task-id makes no sense with `kiln build agent`: agent {name:?} has one image for every task"
+                ));
+            }
+            if args.agent.is_some() {
+                return refuse(
+                    "--agent makes no sense with `kiln build agent <name>`: the agent is the name"
+                        .into(),
+                );
+            }
+            Ok(Request::Agent {
+                agent: name.clone(),
+            })
+        }
+        What::Eval { benchmark } => match &args.agent {
+            Some(agent) => Ok(Request::Eval {
+                benchmark: benchmark.clone(),
+                agent: agent.clone(),
+                task: args.task_id.clone(),
+            }),
+            None => refuse(format!(
+                "`kiln build eval {benchmark}` needs --agent <agent>"
+            )),
+        },
+        What::All => {
+            if args.agent.is_some() || args.task_id.is_some() {
+                return refuse(
+                    "--agent and --task-id make no sense with `kiln build all`, which builds every image".into(),
+                );
+            }
+            Ok(Request::All)
+        }
+    }
+}
+
+/// Bake variables taken from the environment, as `docker buildx bake` would: the fleet-wide ones.
+pub(crate) fn env_vars() -> BTreeMap<String, String> {
+    [crate::naming::VAR_REGISTRY, crate::naming::VAR_TAG]
+        .into_iter()
+        .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), v)))
+        .collect()
+}
+
+/// Build-time label values the environment fixes instead of git (RULES.md, Labels).
+pub(crate) fn build_info(repo: &Path) -> anyhow::Result<BuildInfo> {
+    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let source_date_epoch = match var("SOURCE_DATE_EPOCH") {
+        Some(s) => Some(s.parse::<i64>().map_err(|_| {
+            Failure::usage(format!(
+                "SOURCE_DATE_EPOCH={s:?} is not a number of seconds"
+            ))
+        })?),
+        None => None,
+    };
+    let overrides = BuildInfoOverrides {
+        source: var("KILN_SOURCE"),
+        revision: var("KILN_REVISION"),
+        version: var("KILN_VERSION"),
+        source_date_epoch,
+    };
+    BuildInfo::from_git(repo, &overrides)
+}
+
+/// Maps refused input (unknown names, bad task ids) to exit status 2.
+pub(crate) fn refused_to_usage(err: anyhow::Error) -> anyhow::Error {
+    if let Some(r) = err.downcast_ref::<crate::fleet::Refused>() {
+        return Failure::usage(r.0.clone());
+    }
+    if let Some(n) = err.downcast_ref::<crate::naming::InvalidName>() {
+        return Failure::usage(n.to_string());
+    }
+    err
+}
+
+pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
+    let request = request(&args)?;
+    if let Some(task) = &args.task_id {
+        // Checked before the repository is even read.
+        crate::naming::validate_task_id(task).map_err(|e| Failure::usage(e.to_string()))?;
+    }
+    let fleet = Fleet::load(repo, env_vars())?;
+    let info = build_info(repo)?;
+    let plan = plan::plan(&fleet, &request, &info).map_err(refused_to_usage)?;
+    for note in &plan.notes {
+        eprintln!("note: {note}");
+    }
+    if args.dry_run {
+        let decision = choose_for_dry_run(args.backend, &plan)?;
+        if decision.backend == BackendKind::Engine {
+            if let Some(why) = plan.builds.iter().find_map(backend::engine::refusal) {
+                // What the real build would do: refuse before anything runs.
+                return Err(Failure::usage(why));
+            }
+        }
+        let stdout = std::io::stdout();
+        let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
+        match print_dry_run(&mut out, &plan, &decision).and_then(|()| out.flush()) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+            Err(e) => return Err(e.into()),
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    Err(Failure::usage(
+        "real builds are not available in this version of kiln yet (the executor is not wired in); \
+         use --dry-run to print the commands",
+    ))
+}
+
+/// For a dry run, an explicit `--backend` is taken as given (the commands are printed, not
+/// run, so the tool need not be installed); `auto` probes this machine, read-only.
+fn choose_for_dry_run(requested: Requested, plan: &Plan) -> anyhow::Result<Decision> {
+    let explicit = |backend| Decision {
+        backend,
+        reason: "requested".into(),
+        cause: None,
+        fallback: None,
+    };
+    Ok(match requested {
+        Requested::Bake => explicit(BackendKind::Bake),
+        Requested::Podman => explicit(BackendKind::Podman),
+        Requested::Engine => explicit(BackendKind::Engine),
+        Requested::Auto => {
+            let probes = detect::probe();
+            let local_only =
+                if probes.buildx.is_some() && probes.driver.as_deref() != Some("docker") {
+                    let bases = detect::external_bases(&plan.builds);
+                    tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()?
+                        .block_on(detect::local_only_bases(&bases))
+                } else {
+                    Vec::new()
+                };
+            detect::decide(Requested::Auto, &probes, &local_only)?
+        }
+    })
+}
+
+/// Prints the commands of `plan` for the decided backend, in order. Lines starting with
+/// `#` explain; every other line is a command to run from the repository root.
+pub(crate) fn print_dry_run(
+    out: &mut impl std::io::Write,
+    plan: &Plan,
+    decision: &Decision,
+) -> std::io::Result<()> {
+    writeln!(out, "# backend: {} ({})", decision.backend, decision.reason)?;
+    writeln!(
+        out,
+        "# {} image(s); run from the repository root",
+        plan.builds.len()
+    )?;
+    match decision.backend {
+        BackendKind::Bake => {
+            for r in &plan.bake {
+                writeln!(out, "{}", backend::bake::display(r))?;
+            }
+        }
+        BackendKind::Podman => {
+            for spec in &plan.builds {
+                writeln!(out, "{}", shell::join(&backend::podman::command(spec)))?;
+            }
+        }
+        BackendKind::Engine => {
+            writeln!(
+                out,
+                "# the Engine API requests kiln sends are equivalent to:"
+            )?;
+            for spec in &plan.builds {
+                writeln!(
+                    out,
+                    "{}",
+                    shell::join(&backend::engine::equivalent_docker_build(spec))
+                )?;
+            }
+        }
+    }
+    if let Some(fallback) = decision.fallback {
+        writeln!(
+            out,
+            "# if bake cannot resolve a base that exists only in the local image store, kiln falls back to {fallback}:"
+        )?;
+        for spec in &plan.builds {
+            let argv = match fallback {
+                BackendKind::Podman => backend::podman::command(spec),
+                _ => backend::engine::equivalent_docker_build(spec),
+            };
+            writeln!(out, "#   {}", shell::join(&argv))?;
+        }
+    }
+    Ok(())
 }

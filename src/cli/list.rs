@@ -1,9 +1,351 @@
+//! `kiln list benchmarks|agents|tasks <b>|images [--json]`. The first three read the
+//! repository only; `images` asks the image stores (Docker Engine, podman) read-only.
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
 use std::path::Path;
 use std::process::ExitCode;
 
-#[derive(Debug, clap::Args)]
-pub struct Args {}
+use clap::Subcommand;
+use serde::Serialize;
 
-pub fn run(_repo: &Path, _args: Args) -> anyhow::Result<ExitCode> {
-    Err(super::Failure::usage("kiln list is not implemented yet"))
+use crate::fleet::{Env, Fleet};
+use crate::labels;
+
+use super::build::{env_vars, refused_to_usage};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    pub what: What,
+
+    /// Print JSON instead of a table.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum What {
+    /// Benchmarks: name, kind (shared-env or per-task), number of tasks, description.
+    Benchmarks,
+    /// Agents: name, version, description.
+    Agents,
+    /// The tasks of one benchmark, with the image each runs in.
+    Tasks { benchmark: String },
+    /// Fleet images in the local image stores (Docker Engine and podman), from their labels.
+    Images,
+}
+
+#[derive(Serialize)]
+struct BenchmarkRow<'a> {
+    name: &'a str,
+    env: Env,
+    tasks: usize,
+    description: &'a str,
+    released: bool,
+    image: String,
+}
+
+#[derive(Serialize)]
+struct AgentRow<'a> {
+    name: &'a str,
+    version: &'a str,
+    description: &'a str,
+    image: String,
+}
+
+#[derive(Serialize)]
+struct TaskRow<'a> {
+    id: &'a str,
+    /// The image the task runs in: the per-task base, or the shared benchmark image.
+    image: String,
+}
+
+pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
+    if let What::Images = args.what {
+        return images(args.json);
+    }
+    let fleet = Fleet::load(repo, env_vars())?;
+    let mut out = std::io::stdout().lock();
+    match &args.what {
+        What::Benchmarks => {
+            let rows: Vec<BenchmarkRow> = fleet
+                .benchmarks
+                .iter()
+                .map(|b| BenchmarkRow {
+                    name: &b.name,
+                    env: b.env,
+                    tasks: b.tasks.len(),
+                    description: &b.description,
+                    released: b.released,
+                    image: match b.env {
+                        Env::SharedEnv => fleet.naming.benchmark(&b.name, None),
+                        Env::PerTask => fleet.naming.benchmark(&b.name, Some("<task>")),
+                    },
+                })
+                .collect();
+            if args.json {
+                writeln!(out, "{}", serde_json::to_string_pretty(&rows)?)?;
+            } else {
+                let table: Vec<Vec<String>> = rows
+                    .iter()
+                    .map(|r| {
+                        vec![
+                            r.name.to_string(),
+                            r.env.as_str().to_string(),
+                            r.tasks.to_string(),
+                            if r.released {
+                                "yes".into()
+                            } else {
+                                "no".into()
+                            },
+                            r.description.to_string(),
+                        ]
+                    })
+                    .collect();
+                print_table(
+                    &mut out,
+                    &["NAME", "ENV", "TASKS", "RELEASED", "DESCRIPTION"],
+                    &table,
+                )?;
+            }
+        }
+        What::Agents => {
+            let rows: Vec<AgentRow> = fleet
+                .agents
+                .iter()
+                .map(|a| AgentRow {
+                    name: &a.name,
+                    version: &a.version,
+                    description: &a.description,
+                    image: fleet.naming.agent(&a.name),
+                })
+                .collect();
+            if args.json {
+                writeln!(out, "{}", serde_json::to_string_pretty(&rows)?)?;
+            } else {
+                let table: Vec<Vec<String>> = rows
+                    .iter()
+                    .map(|r| {
+                        vec![
+                            r.name.to_string(),
+                            r.version.to_string(),
+                            r.description.to_string(),
+                        ]
+                    })
+                    .collect();
+                print_table(&mut out, &["NAME", "VERSION", "DESCRIPTION"], &table)?;
+            }
+        }
+        What::Tasks { benchmark } => {
+            let b = fleet
+                .benchmark(benchmark)
+                .map_err(|e| refused_to_usage(e.into()))?;
+            let rows: Vec<TaskRow> = b
+                .tasks
+                .iter()
+                .map(|t| TaskRow {
+                    id: t,
+                    image: match b.env {
+                        Env::SharedEnv => fleet.naming.benchmark(&b.name, None),
+                        Env::PerTask => fleet.naming.benchmark(&b.name, Some(t)),
+                    },
+                })
+                .collect();
+            if args.json {
+                writeln!(out, "{}", serde_json::to_string_pretty(&rows)?)?;
+            } else {
+                let table: Vec<Vec<String>> = rows
+                    .iter()
+                    .map(|r| vec![r.id.to_string(), r.image.clone()])
+                    .collect();
+                print_table(&mut out, &["ID", "IMAGE"], &table)?;
+            }
+        }
+        What::Images => unreachable!(),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_table(
+    out: &mut impl std::io::Write,
+    header: &[&str],
+    rows: &[Vec<String>],
+) -> std::io::Result<()> {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| -> String {
+        let last = cells.len() - 1;
+        cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                if i == last {
+                    c.to_string()
+                } else {
+                    format!("{c:<w$}", w = widths[i])
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("  ")
+    };
+    writeln!(out, "{}", line(header.to_vec()))?;
+    for row in rows {
+        writeln!(
+            out,
+            "{}",
+            line(row.iter().map(String::as_str).collect()).trim_end()
+        )?;
+    }
+    Ok(())
+}
+
+/// One fleet image found in a local store.
+#[derive(Debug, Serialize)]
+struct ImageRow {
+    store: &'static str,
+    reference: String,
+    id: String,
+    #[serde(rename = "type")]
+    kind: String,
+    labels: BTreeMap<String, String>,
+}
+
+/// Lists images carrying `eval.type` in Docker's store (bollard) and podman's (`podman images`).
+fn images(json: bool) -> anyhow::Result<ExitCode> {
+    let mut rows: Vec<ImageRow> = Vec::new();
+    let mut unreachable: Vec<String> = Vec::new();
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    match runtime.block_on(docker_images()) {
+        Ok(mut found) => rows.append(&mut found),
+        Err(why) => unreachable.push(format!("Docker Engine: {why}")),
+    }
+    match podman_images() {
+        Ok(mut found) => rows.append(&mut found),
+        Err(why) => unreachable.push(format!("podman: {why}")),
+    }
+    rows.sort_by(|a, b| (a.reference.as_str(), a.store).cmp(&(b.reference.as_str(), b.store)));
+
+    let mut out = std::io::stdout().lock();
+    if json {
+        let doc = serde_json::json!({ "images": rows, "unreachable": unreachable });
+        writeln!(out, "{}", serde_json::to_string_pretty(&doc)?)?;
+    } else {
+        for why in &unreachable {
+            eprintln!("note: no answer from {why}");
+        }
+        let table: Vec<Vec<String>> = rows
+            .iter()
+            .map(|r| {
+                let get = |k: &str| r.labels.get(k).cloned().unwrap_or_default();
+                vec![
+                    r.reference.clone(),
+                    r.store.to_string(),
+                    r.kind.clone(),
+                    get(labels::TASK_ID),
+                    get(labels::OCI_REVISION).chars().take(12).collect(),
+                    get(labels::OCI_CREATED),
+                ]
+            })
+            .collect();
+        print_table(
+            &mut out,
+            &["IMAGE", "STORE", "TYPE", "TASK", "REVISION", "CREATED"],
+            &table,
+        )?;
+    }
+    if unreachable.len() == 2 {
+        eprintln!("error: no image store answered (neither the Docker Engine nor podman); no images listed");
+        return Ok(ExitCode::from(3));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn docker_images() -> Result<Vec<ImageRow>, String> {
+    use bollard::query_parameters::ListImagesOptionsBuilder;
+    let docker = bollard::Docker::connect_with_local_defaults().map_err(|e| e.to_string())?;
+    let filters: std::collections::HashMap<&str, Vec<&str>> =
+        std::collections::HashMap::from([("label", vec![labels::TYPE])]);
+    let options = ListImagesOptionsBuilder::default()
+        .filters(&filters)
+        .build();
+    let list = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        docker.list_images(Some(options)),
+    )
+    .await
+    .map_err(|_| "no answer within 5 s".to_string())?
+    .map_err(|e| e.to_string())?;
+    let mut rows = Vec::new();
+    for image in list {
+        let labels: BTreeMap<String, String> = image.labels.into_iter().collect();
+        let kind = labels.get(labels::TYPE).cloned().unwrap_or_default();
+        let mut tags = image.repo_tags;
+        if tags.is_empty() {
+            tags.push("<untagged>".into());
+        }
+        for reference in tags {
+            rows.push(ImageRow {
+                store: "docker",
+                reference,
+                id: image.id.clone(),
+                kind: kind.clone(),
+                labels: labels.clone(),
+            });
+        }
+    }
+    Ok(rows)
+}
+
+fn podman_images() -> Result<Vec<ImageRow>, String> {
+    let podman = which::which("podman").map_err(|_| "podman is not on PATH".to_string())?;
+    let out = duct::cmd(
+        podman,
+        ["images", "--filter", "label=eval.type", "--format", "json"],
+    )
+    .stdout_capture()
+    .stderr_capture()
+    .unchecked()
+    .run()
+    .map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
+    }
+    #[derive(serde::Deserialize)]
+    struct PodmanImage {
+        #[serde(rename = "Id")]
+        id: String,
+        #[serde(rename = "Names", default)]
+        names: Option<Vec<String>>,
+        #[serde(rename = "Labels", default)]
+        labels: Option<BTreeMap<String, String>>,
+    }
+    let list: Vec<PodmanImage> = serde_json::from_slice(&out.stdout)
+        .map_err(|e| format!("reading `podman images` JSON: {e}"))?;
+    let mut rows = Vec::new();
+    for image in list {
+        let labels = image.labels.unwrap_or_default();
+        let kind = labels.get(labels::TYPE).cloned().unwrap_or_default();
+        let names = image
+            .names
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| vec!["<untagged>".into()]);
+        for reference in names {
+            rows.push(ImageRow {
+                store: "podman",
+                reference,
+                id: image.id.clone(),
+                kind: kind.clone(),
+                labels: labels.clone(),
+            });
+        }
+    }
+    Ok(rows)
 }

@@ -1,5 +1,172 @@
-//! The build plan: the images a request needs, bases first.
+//! The build plan: the images a request needs, bases first, as [`BuildSpec`]s for the
+//! podman and engine backends and [`BakeRequest`]s for the bake backend.
+//!
+//! Everything a request refers to (benchmark, agent, task id, flag combination) is
+//! checked in [`plan`] before a single target is resolved, so refused input never
+//! leaves anything half done.
 
+mod graph;
+mod requests;
 mod spec;
 
 pub use spec::{BakeRequest, BuildSpec, Secret};
+
+use crate::fleet::{Env, Fleet, Refused};
+use crate::labels::BuildInfo;
+
+/// What to build.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    /// A benchmark image; for a per-task benchmark the base of one task, or of every task.
+    Benchmark {
+        benchmark: String,
+        task: Option<String>,
+    },
+    Agent {
+        agent: String,
+    },
+    /// The eval image of benchmark × agent; for a per-task benchmark one task's, or every task's.
+    Eval {
+        benchmark: String,
+        agent: String,
+        task: Option<String>,
+    },
+    /// Every image: core, agents, benchmarks and per-task bases, and every eval image.
+    All,
+}
+
+/// The ordered builds of a request.
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    /// In dependency order: every build comes after the builds in its `deps`.
+    pub builds: Vec<BuildSpec>,
+    /// The same images as `docker buildx bake` invocations, in order.
+    pub bake: Vec<BakeRequest>,
+    /// Things the user should know about the request (printed to stderr, never silent).
+    pub notes: Vec<String>,
+}
+
+/// One image of the fleet, before resolution.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) enum Node {
+    Core(String),
+    Agent(String),
+    /// A shared-env benchmark, or (with a task) one task's base of a per-task benchmark.
+    Benchmark(String, Option<String>),
+    Eval {
+        benchmark: String,
+        agent: String,
+        task: Option<String>,
+    },
+}
+
+/// Checks `request` against the fleet and computes its builds.
+pub fn plan(fleet: &Fleet, request: &Request, info: &BuildInfo) -> anyhow::Result<Plan> {
+    let (roots, notes) = roots(fleet, request)?;
+    let mut g = graph::Graph::new(fleet, info);
+    for root in &roots {
+        g.add(root)?;
+    }
+    let (builds, extras) = g.into_builds();
+    let bake = requests::bake_requests(fleet, &builds, &extras);
+    Ok(Plan {
+        builds,
+        bake,
+        notes,
+    })
+}
+
+/// The images `request` asks for, checked, in the order they are planned.
+fn roots(fleet: &Fleet, request: &Request) -> anyhow::Result<(Vec<Node>, Vec<String>)> {
+    let mut notes = Vec::new();
+    let mut roots = Vec::new();
+    // For a per-task benchmark: the given task or all of them; for a shared-env one: none
+    // (a given task is checked, and a note says the image is the same for every task).
+    let tasks_of = |benchmark: &str,
+                    task: &Option<String>,
+                    notes: &mut Vec<String>|
+     -> anyhow::Result<Vec<Option<String>>> {
+        let b = fleet.benchmark(benchmark)?;
+        let task = match task {
+            Some(t) => Some(b.task(t)?.to_string()),
+            None => None,
+        };
+        Ok(match (b.env, task) {
+            (Env::PerTask, Some(t)) => vec![Some(t)],
+            (Env::PerTask, None) => {
+                if b.tasks.is_empty() {
+                    return Err(Refused(format!(
+                        "per-task benchmark {:?} has no tasks (benchmarks/{}/tasks/ is empty)",
+                        b.name, b.name
+                    ))
+                    .into());
+                }
+                b.tasks.iter().cloned().map(Some).collect()
+            }
+            (Env::SharedEnv, Some(t)) => {
+                notes.push(format!(
+                    "{} is a shared-env benchmark: one image holds every task; task {t:?} is chosen when the eval runs",
+                    b.name
+                ));
+                vec![None]
+            }
+            (Env::SharedEnv, None) => vec![None],
+        })
+    };
+    match request {
+        Request::Benchmark { benchmark, task } => {
+            for t in tasks_of(benchmark, task, &mut notes)? {
+                roots.push(Node::Benchmark(benchmark.clone(), t));
+            }
+        }
+        Request::Agent { agent } => {
+            fleet.agent(agent)?;
+            roots.push(Node::Agent(agent.clone()));
+        }
+        Request::Eval {
+            benchmark,
+            agent,
+            task,
+        } => {
+            // Both names are checked before either is used.
+            let b = fleet.benchmark(benchmark);
+            let a = fleet.agent(agent);
+            b?;
+            a?;
+            for t in tasks_of(benchmark, task, &mut notes)? {
+                roots.push(Node::Eval {
+                    benchmark: benchmark.clone(),
+                    agent: agent.clone(),
+                    task: t,
+                });
+            }
+        }
+        Request::All => {
+            for c in &fleet.cores {
+                if c.target != crate::naming::EVAL_TARGET {
+                    roots.push(Node::Core(c.name.clone()));
+                }
+            }
+            for b in &fleet.benchmarks {
+                for t in tasks_of(&b.name, &None, &mut notes)? {
+                    roots.push(Node::Benchmark(b.name.clone(), t));
+                }
+            }
+            for a in &fleet.agents {
+                roots.push(Node::Agent(a.name.clone()));
+            }
+            for b in &fleet.benchmarks {
+                for t in tasks_of(&b.name, &None, &mut notes)? {
+                    for a in &fleet.agents {
+                        roots.push(Node::Eval {
+                            benchmark: b.name.clone(),
+                            agent: a.name.clone(),
+                            task: t.clone(),
+                        });
+                    }
+                }
+            }
+        }
+    }
+    Ok((roots, notes))
+}

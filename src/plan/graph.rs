@@ -1,0 +1,320 @@
+//! Building the graph: each [`Node`] is resolved (from the fleet's one resolution, or
+//! again with its task/eval variables), its `target:` contexts become dependencies
+//! added first, and it becomes one [`BuildSpec`].
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use anyhow::Context as _;
+
+use super::{BuildSpec, Node, Secret};
+use crate::fleet::dockerfile::Dockerfile;
+use crate::fleet::{Env, Fleet, Target};
+use crate::labels::{self, BuildInfo};
+use crate::naming::{self, Kind};
+
+/// What the bake request builder needs to know about each build besides its spec.
+pub(crate) struct Extra {
+    pub node: Node,
+    /// Labels kiln sets that the resolved bake target does not already have with that value
+    /// (passed to bake as `--set <target>.labels.<key>=<value>`), in key order.
+    pub added_labels: Vec<String>,
+}
+
+pub(crate) struct Graph<'a> {
+    fleet: &'a Fleet,
+    info: &'a BuildInfo,
+    index: HashMap<Node, usize>,
+    in_progress: HashSet<Node>,
+    builds: Vec<BuildSpec>,
+    extras: Vec<Extra>,
+    dockerfiles: HashMap<PathBuf, Rc<Dockerfile>>,
+}
+
+impl<'a> Graph<'a> {
+    pub fn new(fleet: &'a Fleet, info: &'a BuildInfo) -> Self {
+        Graph {
+            fleet,
+            info,
+            index: HashMap::new(),
+            in_progress: HashSet::new(),
+            builds: Vec::new(),
+            extras: Vec::new(),
+            dockerfiles: HashMap::new(),
+        }
+    }
+
+    pub fn into_builds(self) -> (Vec<BuildSpec>, Vec<Extra>) {
+        (self.builds, self.extras)
+    }
+
+    /// Adds `node` after everything it builds on; returns its index.
+    pub fn add(&mut self, node: &Node) -> anyhow::Result<usize> {
+        if let Some(&i) = self.index.get(node) {
+            return Ok(i);
+        }
+        if !self.in_progress.insert(node.clone()) {
+            anyhow::bail!(
+                "{} builds on itself through target: contexts",
+                display_name(node)
+            );
+        }
+        let target = self.resolve(node)?;
+        let mut deps = Vec::new();
+        for (_, linked) in target.linked_targets() {
+            let dep = self.node_of_target(linked, node, &target)?;
+            let i = self.add(&dep)?;
+            if !deps.contains(&i) {
+                deps.push(i);
+            }
+        }
+        let (spec, added_labels) = self.spec(node, &target, deps)?;
+        let i = self.builds.len();
+        self.builds.push(spec);
+        self.extras.push(Extra {
+            node: node.clone(),
+            added_labels,
+        });
+        self.in_progress.remove(node);
+        self.index.insert(node.clone(), i);
+        Ok(i)
+    }
+
+    fn resolve(&self, node: &Node) -> anyhow::Result<Target> {
+        let fleet = self.fleet;
+        let from_fleet = |name: String| {
+            fleet
+                .targets
+                .get(&name)
+                .cloned()
+                .ok_or_else(|| anyhow::anyhow!("no bake target {name:?}"))
+        };
+        let one = |name: String, vars: BTreeMap<String, String>| -> anyhow::Result<Target> {
+            let mut resolved = fleet.resolve(std::slice::from_ref(&name), &vars)?;
+            resolved
+                .remove(&name)
+                .ok_or_else(|| anyhow::anyhow!("bake did not resolve target {name:?}"))
+        };
+        match node {
+            Node::Core(c) => from_fleet(naming::core_target(c)),
+            Node::Agent(a) => from_fleet(naming::agent_target(a)),
+            Node::Benchmark(b, None) => from_fleet(naming::benchmark_target(b)),
+            Node::Benchmark(_, Some(_)) | Node::Eval { .. } => {
+                one(target_of(node), bake_vars(node))
+                    .with_context(|| format!("resolving {}", display_name(node)))
+            }
+        }
+    }
+
+    /// The node a `target:<linked>` context of `from` stands for.
+    fn node_of_target(
+        &self,
+        linked: &str,
+        from: &Node,
+        from_target: &Target,
+    ) -> anyhow::Result<Node> {
+        let task = match from {
+            Node::Benchmark(_, t) | Node::Eval { task: t, .. } => t.clone(),
+            _ => None,
+        };
+        match naming::parse_target(linked) {
+            Some((Kind::Core, c)) => Ok(Node::Core(c.to_string())),
+            Some((Kind::Agent, a)) => Ok(Node::Agent(a.to_string())),
+            Some((Kind::Benchmark, b)) => {
+                let bench = self.fleet.benchmark(b)?;
+                match (bench.env, task) {
+                    (Env::SharedEnv, _) => Ok(Node::Benchmark(b.to_string(), None)),
+                    (Env::PerTask, Some(t)) => Ok(Node::Benchmark(b.to_string(), Some(t))),
+                    (Env::PerTask, None) => anyhow::bail!(
+                        "target {:?} builds on per-task benchmark {b:?}, which needs a task",
+                        from_target.name
+                    ),
+                }
+            }
+            _ => anyhow::bail!(
+                "target {:?} links target {linked:?}, which is not a fleet image (see RULES.md, Layout)",
+                from_target.name
+            ),
+        }
+    }
+
+    fn dockerfile(&mut self, path: &Path) -> anyhow::Result<Rc<Dockerfile>> {
+        if let Some(d) = self.dockerfiles.get(path) {
+            return Ok(d.clone());
+        }
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading Dockerfile {}", path.display()))?;
+        let d = Rc::new(Dockerfile::parse(&text));
+        self.dockerfiles.insert(path.to_path_buf(), d.clone());
+        Ok(d)
+    }
+
+    fn spec(
+        &mut self,
+        node: &Node,
+        target: &Target,
+        deps: Vec<usize>,
+    ) -> anyhow::Result<(BuildSpec, Vec<String>)> {
+        let naming = &self.fleet.naming;
+        let (image, kind, task) = match node {
+            Node::Core(c) => (naming.core(c), Kind::Core, None),
+            Node::Agent(a) => (naming.agent(a), Kind::Agent, None),
+            Node::Benchmark(b, None) => (naming.benchmark(b, None), Kind::Benchmark, None),
+            Node::Benchmark(b, Some(t)) => {
+                (naming.benchmark(b, Some(t)), Kind::Task, Some(t.as_str()))
+            }
+            Node::Eval {
+                benchmark,
+                agent,
+                task,
+            } => (
+                naming.eval(benchmark, task.as_deref(), agent),
+                Kind::Eval,
+                task.as_deref(),
+            ),
+        };
+
+        let mut labels: BTreeMap<String, String> = BTreeMap::new();
+        if let Node::Eval {
+            benchmark,
+            agent,
+            task: t,
+        } = node
+        {
+            // The union of the benchmark's (or per-task base's) and the agent's labels.
+            for &d in &deps {
+                if matches!(self.extras[d].node, Node::Benchmark(..) | Node::Agent(..)) {
+                    labels.extend(
+                        self.builds[d]
+                            .labels
+                            .iter()
+                            .map(|(k, v)| (k.clone(), v.clone())),
+                    );
+                }
+            }
+            labels.extend(target.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
+            let (title, what) = match t {
+                Some(t) => (
+                    format!("evals/{benchmark}-{}--{agent}", naming::task_component(t)),
+                    format!("benchmark {benchmark}, task {t}"),
+                ),
+                None => (
+                    format!("evals/{benchmark}--{agent}"),
+                    format!("benchmark {benchmark}"),
+                ),
+            };
+            labels.insert(labels::OCI_TITLE.into(), title);
+            labels.insert(
+                labels::OCI_DESCRIPTION.into(),
+                format!("Eval image: {what}, agent {agent}"),
+            );
+        } else {
+            labels.extend(target.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+        labels.insert(labels::TYPE.into(), kind.as_str().into());
+        labels.extend(self.info.labels(task));
+
+        let added_labels: Vec<String> = labels
+            .iter()
+            .filter(|(k, v)| target.labels.get(*k) != Some(*v))
+            .map(|(k, _)| k.clone())
+            .collect();
+
+        let dockerfile_path = {
+            let d = Path::new(&target.dockerfile);
+            if d.is_absolute() {
+                d.to_path_buf()
+            } else {
+                self.fleet.root.join(&target.context).join(d)
+            }
+        };
+        let bases: Vec<String> = {
+            let df = self.dockerfile(&dockerfile_path)?;
+            let mut out: Vec<String> = Vec::new();
+            for b in df.bases(&target.args) {
+                if !out.contains(&b.image) {
+                    out.push(b.image);
+                }
+            }
+            out
+        };
+        let spec = BuildSpec {
+            name: display_name(node),
+            bake_target: target.name.clone(),
+            image,
+            context: PathBuf::from(&target.context),
+            dockerfile: PathBuf::from(&target.dockerfile),
+            target: target.stage.clone(),
+            args: target.args.clone(),
+            labels,
+            secrets: target
+                .secrets
+                .iter()
+                .map(|s| Secret {
+                    id: s.id.clone(),
+                    env: s.env.clone(),
+                    src: s.src.as_ref().map(PathBuf::from),
+                })
+                .collect(),
+            bases,
+            deps,
+        };
+        Ok((spec, added_labels))
+    }
+}
+
+/// The bake target a node is built from.
+pub(crate) fn target_of(node: &Node) -> String {
+    match node {
+        Node::Core(c) => naming::core_target(c),
+        Node::Agent(a) => naming::agent_target(a),
+        Node::Benchmark(b, _) => naming::benchmark_target(b),
+        Node::Eval { .. } => naming::EVAL_TARGET.to_string(),
+    }
+}
+
+/// The bake variables a node is resolved (and built by bake) with, beyond the fleet's own.
+pub(crate) fn bake_vars(node: &Node) -> BTreeMap<String, String> {
+    let mut vars = BTreeMap::new();
+    match node {
+        Node::Benchmark(_, Some(t)) => {
+            vars.insert(naming::VAR_TASK_ID.to_string(), t.clone());
+        }
+        Node::Eval {
+            benchmark,
+            agent,
+            task,
+        } => {
+            vars.insert(naming::VAR_BENCHMARK.to_string(), benchmark.clone());
+            vars.insert(naming::VAR_AGENT.to_string(), agent.clone());
+            // Set even when empty, so a value exported in the user's shell cannot leak in.
+            vars.insert(
+                naming::VAR_TASK_ID.to_string(),
+                task.clone().unwrap_or_default(),
+            );
+        }
+        _ => {}
+    }
+    vars
+}
+
+/// How a build is shown to people: the bake target, with the task for per-task bases.
+pub(crate) fn display_name(node: &Node) -> String {
+    match node {
+        Node::Core(c) => naming::core_target(c),
+        Node::Agent(a) => naming::agent_target(a),
+        Node::Benchmark(b, None) => naming::benchmark_target(b),
+        Node::Benchmark(b, Some(t)) => format!("{}[{t}]", naming::benchmark_target(b)),
+        Node::Eval {
+            benchmark,
+            agent,
+            task: None,
+        } => format!("eval[{benchmark}--{agent}]"),
+        Node::Eval {
+            benchmark,
+            agent,
+            task: Some(t),
+        } => format!("eval[{benchmark}/{t}--{agent}]"),
+    }
+}
