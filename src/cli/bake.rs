@@ -1,9 +1,97 @@
+//! `kiln bake`: the arguments of `docker buildx bake`, resolved by `kiln_bake`.
+//! With `--print` it writes exactly what buildx writes; building is for the backends.
+
+use std::collections::BTreeMap;
+use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
-#[derive(Debug, clap::Args)]
-pub struct Args {}
+use kiln_bake::{BakeFiles, ResolveOptions};
 
-pub fn run(_repo: &Path, _args: Args) -> anyhow::Result<ExitCode> {
-    Err(super::Failure::usage("kiln bake is not implemented yet"))
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Build definition file (repeatable; default: docker-bake.hcl and friends).
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub files: Vec<String>,
+    /// Override a target value (`targetpattern.key=value`, `+=` appends).
+    #[arg(long = "set", value_name = "PATTERN.KEY=VALUE")]
+    pub sets: Vec<String>,
+    /// Set a bake variable (beats the environment).
+    #[arg(long = "var", value_name = "NAME=VALUE")]
+    pub vars: Vec<String>,
+    /// Print the resolved options as JSON instead of building.
+    #[arg(long)]
+    pub print: bool,
+    /// Shorthand for `--set=*.output=type=docker`.
+    #[arg(long)]
+    pub load: bool,
+    /// Shorthand for `--set=*.output=type=registry`.
+    #[arg(long)]
+    pub push: bool,
+    /// Do not use cache when building.
+    #[arg(long = "no-cache")]
+    pub no_cache: bool,
+    /// Always try to pull all referenced images.
+    #[arg(long)]
+    pub pull: bool,
+    /// Shorthand for `--set=*.attest=type=sbom`.
+    #[arg(long, value_name = "VALUE")]
+    pub sbom: Option<String>,
+    /// Shorthand for `--set=*.attest=type=provenance`.
+    #[arg(long, value_name = "VALUE")]
+    pub provenance: Option<String>,
+    /// Targets or groups to resolve (default: `default`).
+    #[arg(value_name = "TARGET|GROUP")]
+    pub targets: Vec<String>,
+}
+
+pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
+    let env: BTreeMap<String, String> = std::env::vars().collect();
+    match resolve(repo, &args, env) {
+        Ok(json) if args.print => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(json.as_bytes())?;
+            out.flush()?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Ok(_) => Err(super::Failure::usage(
+            "building through `kiln bake` needs the build backends, which are not wired to this \
+             command yet; use `kiln bake --print` to resolve, or `kiln build`",
+        )),
+        Err(message) => {
+            // buildx's shape: the last stderr line is `ERROR: <message>`, exit status 1.
+            eprintln!("ERROR: {message}");
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+fn resolve(repo: &Path, args: &Args, env: BTreeMap<String, String>) -> Result<String, String> {
+    let names = if args.files.is_empty() {
+        BakeFiles::discover(repo, &env).map_err(|e| e.to_string())?
+    } else {
+        args.files.clone()
+    };
+    let files = BakeFiles::read(repo, &names).map_err(|e| e.to_string())?;
+    let mut vars = BTreeMap::new();
+    for v in &args.vars {
+        let (k, val) = v
+            .split_once('=')
+            .ok_or_else(|| format!("invalid var {v}, expected NAME=VALUE"))?;
+        vars.insert(k.to_string(), val.to_string());
+    }
+    let opts = ResolveOptions {
+        targets: args.targets.clone(),
+        sets: args.sets.clone(),
+        vars,
+        env,
+        load: args.load,
+        push: args.push,
+        no_cache: args.no_cache,
+        pull: args.pull,
+        sbom: args.sbom.clone(),
+        provenance: args.provenance.clone(),
+    };
+    let resolved = files.resolve(&opts).map_err(|e| e.to_string())?;
+    Ok(resolved.to_print_json())
 }

@@ -1,4 +1,227 @@
 //! kiln-bake: Docker Bake file resolution, identical to `docker buildx bake --print`.
+//!
+//! No Docker is involved: the files are parsed with hcl-edit (HCL) or serde_json (HCL-JSON)
+//! and evaluated here with bake's semantics (`/work/shared/bake-parity/FEATURES.md`).
+//!
+//! # Use
+//!
+//! ```no_run
+//! use std::collections::BTreeMap;
+//! use kiln_bake::{BakeFiles, ResolveOptions};
+//!
+//! let cwd = std::path::Path::new(".");
+//! let env: BTreeMap<String, String> = std::env::vars().collect(); // the caller passes env
+//! let names = BakeFiles::discover(cwd, &env)?;                     // or the `-f` list
+//! let files = BakeFiles::read(cwd, &names)?;                        // parse once
+//! for task in ["t1", "t2"] {
+//!     let mut env = env.clone();
+//!     env.insert("EVAL_TASK_ID".into(), task.into());
+//!     let opts = ResolveOptions { targets: vec!["benchmark-x".into()], env, ..Default::default() };
+//!     let resolved = files.resolve(&opts)?;                          // cheap, repeatable
+//!     let t = &resolved.targets["benchmark-x"];
+//!     println!("{} {:?} {:?}", t.context(), t.args, t.tags);
+//!     print!("{}", resolved.to_print_json());                       // exact `--print` bytes
+//! }
+//! # Ok::<(), kiln_bake::BakeError>(())
+//! ```
+//!
+//! * `BakeFiles::read` parses each file once; `resolve` evaluates variables, targets and
+//!   groups afresh for the given options, so one `BakeFiles` serves many resolutions.
+//! * The library never reads the process environment: `ResolveOptions::env` is the whole
+//!   environment bake would see (variable overrides, `BUILDX_BAKE_DISABLE_VARS_ENV_LOOKUP`,
+//!   `SOURCE_DATE_EPOCH`, `--set t.args.X` without a value).
+//! * Errors are `BakeError`, whose text is what buildx prints after `ERROR: `.
+//! * `Resolved::targets` holds every printed target, `target:`-linked ones included (their
+//!   `outputs` are `[cacheonly]` unless they were requested too).
 
+mod ast;
+mod config;
+mod error;
+mod eval;
 pub mod functions;
+mod overrides;
+mod parse;
+mod print;
+mod resolve;
+mod source;
+mod target;
 pub mod value;
+mod vars;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+pub use error::BakeError;
+pub use target::{Attest, Entry, Secret, Ssh, Target};
+
+/// The file names bake looks for when no `-f` is given, in load order.
+pub const DEFAULT_FILES: [&str; 8] = [
+    "compose.yaml",
+    "compose.yml",
+    "docker-compose.yml",
+    "docker-compose.yaml",
+    "docker-bake.json",
+    "docker-bake.hcl",
+    "docker-bake.override.json",
+    "docker-bake.override.hcl",
+];
+
+/// Parsed bake files, ready to be resolved any number of times.
+#[derive(Debug)]
+pub struct BakeFiles {
+    config: config::Config,
+    cwd: PathBuf,
+}
+
+/// What to resolve, and with which inputs (the `docker buildx bake` flags).
+#[derive(Clone, Debug, Default)]
+pub struct ResolveOptions {
+    /// Requested targets or groups (empty means `default`); globs allowed.
+    pub targets: Vec<String>,
+    /// `--set` values, in command-line order.
+    pub sets: Vec<String>,
+    /// `--var NAME=VALUE` values (they beat the environment).
+    pub vars: BTreeMap<String, String>,
+    /// The environment bake sees.
+    pub env: BTreeMap<String, String>,
+    pub load: bool,
+    pub push: bool,
+    pub no_cache: bool,
+    pub pull: bool,
+    /// `--sbom` value, e.g. `true`.
+    pub sbom: Option<String>,
+    /// `--provenance` value, e.g. `false` or `mode=max`.
+    pub provenance: Option<String>,
+}
+
+/// A group as printed: its own (deduped) target list.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Group {
+    pub name: String,
+    pub description: String,
+    pub targets: Vec<String>,
+}
+
+/// The result of a resolution: what `--print` prints.
+#[derive(Clone, Debug, Default)]
+pub struct Resolved {
+    pub groups: BTreeMap<String, Group>,
+    pub targets: BTreeMap<String, Target>,
+}
+
+impl Resolved {
+    /// The exact stdout of `docker buildx bake --print` (trailing newline included).
+    pub fn to_print_json(&self) -> String {
+        print::print_json(self)
+    }
+}
+
+impl BakeFiles {
+    /// The files bake would load in `cwd` without `-f`: `BUILDX_BAKE_FILE` (split on
+    /// `BUILDX_BAKE_PATH_SEPARATOR`, default `:`) if set, else the default names that exist.
+    pub fn discover(cwd: &Path, env: &BTreeMap<String, String>) -> Result<Vec<String>, BakeError> {
+        if let Some(list) = env.get("BUILDX_BAKE_FILE").filter(|v| !v.is_empty()) {
+            let sep = env
+                .get("BUILDX_BAKE_PATH_SEPARATOR")
+                .filter(|s| !s.is_empty())
+                .map_or(":", String::as_str);
+            return Ok(list.split(sep).filter(|s| !s.is_empty()).map(str::to_string).collect());
+        }
+        let found: Vec<String> = DEFAULT_FILES
+            .iter()
+            .filter(|n| cwd.join(n).is_file())
+            .map(|n| n.to_string())
+            .collect();
+        if found.is_empty() {
+            return Err(BakeError::new("couldn't find a bake definition"));
+        }
+        Ok(found)
+    }
+
+    /// Reads and parses `paths` (relative to `cwd`), in order.
+    pub fn read(cwd: &Path, paths: &[String]) -> Result<BakeFiles, BakeError> {
+        let mut sources = Vec::with_capacity(paths.len());
+        for p in paths {
+            let text = std::fs::read(cwd.join(p)).map_err(|e| {
+                let reason = match e.kind() {
+                    std::io::ErrorKind::NotFound => "no such file or directory".to_string(),
+                    _ => e.to_string(),
+                };
+                BakeError::new(format!("failed to read {p}: open {p}: {reason}"))
+            })?;
+            sources.push((p.clone(), String::from_utf8_lossy(&text).into_owned()));
+        }
+        let mut files = BakeFiles::from_sources(sources)?;
+        files.cwd = cwd.to_path_buf();
+        Ok(files)
+    }
+
+    /// Parses in-memory files (name, text); the name's extension picks the syntax.
+    pub fn from_sources(sources: Vec<(String, String)>) -> Result<BakeFiles, BakeError> {
+        let mut files = Vec::with_capacity(sources.len());
+        let mut bodies = Vec::with_capacity(sources.len());
+        for (i, (name, text)) in sources.into_iter().enumerate() {
+            let lower = name.to_ascii_lowercase();
+            if lower.ends_with(".yml") || lower.ends_with(".yaml") {
+                return Err(BakeError::new(format!(
+                    "{name}: compose files are not supported by kiln"
+                )));
+            }
+            files.push(source::SourceFile::new(name.clone(), text));
+            let text = &files[i].text;
+            let body = if lower.ends_with(".json") {
+                parse::parse_json(i as u32, text)
+            } else if lower.ends_with(".hcl") {
+                parse::parse_hcl(i as u32, text)
+            } else {
+                parse::parse_hcl(i as u32, text).or_else(|e| parse::parse_json(i as u32, text).map_err(|_| e))
+            };
+            match body {
+                Ok(b) => bodies.push(b),
+                Err(e) => return Err(e.render(&files)),
+            }
+        }
+        let fs = files.clone();
+        let config = config::Config::build(files, bodies).map_err(|e| e.render(&fs))?;
+        Ok(BakeFiles {
+            config,
+            cwd: PathBuf::from("."),
+        })
+    }
+
+    /// Resolves the requested targets with the given inputs.
+    pub fn resolve(&self, opts: &ResolveOptions) -> Result<Resolved, BakeError> {
+        self.resolve_inner(opts).map_err(|e| e.render(&self.config.files))
+    }
+
+    fn resolve_inner(&self, opts: &ResolveOptions) -> error::Result<Resolved> {
+        let env_lookup = !config::env_flag(&opts.env, "BUILDX_BAKE_DISABLE_VARS_ENV_LOOKUP");
+        let inputs = config::Inputs {
+            vars: &opts.vars,
+            env: &opts.env,
+            env_lookup,
+        };
+        let session = config::Session::new(&self.config, inputs);
+        let mut sets = opts.sets.clone();
+        if opts.push {
+            sets.push("*.push=true".into());
+        }
+        if opts.load {
+            sets.push("*.load=true".into());
+        }
+        if opts.no_cache {
+            sets.push("*.no-cache=true".into());
+        }
+        if opts.pull {
+            sets.push("*.pull=true".into());
+        }
+        if let Some(v) = &opts.sbom {
+            sets.push(format!("*.attest={}", overrides::canonical_attest("sbom", v)));
+        }
+        if let Some(v) = &opts.provenance {
+            sets.push(format!("*.attest={}", overrides::canonical_attest("provenance", v)));
+        }
+        let resolver = resolve::Resolver::new(&session, &sets, &opts.env, env_lookup)?;
+        resolver.resolve(&opts.targets, &opts.env, Some(&self.cwd))
+    }
+}

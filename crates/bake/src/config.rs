@@ -1,0 +1,912 @@
+//! The loaded bake definitions (`Config`, built once from the parsed files) and one
+//! evaluation of them (`Session`, built per resolve with its own variable values).
+//!
+//! A session evaluates like buildx's HCL parser: variables lazily with cycle detection,
+//! env / `--var` overrides, validations, then every target and group block, so an error
+//! anywhere in the files fails the resolution as it does with the real tool.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use crate::ast::{Attribute, Block, Body, Expr, ExprKind, ObjectKey, Part};
+use crate::error::{Error, Result};
+use crate::eval::{type_expr, Evaluator, Globals, Locals, UserFunction};
+use crate::source::{SourceFile, Span};
+use crate::target::{self, Attest, Entry, Ssh, Target};
+use crate::value::{convert, Type, Value};
+use crate::vars::{override_value, parse_go_bool};
+
+#[derive(Debug)]
+pub(crate) struct VarDecl {
+    pub default: Option<Expr>,
+    pub ty: Option<Type>,
+    pub validations: Vec<(Expr, Option<Expr>)>,
+    pub open_brace: Span,
+}
+
+/// A `target` block (one of possibly several with the same label).
+#[derive(Debug)]
+pub(crate) struct TargetBlock {
+    pub label: String,
+    pub label_span: Span,
+    pub block: Block,
+}
+
+#[derive(Debug)]
+pub(crate) struct GroupBlock {
+    pub label: String,
+    pub label_span: Span,
+    pub block: Block,
+}
+
+/// Everything read from the files; immutable, shared by all resolutions.
+#[derive(Debug)]
+pub(crate) struct Config {
+    pub files: Vec<SourceFile>,
+    pub var_order: Vec<String>,
+    pub vars: HashMap<String, VarDecl>,
+    pub attrs: HashMap<String, Expr>,
+    pub attr_order: Vec<String>,
+    pub functions: HashMap<String, UserFunction>,
+    pub cyclic_functions: HashSet<String>,
+    pub targets: Vec<TargetBlock>,
+    pub groups: Vec<GroupBlock>,
+}
+
+const BUILTINS: [&str; 2] = ["BAKE_CMD_CONTEXT", "BAKE_LOCAL_PLATFORM"];
+
+fn local_platform() -> String {
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        "arm" => "arm",
+        "powerpc64" => "ppc64le",
+        "s390x" => "s390x",
+        "riscv64" => "riscv64",
+        other => other,
+    };
+    format!("linux/{arch}")
+}
+
+impl Config {
+    pub fn build(files: Vec<SourceFile>, bodies: Vec<Body>) -> Result<Config> {
+        let mut cfg = Config {
+            files,
+            var_order: Vec::new(),
+            vars: HashMap::new(),
+            attrs: HashMap::new(),
+            attr_order: Vec::new(),
+            functions: HashMap::new(),
+            cyclic_functions: HashSet::new(),
+            targets: Vec::new(),
+            groups: Vec::new(),
+        };
+        for body in bodies {
+            for a in body.attrs {
+                if !cfg.attrs.contains_key(&a.name) {
+                    cfg.attr_order.push(a.name.clone());
+                }
+                cfg.attrs.insert(a.name, a.expr);
+            }
+            for b in body.blocks {
+                cfg.add_block(b)?;
+            }
+        }
+        cfg.cyclic_functions = find_function_cycles(&cfg.functions);
+        Ok(cfg)
+    }
+
+    fn add_block(&mut self, b: Block) -> Result<()> {
+        let label = b.labels.first().cloned().unwrap_or_default();
+        let label_span = b.label_spans.first().copied().unwrap_or(b.open_brace);
+        match b.kind.as_str() {
+            "variable" => {
+                if BUILTINS.contains(&label.as_str()) {
+                    return Ok(());
+                }
+                let ty = b.attr("type").map(|a| type_expr(&a.expr)).transpose()?;
+                let validations = b
+                    .blocks
+                    .iter()
+                    .filter(|v| v.kind == "validation")
+                    .filter_map(|v| {
+                        let cond = v.attr("condition")?.expr.clone();
+                        Some((cond, v.attr("error_message").map(|m| m.expr.clone())))
+                    })
+                    .collect();
+                let decl = VarDecl {
+                    default: b.attr("default").map(|a| a.expr.clone()),
+                    ty,
+                    validations,
+                    open_brace: b.open_brace,
+                };
+                if !self.vars.contains_key(&label) {
+                    self.var_order.push(label.clone());
+                }
+                self.vars.insert(label, decl);
+            }
+            "function" => {
+                let params = match b.attr("params") {
+                    Some(a) => param_names(&a.expr)?,
+                    None => {
+                        return Err(Error::diag(
+                            b.open_brace,
+                            "Missing required argument",
+                            "The argument \"params\" is required, but no definition was found.",
+                        ))
+                    }
+                };
+                let variadic = match b.attr("variadic_params") {
+                    Some(a) => match &a.expr.kind {
+                        ExprKind::Var(n) => Some(n.clone()),
+                        _ => param_names(&a.expr)?.into_iter().next(),
+                    },
+                    None => None,
+                };
+                let result = match b.attr("result") {
+                    Some(a) => a.expr.clone(),
+                    None => {
+                        return Err(Error::diag(
+                            b.open_brace,
+                            "Missing required argument",
+                            "The argument \"result\" is required, but no definition was found.",
+                        ))
+                    }
+                };
+                self.functions.insert(
+                    label.clone(),
+                    UserFunction {
+                        name: label,
+                        params,
+                        variadic,
+                        result,
+                    },
+                );
+            }
+            "target" => self.targets.push(TargetBlock {
+                label,
+                label_span,
+                block: b,
+            }),
+            "group" => self.groups.push(GroupBlock {
+                label,
+                label_span,
+                block: b,
+            }),
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// `params = [a, b]`: bare names (or strings, in JSON files).
+fn param_names(e: &Expr) -> Result<Vec<String>> {
+    let bad = || Error::diag(e.span, "Invalid params", "params must be a list of names");
+    match &e.kind {
+        ExprKind::Tuple(items) => items
+            .iter()
+            .map(|i| match &i.kind {
+                ExprKind::Var(n) => Ok(n.clone()),
+                ExprKind::Literal(Value::String(s)) => Ok(s.clone()),
+                ExprKind::Template(p) => match p.as_slice() {
+                    [Part::Lit(s)] => Ok(s.clone()),
+                    [Part::Interp(Expr {
+                        kind: ExprKind::Var(n), ..
+                    })] => Ok(n.clone()),
+                    _ => Err(bad()),
+                },
+                _ => Err(bad()),
+            })
+            .collect(),
+        ExprKind::Var(n) => Ok(vec![n.clone()]),
+        _ => Err(bad()),
+    }
+}
+
+/// Functions that can reach themselves through calls (any recursion is an error in bake).
+fn find_function_cycles(funcs: &HashMap<String, UserFunction>) -> HashSet<String> {
+    let calls: HashMap<&str, Vec<String>> = funcs
+        .iter()
+        .map(|(n, f)| {
+            let mut out = Vec::new();
+            collect_calls(&f.result, &mut out);
+            out.retain(|c| funcs.contains_key(c));
+            (n.as_str(), out)
+        })
+        .collect();
+    let mut cyclic = HashSet::new();
+    for start in funcs.keys() {
+        let mut stack: Vec<&str> = calls[start.as_str()].iter().map(String::as_str).collect();
+        let mut seen = HashSet::new();
+        while let Some(n) = stack.pop() {
+            if n == start {
+                cyclic.insert(start.clone());
+                break;
+            }
+            if seen.insert(n) {
+                stack.extend(calls[n].iter().map(String::as_str));
+            }
+        }
+    }
+    cyclic
+}
+
+fn collect_calls(e: &Expr, out: &mut Vec<String>) {
+    match &e.kind {
+        ExprKind::Literal(_) | ExprKind::Var(_) => {}
+        ExprKind::Tuple(items) => items.iter().for_each(|x| collect_calls(x, out)),
+        ExprKind::Object(items) => items.iter().for_each(|(k, v)| {
+            if let ObjectKey::Expr(k) = k {
+                collect_calls(k, out);
+            }
+            collect_calls(v, out);
+        }),
+        ExprKind::Template(parts) => collect_part_calls(parts, out),
+        ExprKind::Cond(c) => c.iter().for_each(|x| collect_calls(x, out)),
+        ExprKind::Call(c) => {
+            out.push(c.name.clone());
+            c.args.iter().for_each(|x| collect_calls(x, out));
+        }
+        ExprKind::Traverse(b, ops) => {
+            collect_calls(b, out);
+            for op in ops {
+                if let crate::ast::Op::Index(x) = op {
+                    collect_calls(x, out);
+                }
+            }
+        }
+        ExprKind::Unary(_, x) | ExprKind::Paren(x) => collect_calls(x, out),
+        ExprKind::Binary(_, b) => b.iter().for_each(|x| collect_calls(x, out)),
+        ExprKind::For(f) => {
+            collect_calls(&f.collection, out);
+            if let Some(k) = &f.key_expr {
+                collect_calls(k, out);
+            }
+            collect_calls(&f.value_expr, out);
+            if let Some(c) = &f.cond {
+                collect_calls(c, out);
+            }
+        }
+    }
+}
+
+fn collect_part_calls(parts: &[Part], out: &mut Vec<String>) {
+    for p in parts {
+        match p {
+            Part::Lit(_) => {}
+            Part::Interp(e) => collect_calls(e, out),
+            Part::If { cond, then, otherwise } => {
+                collect_calls(cond, out);
+                collect_part_calls(then, out);
+                collect_part_calls(otherwise, out);
+            }
+            Part::For { collection, body, .. } => {
+                collect_calls(collection, out);
+                collect_part_calls(body, out);
+            }
+        }
+    }
+}
+
+enum Slot {
+    InProgress,
+    Done(Value),
+}
+
+/// Where variable override texts come from.
+pub(crate) struct Inputs<'a> {
+    pub vars: &'a BTreeMap<String, String>,
+    pub env: &'a BTreeMap<String, String>,
+    pub env_lookup: bool,
+}
+
+/// A target generated from a block: its name, block and matrix bindings.
+pub(crate) struct Instance {
+    pub name: String,
+    pub block: usize,
+    pub locals: Locals,
+}
+
+/// One evaluation of the config.
+pub(crate) struct Session<'c> {
+    pub cfg: &'c Config,
+    inputs: Inputs<'c>,
+    vars: RefCell<HashMap<String, Slot>>,
+    target_attrs: RefCell<HashMap<(usize, String), Slot>>,
+    attr_stack: RefCell<Vec<(String, String)>>,
+}
+
+impl<'c> Session<'c> {
+    pub fn new(cfg: &'c Config, inputs: Inputs<'c>) -> Session<'c> {
+        Session {
+            cfg,
+            inputs,
+            vars: RefCell::new(HashMap::new()),
+            target_attrs: RefCell::new(HashMap::new()),
+            attr_stack: RefCell::new(Vec::new()),
+        }
+    }
+
+    fn ev(&self) -> Evaluator<'_> {
+        Evaluator::new(self)
+    }
+
+    /// Resolves every variable and checks the validation blocks.
+    pub fn check_variables(&self) -> Result<()> {
+        for name in &self.cfg.var_order {
+            self.variable(name, self.cfg.vars[name].open_brace)?;
+        }
+        for name in &self.cfg.attr_order {
+            self.global(name, Span::default())?;
+        }
+        for name in &self.cfg.var_order {
+            for (cond, msg) in &self.cfg.vars[name].validations {
+                let v = self.ev().eval(cond, &mut Vec::new())?;
+                let ok = match convert(v, &Type::Bool) {
+                    Ok(Value::Bool(b)) => b,
+                    _ => {
+                        return Err(Error::diag(
+                            cond.span,
+                            "Invalid condition result",
+                            "Invalid validation condition result value: a bool is required.",
+                        ))
+                    }
+                };
+                if !ok {
+                    let text = match msg {
+                        Some(m) => {
+                            let v = self.ev().eval(m, &mut Vec::new())?;
+                            v.to_template_string().unwrap_or_default()
+                        }
+                        None => String::new(),
+                    };
+                    return Err(Error::diag(cond.span, "Validation failed", text));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn lookup_override(&self, name: &str) -> Option<&'c str> {
+        if let Some(v) = self.inputs.vars.get(name) {
+            return Some(v.as_str());
+        }
+        if self.inputs.env_lookup {
+            return self.inputs.env.get(name).map(String::as_str);
+        }
+        None
+    }
+
+    fn variable(&self, name: &str, span: Span) -> Result<Value> {
+        match self.vars.borrow().get(name) {
+            Some(Slot::Done(v)) => return Ok(v.clone()),
+            Some(Slot::InProgress) => {
+                return Err(Error::diag(
+                    span,
+                    "Invalid expression",
+                    format!("variable cycle not allowed for {name}"),
+                ))
+            }
+            None => {}
+        }
+        self.vars.borrow_mut().insert(name.to_string(), Slot::InProgress);
+        let r = self.compute_variable(name);
+        match &r {
+            Ok(v) => self.vars.borrow_mut().insert(name.to_string(), Slot::Done(v.clone())),
+            Err(_) => self.vars.borrow_mut().remove(name),
+        };
+        r
+    }
+
+    fn compute_variable(&self, name: &str) -> Result<Value> {
+        if let Some(decl) = self.cfg.vars.get(name) {
+            let ty = decl.ty.as_ref();
+            let mut found = self.lookup_override(name).map(|t| (t, false));
+            let json_name = format!("{name}_JSON");
+            if (ty.is_some() || found.is_none()) && !self.cfg.vars.contains_key(&json_name) {
+                if let Some(j) = self.lookup_override(&json_name) {
+                    // Typed: JSON decoding; untyped: the text is used like a plain value.
+                    found = Some((j, ty.is_some()));
+                }
+            }
+            let default = match &decl.default {
+                Some(e) => {
+                    let v = self.ev().eval(e, &mut Vec::new())?;
+                    let v = match ty {
+                        Some(t) => convert(v, t).map_err(|err| {
+                            Error::diag(
+                                e.span,
+                                "Invalid default value for variable",
+                                format!(
+                                    "This default value is not compatible with the variable's type constraint: {err}."
+                                ),
+                            )
+                        })?,
+                        None => v,
+                    };
+                    Some(v)
+                }
+                None => None,
+            };
+            return match found {
+                Some((text, is_json)) => override_value(name, text, is_json, ty, default.as_ref())
+                    .map_err(|m| Error::diag(decl.open_brace, "Invalid value", m)),
+                None => Ok(default.unwrap_or(if ty.is_some() { Value::Null } else { Value::string("") })),
+            };
+        }
+        if let Some(e) = self.cfg.attrs.get(name) {
+            return self.ev().eval(e, &mut Vec::new());
+        }
+        Ok(Value::Null)
+    }
+
+    /// The value of `block`'s attribute `attr` for `target.<name>.<attr>` and for the
+    /// block's own evaluation, cached, with reference-cycle detection.
+    fn block_attr(&self, block: usize, attr: &Attribute, locals: &mut Locals) -> Result<Value> {
+        let tb = &self.cfg.targets[block];
+        if !locals.is_empty() {
+            return self.ev().eval(&attr.expr, locals);
+        }
+        let key = (block, attr.name.clone());
+        match self.target_attrs.borrow().get(&key) {
+            Some(Slot::Done(v)) => return Ok(v.clone()),
+            Some(Slot::InProgress) => {
+                let (t, a) = self
+                    .attr_stack
+                    .borrow()
+                    .last()
+                    .cloned()
+                    .unwrap_or_else(|| (tb.label.clone(), attr.name.clone()));
+                return Err(Error::diag(
+                    attr.expr.span,
+                    "Invalid expression",
+                    format!("reference cycle not allowed for target.{t}.{a}"),
+                ));
+            }
+            None => {}
+        }
+        self.target_attrs.borrow_mut().insert(key.clone(), Slot::InProgress);
+        self.attr_stack.borrow_mut().push((tb.label.clone(), attr.name.clone()));
+        let r = self.ev().eval(&attr.expr, &mut Vec::new());
+        self.attr_stack.borrow_mut().pop();
+        match &r {
+            Ok(v) => self.target_attrs.borrow_mut().insert(key, Slot::Done(v.clone())),
+            Err(_) => self.target_attrs.borrow_mut().remove(&key),
+        };
+        r
+    }
+
+    /// Expands every target block (matrix included) into named instances, in file order,
+    /// and returns the groups matrix blocks create.
+    pub fn instances(&self) -> Result<(Vec<Instance>, Vec<(String, Vec<String>)>)> {
+        let mut out = Vec::new();
+        let mut matrix_groups = Vec::new();
+        for (i, tb) in self.cfg.targets.iter().enumerate() {
+            let b = &tb.block;
+            let Some(m) = b.attr("matrix") else {
+                if let Some(n) = b.attr("name") {
+                    return Err(Error::diag(n.name_span, "Invalid name", "name requires matrix"));
+                }
+                check_name(&tb.label, tb.label_span)?;
+                out.push(Instance {
+                    name: tb.label.clone(),
+                    block: i,
+                    locals: Vec::new(),
+                });
+                continue;
+            };
+            let mv = self.ev().eval(&m.expr, &mut Vec::new()).map_err(|e| e.with_others(1))?;
+            let combos = matrix_combinations(&mv, m.expr.span)?;
+            let mut names: Vec<String> = Vec::new();
+            for locals in combos {
+                let mut locals = locals;
+                let name = match b.attr("name") {
+                    Some(n) => {
+                        let v = self.ev().eval(&n.expr, &mut locals).map_err(|e| e.with_others(1))?;
+                        v.to_template_string().unwrap_or_default()
+                    }
+                    None => tb.label.clone(),
+                };
+                check_name(&name, tb.label_span)?;
+                if names.contains(&name) {
+                    return Err(Error::diag(
+                        tb.label_span,
+                        "Invalid name",
+                        format!("duplicate name \"{name}\""),
+                    ));
+                }
+                names.push(name.clone());
+                out.push(Instance { name, block: i, locals });
+            }
+            matrix_groups.push((tb.label.clone(), names));
+        }
+        Ok((out, matrix_groups))
+    }
+
+    /// The own value of one instance (its block's attributes, no inheritance).
+    pub fn own_target(&self, inst: &mut Instance) -> Result<Target> {
+        let tb = &self.cfg.targets[inst.block];
+        let mut t = Target {
+            name: inst.name.clone(),
+            ..Target::default()
+        };
+        for attr in &tb.block.attrs {
+            if !KNOWN_ATTRS.contains(&attr.name.as_str()) {
+                continue;
+            }
+            let v = self
+                .block_attr(inst.block, attr, &mut inst.locals)
+                .map_err(|e| e.with_others(1))?;
+            decode_attr(&mut t, attr, v)?;
+        }
+        Ok(t)
+    }
+
+    /// Evaluates every group block: (name, description, targets), last definition wins.
+    pub fn groups(&self) -> Result<Vec<(String, String, Vec<String>)>> {
+        let mut out: Vec<(String, String, Vec<String>)> = Vec::new();
+        for g in &self.cfg.groups {
+            check_name(&g.label, g.label_span)?;
+            let mut targets = Vec::new();
+            let mut description = String::new();
+            if let Some(a) = g.block.attr("targets") {
+                let v = self.ev().eval(&a.expr, &mut Vec::new()).map_err(|e| e.with_others(1))?;
+                targets = string_list(&v, a)?;
+            }
+            if let Some(a) = g.block.attr("description") {
+                let v = self.ev().eval(&a.expr, &mut Vec::new()).map_err(|e| e.with_others(1))?;
+                description = string_scalar(v, a)?.unwrap_or_default();
+            }
+            out.retain(|(n, _, _)| n != &g.label);
+            out.push((g.label.clone(), description, targets));
+        }
+        Ok(out)
+    }
+}
+
+fn check_name(name: &str, span: Span) -> Result<()> {
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+        return Err(Error::diag(span, "Invalid name", "only \"[a-zA-Z0-9_-]+\" are allowed"));
+    }
+    Ok(())
+}
+
+/// All combinations of a matrix object, first key varying slowest (keys in sorted order).
+fn matrix_combinations(m: &Value, span: Span) -> Result<Vec<Locals>> {
+    let entries = m
+        .as_entries()
+        .ok_or_else(|| Error::diag(span, "Invalid matrix", "matrix must be a map of lists"))?;
+    let mut combos: Vec<Locals> = vec![Vec::new()];
+    for (k, v) in entries {
+        let items = v.as_seq().ok_or_else(|| {
+            Error::diag(
+                span,
+                "Invalid matrix",
+                format!("matrix values must be a list, got {}", v.kind_name()),
+            )
+        })?;
+        let mut next = Vec::with_capacity(combos.len() * items.len());
+        for c in &combos {
+            for item in items {
+                let mut c2 = c.clone();
+                c2.push((k.clone(), item.clone()));
+                next.push(c2);
+            }
+        }
+        combos = next;
+    }
+    Ok(combos)
+}
+
+const KNOWN_ATTRS: &[&str] = &[
+    "description",
+    "annotations",
+    "attest",
+    "context",
+    "contexts",
+    "dockerfile",
+    "dockerfile-inline",
+    "args",
+    "labels",
+    "tags",
+    "cache-from",
+    "cache-to",
+    "target",
+    "secret",
+    "ssh",
+    "platforms",
+    "output",
+    "pull",
+    "no-cache",
+    "network",
+    "no-cache-filter",
+    "shm-size",
+    "ulimits",
+    "call",
+    "entitlements",
+    "extra-hosts",
+    "inherits",
+];
+
+fn unsuitable(attr: &Attribute, required: &str, v: &Value) -> Error {
+    Error::diag(
+        attr.expr.span,
+        "Unsuitable value type",
+        format!("Unsuitable value: {required} required, but have {}", v.kind_name()),
+    )
+}
+
+fn string_scalar(v: Value, attr: &Attribute) -> Result<Option<String>> {
+    match v {
+        Value::Null => Ok(None),
+        other => match other.to_template_string() {
+            Some(s) => Ok(Some(s)),
+            None => Err(unsuitable(attr, "string", &other)),
+        },
+    }
+}
+
+fn string_list(v: &Value, attr: &Attribute) -> Result<Vec<String>> {
+    match v {
+        Value::Null => Ok(Vec::new()),
+        Value::List(x) | Value::Tuple(x) | Value::Set(x) => x
+            .iter()
+            .filter(|i| !i.is_null())
+            .map(|i| {
+                i.to_template_string()
+                    .ok_or_else(|| unsuitable(attr, "list of string", v))
+            })
+            .collect(),
+        other => Err(unsuitable(attr, "list of string", other)),
+    }
+}
+
+fn string_map(v: &Value, attr: &Attribute) -> Result<BTreeMap<String, String>> {
+    match v {
+        Value::Null => Ok(BTreeMap::new()),
+        Value::Map(m) | Value::Object(m) => {
+            let mut out = BTreeMap::new();
+            for (k, item) in m {
+                if item.is_null() {
+                    continue;
+                }
+                match item.to_template_string() {
+                    Some(s) => {
+                        out.insert(k.clone(), s);
+                    }
+                    None => return Err(unsuitable(attr, "map of string", v)),
+                }
+            }
+            Ok(out)
+        }
+        other => Err(unsuitable(attr, "map of string", other)),
+    }
+}
+
+fn bool_scalar(v: Value, attr: &Attribute) -> Result<Option<bool>> {
+    match v {
+        Value::Null => Ok(None),
+        Value::Bool(b) => Ok(Some(b)),
+        Value::String(ref s) => match s.as_str() {
+            "true" | "1" => Ok(Some(true)),
+            "false" | "0" => Ok(Some(false)),
+            _ => Err(unsuitable(attr, "bool", &v)),
+        },
+        other => Err(unsuitable(attr, "bool", &other)),
+    }
+}
+
+/// Items of a list attribute whose entries are strings or objects.
+fn entry_items<'v>(v: &'v Value, attr: &Attribute) -> Result<Vec<&'v Value>> {
+    match v {
+        Value::Null => Ok(Vec::new()),
+        Value::List(x) | Value::Tuple(x) | Value::Set(x) => Ok(x.iter().filter(|i| !i.is_null()).collect()),
+        other => Err(unsuitable(attr, "list", other)),
+    }
+}
+
+fn object_strings(v: &Value) -> Option<BTreeMap<String, String>> {
+    let m = v.as_entries()?;
+    let mut out = BTreeMap::new();
+    for (k, item) in m {
+        if item.is_null() {
+            continue;
+        }
+        out.insert(k.clone(), item.to_template_string()?);
+    }
+    Some(out)
+}
+
+fn entry_error(attr: &Attribute, msg: String) -> Error {
+    Error::diag(attr.expr.span, "Invalid attribute", msg)
+}
+
+fn decode_attr(t: &mut Target, attr: &Attribute, v: Value) -> Result<()> {
+    match attr.name.as_str() {
+        "description" => t.description = string_scalar(v, attr)?.unwrap_or_default(),
+        "context" => t.context = string_scalar(v, attr)?,
+        "dockerfile" => t.dockerfile = string_scalar(v, attr)?,
+        "dockerfile-inline" => t.dockerfile_inline = string_scalar(v, attr)?,
+        "target" => t.target = string_scalar(v, attr)?,
+        "call" => t.call = string_scalar(v, attr)?,
+        "network" => t.network = string_scalar(v, attr)?,
+        "shm-size" => t.shm_size = string_scalar(v, attr)?,
+        "pull" => t.pull = bool_scalar(v, attr)?,
+        "no-cache" => t.no_cache = bool_scalar(v, attr)?,
+        "args" => t.args = string_map(&v, attr)?,
+        "labels" => t.labels = string_map(&v, attr)?,
+        "extra-hosts" => t.extra_hosts = string_map(&v, attr)?,
+        "contexts" => t.contexts = string_map(&v, attr)?,
+        "inherits" => t.inherits = string_list(&v, attr)?,
+        "annotations" => t.annotations = string_list(&v, attr)?,
+        "no-cache-filter" => t.no_cache_filter = string_list(&v, attr)?,
+        "ulimits" => t.ulimits = string_list(&v, attr)?,
+        "entitlements" => t.entitlements = string_list(&v, attr)?,
+        "tags" => {
+            if !v.is_null() {
+                t.tags = string_list(&v, attr)?;
+                t.set.tags = true;
+            }
+        }
+        "platforms" => {
+            if !v.is_null() {
+                t.platforms = string_list(&v, attr)?;
+                t.set.platforms = true;
+            }
+        }
+        "cache-from" | "cache-to" => {
+            if v.is_null() {
+                return Ok(());
+            }
+            let mut entries = Vec::new();
+            for item in entry_items(&v, attr)? {
+                if let Some(s) = item.to_template_string() {
+                    entries.extend(target::parse_cache(&s).map_err(|m| entry_error(attr, m))?);
+                } else if let Some(mut m) = object_strings(item) {
+                    let kind = m.remove("type").unwrap_or_default();
+                    entries.push(Entry { kind, attrs: m });
+                } else {
+                    return Err(unsuitable(attr, "list of string", &v));
+                }
+            }
+            if attr.name == "cache-from" {
+                t.cache_from = entries;
+            } else {
+                t.cache_to = entries;
+                t.set.cache_to = true;
+            }
+        }
+        "output" => {
+            if v.is_null() {
+                return Ok(());
+            }
+            let mut entries = Vec::new();
+            for item in entry_items(&v, attr)? {
+                let e = if let Some(s) = item.to_template_string() {
+                    target::parse_output(&s).map_err(|m| entry_error(attr, m))?
+                } else if let Some(mut m) = object_strings(item) {
+                    let kind = m.remove("type").unwrap_or_default();
+                    Entry { kind, attrs: m }
+                } else {
+                    return Err(unsuitable(attr, "list of string", &v));
+                };
+                target::validate_output(&e).map_err(Error::msg)?;
+                entries.push(e);
+            }
+            t.outputs = entries;
+            t.set.output = true;
+        }
+        "attest" => {
+            for item in entry_items(&v, attr)? {
+                let a = if let Some(s) = item.to_template_string() {
+                    target::parse_attest(&s).map_err(|m| entry_error(attr, m))?
+                } else if let Some(m) = object_strings(item) {
+                    let mut a = Attest::default();
+                    for (k, val) in m {
+                        target::set_attest_attr(&mut a, k, val).map_err(|m| entry_error(attr, m))?;
+                    }
+                    a
+                } else {
+                    return Err(unsuitable(attr, "list of string", &v));
+                };
+                t.attest.push(a);
+            }
+        }
+        "secret" => {
+            for item in entry_items(&v, attr)? {
+                let s = if let Some(s) = item.to_template_string() {
+                    target::parse_secret(&s).map_err(|m| entry_error(attr, m))?
+                } else if let Some(m) = object_strings(item) {
+                    let mut text = Vec::new();
+                    for (k, val) in m {
+                        text.push(format!("{k}={val}"));
+                    }
+                    target::parse_secret(&text.join(",")).map_err(|m| entry_error(attr, m))?
+                } else {
+                    return Err(unsuitable(attr, "list of string", &v));
+                };
+                t.secrets.push(s);
+            }
+        }
+        "ssh" => {
+            for item in entry_items(&v, attr)? {
+                let s = if let Some(s) = item.to_template_string() {
+                    target::parse_ssh(&s).map_err(|m| entry_error(attr, m))?
+                } else if let Some(m) = item.as_entries() {
+                    let id = m.get("id").and_then(Value::to_template_string).unwrap_or_default();
+                    let paths = m
+                        .get("paths")
+                        .and_then(Value::as_seq)
+                        .map(|p| p.iter().filter_map(Value::to_template_string).collect())
+                        .unwrap_or_default();
+                    Ssh { id, paths }
+                } else {
+                    return Err(unsuitable(attr, "list of string", &v));
+                };
+                t.ssh.push(s);
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+impl Globals for Session<'_> {
+    fn global(&self, name: &str, span: Span) -> Result<Option<Value>> {
+        match name {
+            "BAKE_CMD_CONTEXT" => return Ok(Some(Value::string("cwd://"))),
+            "BAKE_LOCAL_PLATFORM" => return Ok(Some(Value::string(local_platform()))),
+            _ => {}
+        }
+        if self.cfg.vars.contains_key(name) || self.cfg.attrs.contains_key(name) {
+            return self.variable(name, span).map(Some);
+        }
+        Ok(None)
+    }
+
+    fn global_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.cfg.vars.keys().chain(self.cfg.attrs.keys()).cloned().collect();
+        names.extend(BUILTINS.iter().map(|s| s.to_string()));
+        names
+    }
+
+    fn target_attr(&self, target: &str, attr: &str, span: Span) -> Result<Value> {
+        let blocks: Vec<usize> = (0..self.cfg.targets.len())
+            .filter(|&i| self.cfg.targets[i].label == target)
+            .collect();
+        if blocks.is_empty() {
+            return Err(Error::diag(
+                span,
+                "Invalid expression",
+                format!("target {target} not found"),
+            ));
+        }
+        for &i in blocks.iter().rev() {
+            if let Some(a) = self.cfg.targets[i].block.attr(attr) {
+                return self.block_attr(i, a, &mut Vec::new());
+            }
+        }
+        Ok(Value::Null)
+    }
+
+    fn user_function(&self, name: &str) -> Option<&UserFunction> {
+        self.cfg.functions.get(name)
+    }
+
+    fn check_function_cycle(&self, name: &str, span: Span) -> Result<()> {
+        if self.cfg.cyclic_functions.contains(name) {
+            return Err(Error::diag(
+                span,
+                "Invalid expression",
+                format!("function cycle not allowed for {name}"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Go's `ParseBool` for `BUILDX_BAKE_DISABLE_VARS_ENV_LOOKUP` and friends.
+pub(crate) fn env_flag(env: &BTreeMap<String, String>, name: &str) -> bool {
+    env.get(name).and_then(|v| parse_go_bool(v)).unwrap_or(false)
+}
