@@ -1,0 +1,410 @@
+//! Command line of the runner (docs/scenario-format.md §7). Hand-parsed: the
+//! binary must stay small and static, and the flags are few.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use crate::layout::{lookup_user, Layout, AGENT_UID};
+use crate::result::Status;
+use crate::run::{Run, Settings};
+use crate::scenario::{self, Task};
+use crate::state::State;
+
+pub const USAGE: &str = "\
+usage: runner <phase> [options]
+       runner list [--tasks-dir DIR]
+       runner validate [--task ID] [--tasks-dir DIR]
+       runner --version
+
+phases: prepare | agent | grade | all   (all = prepare, agent, grade)
+
+options:
+  --task ID              task to run (default: $KILN_TASK_ID, else the only task in /kiln/tasks)
+  --output DIR           output directory (default /output)
+  --prompt-variant V     prompts/<V>.md instead of [agent].prompt_variant
+  --agent-timeout SEC    instead of [agent].timeout_sec
+  --model M              given to the agent as MODEL (default $KILN_MODEL)
+  --agent-id A           given to the agent as AGENT_ID (default $KILN_AGENT_ID, /opt/agent/name)
+  --pass-env NAME        pass this variable of the runner's environment to the agent (repeatable;
+                         also $KILN_PASS_ENV, comma-separated)
+  --tasks-dir DIR        list/validate the tasks in DIR instead of /kiln/tasks
+test-only options (never used in eval images):
+  --unsafe-test-root DIR       resolve /kiln, /opt/agent, /workspace, /run/kiln, /output under DIR
+  --unsafe-test-agent-uid UID  run the agent as UID:UID instead of 1000:1000 (needs --unsafe-test-root)
+  --no-drop-privileges         run the agent as the runner's own user (graders are NOT hidden)
+";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    Phase(String),
+    List,
+    Validate,
+    Version,
+    Help,
+}
+
+#[derive(Debug, Default)]
+pub struct Args {
+    pub command: Option<Command>,
+    pub task: Option<String>,
+    pub output: Option<PathBuf>,
+    pub prompt_variant: Option<String>,
+    pub agent_timeout: Option<u64>,
+    pub model: Option<String>,
+    pub agent_id: Option<String>,
+    pub pass_env: Vec<String>,
+    pub tasks_dir: Option<PathBuf>,
+    pub test_root: Option<PathBuf>,
+    pub test_agent_uid: Option<u32>,
+    pub no_drop_privileges: bool,
+}
+
+pub fn parse(argv: &[String]) -> Result<Args, String> {
+    let mut args = Args::default();
+    let mut it = argv.iter();
+    while let Some(arg) = it.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f, Some(v.to_string())),
+            _ => (arg.as_str(), None),
+        };
+        let mut value = |name: &str| -> Result<String, String> {
+            inline
+                .clone()
+                .or_else(|| it.next().cloned())
+                .ok_or_else(|| format!("{name} needs a value"))
+        };
+        match flag {
+            "--task" => args.task = Some(value(flag)?),
+            "--output" => args.output = Some(PathBuf::from(value(flag)?)),
+            "--prompt-variant" => args.prompt_variant = Some(value(flag)?),
+            "--agent-timeout" => {
+                let v = value(flag)?;
+                let secs: u64 = v
+                    .parse()
+                    .map_err(|_| format!("--agent-timeout: {v:?} is not a number of seconds"))?;
+                if secs == 0 {
+                    return Err("--agent-timeout must be > 0".into());
+                }
+                args.agent_timeout = Some(secs);
+            }
+            "--model" => args.model = Some(value(flag)?),
+            "--agent-id" => args.agent_id = Some(value(flag)?),
+            "--pass-env" => args.pass_env.push(value(flag)?),
+            "--tasks-dir" => args.tasks_dir = Some(PathBuf::from(value(flag)?)),
+            "--unsafe-test-root" => args.test_root = Some(PathBuf::from(value(flag)?)),
+            "--unsafe-test-agent-uid" => {
+                let v = value(flag)?;
+                args.test_agent_uid = Some(
+                    v.parse()
+                        .map_err(|_| format!("--unsafe-test-agent-uid: {v:?} is not a uid"))?,
+                );
+            }
+            "--no-drop-privileges" => args.no_drop_privileges = true,
+            "--version" | "-V" => args.command = Some(Command::Version),
+            "--help" | "-h" | "help" => args.command = Some(Command::Help),
+            _ if flag.starts_with('-') => return Err(format!("unknown option {flag:?}")),
+            name => {
+                if args.command.is_some() {
+                    return Err(format!("unexpected argument {name:?}"));
+                }
+                args.command = Some(match name {
+                    "prepare" | "agent" | "grade" | "all" => Command::Phase(name.to_string()),
+                    "list" => Command::List,
+                    "validate" => Command::Validate,
+                    _ => return Err(format!("unknown phase or command {name:?} (prepare, agent, grade, all, list, validate)")),
+                });
+            }
+        }
+    }
+    if args.test_agent_uid.is_some() && args.test_root.is_none() {
+        return Err("--unsafe-test-agent-uid only works with --unsafe-test-root".into());
+    }
+    if args.tasks_dir.is_some() && matches!(args.command, Some(Command::Phase(_))) {
+        return Err("--tasks-dir only applies to list and validate".into());
+    }
+    Ok(args)
+}
+
+fn usage_error(msg: &str) -> ExitCode {
+    eprintln!("kiln-runner: {msg}\n\n{USAGE}");
+    ExitCode::from(2)
+}
+
+/// The task to run: --task › $KILN_TASK_ID › the only task in the image.
+fn choose_task(args: &Args, tasks_dir: &std::path::Path) -> Result<String, String> {
+    let ids = scenario::task_ids(tasks_dir);
+    let wanted = args
+        .task
+        .clone()
+        .or_else(|| std::env::var("KILN_TASK_ID").ok().filter(|s| !s.is_empty()));
+    match wanted {
+        Some(id) if ids.contains(&id) => Ok(id),
+        Some(id) => Err(format!(
+            "task {id:?} is not in {} (tasks: {})",
+            tasks_dir.display(),
+            list_or_none(&ids)
+        )),
+        None if ids.len() == 1 => Ok(ids[0].clone()),
+        None => Err(format!(
+            "choose a task with --task or KILN_TASK_ID; {} holds: {}",
+            tasks_dir.display(),
+            list_or_none(&ids)
+        )),
+    }
+}
+
+fn list_or_none(ids: &[String]) -> String {
+    if ids.is_empty() {
+        "none".into()
+    } else {
+        ids.join(", ")
+    }
+}
+
+fn load_task(dir: &std::path::Path) -> Result<Task, String> {
+    scenario::load(dir)
+        .map_err(|errs| format!("invalid task {}:\n  {}", dir.display(), errs.join("\n  ")))
+}
+
+pub fn main(argv: &[String]) -> ExitCode {
+    let args = match parse(argv) {
+        Ok(a) => a,
+        Err(e) => return usage_error(&e),
+    };
+    let layout = match &args.test_root {
+        Some(root) => Layout::under(root),
+        None => Layout::image(),
+    };
+    let tasks_dir = args.tasks_dir.clone().unwrap_or_else(|| layout.tasks_dir());
+    match args.command.clone() {
+        None => usage_error("a phase is required"),
+        Some(Command::Help) => {
+            print!("{USAGE}");
+            ExitCode::SUCCESS
+        }
+        Some(Command::Version) => {
+            println!(
+                "kiln-runner {} (result schema {})",
+                env!("CARGO_PKG_VERSION"),
+                crate::result::SCHEMA_VERSION
+            );
+            ExitCode::SUCCESS
+        }
+        Some(Command::List) => {
+            for id in scenario::task_ids(&tasks_dir) {
+                println!("{id}");
+            }
+            ExitCode::SUCCESS
+        }
+        Some(Command::Validate) => {
+            let ids = match &args.task {
+                Some(id) => vec![id.clone()],
+                None => scenario::task_ids(&tasks_dir),
+            };
+            if ids.is_empty() {
+                eprintln!(
+                    "kiln-runner: no tasks (directories with a scenario.toml) in {}",
+                    tasks_dir.display()
+                );
+                return ExitCode::from(2);
+            }
+            let mut bad = 0;
+            for id in &ids {
+                match load_task(&tasks_dir.join(id)) {
+                    Ok(t) => println!("ok {id} ({})", scenario::mode_name(t.mode())),
+                    Err(e) => {
+                        bad += 1;
+                        eprintln!("{e}");
+                    }
+                }
+            }
+            if bad > 0 {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Some(Command::Phase(phase)) => run_phase(&phase, &args, layout, &tasks_dir),
+    }
+}
+
+fn run_phase(phase: &str, args: &Args, layout: Layout, tasks_dir: &std::path::Path) -> ExitCode {
+    let id = match choose_task(args, tasks_dir) {
+        Ok(id) => id,
+        Err(e) => return usage_error(&e),
+    };
+    let task = match load_task(&tasks_dir.join(&id)) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("kiln-runner: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let output = args
+        .output
+        .clone()
+        .unwrap_or_else(|| layout.default_output());
+    crate::log::to_file(&output.join("runner.log"));
+
+    let mut pass_env = args.pass_env.clone();
+    if let Ok(list) = std::env::var("KILN_PASS_ENV") {
+        pass_env.extend(
+            list.split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty()),
+        );
+    }
+    let agent_id = args
+        .agent_id
+        .clone()
+        .or_else(|| {
+            std::env::var("KILN_AGENT_ID")
+                .ok()
+                .filter(|s| !s.is_empty())
+        })
+        .or_else(|| {
+            std::fs::read_to_string(layout.agent_name_file())
+                .ok()
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+        })
+        .unwrap_or_else(|| "unknown".into());
+    let output_owner = match std::env::var("KILN_OUTPUT_OWNER") {
+        Ok(v) if !v.is_empty() => match v
+            .split_once(':')
+            .and_then(|(u, g)| Some((u.parse().ok()?, g.parse().ok()?)))
+        {
+            Some(pair) => Some(pair),
+            None => return usage_error(&format!("KILN_OUTPUT_OWNER={v:?} is not uid:gid")),
+        },
+        _ => None,
+    };
+    let agent_user = if args.no_drop_privileges {
+        None
+    } else {
+        let uid = args.test_agent_uid.unwrap_or(AGENT_UID);
+        // An image may already name uid 1000; its gid is used then, else gid = uid.
+        let gid = lookup_user(&layout.passwd(), crate::layout::AGENT_USER)
+            .filter(|(u, _, _)| *u == uid)
+            .map(|(_, g, _)| g)
+            .unwrap_or(uid);
+        Some((uid, gid))
+    };
+    let settings = Settings {
+        layout,
+        output: output.clone(),
+        prompt_variant: args.prompt_variant.clone(),
+        agent_timeout: args.agent_timeout,
+        model: args
+            .model
+            .clone()
+            .or_else(|| std::env::var("KILN_MODEL").ok())
+            .unwrap_or_default(),
+        agent_id,
+        pass_env,
+        agent_user,
+        output_owner,
+    };
+
+    let exit = |status: Status| {
+        if status == Status::InfraError {
+            ExitCode::from(1)
+        } else {
+            ExitCode::SUCCESS
+        }
+    };
+    match phase {
+        "all" => {
+            let mut run = Run::new(settings, task, None);
+            run.prepare();
+            if run.state.prepare_ok {
+                run.agent();
+            }
+            let result = if run.state.has_infra_error() {
+                run.infra_result()
+            } else {
+                run.grade()
+            };
+            exit(run.finish(result))
+        }
+        "prepare" => {
+            let mut run = Run::new(settings, task, None);
+            run.prepare();
+            if run.state.prepare_ok {
+                run.detach_services();
+                ExitCode::SUCCESS
+            } else {
+                let result = run.infra_result();
+                exit(run.finish(result))
+            }
+        }
+        "agent" | "grade" => {
+            let state = match State::load(&output) {
+                Ok(s) if s.task_id == id => s,
+                Ok(s) => {
+                    return usage_error(&format!(
+                        "{} belongs to task {:?}, not {id:?}",
+                        State::path(&output).display(),
+                        s.task_id
+                    ))
+                }
+                Err(e) => return usage_error(&e),
+            };
+            let mut run = Run::new(settings, task, Some(state));
+            if phase == "agent" {
+                run.agent();
+                if run.state.has_infra_error() {
+                    let result = run.infra_result();
+                    return exit(run.finish(result));
+                }
+                run.detach_services();
+                ExitCode::SUCCESS
+            } else {
+                let result = run.grade();
+                exit(run.finish(result))
+            }
+        }
+        _ => unreachable!("parse() accepts only the four phases"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(s: &str) -> Vec<String> {
+        s.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn parses_phases_and_flags() {
+        let a = parse(&argv(
+            "all --task t1 --output=/out --pass-env A --pass-env B --agent-timeout 5",
+        ))
+        .unwrap();
+        assert_eq!(a.command, Some(Command::Phase("all".into())));
+        assert_eq!(a.task.as_deref(), Some("t1"));
+        assert_eq!(a.output, Some(PathBuf::from("/out")));
+        assert_eq!(a.pass_env, vec!["A", "B"]);
+        assert_eq!(a.agent_timeout, Some(5));
+    }
+
+    #[test]
+    fn rejects_bad_usage() {
+        for (line, needle) in [
+            ("all --bogus", "unknown option \"--bogus\""),
+            ("fly", "unknown phase"),
+            ("all grade", "unexpected argument"),
+            ("all --task", "--task needs a value"),
+            ("all --agent-timeout soon", "not a number"),
+            (
+                "all --unsafe-test-agent-uid 5",
+                "only works with --unsafe-test-root",
+            ),
+            ("all --tasks-dir /x", "only applies to list and validate"),
+        ] {
+            let err = parse(&argv(line)).unwrap_err();
+            assert!(err.contains(needle), "{line}: {err}");
+        }
+    }
+}
