@@ -10,4 +10,6 @@ pub mod fleet;
 pub mod labels;
 pub mod naming;
 pub mod plan;
+pub mod report;
+pub mod run;
 pub mod store;

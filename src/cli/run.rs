@@ -1,9 +1,201 @@
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-#[derive(Debug, clap::Args)]
-pub struct Args {}
+use crate::backend::detect::{self, Requested};
+use crate::fleet::{Env, Fleet};
+use crate::plan::{self, Request};
+use crate::run::{self, RunSpec};
+use crate::store::{self, Store};
 
-pub fn run(_repo: &Path, _args: Args) -> anyhow::Result<ExitCode> {
-    Err(super::Failure::usage("kiln run is not implemented yet"))
+use super::Failure;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The benchmark.
+    pub benchmark: String,
+
+    /// The agent (`oracle` runs the task's reference solution, `null` does nothing).
+    #[arg(long, value_name = "AGENT")]
+    pub agent: String,
+
+    /// The task to run (a directory name under benchmarks/<benchmark>/tasks/).
+    #[arg(long, value_name = "ID")]
+    pub task_id: String,
+
+    /// Results root: the run writes <DIR>/<benchmark>/<task lowercased>/<agent>/result.json
+    /// and its logs, replacing that directory's previous contents.
+    #[arg(long, default_value = "results", value_name = "DIR")]
+    pub output: PathBuf,
+
+    /// The model the agent should use (given to it as MODEL).
+    #[arg(long)]
+    pub model: Option<String>,
+
+    /// Hand this environment variable (an API key, say) to the agent; repeatable. Its
+    /// value never appears in a command line, a log or the results.
+    #[arg(long = "pass-env", value_name = "NAME")]
+    pub pass_env: Vec<String>,
+
+    /// Override the task's agent timeout, in seconds.
+    #[arg(long, value_name = "SEC")]
+    pub agent_timeout: Option<u64>,
+
+    /// How to build missing images (as `kiln build --backend`).
+    #[arg(long, default_value = "auto", value_parser = parse_backend)]
+    pub backend: Requested,
+
+    /// Do not build: run the eval image as it is (an error if it does not exist).
+    #[arg(long)]
+    pub no_build: bool,
+
+    /// Do not echo the runner's progress.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+fn parse_backend(s: &str) -> Result<Requested, String> {
+    s.parse()
+}
+
+fn valid_env_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Exit status: 0 when the run completed (whatever the score); 1 when it could not
+/// (a build failed, the runner reported infra_error, no result came out); 2 refused
+/// input; 3 no backend.
+pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
+    crate::naming::validate_task_id(&args.task_id).map_err(|e| Failure::usage(e.to_string()))?;
+    if let Some(bad) = args.pass_env.iter().find(|n| !valid_env_name(n)) {
+        return Err(Failure::usage(format!("--pass-env {bad:?} is not an environment variable name")));
+    }
+    if let Some(missing) = args.pass_env.iter().find(|n| std::env::var_os(n).is_none()) {
+        return Err(Failure::usage(format!("--pass-env {missing}: {missing} is not set in kiln's environment")));
+    }
+    let fleet = Fleet::load(repo, super::build::env_vars())?;
+    let benchmark = fleet.benchmark(&args.benchmark).map_err(|r| Failure::usage(r.0))?.clone();
+    fleet.agent(&args.agent).map_err(|r| Failure::usage(r.0))?;
+    let task = benchmark.task(&args.task_id).map_err(super::build::refused_to_usage)?.to_string();
+    let per_task = benchmark.env == Env::PerTask;
+    let image = fleet.naming.eval(&benchmark.name, per_task.then_some(task.as_str()), &args.agent);
+
+    let solution = if args.agent == run::ORACLE {
+        let dir = repo.join("benchmarks").join(&benchmark.name).join("tasks").join(&task).join("solution");
+        if !dir.join("solve.sh").is_file() {
+            return Err(Failure::usage(format!(
+                "task {task} of {} has no reference solution ({}/solve.sh): the oracle cannot run it",
+                benchmark.name,
+                dir.display()
+            )));
+        }
+        Some(dir)
+    } else {
+        None
+    };
+
+    let store = if args.no_build {
+        let found = tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(store::locate_async(&image));
+        *found.first().ok_or_else(|| {
+            anyhow::anyhow!("{image} is in neither Docker's nor podman's image store; run without --no-build to build it")
+        })?
+    } else {
+        build(repo, &fleet, &args, &benchmark.name, per_task.then(|| task.clone()), &image)?
+    };
+
+    let spec = RunSpec {
+        benchmark: benchmark.name.clone(),
+        task: task.clone(),
+        agent: args.agent.clone(),
+        image: image.clone(),
+        store,
+        model: args.model.clone(),
+        pass_env: args.pass_env.clone(),
+        agent_timeout: args.agent_timeout,
+        solution,
+        output: args.output.clone(),
+        echo_progress: !args.quiet,
+    };
+    eprintln!("running {image} [{store}]: task {task}, agent {}", args.agent);
+    let outcome = run::execute(&spec)?;
+    let shown = outcome.dir.join("result.json");
+    match (&outcome.result, outcome.runner_exit) {
+        (Some(r), 0) => {
+            let gates = match (r.score.highest_gate, r.score.n_gates) {
+                (Some(h), Some(n)) => format!(", gates {h}/{n}"),
+                _ => String::new(),
+            };
+            println!(
+                "{}/{task} × {}: {}, score {:.4} ({}{gates}), {} in {:.1}s → {}",
+                benchmark.name,
+                args.agent,
+                r.status,
+                r.score.value,
+                r.score.mode,
+                if r.score.passed { "passed" } else { "not passed" },
+                outcome.wall.as_secs_f64(),
+                shown.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        (Some(r), code) => {
+            let why = r.errors.first().map(|e| format!(": {}: {}", e.phase, e.message)).unwrap_or_default();
+            eprintln!(
+                "error: the run did not complete (runner exit {code}, status {}{why}); logs in {}",
+                r.status,
+                outcome.dir.display()
+            );
+            Ok(ExitCode::FAILURE)
+        }
+        (None, code) => {
+            eprintln!(
+                "error: the run left no readable result (runner exit {code}): {}; logs in {}",
+                outcome.result_error.as_deref().unwrap_or("unknown"),
+                outcome.dir.display()
+            );
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+/// Builds the eval image and everything under it that is missing or stale (the
+/// executor skips up-to-date images) and returns the store that holds it.
+fn build(
+    repo: &Path,
+    fleet: &Fleet,
+    args: &Args,
+    benchmark: &str,
+    task: Option<String>,
+    image: &str,
+) -> anyhow::Result<Store> {
+    run::stage::stage_runner(repo)?;
+    let request = Request::Eval { benchmark: benchmark.to_string(), agent: args.agent.clone(), task };
+    let info = super::build::build_info(repo)?;
+    let plan = plan::plan(fleet, &request, &info).map_err(super::build::refused_to_usage)?;
+    for note in &plan.notes {
+        eprintln!("note: {note}");
+    }
+    let probes = detect::probe();
+    let local_only = if probes.buildx.is_some() && probes.driver.as_deref() != Some("docker") {
+        let bases = detect::external_bases(&plan.builds);
+        tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(detect::local_only_bases(&bases))
+    } else {
+        Vec::new()
+    };
+    let decision = detect::decide(args.backend, &probes, &local_only)?;
+    let mut opts = crate::build::Options::new(repo);
+    if args.quiet {
+        opts.progress = crate::progress::Mode::Quiet;
+    }
+    let summary = crate::build::run(&plan.builds, &plan.bake, &decision, &opts)?;
+    if !summary.ok() {
+        anyhow::bail!("building {image} failed; nothing was run (see the build output above)");
+    }
+    summary
+        .outcomes
+        .iter()
+        .find(|o| o.image == image)
+        .map(|o| o.store)
+        .ok_or_else(|| anyhow::anyhow!("the plan for {image} did not build it (a kiln bug: the plan and the eval name disagree)"))
 }

@@ -1,0 +1,250 @@
+//! `kiln report`: reads every `result.json` under a results directory (the layout
+//! `kiln run` writes: `<dir>/<benchmark>/<task lowercased>/<agent>/result.json`) and
+//! aggregates them as a table, JSON or CSV.
+//!
+//! A row holds fields the runner writes (docs/scenario-format.md §9), read with serde
+//! into [`RunnerResult`], a documented subset of result.json v1; the only field that
+//! does not come from result.json is the benchmark, which the runner does not know
+//! and which comes from the directory layout.
+
+mod format;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use serde::{Deserialize, Serialize};
+
+pub use format::{render, Format};
+
+/// The subset of result.json v1 the report reads. Unknown fields are ignored, so a
+/// later runner that only adds fields stays readable; `schema_version` is checked.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RunnerResult {
+    pub schema_version: String,
+    pub run_id: String,
+    pub status: String,
+    pub task: TaskPart,
+    pub agent: AgentPart,
+    pub score: ScorePart,
+    #[serde(default)]
+    pub checks: Vec<CheckPart>,
+    pub timing: TimingPart,
+    #[serde(default)]
+    pub errors: Vec<ErrorPart>,
+    #[serde(default)]
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct TaskPart {
+    pub id: String,
+    #[serde(default)]
+    pub title: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct AgentPart {
+    pub id: String,
+    #[serde(default)]
+    pub model: String,
+    pub exit_code: Option<i32>,
+    pub timed_out: bool,
+    pub wall_sec: Option<f64>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ScorePart {
+    pub mode: String,
+    pub value: f64,
+    pub passed: bool,
+    pub highest_gate: Option<u32>,
+    pub n_gates: Option<u32>,
+    #[serde(default)]
+    pub caps_applied: Vec<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct CheckPart {
+    pub id: String,
+    pub passed: bool,
+    #[serde(default)]
+    pub skipped: bool,
+    /// False for checks of gates that were not evaluated (they do not count).
+    #[serde(default = "yes")]
+    pub counted: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct TimingPart {
+    pub started_at: String,
+    pub wall_sec: f64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ErrorPart {
+    pub phase: String,
+    pub message: String,
+}
+
+/// One run, as the report shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Row {
+    pub benchmark: String,
+    pub task: String,
+    pub agent: String,
+    pub model: String,
+    pub status: String,
+    pub mode: String,
+    pub score: f64,
+    pub passed: bool,
+    pub highest_gate: Option<u32>,
+    pub n_gates: Option<u32>,
+    pub capped: bool,
+    pub checks_passed: usize,
+    pub checks_total: usize,
+    pub agent_exit_code: Option<i32>,
+    pub agent_timed_out: bool,
+    pub agent_wall_sec: Option<f64>,
+    pub wall_sec: f64,
+    pub started_at: String,
+    pub run_id: String,
+    /// The runner's first error, if any (`phase: message`).
+    pub error: String,
+    pub path: PathBuf,
+}
+
+/// What one benchmark × agent pair scored over its tasks.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Summary {
+    pub benchmark: String,
+    pub agent: String,
+    pub runs: usize,
+    pub passed: usize,
+    pub mean_score: f64,
+}
+
+/// Everything under a results directory.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Report {
+    pub results: Vec<Row>,
+    pub summary: Vec<Summary>,
+    /// Files named result.json that could not be read, with the reason.
+    #[serde(skip)]
+    pub unreadable: Vec<(PathBuf, String)>,
+}
+
+impl Row {
+    /// Builds a row from a parsed result and where it was found.
+    pub fn new(benchmark: String, result: RunnerResult, path: PathBuf) -> Row {
+        let counted: Vec<&CheckPart> = result.checks.iter().filter(|c| c.counted && !c.skipped).collect();
+        Row {
+            benchmark,
+            task: result.task.id,
+            agent: result.agent.id,
+            model: result.agent.model,
+            status: result.status,
+            mode: result.score.mode,
+            score: result.score.value,
+            passed: result.score.passed,
+            highest_gate: result.score.highest_gate,
+            n_gates: result.score.n_gates,
+            capped: !result.score.caps_applied.is_empty(),
+            checks_passed: counted.iter().filter(|c| c.passed).count(),
+            checks_total: counted.len(),
+            agent_exit_code: result.agent.exit_code,
+            agent_timed_out: result.agent.timed_out,
+            agent_wall_sec: result.agent.wall_sec,
+            wall_sec: result.timing.wall_sec,
+            started_at: result.timing.started_at,
+            run_id: result.run_id,
+            error: result.errors.first().map(|e| format!("{}: {}", e.phase, e.message)).unwrap_or_default(),
+            path,
+        }
+    }
+}
+
+/// Reads and checks one result.json.
+pub fn read_result(path: &Path) -> anyhow::Result<RunnerResult> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let result: RunnerResult =
+        serde_json::from_str(&text).with_context(|| format!("{} is not a result.json v1", path.display()))?;
+    if result.schema_version != "1" {
+        anyhow::bail!(
+            "{}: schema_version {:?} is not supported (this kiln reads \"1\")",
+            path.display(),
+            result.schema_version
+        );
+    }
+    Ok(result)
+}
+
+/// The benchmark a result belongs to: the third directory above result.json
+/// (`<benchmark>/<task>/<agent>/result.json`), whatever directory the report started from.
+fn benchmark_of(path: &Path) -> String {
+    path.parent()
+        .and_then(Path::parent)
+        .and_then(Path::parent)
+        .and_then(Path::file_name)
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// Collects every result.json under `dir`. A missing directory is an error; a file
+/// that cannot be read is kept in `unreadable` so the caller can name it.
+pub fn collect(dir: &Path) -> anyhow::Result<Report> {
+    if !dir.is_dir() {
+        anyhow::bail!("{} is not a directory (no results there; `kiln run` writes them)", dir.display());
+    }
+    let absolute = dir.canonicalize().with_context(|| format!("resolving {}", dir.display()))?;
+    let mut report = Report::default();
+    for entry in walkdir::WalkDir::new(&absolute).sort_by_file_name() {
+        let entry = entry.with_context(|| format!("walking {}", dir.display()))?;
+        if !entry.file_type().is_file() || entry.file_name() != "result.json" {
+            continue;
+        }
+        // Shown relative to the directory the user gave.
+        let shown = dir.join(entry.path().strip_prefix(&absolute).unwrap_or(entry.path()));
+        match read_result(entry.path()) {
+            Ok(result) => report.results.push(Row::new(benchmark_of(entry.path()), result, shown)),
+            Err(err) => report.unreadable.push((shown, format!("{err:#}"))),
+        }
+    }
+    report.results.sort_by(|a, b| {
+        (&a.benchmark, a.task.to_lowercase(), &a.agent, &a.path).cmp(&(&b.benchmark, b.task.to_lowercase(), &b.agent, &b.path))
+    });
+    report.summary = summarize(&report.results);
+    Ok(report)
+}
+
+fn summarize(rows: &[Row]) -> Vec<Summary> {
+    let mut out: Vec<Summary> = Vec::new();
+    for row in rows {
+        let pos = out.iter().position(|s| s.benchmark == row.benchmark && s.agent == row.agent);
+        let s = match pos {
+            Some(i) => &mut out[i],
+            None => {
+                out.push(Summary {
+                    benchmark: row.benchmark.clone(),
+                    agent: row.agent.clone(),
+                    runs: 0,
+                    passed: 0,
+                    mean_score: 0.0,
+                });
+                out.last_mut().expect("just pushed")
+            }
+        };
+        // Running mean, so the sum never needs a second pass.
+        s.runs += 1;
+        s.passed += usize::from(row.passed);
+        s.mean_score += (row.score - s.mean_score) / s.runs as f64;
+    }
+    for s in &mut out {
+        s.mean_score = (s.mean_score * 10_000.0).round() / 10_000.0;
+    }
+    out.sort_by(|a, b| (&a.benchmark, &a.agent).cmp(&(&b.benchmark, &b.agent)));
+    out
+}

@@ -1,0 +1,250 @@
+//! Running one eval image to completion: on the Docker Engine through its API
+//! (bollard), or with the podman CLI when the image lives in podman's store.
+//! Both do the same thing: create the container, copy the solution in (oracle runs
+//! only), start it and collect stdout/stderr, wait, copy `/output` out as a tar,
+//! remove the container.
+
+use std::io::Write as _;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, DownloadFromContainerOptionsBuilder, LogsOptionsBuilder,
+    RemoveContainerOptionsBuilder, UploadToContainerOptionsBuilder,
+};
+use futures_util::{StreamExt as _, TryStreamExt as _};
+
+use crate::store::Store;
+
+/// Where the runner writes inside the container (docs/scenario-format.md §2).
+pub const OUTPUT_DIR: &str = "/output";
+/// Where the runner looks for a task's reference solution.
+pub const SOLUTIONS_DIR: &str = "/kiln/solutions";
+
+/// One container to run.
+#[derive(Debug, Clone)]
+pub struct Container {
+    pub image: String,
+    pub store: Store,
+    /// The container's name (unique per run).
+    pub name: String,
+    /// Arguments to the image's entry point (the runner).
+    pub args: Vec<String>,
+    /// Plain environment, `NAME=value`: shown nowhere, but not secret either.
+    pub env: Vec<(String, String)>,
+    /// Secret environment (API keys): names and values; values never reach a command
+    /// line or a log (podman reads them from kiln's own environment).
+    pub secret_env: Vec<(String, String)>,
+    /// A tar to extract under [`SOLUTIONS_DIR`] before start (oracle runs only).
+    pub solution_tar: Option<Vec<u8>>,
+    /// Copy the runner's stderr (its progress lines) to ours as it comes.
+    pub echo_progress: bool,
+}
+
+/// What came out of a container.
+#[derive(Debug, Clone)]
+pub struct Finished {
+    /// The runner's exit status.
+    pub exit_code: i64,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    /// `/output` as a tar (its entries start with `output/`); None if it could not be copied.
+    pub output_tar: Option<Vec<u8>>,
+    /// Why `/output` could not be copied out, when it could not.
+    pub output_error: Option<String>,
+    pub wall: Duration,
+}
+
+/// Runs `c` to completion. Errors are infrastructure failures (no engine, no image,
+/// the container could not start); the runner's own exit status is in [`Finished`].
+pub fn run(c: &Container) -> anyhow::Result<Finished> {
+    match c.store {
+        Store::Docker => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .context("starting the tokio runtime")?;
+            rt.block_on(run_engine(c))
+        }
+        Store::Podman => run_podman(c),
+    }
+}
+
+fn echo(c: &Container, bytes: &[u8]) {
+    if c.echo_progress {
+        let _ = std::io::stderr().write_all(bytes);
+    }
+}
+
+async fn run_engine(c: &Container) -> anyhow::Result<Finished> {
+    let docker = bollard::Docker::connect_with_local_defaults().context("connecting to the Docker Engine")?;
+    let env: Vec<String> = c.env.iter().chain(&c.secret_env).map(|(k, v)| format!("{k}={v}")).collect();
+    let body = bollard::models::ContainerCreateBody {
+        image: Some(c.image.clone()),
+        cmd: Some(c.args.clone()),
+        env: Some(env),
+        labels: Some([("kiln.run".to_string(), "true".to_string())].into_iter().collect()),
+        ..Default::default()
+    };
+    let options = CreateContainerOptionsBuilder::default().name(&c.name).build();
+    docker
+        .create_container(Some(options), body)
+        .await
+        .with_context(|| format!("creating a container of {} on the Docker Engine", c.image))?;
+    let outcome = drive_engine(&docker, c).await;
+    // Removed whatever happened, so a failed run leaves nothing behind.
+    let remove = RemoveContainerOptionsBuilder::default().force(true).build();
+    let removed = docker.remove_container(&c.name, Some(remove)).await;
+    let finished = outcome?;
+    removed.with_context(|| format!("removing container {}", c.name))?;
+    Ok(finished)
+}
+
+async fn drive_engine(docker: &bollard::Docker, c: &Container) -> anyhow::Result<Finished> {
+    if let Some(tar) = &c.solution_tar {
+        let options = UploadToContainerOptionsBuilder::default().path("/").build();
+        docker
+            .upload_to_container(&c.name, Some(options), bollard::body_full(tar.clone().into()))
+            .await
+            .with_context(|| format!("copying the reference solution into {}", c.name))?;
+    }
+    let started = Instant::now();
+    docker
+        .start_container(&c.name, None)
+        .await
+        .with_context(|| format!("starting container {} of {}", c.name, c.image))?;
+    let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+    let options = LogsOptionsBuilder::default().follow(true).stdout(true).stderr(true).build();
+    let mut logs = docker.logs(&c.name, Some(options));
+    let interrupted = loop {
+        tokio::select! {
+            chunk = logs.next() => match chunk {
+                None => break false,
+                Some(Ok(bollard::container::LogOutput::StdOut { message })) => stdout.extend_from_slice(&message),
+                Some(Ok(bollard::container::LogOutput::StdErr { message })) => {
+                    echo(c, &message);
+                    stderr.extend_from_slice(&message);
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Err(e).with_context(|| format!("reading the output of container {}", c.name)),
+            },
+            _ = tokio::signal::ctrl_c() => break true,
+        }
+    };
+    if interrupted {
+        bail!("interrupted: container {} stopped and removed", c.name);
+    }
+    let exit_code = match docker.wait_container(&c.name, None).next().await {
+        Some(Ok(r)) => r.status_code,
+        Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => code,
+        Some(Err(e)) => return Err(e).with_context(|| format!("waiting for container {}", c.name)),
+        None => bail!("the Docker Engine ended the wait for container {} without a status", c.name),
+    };
+    let wall = started.elapsed();
+    let options = DownloadFromContainerOptionsBuilder::default().path(OUTPUT_DIR).build();
+    let (output_tar, output_error) =
+        match docker.download_from_container(&c.name, Some(options)).map_ok(|b| b.to_vec()).try_concat().await {
+            Ok(tar) => (Some(tar), None),
+            Err(e) => (None, Some(format!("copying {OUTPUT_DIR} out of {}: {e}", c.name))),
+        };
+    Ok(Finished { exit_code, stdout, stderr, output_tar, output_error, wall })
+}
+
+fn podman(args: &[&str]) -> duct::Expression {
+    duct::cmd("podman", args).stdout_capture().stderr_capture().unchecked()
+}
+
+fn checked(what: &str, out: std::io::Result<std::process::Output>) -> anyhow::Result<std::process::Output> {
+    let out = out.with_context(|| format!("running podman to {what}"))?;
+    if !out.status.success() {
+        bail!("podman could not {what}: {}", String::from_utf8_lossy(&out.stderr).trim());
+    }
+    Ok(out)
+}
+
+fn run_podman(c: &Container) -> anyhow::Result<Finished> {
+    let mut create: Vec<String> = vec!["create".into(), "--name".into(), c.name.clone(), "--label".into(), "kiln.run=true".into()];
+    for (k, v) in &c.env {
+        create.extend(["--env".into(), format!("{k}={v}")]);
+    }
+    // `--env NAME` alone: podman takes the value from its own environment (set below),
+    // so a secret never appears in a command line.
+    for (k, _) in &c.secret_env {
+        create.extend(["--env".into(), k.clone()]);
+    }
+    create.push(c.image.clone());
+    create.extend(c.args.iter().cloned());
+    let mut expr = duct::cmd("podman", &create).stdout_capture().stderr_capture().unchecked();
+    for (k, v) in &c.secret_env {
+        expr = expr.env(k, v);
+    }
+    checked(&format!("create a container of {}", c.image), expr.run())?;
+    let outcome = drive_podman(c);
+    let removed = checked(&format!("remove container {}", c.name), podman(&["rm", "--force", &c.name]).run());
+    let finished = outcome?;
+    removed?;
+    Ok(finished)
+}
+
+fn drive_podman(c: &Container) -> anyhow::Result<Finished> {
+    if let Some(tar) = &c.solution_tar {
+        let dir = tempfile::tempdir().context("creating a temporary directory")?;
+        tar::Archive::new(tar.as_slice()).unpack(dir.path()).context("unpacking the reference solution")?;
+        let from = dir.path().join(SOLUTIONS_DIR.trim_start_matches('/'));
+        let to = format!("{}:{}", c.name, Path::new(SOLUTIONS_DIR).parent().expect("has a parent").display());
+        checked("copy the reference solution in", podman(&["cp", &from.to_string_lossy(), &to]).run())?;
+    }
+    let started = Instant::now();
+    // stdout holds only the result between markers; stderr (progress) is echoed as it comes.
+    let mut child = std::process::Command::new("podman")
+        .args(["start", "--attach", &c.name])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .context("running podman start")?;
+    let mut err_pipe = child.stderr.take().expect("piped");
+    let echo_progress = c.echo_progress;
+    let err_reader = std::thread::spawn(move || {
+        let mut kept = Vec::new();
+        let mut buf = [0u8; 8192];
+        loop {
+            match std::io::Read::read(&mut err_pipe, &mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if echo_progress {
+                        let _ = std::io::stderr().write_all(&buf[..n]);
+                    }
+                    kept.extend_from_slice(&buf[..n]);
+                }
+            }
+        }
+        kept
+    });
+    let mut stdout = Vec::new();
+    std::io::Read::read_to_end(&mut child.stdout.take().expect("piped"), &mut stdout)?;
+    let status = child.wait().context("waiting for podman start")?;
+    let stderr = err_reader.join().unwrap_or_default();
+    let wall = started.elapsed();
+    // `podman start --attach` exits with the container's status; ask podman to be sure.
+    let inspect = podman(&["inspect", "--format", "{{.State.ExitCode}}", &c.name]).run()?;
+    let exit_code = String::from_utf8_lossy(&inspect.stdout)
+        .trim()
+        .parse::<i64>()
+        .ok()
+        .or(status.code().map(i64::from))
+        .unwrap_or(-1);
+    let dir = tempfile::tempdir().context("creating a temporary directory")?;
+    let copied = podman(&["cp", &format!("{}:{OUTPUT_DIR}", c.name), &dir.path().join("output").to_string_lossy()]).run()?;
+    let (output_tar, output_error) = if copied.status.success() {
+        let mut builder = tar::Builder::new(Vec::new());
+        builder.follow_symlinks(false);
+        builder.append_dir_all("output", dir.path().join("output"))?;
+        (Some(builder.into_inner()?), None)
+    } else {
+        (None, Some(format!("copying {OUTPUT_DIR} out of {}: {}", c.name, String::from_utf8_lossy(&copied.stderr).trim())))
+    };
+    Ok(Finished { exit_code, stdout, stderr, output_tar, output_error, wall })
+}

@@ -1,0 +1,312 @@
+//! `kiln run`: one eval (benchmark × agent × task) run in its eval image, and its
+//! results put where `kiln report` finds them:
+//!
+//! ```text
+//! <output>/<benchmark>/<task id lowercased>/<agent>/
+//!     result.json          the runner's result (docs/scenario-format.md §9)
+//!     runner.log, agent/, grader/, services/, setup/, state/   the runner's /output
+//!     runner.stdout.log    the container's stdout (the result between markers)
+//!     runner.stderr.log    the container's stderr (the runner's progress)
+//!     run.json             kiln's own record: image, store, exit status, wall time
+//! ```
+//!
+//! Solutions reach oracle runs only: no image holds one (benchmark Dockerfiles
+//! leave `solution/` out), and for the agent named `oracle` kiln copies
+//! `benchmarks/<b>/tasks/<t>/solution/` into the container at
+//! `/kiln/solutions/<t>/` before it starts, where the runner hands it to the agent.
+
+pub mod container;
+pub mod stage;
+
+use std::path::{Component, Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context as _};
+use serde::Serialize;
+
+use crate::report::{self, RunnerResult};
+use crate::store::Store;
+
+/// The agent that gets the task's reference solution.
+pub const ORACLE: &str = "oracle";
+const BEGIN_MARKER: &str = "==== KILN RESULT BEGIN ====";
+const END_MARKER: &str = "==== KILN RESULT END ====";
+
+/// One eval to run, with its image already built.
+#[derive(Debug, Clone)]
+pub struct RunSpec {
+    pub benchmark: String,
+    /// The task id as the benchmark spells it.
+    pub task: String,
+    pub agent: String,
+    pub image: String,
+    pub store: Store,
+    /// Passed to the runner as `KILN_MODEL`.
+    pub model: Option<String>,
+    /// Names of environment variables (API keys) handed to the agent; their values are
+    /// read from kiln's environment and never written anywhere.
+    pub pass_env: Vec<String>,
+    pub agent_timeout: Option<u64>,
+    /// The task's `solution/` directory: set for oracle runs only.
+    pub solution: Option<PathBuf>,
+    /// The results root (`--output`).
+    pub output: PathBuf,
+    pub echo_progress: bool,
+}
+
+/// What a run left.
+#[derive(Debug)]
+pub struct Outcome {
+    /// `<output>/<benchmark>/<task lowercased>/<agent>`.
+    pub dir: PathBuf,
+    pub runner_exit: i64,
+    pub result: Option<RunnerResult>,
+    /// Why there is no readable result, when there is none.
+    pub result_error: Option<String>,
+    pub wall: Duration,
+}
+
+/// kiln's own record of a run, `run.json` beside result.json.
+#[derive(Debug, Serialize)]
+struct RunRecord<'a> {
+    benchmark: &'a str,
+    task: &'a str,
+    agent: &'a str,
+    image: &'a str,
+    store: Store,
+    runner_exit: i64,
+    wall_sec: f64,
+    kiln_version: &'static str,
+    output_error: Option<&'a str>,
+}
+
+/// Where a run's results go.
+pub fn result_dir(output: &Path, benchmark: &str, task: &str, agent: &str) -> PathBuf {
+    output.join(benchmark).join(crate::naming::task_component(task)).join(agent)
+}
+
+/// Tars `solution` as `kiln/solutions/<task>/…` for extraction at `/`, root-owned.
+pub fn solution_tar(solution: &Path, task: &str) -> anyhow::Result<Vec<u8>> {
+    if !solution.join("solve.sh").is_file() {
+        bail!("{} has no solve.sh: the oracle has nothing to run", solution.display());
+    }
+    let mut builder = tar::Builder::new(Vec::new());
+    builder.mode(tar::HeaderMode::Deterministic);
+    builder.follow_symlinks(false);
+    let root = Path::new(container::SOLUTIONS_DIR.trim_start_matches('/')).join(task);
+    builder
+        .append_dir_all(&root, solution)
+        .with_context(|| format!("packing {}", solution.display()))?;
+    Ok(builder.into_inner()?)
+}
+
+/// The JSON between the runner's markers on stdout, when both are there.
+pub fn between_markers(stdout: &str) -> Option<&str> {
+    let start = stdout.find(BEGIN_MARKER)? + BEGIN_MARKER.len();
+    let end = stdout[start..].find(END_MARKER)? + start;
+    Some(stdout[start..end].trim())
+}
+
+/// Unpacks a tar of `/output` (entries `output/…`) into `dest`, dropping the first
+/// component and refusing entries that would leave `dest`.
+fn unpack_output(tar_bytes: &[u8], dest: &Path) -> anyhow::Result<()> {
+    let mut archive = tar::Archive::new(tar_bytes);
+    archive.set_preserve_permissions(true);
+    for entry in archive.entries()? {
+        let mut entry = entry?;
+        let path = entry.path()?.into_owned();
+        let rest: PathBuf = path.components().skip(1).collect();
+        if rest.as_os_str().is_empty() {
+            continue;
+        }
+        if rest.components().any(|c| !matches!(c, Component::Normal(_))) {
+            bail!("refusing {} from the container's output", path.display());
+        }
+        let target = dest.join(&rest);
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        entry.unpack(&target).with_context(|| format!("writing {}", target.display()))?;
+    }
+    Ok(())
+}
+
+/// Replaces every secret value in the text files under `dir` (a last line of defence:
+/// the runner never logs them, but an agent may print its own key).
+fn scrub(dir: &Path, secrets: &[(String, String)]) -> anyhow::Result<()> {
+    let secrets: Vec<&(String, String)> = secrets.iter().filter(|(_, v)| !v.is_empty()).collect();
+    if secrets.is_empty() {
+        return Ok(());
+    }
+    for entry in walkdir::WalkDir::new(dir) {
+        let entry = entry?;
+        if !entry.file_type().is_file() || entry.metadata()?.len() > 64 << 20 {
+            continue;
+        }
+        let Ok(text) = std::fs::read_to_string(entry.path()) else { continue };
+        let mut clean = text.clone();
+        for (name, value) in &secrets {
+            clean = clean.replace(value.as_str(), &format!("[redacted {name}]"));
+        }
+        if clean != text {
+            std::fs::write(entry.path(), clean)?;
+        }
+    }
+    Ok(())
+}
+
+fn container_name(spec: &RunSpec) -> String {
+    let clean = |s: &str| -> String {
+        s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c.to_ascii_lowercase() } else { '-' }).collect()
+    };
+    format!("kiln-run-{}-{}-{}-{}", clean(&spec.benchmark), clean(&spec.task), clean(&spec.agent), std::process::id())
+}
+
+/// Runs `spec` and writes its results. Errors are infrastructure failures with
+/// nothing to report; a run whose runner failed still returns an [`Outcome`] (with
+/// whatever result and logs it produced).
+pub fn execute(spec: &RunSpec) -> anyhow::Result<Outcome> {
+    let mut secret_env = Vec::new();
+    for name in &spec.pass_env {
+        let value = std::env::var(name)
+            .map_err(|_| anyhow::anyhow!("--pass-env {name}: {name} is not set in kiln's environment"))?;
+        secret_env.push((name.clone(), value));
+    }
+    let mut env = vec![
+        ("KILN_TASK_ID".to_string(), spec.task.clone()),
+        ("KILN_AGENT_ID".to_string(), spec.agent.clone()),
+    ];
+    if let Some(model) = &spec.model {
+        env.push(("KILN_MODEL".to_string(), model.clone()));
+    }
+    if !spec.pass_env.is_empty() {
+        env.push(("KILN_PASS_ENV".to_string(), spec.pass_env.join(",")));
+    }
+    let mut args = vec!["all".to_string(), "--task".to_string(), spec.task.clone()];
+    if let Some(secs) = spec.agent_timeout {
+        args.extend(["--agent-timeout".to_string(), secs.to_string()]);
+    }
+    let solution_tar = match &spec.solution {
+        Some(dir) => Some(solution_tar(dir, &spec.task)?),
+        None => None,
+    };
+    let c = container::Container {
+        image: spec.image.clone(),
+        store: spec.store,
+        name: container_name(spec),
+        args,
+        env,
+        secret_env: secret_env.clone(),
+        solution_tar,
+        echo_progress: spec.echo_progress,
+    };
+    let finished = container::run(&c)?;
+
+    // Results go to a fresh directory that replaces the previous run's only when complete.
+    let dir = result_dir(&spec.output, &spec.benchmark, &spec.task, &spec.agent);
+    let parent = dir.parent().expect("result_dir has a parent");
+    std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    let staging = tempfile::Builder::new()
+        .prefix(&format!(".{}.partial-", spec.agent))
+        .tempdir_in(parent)
+        .with_context(|| format!("creating a directory in {}", parent.display()))?;
+    let mut output_error = finished.output_error.clone();
+    if let Some(tar) = &finished.output_tar {
+        if let Err(e) = unpack_output(tar, staging.path()) {
+            output_error = Some(format!("{e:#}"));
+        }
+    }
+    std::fs::write(staging.path().join("runner.stdout.log"), &finished.stdout)?;
+    std::fs::write(staging.path().join("runner.stderr.log"), &finished.stderr)?;
+    // The markers on stdout are the fallback when /output could not be copied out.
+    let result_path = staging.path().join("result.json");
+    if !result_path.is_file() {
+        if let Some(json) = between_markers(&String::from_utf8_lossy(&finished.stdout)) {
+            std::fs::write(&result_path, format!("{json}\n"))?;
+        }
+    }
+    let record = RunRecord {
+        benchmark: &spec.benchmark,
+        task: &spec.task,
+        agent: &spec.agent,
+        image: &spec.image,
+        store: spec.store,
+        runner_exit: finished.exit_code,
+        wall_sec: (finished.wall.as_secs_f64() * 1000.0).round() / 1000.0,
+        kiln_version: env!("CARGO_PKG_VERSION"),
+        output_error: output_error.as_deref(),
+    };
+    std::fs::write(staging.path().join("run.json"), serde_json::to_string_pretty(&record)? + "\n")?;
+    scrub(staging.path(), &secret_env)?;
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).with_context(|| format!("removing the previous results in {}", dir.display()))?;
+    }
+    let kept = staging.keep();
+    std::fs::rename(&kept, &dir).with_context(|| format!("moving results to {}", dir.display()))?;
+
+    let (result, result_error) = if dir.join("result.json").is_file() {
+        match report::read_result(&dir.join("result.json")) {
+            Ok(r) => (Some(r), None),
+            Err(e) => (None, Some(format!("{e:#}"))),
+        }
+    } else {
+        let why = output_error.unwrap_or_else(|| "the runner wrote no result.json and printed none".to_string());
+        (None, Some(why))
+    };
+    Ok(Outcome { dir, runner_exit: finished.exit_code, result, result_error, wall: finished.wall })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markers() {
+        let out = format!("x\n{BEGIN_MARKER}\n{{\"a\": 1}}\n{END_MARKER}\n");
+        assert_eq!(between_markers(&out), Some("{\"a\": 1}"));
+        assert_eq!(between_markers(BEGIN_MARKER), None);
+    }
+
+    #[test]
+    fn result_dirs_lowercase_the_task() {
+        assert_eq!(
+            result_dir(Path::new("results"), "terminal-lite", "Fix.Config", "oracle"),
+            PathBuf::from("results/terminal-lite/fix.config/oracle")
+        );
+    }
+
+    #[test]
+    fn solution_tar_roots_at_kiln_solutions() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("solve.sh"), "#!/bin/sh\n").unwrap();
+        let tar = solution_tar(dir.path(), "Fix.Config").unwrap();
+        let names: Vec<String> = tar::Archive::new(tar.as_slice())
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().display().to_string())
+            .collect();
+        assert!(names.contains(&"kiln/solutions/Fix.Config/solve.sh".to_string()), "{names:?}");
+        assert!(solution_tar(tempfile::tempdir().unwrap().path(), "t").is_err());
+    }
+
+    #[test]
+    fn unpack_strips_output_and_refuses_escapes() {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(2);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append_data(&mut h, "output/agent/x.log", &b"hi"[..]).unwrap();
+        let dest = tempfile::tempdir().unwrap();
+        unpack_output(&b.into_inner().unwrap(), dest.path()).unwrap();
+        assert_eq!(std::fs::read_to_string(dest.path().join("agent/x.log")).unwrap(), "hi");
+    }
+
+    #[test]
+    fn scrub_redacts_secret_values() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.log"), "key is sk-test-123456 ok").unwrap();
+        scrub(dir.path(), &[("MODEL_API_KEY".into(), "sk-test-123456".into())]).unwrap();
+        assert_eq!(std::fs::read_to_string(dir.path().join("a.log")).unwrap(), "key is [redacted MODEL_API_KEY] ok");
+    }
+}

@@ -1,0 +1,175 @@
+//! `kiln report` over sample results laid out as `kiln run` writes them. The samples
+//! are checked against docs/result.schema.json first, so they are results the
+//! runner could have written.
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::{json, Value};
+
+fn schema() -> jsonschema::Validator {
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/result.schema.json")).unwrap();
+    jsonschema::validator_for(&serde_json::from_str(&text).unwrap()).unwrap()
+}
+
+/// A result.json v1 the runner could write; `mode` picks the score fields.
+fn sample(task: &str, title: &str, agent: &str, mode: &str, value: f64, passed: bool) -> Value {
+    let gated = mode == "gated";
+    json!({
+        "schema_version": "1",
+        "runner_version": "0.1.0",
+        "run_id": format!("{task}-{agent}-0001"),
+        "status": if passed { "completed" } else { "agent_error" },
+        "task": {"id": task, "title": title, "prompt_variant": "default",
+                 "prompt_sha256": "ab", "scenario_sha256": "cd"},
+        "agent": {"id": agent, "model": "", "exit_code": if passed { 0 } else { 3 }, "signal": null,
+                  "timed_out": false, "wall_sec": 0.5, "privileges_dropped": true, "metrics": null},
+        "score": {"mode": mode, "value": value, "passed": passed, "raw_value": value,
+                  "threshold": if gated { 0.8 } else { 1.0 },
+                  "highest_gate": if gated { json!(if passed { 5 } else { 1 }) } else { Value::Null },
+                  "n_gates": if gated { json!(5) } else { Value::Null },
+                  "caps_applied": if value == 0.69 {
+                      json!([{"when_any_failed": "equivalence_*", "max": 0.69, "failed_checks": ["equivalence_reasons"]}])
+                  } else { json!([]) }},
+        "gates": [],
+        "checks": [
+            {"id": "a", "group": "default", "source": "scenario", "passed": true, "skipped": false,
+             "required": false, "weight": 1.0, "counted": true, "duration_ms": 3, "message": "", "details": {}},
+            {"id": "b", "group": "default", "source": "scenario", "passed": passed, "skipped": false,
+             "required": false, "weight": 1.0, "counted": true, "duration_ms": 3, "message": "", "details": {}},
+            {"id": "c", "group": "default", "source": "scenario", "passed": false, "skipped": false,
+             "required": false, "weight": 1.0, "counted": false, "duration_ms": 0, "message": "", "details": {}}
+        ],
+        "rewards": {},
+        "fixtures": {},
+        "timing": {"started_at": "2026-11-23T09:30:00Z", "finished_at": "2026-11-23T09:30:02Z", "wall_sec": 2.25,
+                   "prepare": null, "agent": null, "grade": null},
+        "warnings": [],
+        "errors": if passed { json!([]) } else { json!([{"phase": "agent", "message": "agent exited 3, \"oops\""}]) }
+    })
+}
+
+fn write(dir: &Path, benchmark: &str, agent: &str, result: &Value) {
+    let task = result["task"]["id"].as_str().unwrap().to_lowercase();
+    let at = dir.join(benchmark).join(task).join(agent);
+    std::fs::create_dir_all(&at).unwrap();
+    std::fs::write(at.join("result.json"), serde_json::to_string_pretty(result).unwrap()).unwrap();
+}
+
+fn results_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let samples = [
+        ("metric-backfill", sample("orders-daily", "Repair the backfill", "oracle", "gated", 1.0, true)),
+        ("metric-backfill", sample("orders-daily", "Repair the backfill", "null", "gated", 0.2, false)),
+        ("metric-definition-audit", sample("churn-dashboard", "Audit \"Q3\", revenue", "oracle", "weighted", 0.69, false)),
+        ("terminal-lite", sample("Fix.Config", "Repair a config", "oracle", "reward", 1.0, true)),
+    ];
+    let validator = schema();
+    for (benchmark, result) in &samples {
+        assert!(validator.is_valid(result), "sample does not follow the schema: {result}");
+        let agent = result["agent"]["id"].as_str().unwrap();
+        write(dir.path(), benchmark, agent, result);
+    }
+    dir
+}
+
+fn kiln(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_kiln")).args(args).output().unwrap()
+}
+
+#[test]
+fn table_shows_every_run_and_a_summary() {
+    let dir = results_dir();
+    let out = kiln(&["report", dir.path().to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].starts_with("BENCHMARK"), "{text}");
+    // Sorted by benchmark, task, agent; the per-task id keeps its case.
+    assert!(lines[1].starts_with("metric-backfill ") && lines[1].contains(" null "), "{text}");
+    assert!(lines[2].contains(" oracle ") && lines[2].contains("1.0000") && lines[2].contains("5/5"), "{text}");
+    assert!(lines[3].contains("0.6900 (capped)") && lines[3].contains(" no "), "{text}");
+    assert!(lines[4].starts_with("terminal-lite") && lines[4].contains("Fix.Config"), "{text}");
+    // Uncounted checks (gates not evaluated) are left out of CHECKS.
+    assert!(lines[1].contains("1/2"), "{text}");
+    assert!(text.contains("MEAN SCORE"), "{text}");
+    assert!(text.contains("agent: agent exited 3"), "{text}");
+}
+
+#[test]
+fn json_round_trips_with_serde() {
+    let dir = results_dir();
+    let out = kiln(&["report", dir.path().to_str().unwrap(), "--format", "json"]);
+    assert!(out.status.success());
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let results = v["results"].as_array().unwrap();
+    assert_eq!(results.len(), 4);
+    assert_eq!(results[1]["agent"], "oracle");
+    assert_eq!(results[1]["score"], 1.0);
+    assert_eq!(results[1]["highest_gate"], 5);
+    let summary = v["summary"].as_array().unwrap();
+    let backfill_null = summary.iter().find(|s| s["benchmark"] == "metric-backfill" && s["agent"] == "null").unwrap();
+    assert_eq!(backfill_null["runs"], 1);
+    assert_eq!(backfill_null["passed"], 0);
+    assert_eq!(backfill_null["mean_score"], 0.2);
+}
+
+#[test]
+fn csv_quotes_commas_and_quotes() {
+    let dir = results_dir();
+    // An error message with a comma, a quote and a newline must survive a CSV round trip.
+    let mut odd = sample("count-lines", "Count, \"lines\"", "null", "reward", 0.0, false);
+    odd["errors"] = json!([{"phase": "grade", "message": "test.sh said \"no\",\nthen exited"}]);
+    write(dir.path(), "terminal-lite", "null", &odd);
+    let out = kiln(&["report", dir.path().to_str().unwrap(), "--format", "csv"]);
+    assert!(out.status.success());
+    let mut reader = csv::Reader::from_reader(out.stdout.as_slice());
+    let header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
+    assert_eq!(&header[..3], ["benchmark", "task", "agent"]);
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 5);
+    let error_col = header.iter().position(|h| h == "error").unwrap();
+    let odd_row = rows.iter().find(|r| &r[1] == "count-lines").unwrap();
+    assert_eq!(&odd_row[error_col], "grade: test.sh said \"no\",\nthen exited");
+    assert!(rows.iter().all(|r| r.len() == header.len()));
+}
+
+#[test]
+fn unreadable_results_are_named_and_fail() {
+    let dir = results_dir();
+    let bad = dir.path().join("terminal-lite/parse-log/oracle");
+    std::fs::create_dir_all(&bad).unwrap();
+    std::fs::write(bad.join("result.json"), "{\"schema_version\": \"1\"").unwrap();
+    let out = kiln(&["report", dir.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("parse-log/oracle/result.json"), "{stderr}");
+    // The readable ones are still reported.
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().filter(|l| l.contains("oracle")).count(), 3);
+}
+
+#[test]
+fn newer_schema_versions_are_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut future = sample("orders-daily", "t", "oracle", "gated", 1.0, true);
+    future["schema_version"] = json!("2");
+    write(dir.path(), "metric-backfill", "oracle", &future);
+    let out = kiln(&["report", dir.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("schema_version \"2\""));
+}
+
+#[test]
+fn a_missing_directory_is_a_usage_error() {
+    let out = kiln(&["report", "/nonexistent/kiln-results"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/kiln-results is not a directory"));
+}
+
+#[test]
+fn an_empty_directory_reports_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = kiln(&["report", dir.path().to_str().unwrap()]);
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "no results\n");
+}
