@@ -1,13 +1,22 @@
 //! Image stores: Docker's (the engine and bake backends build into it) and
 //! podman's. An image in one is invisible to the other, so kiln records where it
-//! built each image and can look in both.
+//! built each image (`.kiln/state.json` under the repository, git-ignored) and
+//! looks in both stores when asked where an image is.
+//!
+//! For other commands: [`locate`] (which stores hold an image), [`inspect`] (one
+//! store), [`list_images`] (kiln-labelled images of both stores) and
+//! [`elsewhere_message`] (the sentence to print when an image is only in the other store).
 
+use std::collections::BTreeMap;
 use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use serde::{Deserialize, Serialize};
 
 /// A local image store.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Store {
     Docker,
@@ -33,5 +42,282 @@ impl Store {
 impl fmt::Display for Store {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
+    }
+}
+
+/// An image as a store reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ImageInfo {
+    /// The reference asked for (or, from [`list_images`], the first tag).
+    pub name: String,
+    /// `sha256:<hex>`.
+    pub id: String,
+    pub store: Store,
+    pub labels: BTreeMap<String, String>,
+    /// Registry digests; empty for an image that only ever lived in this store (Docker).
+    #[serde(skip)]
+    pub repo_digests: Vec<String>,
+}
+
+fn docker() -> anyhow::Result<bollard::Docker> {
+    bollard::Docker::connect_with_local_defaults().context("connecting to the Docker Engine")
+}
+
+fn prefixed(id: &str) -> String {
+    if id.starts_with("sha256:") {
+        id.to_string()
+    } else {
+        format!("sha256:{id}")
+    }
+}
+
+/// Looks `image` up in one store. `Ok(None)`: the store answered and does not have it.
+pub async fn inspect(store: Store, image: &str) -> anyhow::Result<Option<ImageInfo>> {
+    match store {
+        Store::Docker => {
+            let client = docker()?;
+            match tokio::time::timeout(Duration::from_secs(10), client.inspect_image(image)).await {
+                Err(_) => anyhow::bail!("the Docker Engine did not answer an image inspect of {image} within 10 s"),
+                Ok(Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. })) => Ok(None),
+                Ok(Err(e)) => Err(e).with_context(|| format!("inspecting {image} in Docker's image store")),
+                Ok(Ok(info)) => Ok(Some(ImageInfo {
+                    name: image.to_string(),
+                    id: info.id.unwrap_or_default(),
+                    store,
+                    labels: info
+                        .config
+                        .and_then(|c| c.labels)
+                        .unwrap_or_default()
+                        .into_iter()
+                        .collect(),
+                    repo_digests: info.repo_digests.unwrap_or_default(),
+                })),
+            }
+        }
+        Store::Podman => {
+            let image = image.to_string();
+            tokio::task::spawn_blocking(move || podman_inspect(&image)).await?
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct PodmanImage {
+    id: String,
+    #[serde(default)]
+    labels: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    repo_digests: Option<Vec<String>>,
+    #[serde(default)]
+    names: Option<Vec<String>>,
+}
+
+fn podman_inspect(image: &str) -> anyhow::Result<Option<ImageInfo>> {
+    let out = duct::cmd!("podman", "image", "inspect", "--format", "json", image)
+        .stdout_capture()
+        .stderr_capture()
+        .unchecked()
+        .run()
+        .context("running podman image inspect")?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        if err.contains("image not known") || err.contains("no such image") {
+            return Ok(None);
+        }
+        anyhow::bail!("podman image inspect {image} failed: {}", err.trim());
+    }
+    let mut images: Vec<PodmanImage> =
+        serde_json::from_slice(&out.stdout).context("reading podman image inspect's JSON")?;
+    let Some(found) = images.pop() else { return Ok(None) };
+    Ok(Some(ImageInfo {
+        name: image.to_string(),
+        id: prefixed(&found.id),
+        store: Store::Podman,
+        labels: found.labels.unwrap_or_default(),
+        repo_digests: found.repo_digests.unwrap_or_default(),
+    }))
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+}
+
+/// The stores that hold `image` (Docker first). A store that does not answer
+/// (no engine, no podman) counts as not holding it.
+pub async fn locate_async(image: &str) -> Vec<Store> {
+    let mut found = Vec::new();
+    for store in [Store::Docker, Store::Podman] {
+        if let Ok(Some(_)) = inspect(store, image).await {
+            found.push(store);
+        }
+    }
+    found
+}
+
+/// Synchronous [`locate_async`] (not from inside a tokio runtime).
+pub fn locate(image: &str) -> Vec<Store> {
+    runtime().block_on(locate_async(image))
+}
+
+/// What to tell a user who needs `image` in `wanted` when it is only in the other store.
+pub fn elsewhere_message(image: &str, wanted: Store, found_in: &[Store]) -> Option<String> {
+    if found_in.contains(&wanted) || found_in.is_empty() {
+        return None;
+    }
+    let other = wanted.other();
+    Some(format!(
+        "{image} exists only in {other}'s image store, not in {wanted}'s; use it with {other}, \
+         or build it again with --backend {}",
+        match wanted {
+            Store::Docker => "engine",
+            Store::Podman => "podman",
+        }
+    ))
+}
+
+/// Every image in both stores that carries an `eval.type` label (kiln's fleet),
+/// one entry per tag. A store that does not answer is skipped.
+pub async fn list_images_async() -> Vec<ImageInfo> {
+    let mut out = Vec::new();
+    if let Ok(client) = docker() {
+        let options = bollard::query_parameters::ListImagesOptionsBuilder::default()
+            .filters(&std::collections::HashMap::from([("label", vec![crate::labels::TYPE])]))
+            .build();
+        if let Ok(Ok(images)) = tokio::time::timeout(Duration::from_secs(10), client.list_images(Some(options))).await {
+            for image in images {
+                for tag in image.repo_tags.iter().filter(|t| *t != "<none>:<none>") {
+                    out.push(ImageInfo {
+                        name: tag.clone(),
+                        id: image.id.clone(),
+                        store: Store::Docker,
+                        labels: image.labels.clone().into_iter().collect(),
+                        repo_digests: image.repo_digests.clone(),
+                    });
+                }
+            }
+        }
+    }
+    let podman = tokio::task::spawn_blocking(|| {
+        duct::cmd!(
+            "podman",
+            "images",
+            "--format",
+            "json",
+            "--filter",
+            format!("label={}", crate::labels::TYPE)
+        )
+        .stdout_capture()
+        .stderr_null()
+        .unchecked()
+        .run()
+    })
+    .await;
+    if let Ok(Ok(result)) = podman {
+        if let Ok(images) = serde_json::from_slice::<Vec<PodmanImage>>(&result.stdout) {
+            for image in images {
+                for name in image.names.clone().unwrap_or_default() {
+                    out.push(ImageInfo {
+                        name,
+                        id: prefixed(&image.id),
+                        store: Store::Podman,
+                        labels: image.labels.clone().unwrap_or_default(),
+                        repo_digests: image.repo_digests.clone().unwrap_or_default(),
+                    });
+                }
+            }
+        }
+    }
+    out.sort_by(|a, b| (&a.name, a.store).cmp(&(&b.name, b.store)));
+    out
+}
+
+/// Synchronous [`list_images_async`] (not from inside a tokio runtime).
+pub fn list_images() -> Vec<ImageInfo> {
+    runtime().block_on(list_images_async())
+}
+
+/// One image kiln built, as recorded in the state file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    pub store: Store,
+    pub id: String,
+    pub digest: String,
+}
+
+/// `.kiln/state.json`: where kiln built each image, by reference.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct State {
+    pub images: BTreeMap<String, Record>,
+}
+
+impl State {
+    pub fn path(repo: &Path) -> PathBuf {
+        repo.join(".kiln").join("state.json")
+    }
+
+    /// Reads the state file; none yet (or unreadable) is an empty state.
+    pub fn load(repo: &Path) -> State {
+        std::fs::read(State::path(repo))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
+    }
+
+    /// Records one built image and writes the file (atomically: temp file + rename).
+    pub fn record(repo: &Path, image: &str, record: Record) -> anyhow::Result<()> {
+        let dir = repo.join(".kiln");
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let ignore = dir.join(".gitignore");
+        if !ignore.exists() {
+            std::fs::write(&ignore, "# kiln's local state; never committed\n*\n")?;
+        }
+        let mut state = State::load(repo);
+        state.images.insert(image.to_string(), record);
+        let tmp = tempfile::NamedTempFile::new_in(&dir)?;
+        serde_json::to_writer_pretty(&tmp, &state)?;
+        tmp.persist(State::path(repo)).context("writing .kiln/state.json")?;
+        Ok(())
+    }
+
+    /// The store kiln last built `image` into, if it did.
+    pub fn store_of(&self, image: &str) -> Option<Store> {
+        self.images.get(image).map(|r| r.store)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_round_trip_and_gitignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let rec = Record {
+            store: Store::Podman,
+            id: "sha256:1".into(),
+            digest: "sha256:2".into(),
+        };
+        State::record(dir.path(), "kiln.local/core/base:dev", rec.clone()).unwrap();
+        let state = State::load(dir.path());
+        assert_eq!(state.store_of("kiln.local/core/base:dev"), Some(Store::Podman));
+        assert_eq!(state.images["kiln.local/core/base:dev"], rec);
+        assert!(std::fs::read_to_string(dir.path().join(".kiln/.gitignore"))
+            .unwrap()
+            .contains('*'));
+    }
+
+    #[test]
+    fn elsewhere_only_when_only_elsewhere() {
+        assert_eq!(
+            elsewhere_message("x:1", Store::Docker, &[Store::Docker, Store::Podman]),
+            None
+        );
+        assert_eq!(elsewhere_message("x:1", Store::Docker, &[]), None);
+        let msg = elsewhere_message("x:1", Store::Docker, &[Store::Podman]).unwrap();
+        assert!(msg.contains("only in podman's image store"), "{msg}");
     }
 }

@@ -42,10 +42,7 @@ mod tests {
     #[test]
     fn renders_env_files_sets_targets() {
         let request = BakeRequest {
-            files: vec![
-                "docker-bake.hcl".into(),
-                "benchmarks/demo/docker-bake.hcl".into(),
-            ],
+            files: vec!["docker-bake.hcl".into(), "benchmarks/demo/docker-bake.hcl".into()],
             vars: BTreeMap::from([("EVAL_TASK_ID".into(), "Fix-Bug.1".into())]),
             sets: vec![
                 "benchmark-demo.tags=kiln.local/benchmarks/demo-fix-bug.1:dev".into(),

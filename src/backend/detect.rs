@@ -82,7 +82,10 @@ impl fmt::Display for FallbackCause {
                  and base {base} exists only there"
             ),
             FallbackCause::BakeCannotResolveLocalBase { base } => {
-                write!(f, "docker buildx bake could not resolve base {base}, which exists in the local image store")
+                write!(
+                    f,
+                    "docker buildx bake could not resolve base {base}, which exists in the local image store"
+                )
             }
         }
     }
@@ -144,9 +147,7 @@ pub async fn probe_async() -> Probes {
         .and_then(|d| run_probe(d, &["buildx", "version"]))
         .map(|out| out.lines().next().unwrap_or("").trim().to_string());
     let driver = match (&docker, &buildx) {
-        (Some(d), Some(_)) => {
-            run_probe(d, &["buildx", "inspect"]).and_then(|out| parse_driver(&out))
-        }
+        (Some(d), Some(_)) => run_probe(d, &["buildx", "inspect"]).and_then(|out| parse_driver(&out)),
         _ => None,
     };
     let podman = which::which("podman")
@@ -192,9 +193,7 @@ pub async fn local_only_bases(bases: &[String]) -> Vec<String> {
     };
     let mut out = Vec::new();
     for base in bases {
-        if let Ok(Ok(info)) =
-            tokio::time::timeout(Duration::from_secs(3), docker.inspect_image(base)).await
-        {
+        if let Ok(Ok(info)) = tokio::time::timeout(Duration::from_secs(3), docker.inspect_image(base)).await {
             if info.repo_digests.unwrap_or_default().is_empty() {
                 out.push(base.clone());
             }
@@ -210,29 +209,27 @@ fn no_backend(message: String) -> anyhow::Error {
 /// Chooses the backend. `local_only` lists the plan's bases that exist only in the
 /// local image store ([`local_only_bases`]). Errors carry exit status 3 and name
 /// what was looked for.
-pub fn decide(
-    requested: Requested,
-    probes: &Probes,
-    local_only: &[String],
-) -> anyhow::Result<Decision> {
+pub fn decide(requested: Requested, probes: &Probes, local_only: &[String]) -> anyhow::Result<Decision> {
     let engine_ok = probes.engine.is_ok();
-    let looked_for =
-        || {
-            format!(
+    let looked_for = || {
+        format!(
             "looked for docker buildx ({}), podman on PATH ({}), and a Docker Engine at {} ({})",
             match (&probes.docker, &probes.buildx) {
                 (None, _) => "no docker on PATH".to_string(),
                 (Some(_), None) => "`docker buildx version` failed".to_string(),
                 (Some(_), Some(v)) => v.clone(),
             },
-            probes.podman.as_ref().map_or("not found".to_string(), |p| p.display().to_string()),
+            probes
+                .podman
+                .as_ref()
+                .map_or("not found".to_string(), |p| p.display().to_string()),
             probes.engine_endpoint,
             match &probes.engine {
                 Ok(v) => format!("answered, version {v}"),
                 Err(e) => format!("no answer: {e}"),
             }
         )
-        };
+    };
     let decision = |backend, reason: String, cause, fallback| Decision {
         backend,
         reason,
@@ -241,12 +238,7 @@ pub fn decide(
     };
     match requested {
         Requested::Bake => match &probes.buildx {
-            Some(v) => Ok(decision(
-                BackendKind::Bake,
-                format!("requested; {v}"),
-                None,
-                None,
-            )),
+            Some(v) => Ok(decision(BackendKind::Bake, format!("requested; {v}"), None, None)),
             None => Err(no_backend(format!(
                 "--backend bake: docker buildx is not available; {}",
                 looked_for()
@@ -332,10 +324,7 @@ pub fn decide(
                     None,
                 ));
             }
-            Err(no_backend(format!(
-                "no backend able to build: {}",
-                looked_for()
-            )))
+            Err(no_backend(format!("no backend able to build: {}", looked_for())))
         }
     }
 }
@@ -347,10 +336,7 @@ pub fn decide(
 pub fn bake_resolve_failure(stderr: &str, exists_locally: impl Fn(&str) -> bool) -> Option<String> {
     let mut candidates: Vec<String> = Vec::new();
     for line in stderr.lines() {
-        for marker in [
-            "failed to resolve source metadata for ",
-            "pull access denied for ",
-        ] {
+        for marker in ["failed to resolve source metadata for ", "pull access denied for "] {
             let mut rest = line;
             while let Some(at) = rest.find(marker) {
                 rest = &rest[at + marker.len()..];
@@ -412,19 +398,12 @@ mod tests {
     }
 
     fn exit_code(err: &anyhow::Error) -> u8 {
-        err.downcast_ref::<crate::cli::Failure>()
-            .map(|f| f.code)
-            .unwrap()
+        err.downcast_ref::<crate::cli::Failure>().map(|f| f.code).unwrap()
     }
 
     #[test]
     fn docker_driver_keeps_bake_with_podman_for_resolve_failures() {
-        let d = decide(
-            Requested::Auto,
-            &probes(),
-            &["kiln.local/core/base:dev".into()],
-        )
-        .unwrap();
+        let d = decide(Requested::Auto, &probes(), &["kiln.local/core/base:dev".into()]).unwrap();
         assert_eq!(d.backend, BackendKind::Bake);
         assert_eq!(d.cause, None);
         assert_eq!(d.fallback, Some(BackendKind::Podman));
@@ -456,10 +435,7 @@ mod tests {
     fn container_driver_without_local_only_base_keeps_bake() {
         let mut p = probes();
         p.driver = Some("docker-container".into());
-        assert_eq!(
-            decide(Requested::Auto, &p, &[]).unwrap().backend,
-            BackendKind::Bake
-        );
+        assert_eq!(decide(Requested::Auto, &p, &[]).unwrap().backend, BackendKind::Bake);
     }
 
     #[test]
@@ -521,28 +497,18 @@ mod tests {
     fn explicit_backend_missing_is_exit_3() {
         let mut p = probes();
         p.podman = None;
-        assert_eq!(
-            exit_code(&decide(Requested::Podman, &p, &[]).unwrap_err()),
-            3
-        );
+        assert_eq!(exit_code(&decide(Requested::Podman, &p, &[]).unwrap_err()), 3);
         p.engine = Err("refused".into());
-        assert_eq!(
-            exit_code(&decide(Requested::Engine, &p, &[]).unwrap_err()),
-            3
-        );
+        assert_eq!(exit_code(&decide(Requested::Engine, &p, &[]).unwrap_err()), 3);
         p.buildx = None;
         assert_eq!(exit_code(&decide(Requested::Bake, &p, &[]).unwrap_err()), 3);
         // An explicit choice never falls back.
-        assert_eq!(
-            decide(Requested::Bake, &probes(), &[]).unwrap().fallback,
-            None
-        );
+        assert_eq!(decide(Requested::Bake, &probes(), &[]).unwrap().fallback, None);
     }
 
     #[test]
     fn driver_parsed_from_inspect() {
-        let out =
-            "Name:          builder\nDriver:        docker-container\nNodes:\nName: builder0\n";
+        let out = "Name:          builder\nDriver:        docker-container\nNodes:\nName: builder0\n";
         assert_eq!(parse_driver(out).as_deref(), Some("docker-container"));
         assert_eq!(parse_driver("Name: x\n"), None);
     }
@@ -556,15 +522,9 @@ mod tests {
             Some("kiln.local/core/base:dev")
         );
         let e2 = "ERROR: failed to solve: failed to resolve source metadata for docker.io/library/debian:bookworm-slim: pull access denied";
-        assert_eq!(
-            bake_resolve_failure(e2, local).as_deref(),
-            Some("debian:bookworm-slim")
-        );
+        assert_eq!(bake_resolve_failure(e2, local).as_deref(), Some("debian:bookworm-slim"));
         let e3 = "ERROR: docker.io/library/debian:bookworm-slim: not found";
-        assert_eq!(
-            bake_resolve_failure(e3, local).as_deref(),
-            Some("debian:bookworm-slim")
-        );
+        assert_eq!(bake_resolve_failure(e3, local).as_deref(), Some("debian:bookworm-slim"));
         // A base that is not local, or an unrelated failure, is not a fallback cause.
         let e4 = "failed to resolve source metadata for docker.io/library/alpine:3: not found";
         assert_eq!(bake_resolve_failure(e4, local), None);
