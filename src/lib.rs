@@ -5,11 +5,15 @@
 //! Nothing below `cli` parses arguments; `cli` only turns flags into option structs.
 
 pub mod backend;
+pub mod build;
 pub mod cli;
+pub mod context;
+pub mod digest;
 pub mod fleet;
 pub mod labels;
 pub mod naming;
 pub mod plan;
+pub mod progress;
 pub mod report;
 pub mod run;
 pub mod store;
