@@ -10,6 +10,7 @@ pub mod cli;
 pub mod context;
 pub mod digest;
 pub mod fleet;
+pub mod lint;
 pub mod labels;
 pub mod naming;
 pub mod plan;

@@ -99,7 +99,7 @@ impl Fleet {
             resolver.variable(naming::VAR_REGISTRY, &vars)?,
             resolver.variable(naming::VAR_TAG, &vars)?,
         );
-        let defined = resolver.target_names();
+        let defined = resolver.target_names().clone();
         let mut wanted: Vec<String> = Vec::new();
         let mut missing = Vec::new();
         let mut want = |dir: &str, name: &str, target: String| {
