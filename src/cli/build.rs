@@ -180,7 +180,7 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
         eprintln!("note: {note}");
     }
     if args.dry_run {
-        let decision = choose_for_dry_run(args.backend, &plan)?;
+        let decision = choose(args.backend, &plan, false)?;
         if decision.backend == BackendKind::Engine {
             if let Some(why) = plan.builds.iter().find_map(backend::engine::refusal) {
                 // What the real build would do: refuse before anything runs.
@@ -196,40 +196,66 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    Err(Failure::usage(
-        "real builds are not available in this version of kiln yet (the executor is not wired in); \
-         use --dry-run to print the commands",
-    ))
+    // A real build: probe, decide (explained by the executor), build.
+    let decision = choose(args.backend, &plan, true)?;
+    if decision.backend == BackendKind::Engine {
+        if let Some(why) = plan.builds.iter().find_map(backend::engine::refusal) {
+            return Err(Failure::usage(why));
+        }
+    }
+    if plan
+        .builds
+        .iter()
+        .any(|b| b.bake_target == crate::naming::core_target("runner"))
+    {
+        // The runner image holds the static runner binary, copied into its context first.
+        crate::run::stage::stage_runner(repo)?;
+    }
+    let mut opts = crate::build::Options::new(repo);
+    if let Some(jobs) = args.jobs {
+        opts.jobs = jobs.into();
+    }
+    opts.force = args.force;
+    opts.progress = match args.progress {
+        Progress::Auto => crate::progress::Mode::Auto,
+        Progress::Tty => crate::progress::Mode::Tty,
+        Progress::Plain => crate::progress::Mode::Plain,
+        Progress::Quiet => crate::progress::Mode::Quiet,
+    };
+    let summary = crate::build::run(&plan.builds, &plan.bake, &decision, &opts)?;
+    // The executor has printed the per-image outcomes and the summary line.
+    Ok(ExitCode::from(summary.exit_code()))
 }
 
-/// For a dry run, an explicit `--backend` is taken as given (the commands are printed, not
-/// run, so the tool need not be installed); `auto` probes this machine, read-only.
-fn choose_for_dry_run(requested: Requested, plan: &Plan) -> anyhow::Result<Decision> {
+/// The backend to use. For a dry run, an explicit `--backend` is taken as given (the
+/// commands are printed, not run, so the tool need not be installed); otherwise, and for
+/// `auto`, this machine is probed (read-only) and the choice explained.
+fn choose(requested: Requested, plan: &Plan, probe_explicit: bool) -> anyhow::Result<Decision> {
     let explicit = |backend| Decision {
         backend,
         reason: "requested".into(),
         cause: None,
         fallback: None,
     };
-    Ok(match requested {
-        Requested::Bake => explicit(BackendKind::Bake),
-        Requested::Podman => explicit(BackendKind::Podman),
-        Requested::Engine => explicit(BackendKind::Engine),
-        Requested::Auto => {
-            let probes = detect::probe();
-            let local_only =
-                if probes.buildx.is_some() && probes.driver.as_deref() != Some("docker") {
-                    let bases = detect::external_bases(&plan.builds);
-                    tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()?
-                        .block_on(detect::local_only_bases(&bases))
-                } else {
-                    Vec::new()
-                };
-            detect::decide(Requested::Auto, &probes, &local_only)?
+    if !probe_explicit {
+        match requested {
+            Requested::Bake => return Ok(explicit(BackendKind::Bake)),
+            Requested::Podman => return Ok(explicit(BackendKind::Podman)),
+            Requested::Engine => return Ok(explicit(BackendKind::Engine)),
+            Requested::Auto => {}
         }
-    })
+    }
+    let probes = detect::probe();
+    let local_only = if probes.buildx.is_some() && probes.driver.as_deref() != Some("docker") {
+        let bases = detect::external_bases(&plan.builds);
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(detect::local_only_bases(&bases))
+    } else {
+        Vec::new()
+    };
+    detect::decide(requested, &probes, &local_only)
 }
 
 /// Prints the commands of `plan` for the decided backend, in order. Lines starting with
