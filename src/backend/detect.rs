@@ -532,3 +532,19 @@ mod tests {
         assert_eq!(bake_resolve_failure(e5, local), None);
     }
 }
+
+/// Probes, finds the plan's local-only bases when that matters (a non-`docker`
+/// builder driver), and decides: what `kiln build` calls before a real build (and
+/// `--dry-run` with `--backend auto`). Read-only; call outside a tokio runtime.
+pub fn choose(requested: Requested, specs: &[BuildSpec]) -> anyhow::Result<Decision> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let probes = probe_async().await;
+        let local_only = if probes.buildx.is_some() && probes.driver.as_deref() != Some("docker") {
+            local_only_bases(&external_bases(specs)).await
+        } else {
+            Vec::new()
+        };
+        decide(requested, &probes, &local_only)
+    })
+}

@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# Makes the local base images kiln's fleet and tests build on, pulling nothing
+# from any registry (kiln builds with pulling disabled):
+#
+#   kiln.local/bases/busybox:latest   FROM scratch + busybox-static (fast test fixtures)
+#   debian:bookworm-slim              `debootstrap --variant=minbase bookworm` rootfs
+#
+# Each is imported into BOTH stores: Docker's (engine, bake) and podman's (podman
+# stores the Debian image as docker.io/library/debian:bookworm-slim, which is what
+# `FROM debian:bookworm-slim` resolves to). An image already present with the same
+# source (label kiln.base.source = sha256 of the rootfs tarball) is left alone.
+#
+# Environment:
+#   KILN_BASE_INCLUDE   comma-separated Debian packages to bake into the Debian base,
+#                       e.g. KILN_BASE_INCLUDE=postgresql. Build containers here cannot
+#                       reach Debian's mirror (apt inside `docker run` fails), so a
+#                       benchmark that needs a package gets it from the base instead.
+#                       The packages are installed by debootstrap on the host.
+#   KILN_CACHE_DIR      where the rootfs tarballs are cached (default
+#                       ${XDG_CACHE_HOME:-~/.cache}/kiln); a second run reuses them.
+#   KILN_DEBIAN_MIRROR  the mirror debootstrap uses (default http://deb.debian.org/debian).
+#   KILN_BASES_ONLY     `busybox` or `debian` to make only one of them.
+#   KILN_BASES_STORES   `docker`, `podman` or `docker podman` (default: the ones present).
+set -euo pipefail
+
+cache="${KILN_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/kiln}/bases"
+mirror="${KILN_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+include="${KILN_BASE_INCLUDE:-}"
+only="${KILN_BASES_ONLY:-}"
+stores="${KILN_BASES_STORES:-}"
+if [ -z "$stores" ]; then
+  docker info >/dev/null 2>&1 && stores="docker"
+  command -v podman >/dev/null 2>&1 && stores="$stores podman"
+fi
+[ -n "$stores" ] || { echo "make-bases: neither the Docker Engine nor podman is available" >&2; exit 3; }
+mkdir -p "$cache"
+
+say() { echo "make-bases: $*" >&2; }
+
+# import <store> <tarball> <name> [--change …]: imports unless the same source is there.
+import() {
+  local store="$1" tarball="$2" name="$3"; shift 3
+  local source; source="sha256:$(sha256sum "$tarball" | cut -d' ' -f1)"
+  local have
+  have="$($store image inspect --format '{{ index .Config.Labels "kiln.base.source" }}' "$name" 2>/dev/null || true)"
+  if [ "$have" = "$source" ]; then
+    say "$name already in $store's store"
+    return
+  fi
+  local quiet=(); [ "$store" = podman ] && quiet=(--quiet)
+  $store import "${quiet[@]}" --change "LABEL kiln.base.source=$source" "$@" "$tarball" "$name" >/dev/null
+  say "imported $name into $store's store"
+}
+
+make_busybox() {
+  local busybox; busybox="$(command -v busybox || true)"
+  [ -n "$busybox" ] && file -L "$busybox" 2>/dev/null | grep -q 'statically linked' \
+    || { say "busybox-static is not installed (apt-get install busybox-static)"; exit 1; }
+  local tarball="$cache/busybox-$(sha256sum "$busybox" | cut -c1-16).tar"
+  if [ ! -s "$tarball" ]; then
+    local root; root="$(mktemp -d)"
+    mkdir -p "$root/bin" "$root/tmp" "$root/etc" "$root/root"
+    cp "$busybox" "$root/bin/busybox"
+    for applet in $("$busybox" --list); do
+      [ -e "$root/bin/$applet" ] || ln -s busybox "$root/bin/$applet"
+    done
+    printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n' > "$root/etc/passwd"
+    printf 'root:x:0:\nnogroup:x:65534:\n' > "$root/etc/group"
+    chmod 1777 "$root/tmp"
+    tar --numeric-owner --owner=0 --group=0 --mtime=@0 --sort=name -C "$root" -cf "$tarball.tmp" .
+    mv "$tarball.tmp" "$tarball"
+    rm -rf "$root"
+  fi
+  for store in $stores; do
+    import "$store" "$tarball" kiln.local/bases/busybox:latest \
+      --change 'ENV PATH=/bin' --change 'CMD ["/bin/sh"]'
+  done
+}
+
+make_debian() {
+  command -v debootstrap >/dev/null || { say "debootstrap is not installed"; exit 1; }
+  local key="bookworm-minbase"
+  [ -z "$include" ] || key="$key-$(printf '%s' "$include" | tr ',' '\n' | sort | tr '\n' ',' | sha256sum | cut -c1-12)"
+  local tarball="$cache/debian-$key.tar"
+  if [ ! -s "$tarball" ]; then
+    local root; root="$(mktemp -d)"
+    say "debootstrap --variant=minbase bookworm${include:+ --include=$include} (once; cached in $tarball)"
+    debootstrap --variant=minbase ${include:+--include="$include"} bookworm "$root" "$mirror" >"$cache/debootstrap.log" 2>&1 \
+      || { say "debootstrap failed; see $cache/debootstrap.log"; tail -5 "$cache/debootstrap.log" >&2; rm -rf "$root"; exit 1; }
+    # Slim it like the official image: no apt lists, caches or docs.
+    rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/*.bin "$root"/var/cache/apt/archives/*.deb \
+      "$root"/usr/share/doc/* "$root"/usr/share/man/* "$root"/usr/share/info/*
+    tar --numeric-owner --xattrs -C "$root" -cf "$tarball.tmp" .
+    mv "$tarball.tmp" "$tarball"
+    rm -rf "$root"
+  fi
+  local changes=(--change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' --change 'CMD ["bash"]')
+  for store in $stores; do
+    case "$store" in
+      docker) import docker "$tarball" debian:bookworm-slim "${changes[@]}" ;;
+      podman) import podman "$tarball" docker.io/library/debian:bookworm-slim "${changes[@]}" ;;
+    esac
+  done
+}
+
+case "$only" in
+  "") make_busybox; make_debian ;;
+  busybox) make_busybox ;;
+  debian) make_debian ;;
+  *) say "KILN_BASES_ONLY must be busybox or debian, not $only"; exit 2 ;;
+esac
