@@ -11,12 +11,12 @@ use crate::scenario::{self, Task};
 use crate::state::State;
 
 pub const USAGE: &str = "\
-usage: runner <phase> [options]
+usage: runner [<phase>] [options]
        runner list [--tasks-dir DIR]
        runner validate [--task ID] [--tasks-dir DIR]
        runner --version
 
-phases: prepare | agent | grade | all   (all = prepare, agent, grade)
+phases: prepare | agent | grade | all   (all = prepare, agent, grade; the default)
 
 options:
   --task ID              task to run (default: $KILN_TASK_ID, else the only task in /kiln/tasks)
@@ -177,7 +177,8 @@ pub fn main(argv: &[String]) -> ExitCode {
     };
     let tasks_dir = args.tasks_dir.clone().unwrap_or_else(|| layout.tasks_dir());
     match args.command.clone() {
-        None => usage_error("a phase is required"),
+        // `docker run IMAGE [--task T]` runs everything.
+        None => run_phase("all", &args, layout, &tasks_dir),
         Some(Command::Help) => {
             print!("{USAGE}");
             ExitCode::SUCCESS

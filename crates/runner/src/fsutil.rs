@@ -102,6 +102,46 @@ pub fn walk_files(root: &Path) -> Vec<String> {
     out
 }
 
+/// Symlinks under `root` (not followed) whose target resolves into one of `hidden`:
+/// an agent cannot read the grading tree, but a root-run grader would follow such a
+/// link for it. Returns (relative path, resolved target).
+pub fn symlinks_into(root: &Path, hidden: &[PathBuf]) -> Vec<(String, PathBuf)> {
+    fn walk(dir: &Path, rel: &str, hidden: &[PathBuf], out: &mut Vec<(String, PathBuf)>) {
+        let Ok(entries) = fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().to_string();
+            let rel_child = if rel.is_empty() {
+                name.clone()
+            } else {
+                format!("{rel}/{name}")
+            };
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            if kind.is_symlink() {
+                if let Ok(target) = fs::canonicalize(entry.path()) {
+                    if hidden.iter().any(|h| target.starts_with(h)) {
+                        out.push((rel_child, target));
+                    }
+                }
+            } else if kind.is_dir() {
+                walk(&entry.path(), &rel_child, hidden, out);
+            }
+        }
+    }
+    let hidden: Vec<PathBuf> = hidden
+        .iter()
+        .filter_map(|h| fs::canonicalize(h).ok())
+        .collect();
+    let mut out = Vec::new();
+    if !hidden.is_empty() {
+        walk(root, "", &hidden, &mut out);
+    }
+    out
+}
+
 /// Writes `bytes` to `path` through a temporary file in the same directory and a rename,
 /// so a reader sees either the old file or the whole new one.
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
@@ -193,6 +233,30 @@ mod tests {
             sha256_file(&dst.join("in/a.csv")).unwrap(),
             "ca978112ca1bbdcafac231b39a23dc4da786eff8147c4e72b9807785afee48bb"
         );
+    }
+
+    #[test]
+    fn finds_links_into_hidden_trees() {
+        let tmp = tempfile::tempdir().unwrap();
+        let hidden = tmp.path().join("kiln/grading");
+        fs::create_dir_all(&hidden).unwrap();
+        fs::write(hidden.join("expected"), "x").unwrap();
+        let ws = tmp.path().join("ws");
+        fs::create_dir_all(ws.join("sub")).unwrap();
+        symlink(hidden.join("expected"), ws.join("out.txt")).unwrap();
+        symlink(&hidden, ws.join("sub/dir")).unwrap();
+        symlink("/bin/sh", ws.join("sh")).unwrap();
+        symlink(
+            tmp.path().join("kiln/../kiln/grading/../grading/missing"),
+            ws.join("dangling"),
+        )
+        .unwrap();
+        let found: Vec<String> = symlinks_into(&ws, &[tmp.path().join("kiln")])
+            .into_iter()
+            .map(|(r, _)| r)
+            .collect();
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(found.contains(&"out.txt".to_string()) && found.contains(&"sub/dir".to_string()));
     }
 
     #[test]

@@ -445,6 +445,7 @@ impl Run {
             );
         }
         log::info("grade: starting");
+        self.remove_links_to_hidden_files();
         let health = self.services.health();
         for note in self.services.restore(&health) {
             self.state.warn(note);
@@ -464,6 +465,19 @@ impl Run {
             result.warnings.push(w);
         }
         result
+    }
+
+    /// Graders run as root: a symlink the agent planted towards the grading tree would
+    /// let them read the expected answers on its behalf. Such links are removed.
+    fn remove_links_to_hidden_files(&mut self) {
+        let hidden = [self.settings.layout.kiln_dir()];
+        for (rel, target) in fsutil::symlinks_into(&self.workspace, &hidden) {
+            let _ = fs::remove_file(self.workspace.join(&rel));
+            self.state.warn(format!(
+                "removed {rel}: a symlink into the hidden grading tree ({})",
+                target.display()
+            ));
+        }
     }
 
     fn infra_score(&self) -> Score {

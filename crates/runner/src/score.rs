@@ -544,7 +544,7 @@ mod tests {
 
     #[test]
     fn reward_clamps_and_fails_closed() {
-        assert_eq!(reward(Some(1.0), &[], 1.0).score.passed, true);
+        assert!(reward(Some(1.0), &[], 1.0).score.passed);
         let s = reward(Some(1.7), &[], 1.0);
         assert_eq!((s.score.value, s.score.raw_value), (1.0, 1.7));
         assert_eq!(s.warnings.len(), 1);

@@ -132,7 +132,7 @@ fn build_image() -> TestImage {
          if cat /kiln/tasks/$TASK_ID/grading/data/expected.txt > out.txt 2>/dev/null; then echo SNOOP-READ; exit 0; fi\n\
          echo SNOOP-DENIED\n\
          ls /kiln 2>&1 | head -1\n\
-         cp in.txt out.txt\n",
+         if [ \"$TASK_ID\" = hidden-answer ]; then ln -sf /kiln/tasks/$TASK_ID/grading/data/expected.txt out.txt; else cp in.txt out.txt; fi\n",
         true,
     );
     write(&ctx.join("opt/agent/name"), "snoop\n", false);
@@ -223,16 +223,30 @@ fn static_runner_in_a_scratch_image() {
     );
     assert_eq!(r["status"], "completed");
     assert_eq!(r["score"]["passed"], false);
-    assert_eq!(r["score"]["highest_gate"], 1);
-    assert_eq!(r["score"]["value"], 0.75); // (1 + 1 of 2 in "correct") / 2
-    assert!(r["checks"].to_string().contains("wrong answer"));
+    // The symlink the agent planted towards the answer was removed before grading.
+    assert!(
+        r["warnings"]
+            .to_string()
+            .contains("removed out.txt: a symlink into the hidden grading tree"),
+        "{r:#}"
+    );
+    assert_eq!(r["score"]["value"], 0.25); // (0 + 1 of 2 in "functional") / 2 gates
+    assert_eq!(r["score"]["highest_gate"], 0);
 
     // A plain `docker run` of a shared-env image without a task: usage error naming the tasks.
     let out = docker(&["run", "--rm", &img.tag]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("copy-ok, hidden-answer"));
-    // ... and with KILN_TASK_ID, no volume: the result is on stdout.
-    let out = docker(&["run", "--rm", "-e", "KILN_TASK_ID=copy-ok", &img.tag]);
+    // ... and with KILN_TASK_ID, no volume, no arguments: `all` runs, the result is on stdout.
+    let out = docker(&[
+        "run",
+        "--rm",
+        "--entrypoint",
+        "/opt/kiln/runner",
+        "-e",
+        "KILN_TASK_ID=copy-ok",
+        &img.tag,
+    ]);
     assert_eq!(out.status.code(), Some(0));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let r: Value = serde_json::from_str(kiln_runner::result::extract(&stdout).unwrap()).unwrap();

@@ -138,7 +138,8 @@ fn agent_cannot_read_graders_and_gets_a_scrubbed_environment() {
          if cat {g}/data/expected.txt > stolen.txt 2>/dev/null; then echo READ-GRADING; else echo DENIED-GRADING; fi\n\
          if ls {k} >/dev/null 2>&1; then echo LISTED-KILN; else echo DENIED-KILN; fi\n\
          env | sort > \"$AGENT_OUTPUT_DIR/env.txt\"\n\
-         id -u > \"$AGENT_OUTPUT_DIR/uid.txt\"\n",
+         id -u > \"$AGENT_OUTPUT_DIR/uid.txt\"\n\
+         ln -s {g}/data/expected.txt out.txt\n",
         g = grading.display(),
         k = img.root.join("kiln").display()
     ));
@@ -200,6 +201,15 @@ fn agent_cannot_read_graders_and_gets_a_scrubbed_environment() {
         "the grading path leaked: {env}"
     );
     assert_eq!(r["score"]["passed"], false);
+    // The planted link to the answer was removed before the (root) graders ran.
+    assert!(
+        r["warnings"]
+            .to_string()
+            .contains("removed out.txt: a symlink into the hidden grading tree"),
+        "{r:#}"
+    );
+    assert!(!img.workspace().join("out.txt").exists());
+    assert_eq!(check(&r, "out_exists")["passed"], false);
     // The mode the runner forced on /kiln.
     let mode = fs::metadata(img.root.join("kiln")).unwrap().permissions();
     assert_eq!(
