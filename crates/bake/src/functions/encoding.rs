@@ -108,25 +108,8 @@ fn jsonencode(a: Vec<Value>) -> Result<Value, FnError> {
     str_val(json_text(&a[0]).unwrap_or_default())
 }
 
-/// Go's decoder wording for the common failures.
-fn json_error(e: &serde_json::Error) -> String {
-    use serde_json::error::Category;
-    match e.classify() {
-        Category::Eof => "unexpected end of JSON input".into(),
-        _ => {
-            let msg = e.to_string();
-            match msg.find(" at line ") {
-                Some(i) => msg[..i].to_string(),
-                None => msg,
-            }
-        }
-    }
-}
-
 fn jsondecode(a: Vec<Value>) -> Result<Value, FnError> {
-    let j: serde_json::Value =
-        serde_json::from_str(s(&a, 0)).map_err(|e| failed(json_error(&e)))?;
-    Ok(Value::from_json(&j))
+    super::json::decode(s(&a, 0)).map_err(failed)
 }
 
 /// One CSV parse failure: the line and Go's error text.
@@ -333,6 +316,12 @@ fn bcrypt(a: Vec<Value>) -> Result<Value, FnError> {
     }
     if cost < 4 {
         cost = 10;
+    }
+    if (21..=31).contains(&cost) {
+        // Go would spend minutes to hours; a bake file evaluation should not.
+        return Err(failed(format!(
+            "bcrypt cost {cost} is above the limit kiln allows (20)"
+        )));
     }
     if cost > 31 {
         return Err(failed(format!(

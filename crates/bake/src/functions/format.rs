@@ -67,6 +67,9 @@ fn push_go_escaped(out: &mut String, c: char, quote: char) {
     }
 }
 
+/// Widths and precisions beyond this are refused rather than printed.
+const MAX_WIDTH: usize = 1 << 20;
+
 /// One `%...` sequence.
 #[derive(Default, Clone)]
 struct Verb {
@@ -184,6 +187,12 @@ fn format_str(fmt: &str, args: &[Value]) -> Result<String, FnError> {
             None => return Err(eof()),
         }
         v.raw = fmt[start..i].to_string();
+        if v.width.max(v.prec).unwrap_or(0) > MAX_WIDTH {
+            return Err(failed(format!(
+                "width or precision too large in {} at offset {start}",
+                go_quote(&v.raw)
+            )));
+        }
         highest = highest.max(v.arg_num);
         append_verb(&v, &mut buf, args)?;
         next_arg = v.arg_num + 1;
@@ -249,6 +258,11 @@ fn append_verb(v: &Verb, buf: &mut String, args: &[Value]) -> Result<(), FnError
                 }
                 buf.push_str(&format_int(v, n));
             } else {
+                let (int, scale) = n.as_decimal().as_bigint_and_exponent();
+                let exp10 = int.magnitude().to_string().len() as i64 - scale;
+                if matches!(v.mode, 'f') && exp10 > MAX_WIDTH as i64 {
+                    return Err(unsupported("number too large to format".into()));
+                }
                 buf.push_str(&format_float(v, n));
             }
         }
@@ -464,7 +478,7 @@ impl Dec {
 fn binary_above(v: &BigDecimal) -> Option<bool> {
     let (m, scale) = v.as_bigint_and_exponent();
     let m = m.magnitude().clone();
-    if scale <= 0 || m.is_zero() {
+    if scale <= 0 || m.is_zero() || scale > 20_000 {
         return None;
     }
     let five_s = BigUint::from(5u32).pow(scale as u32);

@@ -16,6 +16,7 @@
 mod collections;
 mod encoding;
 mod format;
+pub mod json;
 mod network;
 mod numbers;
 mod regex;
@@ -101,6 +102,19 @@ impl FnError {
 /// True when `name` is a built-in function.
 pub fn exists(name: &str) -> bool {
     lookup(name).is_some()
+}
+
+/// True for `try` and `can`, whose arguments are expressions that may fail: the
+/// evaluator must evaluate them itself (`try`: the first argument that evaluates without
+/// error, else an error; `can`: whether the argument evaluates without error).
+pub fn needs_expressions(name: &str) -> bool {
+    matches!(name, "try" | "can")
+}
+
+/// `convert(value, type)` once the evaluator has read the type expression: HCL's
+/// `typeexpr` conversion with cty's error text on the `value` argument.
+pub fn convert_value(value: Value, ty: &Type) -> Result<Value, FnError> {
+    convert(value, ty).map_err(|e| arg_err(0, "value", e.message))
 }
 
 /// Names of all built-in functions, sorted.

@@ -40,7 +40,7 @@ impl Net {
             } else {
                 u128::MAX
             };
-            all & !(all >> self.len)
+            all & !all.checked_shr(self.len).unwrap_or(0)
         }
     }
 
@@ -123,6 +123,9 @@ fn cidrnetmask(a: Vec<Value>) -> Result<Value, FnError> {
 
 /// go-cidr's `Subnet`.
 fn subnet(net: Net, newbits: i64, num: i64) -> Result<Net, String> {
+    if newbits < 0 {
+        return Err(format!("prefix extension of {newbits} is invalid"));
+    }
     let new_len = net.len as i64 + newbits;
     if new_len > net.bits as i64 {
         return Err(format!(
@@ -141,7 +144,7 @@ fn subnet(net: Net, newbits: i64, num: i64) -> Result<Net, String> {
         ));
     }
     let shift = net.bits as i64 - new_len;
-    let addr = net.addr | ((num as u128) << shift);
+    let addr = net.addr | (num as u128).checked_shl(shift as u32).unwrap_or(0);
     Ok(Net {
         addr,
         bits: net.bits,
@@ -171,13 +174,8 @@ fn cidrsubnets(a: Vec<Value>) -> Result<Value, FnError> {
     let first = int_arg(&a, 1).map_err(|e| arg_err(1, "newbits", e))?;
     // `current` starts as the subnet just before the first one of that length.
     let first_len = (net.len as i64 + first).clamp(0, net.bits as i64) as u32;
-    let size = |len: u32| -> u128 {
-        if len >= 128 {
-            1
-        } else {
-            1u128 << (net.bits - len)
-        }
-    };
+    // 2^(bits-len) addresses; 0 stands for 2^128.
+    let size = |len: u32| -> u128 { 1u128.checked_shl(net.bits - len).unwrap_or(0) };
     let limit = if net.bits == 32 {
         u32::MAX as u128
     } else {
@@ -223,7 +221,7 @@ fn cidrsubnets(a: Vec<Value>) -> Result<Value, FnError> {
         let cur_size = size(current.len);
         let last = current.addr.wrapping_add(cur_size).wrapping_sub(1);
         let new_size = size(length);
-        let next_mask = !(new_size - 1);
+        let next_mask = !new_size.wrapping_sub(1);
         let start = (last & next_mask).wrapping_add(new_size);
         let rollover = start > limit || start < (last & next_mask);
         let next = Net {

@@ -128,21 +128,21 @@ struct Comparator {
 fn bump(v: &Version, part: usize) -> Version {
     match part {
         0 => Version {
-            major: v.major + 1,
+            major: v.major.saturating_add(1),
             minor: 0,
             patch: 0,
             pre: Vec::new(),
         },
         1 => Version {
             major: v.major,
-            minor: v.minor + 1,
+            minor: v.minor.saturating_add(1),
             patch: 0,
             pre: Vec::new(),
         },
         _ => Version {
             major: v.major,
             minor: v.minor,
-            patch: v.patch + 1,
+            patch: v.patch.saturating_add(1),
             pre: Vec::new(),
         },
     }

@@ -116,6 +116,12 @@ fn setproduct(a: Vec<Value>) -> Result<Value, FnError> {
             _ => return Err(arg_err(i, "sets", "a set or a list is required")),
         }
     }
+    let total = columns
+        .iter()
+        .fold(1u64, |acc, c| acc.saturating_mul(c.len() as u64));
+    if total > 1 << 20 {
+        return Err(failed("setproduct result too large"));
+    }
     let mut product: Vec<Vec<Value>> = vec![Vec::new()];
     for col in &columns {
         let mut next = Vec::with_capacity(product.len() * col.len());

@@ -44,6 +44,10 @@ pub(crate) fn lookup(name: &str) -> Option<(Signature, Body)> {
     })
 }
 
+/// Output size past which a function refuses instead of exhausting memory (Go would
+/// try, and fail less gracefully).
+pub(crate) const MAX_OUTPUT: u64 = 1 << 28;
+
 /// The string argument at `i` (conversion already made it a string).
 pub(crate) fn s(args: &[Value], i: usize) -> &str {
     args[i].as_str().unwrap_or_default()
@@ -87,12 +91,24 @@ fn is_separator(c: char) -> bool {
     c.is_whitespace()
 }
 
+/// Go's `unicode.ToTitle`: the upper case, except for the four Latin digraphs, whose
+/// title case is the mixed form (`ǆ` → `ǅ`).
+fn go_title(c: char) -> char {
+    match c {
+        'Ǆ'..='ǆ' => 'ǅ',
+        'Ǉ'..='ǉ' => 'ǈ',
+        'Ǌ'..='ǌ' => 'ǋ',
+        'Ǳ'..='ǳ' => 'ǲ',
+        c => go_upper(c),
+    }
+}
+
 fn title(a: Vec<Value>) -> Result<Value, FnError> {
     let mut prev = ' ';
     let out: String = s(&a, 0)
         .chars()
         .map(|c| {
-            let r = if is_separator(prev) { go_upper(c) } else { c };
+            let r = if is_separator(prev) { go_title(c) } else { c };
             prev = c;
             r
         })
@@ -213,6 +229,12 @@ fn indent(a: Vec<Value>) -> Result<Value, FnError> {
     if n < 0 {
         return Err(failed(
             "panic in function implementation: strings: negative Repeat count",
+        ));
+    }
+    let lines = s(&a, 1).matches('\n').count() as u64;
+    if (n as u64).saturating_mul(lines) > MAX_OUTPUT {
+        return Err(failed(
+            "panic in function implementation: strings: Repeat output length overflow",
         ));
     }
     let pad = format!("\n{}", " ".repeat(n as usize));

@@ -131,6 +131,7 @@ fn functions_strings() {
         ("lower", vec![s("ÀÉÎ")], r#""àéî""#),
         ("title", vec![s("hello bake world")], r#""Hello Bake World""#),
         ("title", vec![s("hello-world foo_bar 1st")], r#""Hello-World Foo_bar 1st""#),
+        ("title", vec![s("ǆemal élan")], r#""ǅemal Élan""#),
         ("substr", vec![s("Data Pipeline"), n(5), n(8)], r#""Pipeline""#),
         ("substr", vec![s("hello"), n(1), n(-1)], r#""ello""#),
         ("substr", vec![s("hello"), n(-3), n(2)], r#""ll""#),
@@ -452,7 +453,14 @@ fn functions_encoding_and_hashes() {
         ("csvdecode", vec![s("a,b\n1\n")], "ERR Error in function call; Call to function \"csvdecode\" failed: CSV parse error on line 2: wrong number of fields."),
         ("csvdecode", vec![s("a\nx\"y\n")], "ERR Error in function call; Call to function \"csvdecode\" failed: CSV parse error on line 2: bare \" in non-quoted-field."),
         ("csvdecode", vec![s("a,a\n")], "ERR Error in function call; Call to function \"csvdecode\" failed: duplicate column name \"a\"."),
-        ("jsondecode", vec![s("{")], "ERR Error in function call; Call to function \"jsondecode\" failed: unexpected end of JSON input."),
+        ("jsondecode", vec![s("{")], "ERR Error in function call; Call to function \"jsondecode\" failed: unexpected EOF."),
+        ("jsondecode", vec![s("")], "ERR Error in function call; Call to function \"jsondecode\" failed: EOF."),
+        ("jsondecode", vec![s("[1, x]")], "ERR Error in function call; Call to function \"jsondecode\" failed: invalid character 'x' looking for beginning of value."),
+        ("jsondecode", vec![s("{\"a\" 1}")], "ERR Error in function call; Call to function \"jsondecode\" failed: invalid character '1' after object key."),
+        ("jsondecode", vec![s("tru")], "ERR Error in function call; Call to function \"jsondecode\" failed: unexpected EOF."),
+        ("jsondecode", vec![s("{\"a\":1,\"a\":2}")], "ERR Error in function call; Call to function \"jsondecode\" failed: duplicate \"a\" property in JSON object."),
+        ("jsondecode", vec![s("1 2")], "ERR Error in function call; Call to function \"jsondecode\" failed: extraneous data after JSON object."),
+        ("jsondecode", vec![s(" [12345678901234567890123, 0.1, -2e3, \"\\u00e9\\ud83d\\ude00\"] ")], r#"[12345678901234567890123,0.1,-2000,"é😀"]"#),
         ("jsonencode", vec![Value::Null], r#""null""#),
         ("jsonencode", vec![s("<a&b>\u{2028}\u{1}")], r#""\"\\u003ca\\u0026b\\u003e\\u2028\\u0001\"""#),
         ("jsonencode", vec![j(r#"["a",1,true,null]"#)], r#""[\"a\",1,true,null]""#),
@@ -562,4 +570,51 @@ fn functions_try_and_can_fallbacks() {
         ("try", vec![s("a"), s("b")], r#""a""#),
         ("can", vec![n(1)], "true"),
     ]);
+}
+
+#[test]
+fn functions_never_panic_on_edge_inputs() {
+    let edge = [
+        ("cidrsubnet", vec![s("::/0"), n(0), n(0)]),
+        ("cidrsubnet", vec![s("::/0"), n(-3), n(0)]),
+        ("cidrhost", vec![s("::/0"), n(-1)]),
+        ("cidrhost", vec![s("::1/128"), n(0)]),
+        ("cidrnetmask", vec![s("::1/128")]),
+        ("cidrsubnets", vec![s("::/0"), n(1), n(1), n(1)]),
+        ("cidrsubnets", vec![s("0.0.0.0/0"), n(0)]),
+        ("indent", vec![n(1_000_000_000_000), s("a\nb")]),
+        ("format", vec![s("%999999999999d"), n(1)]),
+        ("format", vec![s("%.99999999999f"), n(1)]),
+        ("format", vec![s("%f"), num("1e300")]),
+        (
+            "format",
+            vec![s("%v %e %g"), num("1e-300"), num("1e300"), num("-0.5")],
+        ),
+        (
+            "semvercmp",
+            vec![
+                s("18446744073709551615.18446744073709551615.18446744073709551615"),
+                s("^18446744073709551615"),
+            ],
+        ),
+        ("setproduct", vec![j("[1,2,3,4,5,6,7,8,9,10]"); 8]),
+        ("jsondecode", vec![s(&"[".repeat(100_000))]),
+        ("range", vec![n(0), n(10), n(0)]),
+        ("element", vec![j("[1]"), num("1e30")]),
+        ("substr", vec![s("abc"), num("-1e30"), n(1)]),
+        ("parseint", vec![s("-"), n(10)]),
+        ("timeadd", vec![s("9999-12-31T23:59:59Z"), s("9999999999h")]),
+        ("formatdate", vec![s("'"), s("2020-01-01T00:00:00Z")]),
+        ("regex", vec![s("\\"), s("x")]),
+        ("pow", vec![n(0), n(-1)]),
+        ("log", vec![n(0), n(10)]),
+        ("ceil", vec![num("1e400")]),
+    ];
+    for (name, args) in edge {
+        let _ = call(name, args);
+    }
+    assert_eq!(
+        run("range", vec![n(0), n(10), n(0)]).unwrap_err(),
+        "Error in function call; Call to function \"range\" failed: more than 1024 values were generated; either decrease the difference between start and end or use a smaller step."
+    );
 }
