@@ -130,11 +130,7 @@ impl Summary {
                     "interrupted (no image tagged)".to_string()
                 }
             };
-            lines.push(format!("  {:<12} {} [{}]", o.name, o.image, o.store).replacen(
-                &format!("  {:<12}", o.name),
-                &format!("  {}: {what}:", o.name),
-                1,
-            ));
+            lines.push(format!("  {} ({}, {} store): {what}", o.name, o.image, o.store));
         }
         lines.push(format!(
             "{} backend: {built} built, {fresh} up to date, {failed} failed, {not_built} not built{}",
@@ -509,15 +505,18 @@ async fn engine_build(
 ) -> Result<String, Stop> {
     let docker = bollard::Docker::connect_with_local_defaults().context("connecting to the Docker Engine")?;
     shared.progress.step(&spec.name, "sending context");
-    let dockerfile = ctx.dockerfile_in_tar.clone();
-    let tar = tokio::task::spawn_blocking(move || ctx.tar())
+    // One LABEL instruction instead of one legacy-builder step per label (see backend::engine).
+    let text = std::fs::read_to_string(&ctx.dockerfile).ok();
+    let labelled = text.and_then(|t| engine::labelled_dockerfile(&t, spec.target.as_deref(), &spec.labels));
+    let api_labels = labelled.is_none().then(|| spec.labels.clone().into_iter().collect());
+    let (tar, dockerfile) = tokio::task::spawn_blocking(move || ctx.tar(labelled.as_deref()))
         .await
         .map_err(|e| Stop::Failed(format!("packing the context: {e}")))??;
     let options = bollard::query_parameters::BuildImageOptions {
         dockerfile,
         t: None,
         buildargs: Some(spec.args.clone().into_iter().collect()),
-        labels: Some(spec.labels.clone().into_iter().collect()),
+        labels: api_labels,
         target: spec.target.clone().unwrap_or_default(),
         rm: true,
         forcerm: true,
@@ -666,7 +665,7 @@ async fn run_child(
         tokio::select! {
             line = rx.recv() => {
                 let Some(line) = line else { break };
-                if line.starts_with("STEP ") || line.starts_with("#") {
+                if is_step_line(&line) {
                     shared.progress.step(name, &line);
                 }
                 output.push_str(&line);
@@ -688,6 +687,16 @@ async fn run_child(
         return Err(Stop::Interrupted);
     }
     Ok(ChildRun { success, output })
+}
+
+/// A podman step (`STEP 2/5: …`, `[1/2] STEP 2/5: …` in multi-stage builds) or a
+/// BuildKit step (`#5 [2/4] RUN …`).
+fn is_step_line(line: &str) -> bool {
+    let rest = match line.strip_prefix('[') {
+        Some(r) => r.split_once("] ").map_or(line, |(_, after)| after),
+        None => line,
+    };
+    rest.starts_with("STEP ") || (line.starts_with('#') && line.contains(" ["))
 }
 
 fn tail_of(output: &str, n: usize) -> String {
@@ -899,6 +908,15 @@ mod tests {
         assert_eq!(check_labels(&eval, "sha256:d"), Ok(()));
         eval.insert(labels::BENCHMARK_ENV.into(), labels::ENV_PER_TASK.into());
         assert!(check_labels(&eval, "sha256:d").unwrap_err().contains(labels::TASK_ID));
+    }
+
+    #[test]
+    fn step_lines() {
+        assert!(is_step_line("STEP 2/5: COPY a b"));
+        assert!(is_step_line("[1/2] STEP 1/4: FROM x AS build"));
+        assert!(is_step_line("#5 [2/4] RUN make"));
+        assert!(!is_step_line("--> 3123dedc6dc"));
+        assert!(!is_step_line("[1/2] COMMIT"));
     }
 
     #[test]

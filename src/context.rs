@@ -18,6 +18,11 @@ use std::path::{Component, Path, PathBuf};
 use anyhow::{bail, Context as _};
 use globset::{GlobBuilder, GlobMatcher};
 
+/// The name a Dockerfile gets in the tar when it is not sent from the context itself
+/// (it lies outside, or kiln rewrote it); the tar's `.dockerignore` lists it, so the
+/// engine drops it from the context after reading it, as it does for `docker build`.
+pub const EXTRA_DOCKERFILE: &str = ".kiln.Dockerfile";
+
 /// One `.dockerignore` rule.
 #[derive(Debug, Clone)]
 struct Rule {
@@ -145,7 +150,7 @@ pub struct Entry {
 pub struct Context {
     pub root: PathBuf,
     pub entries: Vec<Entry>,
-    /// The Dockerfile's path inside the tar (`dockerfile` for the Engine API).
+    /// The Dockerfile's path inside the context, or [`EXTRA_DOCKERFILE`] when it lies outside.
     pub dockerfile_in_tar: String,
     /// The Dockerfile on disk.
     pub dockerfile: PathBuf,
@@ -181,7 +186,7 @@ pub fn walk(root: &Path, dockerfile: &Path) -> anyhow::Result<Context> {
         .strip_prefix(fs::canonicalize(root)?)
         .map(rel_string)
         .ok();
-    let dockerfile_in_tar = inside.clone().unwrap_or_else(|| ".kiln.Dockerfile".to_string());
+    let dockerfile_in_tar = inside.clone().unwrap_or_else(|| EXTRA_DOCKERFILE.to_string());
     let always = |rel: &str| rel == ".dockerignore" || Some(rel) == inside.as_deref();
 
     let mut entries = Vec::new();
@@ -221,17 +226,6 @@ pub fn walk(root: &Path, dockerfile: &Path) -> anyhow::Result<Context> {
             mtime: meta.mtime().max(0) as u64,
         });
     }
-    if inside.is_none() {
-        let meta = fs::metadata(&dockerfile_path)?;
-        entries.push(Entry {
-            rel: dockerfile_in_tar.clone(),
-            path: dockerfile_path.clone(),
-            kind: EntryKind::File,
-            mode: 0o644,
-            size: meta.len(),
-            mtime: meta.mtime().max(0) as u64,
-        });
-    }
     Ok(Context {
         root: root.to_path_buf(),
         entries,
@@ -242,11 +236,43 @@ pub fn walk(root: &Path, dockerfile: &Path) -> anyhow::Result<Context> {
 
 impl Context {
     /// The context as an uncompressed tar (uid/gid 0, modes and mtimes kept), as the
-    /// Engine API's `POST /build` takes it.
-    pub fn tar(&self) -> anyhow::Result<Vec<u8>> {
+    /// Engine API's `POST /build` takes it, and the Dockerfile's name in it.
+    /// `dockerfile` replaces the Dockerfile's text (kiln's labelled copy); it and an
+    /// outside Dockerfile travel as [`EXTRA_DOCKERFILE`], listed in the tar's
+    /// `.dockerignore` so the engine removes it (and `.dockerignore`) after reading.
+    pub fn tar(&self, dockerfile: Option<&str>) -> anyhow::Result<(Vec<u8>, String)> {
         let mut builder = tar::Builder::new(Vec::new());
         builder.mode(tar::HeaderMode::Complete);
+        let extra = dockerfile.is_some() || self.dockerfile_in_tar == EXTRA_DOCKERFILE;
+        let file_header = |size: usize| {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(tar::EntryType::Regular);
+            h.set_mode(0o644);
+            h.set_uid(0);
+            h.set_gid(0);
+            h.set_size(size as u64);
+            h
+        };
+        if extra {
+            let text = match dockerfile {
+                Some(text) => text.as_bytes().to_vec(),
+                None => fs::read(&self.dockerfile).with_context(|| format!("reading {}", self.dockerfile.display()))?,
+            };
+            let mut ignore = match self.entries.iter().find(|e| e.rel == ".dockerignore") {
+                Some(e) => fs::read_to_string(&e.path)?,
+                None => String::new(),
+            };
+            if !ignore.is_empty() && !ignore.ends_with('\n') {
+                ignore.push('\n');
+            }
+            ignore.push_str(&format!("{EXTRA_DOCKERFILE}\n.dockerignore\n"));
+            builder.append_data(&mut file_header(text.len()), EXTRA_DOCKERFILE, &text[..])?;
+            builder.append_data(&mut file_header(ignore.len()), ".dockerignore", ignore.as_bytes())?;
+        }
         for entry in &self.entries {
+            if extra && (entry.rel == ".dockerignore" || entry.rel == EXTRA_DOCKERFILE) {
+                continue;
+            }
             let mut header = tar::Header::new_gnu();
             header.set_mode(entry.mode);
             header.set_uid(0);
@@ -272,13 +298,19 @@ impl Context {
                 }
             }
         }
-        Ok(builder.into_inner()?)
+        let name = if extra {
+            EXTRA_DOCKERFILE.to_string()
+        } else {
+            self.dockerfile_in_tar.clone()
+        };
+        Ok((builder.into_inner()?, name))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
 
     fn ignore(text: &str) -> DockerIgnore {
         DockerIgnore::parse(text, Path::new(".dockerignore")).unwrap()
@@ -347,7 +379,8 @@ mod tests {
         assert_eq!(rels, [".dockerignore", "Dockerfile", "keep.log", "src", "src/main.rs"]);
         assert_eq!(ctx.dockerfile_in_tar, "Dockerfile");
 
-        let tar_bytes = ctx.tar().unwrap();
+        let (tar_bytes, name) = ctx.tar(None).unwrap();
+        assert_eq!(name, "Dockerfile");
         let mut archive = tar::Archive::new(&tar_bytes[..]);
         let names: Vec<String> = archive
             .entries()
@@ -366,7 +399,36 @@ mod tests {
         fs::create_dir(dir.path().join("ctx")).unwrap();
         fs::write(dir.path().join("Other.Dockerfile"), "FROM scratch\n").unwrap();
         let ctx = walk(&dir.path().join("ctx"), &dir.path().join("Other.Dockerfile")).unwrap();
-        assert_eq!(ctx.dockerfile_in_tar, ".kiln.Dockerfile");
-        assert_eq!(ctx.entries.len(), 1);
+        assert_eq!(ctx.dockerfile_in_tar, EXTRA_DOCKERFILE);
+        assert!(ctx.entries.is_empty());
+        let (tar_bytes, name) = ctx.tar(None).unwrap();
+        assert_eq!(name, EXTRA_DOCKERFILE);
+        let mut archive = tar::Archive::new(&tar_bytes[..]);
+        let mut files = BTreeMap::new();
+        for e in archive.entries().unwrap() {
+            let mut e = e.unwrap();
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut e, &mut text).unwrap();
+            files.insert(e.path().unwrap().to_string_lossy().into_owned(), text);
+        }
+        assert_eq!(files[EXTRA_DOCKERFILE], "FROM scratch\n");
+        assert_eq!(files[".dockerignore"], ".kiln.Dockerfile\n.dockerignore\n");
+    }
+
+    #[test]
+    fn rewritten_dockerfile_travels_beside_the_original() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("Dockerfile"), "FROM scratch\n").unwrap();
+        fs::write(dir.path().join(".dockerignore"), "*.log").unwrap();
+        let ctx = walk(dir.path(), Path::new("Dockerfile")).unwrap();
+        let (tar_bytes, name) = ctx.tar(Some("FROM scratch\nLABEL a=b\n")).unwrap();
+        assert_eq!(name, EXTRA_DOCKERFILE);
+        let mut archive = tar::Archive::new(&tar_bytes[..]);
+        let names: Vec<String> = archive
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, [EXTRA_DOCKERFILE, ".dockerignore", "Dockerfile"]);
     }
 }

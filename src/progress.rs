@@ -136,6 +136,11 @@ impl Progress {
 
     /// The build's current step (`Step 2/5 : COPY …`, `STEP 2/5: …`).
     pub fn step(&self, name: &str, step: &str) {
+        let step = match step.char_indices().nth(120) {
+            Some((at, _)) => format!("{}…", &step[..at]),
+            None => step.to_string(),
+        };
+        let step = step.as_str();
         match self.mode {
             Mode::Tty => {
                 if let Some(b) = self.bar(name) {

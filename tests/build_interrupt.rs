@@ -50,12 +50,18 @@ fn interrupt_mid_build(backend: BackendKind, ns: &str) {
     let deadline = Instant::now() + Duration::from_secs(300);
     // Wait until the benchmark's slow step runs, then press Ctrl-C.
     loop {
-        let line = lines.next().expect("the child ended before the slow step").unwrap();
+        let Some(Ok(line)) = lines.next() else {
+            panic!("the child ended before the slow step:\n{}", seen.join("\n"));
+        };
         seen.push(line.clone());
         if line.contains("benchmark-fixture") && line.contains("RUN sleep") {
             break;
         }
-        assert!(Instant::now() < deadline, "no slow step within 300 s:\n{}", seen.join("\n"));
+        assert!(
+            Instant::now() < deadline,
+            "no slow step within 300 s:\n{}",
+            seen.join("\n")
+        );
     }
     std::thread::sleep(Duration::from_millis(1500));
     duct::cmd!("kill", "-INT", child.id().to_string()).run().unwrap();
@@ -65,9 +71,18 @@ fn interrupt_mid_build(backend: BackendKind, ns: &str) {
     assert_eq!(status.code(), Some(130), "{all}");
     assert!(all.contains("interrupted"), "{all}");
     let [base, bench, _agent, eval] = images(ns);
-    assert!(labels_of(store, &base).is_some(), "the base finished before the interrupt");
-    assert!(labels_of(store, &bench).is_none(), "{bench} must not be tagged after an interrupt:\n{all}");
-    assert!(labels_of(store, &eval).is_none(), "{eval} must not be tagged after an interrupt");
+    assert!(
+        labels_of(store, &base).is_some(),
+        "the base finished before the interrupt"
+    );
+    assert!(
+        labels_of(store, &bench).is_none(),
+        "{bench} must not be tagged after an interrupt:\n{all}"
+    );
+    assert!(
+        labels_of(store, &eval).is_none(),
+        "{eval} must not be tagged after an interrupt"
+    );
 
     // The same build again finishes the job.
     let specs = fleet_specs(repo.path(), ns, SLEEP);

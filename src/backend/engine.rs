@@ -1,9 +1,20 @@
 //! The engine backend: builds through the Docker Engine API (bollard), into
 //! Docker's image store.
 //!
+//! Labels: the legacy builder turns every `labels` entry of the API request into a
+//! `LABEL` step of its own (about a second each here, an image has twenty), so kiln
+//! appends them to the built stage as one `LABEL` instruction of a copy of the
+//! Dockerfile ([`labelled_dockerfile`]; the copy travels as `.kiln.Dockerfile`,
+//! dropped from the context by the engine). The image config is the same as
+//! `docker build --label …` gives; only the history has one step instead of many.
+//! Where the Dockerfile cannot be read safely (an `escape` directive, a missing
+//! target stage, a value with a newline) the labels go through the API as usual.
+//!
 //! Secrets: the engine here runs the legacy builder, which has no build secrets, and
 //! a secret must never become a build arg. A spec with secrets is therefore refused
 //! before anything runs ([`refusal`]); use `--backend podman` (or bake) for it.
+
+use std::collections::BTreeMap;
 
 use crate::plan::BuildSpec;
 
@@ -40,6 +51,83 @@ pub fn equivalent_docker_build(spec: &BuildSpec) -> Vec<String> {
     argv
 }
 
+/// `text` with one `LABEL` instruction holding `labels` appended to the stage that
+/// gets built (`target`, or the last stage). `None` when that cannot be done safely.
+pub fn labelled_dockerfile(text: &str, target: Option<&str>, labels: &BTreeMap<String, String>) -> Option<String> {
+    if labels.is_empty() {
+        return None;
+    }
+    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    let mut stages: Vec<(usize, Option<String>)> = Vec::new(); // (line of FROM, stage name)
+    let mut continued = false;
+    let mut seen_instruction = false;
+    for (n, line) in lines.iter().enumerate() {
+        let trimmed = line.trim();
+        if !continued {
+            if trimmed.starts_with('#') {
+                // Parser directives come before any instruction; kiln's scan assumes the default escape.
+                let directive = trimmed[1..].trim().to_ascii_lowercase().replace(' ', "");
+                if !seen_instruction && directive.starts_with("escape=") {
+                    return None;
+                }
+                continue;
+            }
+            if trimmed.is_empty() {
+                continue;
+            }
+            seen_instruction = true;
+            let words: Vec<&str> = trimmed.split_whitespace().collect();
+            if words[0].eq_ignore_ascii_case("FROM") {
+                let name = words
+                    .iter()
+                    .position(|w| w.eq_ignore_ascii_case("AS"))
+                    .and_then(|i| words.get(i + 1))
+                    .map(|w| w.to_ascii_lowercase());
+                stages.push((n, name));
+            }
+        } else if trimmed.starts_with('#') {
+            continue; // a comment inside a continued instruction
+        }
+        continued = trimmed.ends_with('\\');
+    }
+    if continued || stages.is_empty() {
+        return None;
+    }
+    let stage = match target {
+        Some(t) => stages
+            .iter()
+            .position(|(_, name)| name.as_deref() == Some(&t.to_ascii_lowercase()))?,
+        None => stages.len() - 1,
+    };
+    let insert_at = stages.get(stage + 1).map_or(lines.len(), |(line, _)| *line);
+    let quote = |s: &str| -> Option<String> {
+        if s.contains(['\n', '\r']) {
+            return None;
+        }
+        Some(format!(
+            "\"{}\"",
+            s.replace('\\', "\\\\").replace('"', "\\\"").replace('$', "\\$")
+        ))
+    };
+    let mut label = String::from("LABEL");
+    for (k, v) in labels {
+        label.push_str(&format!(" {}={}", quote(k)?, quote(v)?));
+    }
+    label.push('\n');
+    let mut out = String::with_capacity(text.len() + label.len() + 1);
+    for line in &lines[..insert_at] {
+        out.push_str(line);
+    }
+    if !out.is_empty() && !out.ends_with('\n') {
+        out.push('\n');
+    }
+    out.push_str(&label);
+    for line in &lines[insert_at..] {
+        out.push_str(line);
+    }
+    Some(out)
+}
+
 /// Why the engine backend refuses `spec`, if it does: build secrets need BuildKit,
 /// which kiln does not drive through the Engine API.
 pub fn refusal(spec: &BuildSpec) -> Option<String> {
@@ -71,6 +159,31 @@ mod tests {
              --label 'org.opencontainers.image.description=A demo, with spaces' benchmarks/demo"
         );
         assert!(refusal(&spec).is_none());
+    }
+
+    #[test]
+    fn labels_join_the_built_stage() {
+        let labels = BTreeMap::from([
+            ("a.b".to_string(), "x y".to_string()),
+            ("c".to_string(), r#"q"$HOME\"#.to_string()),
+        ]);
+        let df = "FROM x AS build\nRUN make \\\n  # a comment\n  FROM-not-a-stage\nFrom y as Final\nCOPY --from=build /a /a\n\nFROM z AS test\nRUN true";
+        let want_label = r#"LABEL "a.b"="x y" "c"="q\"\$HOME\\""#;
+        assert_eq!(
+            labelled_dockerfile(df, Some("final"), &labels).unwrap(),
+            format!("FROM x AS build\nRUN make \\\n  # a comment\n  FROM-not-a-stage\nFrom y as Final\nCOPY --from=build /a /a\n\n{want_label}\nFROM z AS test\nRUN true")
+        );
+        assert_eq!(
+            labelled_dockerfile(df, None, &labels).unwrap(),
+            format!("{df}\n{want_label}\n")
+        );
+        assert_eq!(labelled_dockerfile(df, Some("missing"), &labels), None);
+        assert_eq!(labelled_dockerfile("# escape=`\nFROM x\n", None, &labels), None);
+        assert_eq!(
+            labelled_dockerfile("FROM x\n", None, &BTreeMap::from([("k".into(), "a\nb".into())])),
+            None
+        );
+        assert_eq!(labelled_dockerfile("FROM x\nRUN a \\\n", None, &labels), None);
     }
 
     #[test]

@@ -62,7 +62,10 @@ fn benchmark_labels() -> BTreeMap<String, String> {
 }
 
 fn agent_labels() -> BTreeMap<String, String> {
-    BTreeMap::from([(labels::AGENT_NAME.into(), "echo".into()), (labels::AGENT_VERSION.into(), "1".into())])
+    BTreeMap::from([
+        (labels::AGENT_NAME.into(), "echo".into()),
+        (labels::AGENT_VERSION.into(), "1".into()),
+    ])
 }
 
 /// The image names of namespace `ns`: base, benchmark, agent, eval.
@@ -112,8 +115,14 @@ pub fn fleet_specs(repo: &Path, ns: &str, sleep: u32) -> Vec<BuildSpec> {
     s2.bases = vec![base.clone()];
     s2.deps = vec![0];
     let mut s3 = spec("eval-fixture--echo", &eval, "eval");
-    s3.args = BTreeMap::from([("BENCHMARK_IMAGE".into(), bench.clone()), ("AGENT_IMAGE".into(), agent.clone())]);
-    s3.labels = typed("eval", with(with(oci("fixture--echo"), benchmark_labels()), agent_labels()));
+    s3.args = BTreeMap::from([
+        ("BENCHMARK_IMAGE".into(), bench.clone()),
+        ("AGENT_IMAGE".into(), agent.clone()),
+    ]);
+    s3.labels = typed(
+        "eval",
+        with(with(oci("fixture--echo"), benchmark_labels()), agent_labels()),
+    );
     s3.bases = vec![agent.clone(), bench.clone()];
     s3.deps = vec![1, 2];
     vec![s0, s1, s2, s3]
@@ -128,7 +137,12 @@ pub fn options(repo: &Path, jobs: usize, force: bool) -> Options {
 }
 
 pub fn decision(backend: BackendKind) -> kiln::backend::detect::Decision {
-    kiln::backend::detect::Decision { backend, reason: "test".into(), cause: None, fallback: None }
+    kiln::backend::detect::Decision {
+        backend,
+        reason: "test".into(),
+        cause: None,
+        fallback: None,
+    }
 }
 
 /// The statuses by image name, as short words: built / up to date / failed / not built / interrupted.
@@ -150,7 +164,10 @@ pub fn statuses(summary: &Summary) -> Vec<(String, &'static str)> {
 }
 
 pub fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 /// Removes every image of namespace `ns` from `store` (before and after a test).
@@ -163,12 +180,18 @@ pub fn remove_images(store: Store, ns: &str) {
     let mut argv = vec!["rmi", "-f"];
     argv.extend(refs.iter().map(String::as_str));
     let _ = duct::cmd(tool, &argv).stdout_null().stderr_null().unchecked().run();
-    let _ = duct::cmd(tool, ["rmi", "-f", &format!("kiln.test/{ns}/bad:dev")]).stdout_null().stderr_null().unchecked().run();
+    let _ = duct::cmd(tool, ["rmi", "-f", &format!("kiln.test/{ns}/bad:dev")])
+        .stdout_null()
+        .stderr_null()
+        .unchecked()
+        .run();
 }
 
 /// Labels of `image` in `store`, read back from the store.
 pub fn labels_of(store: Store, image: &str) -> Option<BTreeMap<String, String>> {
-    rt().block_on(kiln::store::inspect(store, image)).unwrap().map(|i| i.labels)
+    rt().block_on(kiln::store::inspect(store, image))
+        .unwrap()
+        .map(|i| i.labels)
 }
 
 fn words(list: &[(&str, &'static str)]) -> Vec<(String, &'static str)> {
@@ -200,7 +223,12 @@ pub fn exercise(backend: BackendKind, ns: &str) {
     let state = kiln::store::State::load(repo.path());
     for (spec, outcome) in specs.iter().zip(&first.outcomes) {
         let labels = labels_of(store, &spec.image).expect("the built image is in the backend's store");
-        assert_eq!(kiln::build::check_labels(&labels, &labels[labels::INPUTS_DIGEST]), Ok(()), "{}", spec.image);
+        assert_eq!(
+            kiln::build::check_labels(&labels, &labels[labels::INPUTS_DIGEST]),
+            Ok(()),
+            "{}",
+            spec.image
+        );
         for (k, v) in &spec.labels {
             assert_eq!(labels.get(k), Some(v), "{} label {k}", spec.image);
         }
@@ -217,28 +245,41 @@ pub fn exercise(backend: BackendKind, ns: &str) {
     let bench_digest = labels_of(store, &specs[1].image).unwrap()[labels::INPUTS_DIGEST].clone();
 
     let second = run(false);
-    assert_eq!(statuses(&second), words(&[
-        ("core-base", "up to date"),
-        ("benchmark-fixture", "up to date"),
-        ("agent-echo", "up to date"),
-        ("eval-fixture--echo", "up to date")
-    ]));
+    assert_eq!(
+        statuses(&second),
+        words(&[
+            ("core-base", "up to date"),
+            ("benchmark-fixture", "up to date"),
+            ("agent-echo", "up to date"),
+            ("eval-fixture--echo", "up to date")
+        ])
+    );
 
     // An ignored file changes nothing; a real one rebuilds the benchmark and what stands on it.
     std::fs::write(repo.path().join("bench/scratch/cache.bin"), "changed, but ignored").unwrap();
     assert!(statuses(&run(false)).iter().all(|(_, w)| *w == "up to date"));
     std::fs::write(repo.path().join("bench/data/one.txt"), "one, changed").unwrap();
     let third = run(false);
-    assert_eq!(statuses(&third), words(&[
-        ("core-base", "up to date"),
-        ("benchmark-fixture", "built"),
-        ("agent-echo", "up to date"),
-        ("eval-fixture--echo", "built")
-    ]));
-    assert_ne!(labels_of(store, &specs[1].image).unwrap()[labels::INPUTS_DIGEST], bench_digest);
+    assert_eq!(
+        statuses(&third),
+        words(&[
+            ("core-base", "up to date"),
+            ("benchmark-fixture", "built"),
+            ("agent-echo", "up to date"),
+            ("eval-fixture--echo", "built")
+        ])
+    );
+    assert_ne!(
+        labels_of(store, &specs[1].image).unwrap()[labels::INPUTS_DIGEST],
+        bench_digest
+    );
 
     let forced = run(true);
-    assert!(statuses(&forced).iter().all(|(_, w)| *w == "built"), "{:?}", statuses(&forced));
+    assert!(
+        statuses(&forced).iter().all(|(_, w)| *w == "built"),
+        "{:?}",
+        statuses(&forced)
+    );
 
     // A required label left empty: the build fails naming it, and no image gets the name.
     let mut bad = specs[2].clone();
