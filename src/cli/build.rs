@@ -271,6 +271,11 @@ pub(crate) fn print_dry_run(
         "# {} image(s); run from the repository root",
         plan.builds.len()
     )?;
+    writeln!(
+        out,
+        "# at build time kiln also stamps the label {}=<digest of the image's inputs> and skips images already up to date",
+        crate::labels::INPUTS_DIGEST
+    )?;
     match decision.backend {
         BackendKind::Bake => {
             for r in &plan.bake {

@@ -32,7 +32,12 @@ pub(crate) fn check(root: &Path, fleet: &LintFleet, sink: &mut Sink, report: &mu
 
     // First pass: every image target alone, with no EVAL_* variable.
     let mut resolved: Vec<(&Entry, Target)> = Vec::new();
-    for e in fleet.entries.iter().filter(|e| e.kind != Kind::Eval) {
+    // Entries without their target were reported by the layout check already.
+    for e in fleet
+        .entries
+        .iter()
+        .filter(|e| e.kind != Kind::Eval && fleet.blocks.contains_key(&e.target))
+    {
         if let Some(t) = c.resolve(e, &none, sink) {
             if e.kind == Kind::Benchmark {
                 let env_label = t
