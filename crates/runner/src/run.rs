@@ -363,6 +363,8 @@ impl Run {
                 // Fail closed: never start an agent that could read the graders.
                 let hidden = [self.task.grading_dir(), self.task.dir.clone()];
                 for path in hidden.iter().filter(|p| p.exists()) {
+                    // Probe where the files really are: a symlink may lead around /kiln.
+                    let path = &fs::canonicalize(path).unwrap_or_else(|_| path.clone());
                     match process::can_read_as(path, uid, gid) {
                         Ok(false) => {}
                         Ok(true) => return Err(format!("{} is readable by the agent user (uid {uid}); fix the image's permissions", path.display())),
@@ -470,7 +472,7 @@ impl Run {
     /// Graders run as root: a symlink the agent planted towards the grading tree would
     /// let them read the expected answers on its behalf. Such links are removed.
     fn remove_links_to_hidden_files(&mut self) {
-        let hidden = [self.settings.layout.kiln_dir()];
+        let hidden = [self.settings.layout.kiln_dir(), self.task.dir.clone()];
         for (rel, target) in fsutil::symlinks_into(&self.workspace, &hidden) {
             let _ = fs::remove_file(self.workspace.join(&rel));
             self.state.warn(format!(

@@ -614,3 +614,75 @@ fn agent_entry_missing_is_an_infra_error() {
         .unwrap()
         .contains("opt/agent/run"));
 }
+
+#[test]
+fn a_task_tree_readable_by_the_agent_is_refused() {
+    if !is_root() {
+        eprintln!("skipped: the read probe switches users (needs root)");
+        return;
+    }
+    let img = Image::new(64117);
+    gated_task(&img);
+    // /kiln/tasks is a link to a world-readable tree: closing /kiln does not hide it.
+    let outside = img.root.join("public-tasks");
+    fs::rename(img.root.join("kiln/tasks"), &outside).unwrap();
+    std::os::unix::fs::symlink(&outside, img.root.join("kiln/tasks")).unwrap();
+    for p in [
+        outside.clone(),
+        outside.join("copy-file"),
+        outside.join("copy-file/grading"),
+    ] {
+        fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    }
+    img.agent("#!/bin/sh\ntouch \"$WORKSPACE/ran\"\n");
+    let out = img.run(&["all", "--output", img.output().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let r = img.result(&out);
+    assert_eq!(r["status"], "infra_error");
+    assert!(
+        r["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("is readable by the agent user"),
+        "{r:#}"
+    );
+    assert!(
+        !img.workspace().join("ran").exists(),
+        "the agent ran although it could read the graders"
+    );
+}
+
+#[test]
+fn metrics_output_owner_and_external_grading() {
+    let img = Image::new(64118);
+    let toml = "schema_version = \"1\"\nid = \"r\"\n[grading]\nmode = \"reward\"\n[grading.reward]\ncommand = \"grading/test.sh\"\n";
+    img.task_file("r", "scenario.toml", toml, false);
+    img.task_file("r", "prompts/default.md", "x", false);
+    img.task_file("r", "grading/test.sh", "#!/bin/sh\necho '{\"reward\": -1, \"note\": \"needs a human\"}' > \"$GRADER_OUT/reward.json\"\n", true);
+    img.agent("#!/bin/sh\necho '{\"steps\": 3, \"tokens_in\": 100, \"cost_usd\": 0.01}' > \"$AGENT_OUTPUT_DIR/metrics.json\"\n");
+    let mut cmd = img.command(&["--output", img.output().to_str().unwrap(), "--model", "m-1"]);
+    if is_root() {
+        cmd.env("KILN_OUTPUT_OWNER", "4242:4343");
+    }
+    let out = cmd.output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let r = img.result(&out);
+    assert_eq!(r["status"], "external_grading");
+    assert_eq!(
+        (r["score"]["value"].as_f64(), r["score"]["passed"].as_bool()),
+        (Some(0.0), Some(false))
+    );
+    assert_eq!(r["agent"]["model"], "m-1");
+    assert_eq!(r["agent"]["metrics"]["steps"], 3);
+    if is_root() {
+        use std::os::unix::fs::MetadataExt;
+        for p in [
+            "result.json",
+            "agent/metrics.json",
+            "grader/reward/reward.json",
+        ] {
+            let meta = fs::metadata(img.output().join(p)).unwrap();
+            assert_eq!((meta.uid(), meta.gid()), (4242, 4343), "{p}");
+        }
+    }
+}
