@@ -132,9 +132,15 @@ impl Summary {
             };
             lines.push(format!("  {} ({}, {} store): {what}", o.name, o.image, o.store));
         }
+        let moved = self.outcomes.iter().filter(|o| o.store != self.backend.store()).count();
         lines.push(format!(
-            "{} backend: {built} built, {fresh} up to date, {failed} failed, {not_built} not built{}",
+            "{} backend: {built} built, {fresh} up to date, {failed} failed, {not_built} not built{}{}",
             self.backend,
+            if moved > 0 {
+                format!(" ({moved} by podman after the fallback)")
+            } else {
+                String::new()
+            },
             if self.interrupted { " (interrupted)" } else { "" }
         ));
         lines
@@ -748,10 +754,11 @@ async fn run_bake_request(
     let mut fresh: Vec<(usize, String)> = Vec::new();
     let fail_all = |msg: String| -> Vec<(usize, Store, Status)> {
         shared.progress.failed(&label, &msg);
+        let short = format!("the bake request for {label} failed (its output is above)");
         request
             .builds
             .iter()
-            .map(|&i| (i, store, Status::Failed(msg.clone())))
+            .map(|&i| (i, store, Status::Failed(short.clone())))
             .collect()
     };
     for &i in &request.builds {
@@ -790,17 +797,15 @@ async fn run_bake_request(
             })
             .collect();
     }
-    let (env, mut argv) = bake::command(request);
-    let load = argv.pop().expect("bake argv ends with --load");
+    let mut stamped = request.clone();
     for (&i, digest) in &digests {
-        argv.push("--set".into());
-        argv.push(format!(
+        stamped.sets.push(format!(
             "{}.labels.{}={digest}",
             shared.specs[i].bake_target,
             labels::INPUTS_DIGEST
         ));
     }
-    argv.push(load);
+    let (env, argv) = bake::command(&stamped);
     shared.progress.started(&label, &shell::join_with_env(&env, &argv));
     let run = match run_child(shared, &label, &env, &argv).await {
         Ok(run) => run,

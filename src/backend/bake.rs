@@ -12,7 +12,7 @@ use super::{path_word, shell};
 ///
 /// Environment: the request's bake variables (for example `EVAL_TASK_ID`), set on top
 /// of the inherited environment. Argv: `docker buildx bake -f <file>… --set <s>…
-/// <target>… --load`. The executor appends one `--set <target>.labels.kiln.inputs.digest=…`
+/// <target>… --load`. The executor adds one `--set <target>.labels.kiln.inputs.digest=…`
 /// per image at build time (see [`crate::digest`]).
 pub fn command(request: &BakeRequest) -> (BTreeMap<String, String>, Vec<String>) {
     let mut argv: Vec<String> = vec!["docker".into(), "buildx".into(), "bake".into()];
