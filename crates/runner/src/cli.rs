@@ -246,6 +246,7 @@ fn run_phase(phase: &str, args: &Args, layout: Layout, tasks_dir: &std::path::Pa
         .clone()
         .unwrap_or_else(|| layout.default_output());
     crate::log::to_file(&output.join("runner.log"));
+    crate::process::install_signal_handlers();
 
     let mut pass_env = args.pass_env.clone();
     if let Ok(list) = std::env::var("KILN_PASS_ENV") {

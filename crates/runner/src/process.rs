@@ -9,8 +9,29 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
+
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    INTERRUPTED.store(true, Ordering::SeqCst);
+}
+
+/// SIGTERM/SIGINT (e.g. `docker stop`; as pid 1 the runner would otherwise ignore
+/// SIGTERM) stop the running child and let the runner still write its result.
+pub fn install_signal_handlers() {
+    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+    unsafe {
+        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
+    }
+}
+
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::SeqCst)
+}
 
 /// How long a process group gets between SIGTERM and SIGKILL.
 pub const KILL_GRACE: Duration = Duration::from_secs(10);
@@ -58,6 +79,8 @@ pub struct Outcome {
     pub exit_code: Option<i32>,
     pub signal: Option<i32>,
     pub timed_out: bool,
+    /// The runner was asked to stop (SIGTERM/SIGINT) while this process ran.
+    pub interrupted: bool,
     pub wall: Duration,
     /// The process could not be started at all.
     pub spawn_error: Option<String>,
@@ -65,13 +88,18 @@ pub struct Outcome {
 
 impl Outcome {
     pub fn success(&self) -> bool {
-        self.exit_code == Some(0) && !self.timed_out && self.spawn_error.is_none()
+        self.exit_code == Some(0)
+            && !self.timed_out
+            && !self.interrupted
+            && self.spawn_error.is_none()
     }
 
     /// Why this run is not a success, in words.
     pub fn describe_failure(&self, timeout: Duration) -> String {
         if let Some(e) = &self.spawn_error {
             format!("could not be started: {e}")
+        } else if self.interrupted {
+            "was stopped: the runner was interrupted".to_string()
         } else if self.timed_out {
             format!("timed out after {} s", timeout.as_secs())
         } else if let Some(sig) = self.signal {
@@ -155,6 +183,7 @@ pub fn run(spec: &Spec) -> Outcome {
                 exit_code: None,
                 signal: None,
                 timed_out: false,
+                interrupted: false,
                 wall: start.elapsed(),
                 spawn_error: Some(format!("{}: {e}", spec.program.display())),
             }
@@ -162,14 +191,18 @@ pub fn run(spec: &Spec) -> Outcome {
     };
     let pid = child.id();
     let deadline = start + spec.timeout;
-    let (status, timed_out) = loop {
+    let (status, timed_out, stopped) = loop {
         match child.try_wait() {
-            Ok(Some(status)) => break (Some(status), false),
+            Ok(Some(status)) => break (Some(status), false, false),
+            Ok(None) if interrupted() => {
+                let grace = spec.grace.min(Duration::from_secs(2));
+                break (terminate_group(&mut child, grace), false, true);
+            }
             Ok(None) if Instant::now() >= deadline => {
-                break (terminate_group(&mut child, spec.grace), true)
+                break (terminate_group(&mut child, spec.grace), true, false)
             }
             Ok(None) => sleep(POLL),
-            Err(_) => break (child.wait().ok(), false),
+            Err(_) => break (child.wait().ok(), false, false),
         }
     };
     // Children the process left in its group do not outlive it.
@@ -178,6 +211,7 @@ pub fn run(spec: &Spec) -> Outcome {
         exit_code: status.and_then(|s| s.code()),
         signal: status.and_then(|s| s.signal()),
         timed_out,
+        interrupted: stopped,
         wall: start.elapsed(),
         spawn_error: None,
     }

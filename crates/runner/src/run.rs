@@ -400,6 +400,12 @@ impl Run {
         if let Some(e) = &outcome.spawn_error {
             return Err(e.clone());
         }
+        if outcome.interrupted {
+            if let Some((uid, _)) = self.settings.agent_user {
+                process::kill_uid(uid);
+            }
+            return Err("the runner was interrupted (SIGTERM/SIGINT) while the agent ran".into());
+        }
         if let Some((uid, _)) = self.settings.agent_user {
             let killed = process::kill_uid(uid);
             if killed > 0 {
@@ -568,8 +574,10 @@ impl Run {
         let duration_ms = outcome.wall.as_millis() as u64;
         let stdout = fs::read_to_string(&spec.stdout).unwrap_or_default();
         let stderr_tail = fsutil::read_tail(&spec.stderr, STDERR_TAIL);
-        let crashed =
-            outcome.spawn_error.is_some() || outcome.timed_out || outcome.signal.is_some();
+        let crashed = outcome.spawn_error.is_some()
+            || outcome.timed_out
+            || outcome.interrupted
+            || outcome.signal.is_some();
         if crashed {
             return GraderRun {
                 checks: Vec::new(),
@@ -879,7 +887,11 @@ impl Run {
         };
         log::info(&format!("grade: reward command {command}"));
         let outcome = process::run(&spec);
-        if outcome.spawn_error.is_some() || outcome.timed_out || outcome.signal.is_some() {
+        if outcome.spawn_error.is_some()
+            || outcome.timed_out
+            || outcome.interrupted
+            || outcome.signal.is_some()
+        {
             return (
                 None,
                 Some(format!(

@@ -114,6 +114,11 @@ impl Services {
                 crate::log::info(&format!("service {name}: ready"));
                 return Ok(());
             }
+            if process::interrupted() {
+                return Err(format!(
+                    "service {name}: the runner was interrupted while waiting for it"
+                ));
+            }
             if Instant::now() >= deadline {
                 let tail = crate::fsutil::read_tail(&self.running[i].log, 1024);
                 return Err(format!(

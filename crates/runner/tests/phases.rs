@@ -686,3 +686,41 @@ fn metrics_output_owner_and_external_grading() {
         }
     }
 }
+
+#[test]
+fn sigterm_stops_the_agent_and_still_writes_a_result() {
+    let img = Image::new(64119);
+    gated_task(&img);
+    img.agent("#!/bin/sh\nsleep 300\n");
+    let mut child = img
+        .command(&["all", "--output", img.output().to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    // SAFETY: kill(2) on the runner we just spawned.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let start = Instant::now();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        start.elapsed() < Duration::from_secs(15),
+        "took {:?}",
+        start.elapsed()
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let r = img.result(&out);
+    assert_eq!(r["status"], "infra_error");
+    assert!(
+        r["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("interrupted"),
+        "{r:#}"
+    );
+    if is_root() {
+        assert!(kiln_runner::process::pids_of_uid(img.uid).is_empty());
+    }
+}
