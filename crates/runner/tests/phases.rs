@@ -692,7 +692,7 @@ fn sigterm_stops_the_agent_and_still_writes_a_result() {
     let img = Image::new(64119);
     gated_task(&img);
     img.agent("#!/bin/sh\nsleep 300\n");
-    let mut child = img
+    let child = img
         .command(&["all", "--output", img.output().to_str().unwrap()])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
