@@ -15,6 +15,7 @@
 
 mod collections;
 mod encoding;
+mod expressions;
 mod format;
 pub mod json;
 mod network;
@@ -25,7 +26,6 @@ mod sets;
 mod strings;
 mod support;
 mod time;
-mod types;
 
 #[cfg(test)]
 mod tests;
@@ -370,5 +370,5 @@ pub(crate) fn lookup(name: &str) -> Option<(Signature, Body)> {
         .or_else(|| time::lookup(name))
         .or_else(|| network::lookup(name))
         .or_else(|| semver::lookup(name))
-        .or_else(|| types::lookup(name))
+        .or_else(|| expressions::lookup(name))
 }

@@ -429,7 +429,7 @@ pub(crate) fn go_pow(x: f64, y: f64) -> f64 {
     if yf != 0.0 && x < 0.0 {
         return f64::NAN;
     }
-    if yi >= 9.223372036854775807e18 {
+    if yi >= i64::MAX as f64 {
         return x.powf(y);
     }
     let mut a1 = 1.0f64;

@@ -33,11 +33,23 @@ fn elems(v: &Value) -> &[Value] {
     v.as_seq().unwrap_or_default()
 }
 
-/// The sets' elements converted to one element type.
-fn unified_sets(a: Vec<Value>) -> Result<Vec<Vec<Value>>, FnError> {
+fn param_name(names: &[&'static str], i: usize) -> &'static str {
+    names[i.min(names.len() - 1)]
+}
+
+/// The sets' elements converted to one element type; `names` are the parameters' names.
+fn unified_sets(a: Vec<Value>, names: &[&'static str]) -> Result<Vec<Vec<Value>>, FnError> {
     let mut tys = Vec::new();
-    for set in &a {
-        tys.extend(elems(set).iter().map(Value::type_of));
+    for (i, set) in a.iter().enumerate() {
+        let own: Vec<Type> = elems(set).iter().map(Value::type_of).collect();
+        if unify_types(&own).is_none() {
+            return Err(arg_err(
+                i,
+                param_name(names, i),
+                "all set elements must have the same type",
+            ));
+        }
+        tys.extend(own);
     }
     let ety = unify_types(&tys)
         .ok_or_else(|| failed("given sets must all have compatible element types"))?;
@@ -45,7 +57,9 @@ fn unified_sets(a: Vec<Value>) -> Result<Vec<Vec<Value>>, FnError> {
     for (i, set) in a.iter().enumerate() {
         let items = elems(set)
             .iter()
-            .map(|v| convert(v.clone(), &ety).map_err(|e| arg_err(i, "other_sets", e.message)))
+            .map(|v| {
+                convert(v.clone(), &ety).map_err(|e| arg_err(i, param_name(names, i), e.message))
+            })
             .collect::<Result<Vec<_>, _>>()?;
         out.push(items);
     }
@@ -56,33 +70,51 @@ fn has(set: &[Value], v: &Value) -> bool {
     set.iter().any(|x| x.equals(v))
 }
 
+const MANY: &[&str] = &["first_set", "other_sets"];
+
 fn sethaselement(a: Vec<Value>) -> Result<Value, FnError> {
+    let own: Vec<Type> = elems(&a[0]).iter().map(Value::type_of).collect();
+    if unify_types(&own).is_none() {
+        return Err(arg_err(
+            0,
+            "set",
+            "all set elements must have the same type",
+        ));
+    }
     Ok(Value::Bool(has(elems(&a[0]), &a[1])))
 }
 
-fn fold(a: Vec<Value>, op: fn(Vec<Value>, Vec<Value>) -> Vec<Value>) -> Result<Value, FnError> {
-    let mut sets = unified_sets(a)?.into_iter();
+fn fold(
+    a: Vec<Value>,
+    names: &[&'static str],
+    op: fn(Vec<Value>, Vec<Value>) -> Vec<Value>,
+) -> Result<Value, FnError> {
+    let mut sets = unified_sets(a, names)?.into_iter();
     let first = sets.next().unwrap_or_default();
     Ok(make_set(sets.fold(first, op)))
 }
 
 fn setunion(a: Vec<Value>) -> Result<Value, FnError> {
-    fold(a, |mut x, y| {
+    fold(a, MANY, |mut x, y| {
         x.extend(y);
         x
     })
 }
 
 fn setintersection(a: Vec<Value>) -> Result<Value, FnError> {
-    fold(a, |x, y| x.into_iter().filter(|v| has(&y, v)).collect())
+    fold(a, MANY, |x, y| {
+        x.into_iter().filter(|v| has(&y, v)).collect()
+    })
 }
 
 fn setsubtract(a: Vec<Value>) -> Result<Value, FnError> {
-    fold(a, |x, y| x.into_iter().filter(|v| !has(&y, v)).collect())
+    fold(a, &["a", "b"], |x, y| {
+        x.into_iter().filter(|v| !has(&y, v)).collect()
+    })
 }
 
 fn setsymmetricdifference(a: Vec<Value>) -> Result<Value, FnError> {
-    fold(a, |x, y| {
+    fold(a, MANY, |x, y| {
         let mut out: Vec<Value> = x.iter().filter(|v| !has(&y, v)).cloned().collect();
         out.extend(y.iter().filter(|v| !has(&x, v)).cloned());
         out

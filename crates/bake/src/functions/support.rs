@@ -27,7 +27,7 @@ pub(crate) fn grapheme_len(s: &str) -> usize {
 }
 
 /// A common type all of `tys` convert to, after cty's unification rules: equal types
-/// stay, mixed primitives become string, collections unify their elements, objects with
+/// stay, mixed primitives become string when a string is among them, collections unify their elements, objects with
 /// differing attributes become maps. Untyped nulls (`Any`) fit anything.
 pub(crate) fn unify_types(tys: &[Type]) -> Option<Type> {
     let tys: Vec<&Type> = tys.iter().filter(|t| **t != Type::Any).collect();
@@ -38,7 +38,12 @@ pub(crate) fn unify_types(tys: &[Type]) -> Option<Type> {
         return Some((*first).clone());
     }
     if tys.iter().all(|t| t.is_primitive()) {
-        return Some(Type::String);
+        // Only a type among the given ones can be the target: string takes numbers and
+        // bools, but a number and a bool have nothing in common.
+        return tys
+            .iter()
+            .any(|t| **t == Type::String)
+            .then_some(Type::String);
     }
     let elems = |f: fn(&Type) -> Option<Vec<Type>>| -> Option<Vec<Type>> {
         let mut all = Vec::new();

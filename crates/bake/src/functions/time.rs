@@ -411,7 +411,7 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
         .parse()
         .map_err(|_| invalid())?;
         total += value * scale;
-        if total > 9.223372036854775807e18 {
+        if total > i64::MAX as f64 {
             return Err(invalid());
         }
     }
