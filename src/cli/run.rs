@@ -183,7 +183,23 @@ fn build(
     } else {
         Vec::new()
     };
-    let decision = detect::decide(args.backend, &probes, &local_only)?;
+    let mut decision = detect::decide(args.backend, &probes, &local_only)?;
+    // The run itself happens on the engine when it answers, so an automatic choice
+    // builds into the engine's store rather than podman's (no copy between stores).
+    if args.backend == Requested::Auto && decision.backend.store() == Store::Podman {
+        if let Ok(version) = &probes.engine {
+            decision = detect::Decision {
+                backend: crate::backend::BackendKind::Engine,
+                reason: format!(
+                    "kiln run runs the eval on the Docker Engine ({version}), so it builds into the engine's store \
+                     (auto would have chosen {}: {})",
+                    decision.backend, decision.reason
+                ),
+                cause: None,
+                fallback: None,
+            };
+        }
+    }
     let mut opts = crate::build::Options::new(repo);
     if args.quiet {
         opts.progress = crate::progress::Mode::Quiet;
@@ -192,10 +208,27 @@ fn build(
     if !summary.ok() {
         anyhow::bail!("building {image} failed; nothing was run (see the build output above)");
     }
-    summary
+    let store = summary
         .outcomes
         .iter()
         .find(|o| o.image == image)
         .map(|o| o.store)
-        .ok_or_else(|| anyhow::anyhow!("the plan for {image} did not build it (a kiln bug: the plan and the eval name disagree)"))
+        .ok_or_else(|| anyhow::anyhow!("the plan for {image} did not build it (a kiln bug: the plan and the eval name disagree)"))?;
+    prefer_engine(image, store)
+}
+
+/// An image current in podman's store that the engine holds with the same inputs runs
+/// on the engine: kiln runs containers there when it can.
+fn prefer_engine(image: &str, store: Store) -> anyhow::Result<Store> {
+    if store != Store::Podman {
+        return Ok(store);
+    }
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let digest = |s: Store| -> Option<String> {
+        rt.block_on(store::inspect(s, image)).ok().flatten().and_then(|i| i.labels.get(crate::labels::INPUTS_DIGEST).cloned())
+    };
+    match (digest(Store::Podman), digest(Store::Docker)) {
+        (Some(p), Some(d)) if p == d => Ok(Store::Docker),
+        _ => Ok(Store::Podman),
+    }
 }

@@ -57,6 +57,8 @@ pub struct ScorePart {
     pub mode: String,
     pub value: f64,
     pub passed: bool,
+    /// Before caps (weighted) or clamping (reward).
+    pub raw_value: f64,
     pub highest_gate: Option<u32>,
     pub n_gates: Option<u32>,
     #[serde(default)]
@@ -103,6 +105,7 @@ pub struct Row {
     pub passed: bool,
     pub highest_gate: Option<u32>,
     pub n_gates: Option<u32>,
+    /// A cap lowered the score (weighted mode).
     pub capped: bool,
     pub checks_passed: usize,
     pub checks_total: usize,
@@ -152,7 +155,8 @@ impl Row {
             passed: result.score.passed,
             highest_gate: result.score.highest_gate,
             n_gates: result.score.n_gates,
-            capped: !result.score.caps_applied.is_empty(),
+            // A cap that applied but did not lower the score changed nothing.
+            capped: !result.score.caps_applied.is_empty() && result.score.raw_value > result.score.value,
             checks_passed: counted.iter().filter(|c| c.passed).count(),
             checks_total: counted.len(),
             agent_exit_code: result.agent.exit_code,

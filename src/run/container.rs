@@ -228,14 +228,29 @@ fn drive_podman(c: &Container) -> anyhow::Result<Finished> {
     let status = child.wait().context("waiting for podman start")?;
     let stderr = err_reader.join().unwrap_or_default();
     let wall = started.elapsed();
-    // `podman start --attach` exits with the container's status; ask podman to be sure.
-    let inspect = podman(&["inspect", "--format", "{{.State.ExitCode}}", &c.name]).run()?;
-    let exit_code = String::from_utf8_lossy(&inspect.stdout)
-        .trim()
-        .parse::<i64>()
-        .ok()
-        .or(status.code().map(i64::from))
-        .unwrap_or(-1);
+    if !status.success() && !String::from_utf8_lossy(&stdout).contains("==== KILN RESULT BEGIN ====") {
+        bail!(
+            "podman could not run container {} of {} (podman start exited {:?}): {}",
+            c.name,
+            c.image,
+            status.code(),
+            String::from_utf8_lossy(&stderr).trim()
+        );
+    }
+    // `podman start --attach` exits with the container's status, or with its own when
+    // the container never ran: ask podman which.
+    let inspect = podman(&["inspect", "--format", "{{.State.Status}} {{.State.ExitCode}}", &c.name]).run()?;
+    let state = String::from_utf8_lossy(&inspect.stdout).trim().to_string();
+    let exit_code = match state.split_once(' ') {
+        Some(("exited", code)) => code.parse::<i64>().unwrap_or(-1),
+        _ => bail!(
+            "podman could not run container {} of {} (state {state:?}, podman exited {:?}): {}",
+            c.name,
+            c.image,
+            status.code(),
+            String::from_utf8_lossy(&stderr).trim()
+        ),
+    };
     let dir = tempfile::tempdir().context("creating a temporary directory")?;
     let copied = podman(&["cp", &format!("{}:{OUTPUT_DIR}", c.name), &dir.path().join("output").to_string_lossy()]).run()?;
     let (output_tar, output_error) = if copied.status.success() {
