@@ -92,11 +92,13 @@ fn parse_partial(text: &str, wildcards: bool) -> Option<Partial> {
             wild = true;
             continue;
         }
-        if wild || part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
+        if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
             return None;
         }
-        nums[i] = part.parse().ok()?;
-        given = i + 1;
+        if !wild {
+            nums[i] = part.parse().ok()?;
+            given = i + 1;
+        }
     }
     let v = Version {
         major: nums[0],
@@ -119,84 +121,110 @@ enum Op {
     Caret,
 }
 
+/// One comparator, with Masterminds' "dirty" flags: `1` is minor-dirty (`1.0.0` with
+/// any minor), `1.2` patch-dirty, `*` dirty with neither flag.
 #[derive(Clone, Debug)]
 struct Comparator {
     op: Op,
-    c: Partial,
-}
-
-fn bump(v: &Version, part: usize) -> Version {
-    match part {
-        0 => Version {
-            major: v.major.saturating_add(1),
-            minor: 0,
-            patch: 0,
-            pre: Vec::new(),
-        },
-        1 => Version {
-            major: v.major,
-            minor: v.minor.saturating_add(1),
-            patch: 0,
-            pre: Vec::new(),
-        },
-        _ => Version {
-            major: v.major,
-            minor: v.minor,
-            patch: v.patch.saturating_add(1),
-            pre: Vec::new(),
-        },
-    }
+    con: Version,
+    dirty: bool,
+    minor_dirty: bool,
+    patch_dirty: bool,
 }
 
 impl Comparator {
+    fn new(op: Op, c: Partial) -> Comparator {
+        Comparator {
+            op,
+            con: c.v,
+            dirty: c.given < 3,
+            minor_dirty: c.given == 1,
+            patch_dirty: c.given == 2,
+        }
+    }
+
+    /// Masterminds/semver v3's constraint functions, rule for rule.
     fn check(&self, v: &Version) -> bool {
-        let c = &self.c.v;
-        if !v.pre.is_empty() && c.pre.is_empty() {
+        let c = &self.con;
+        let cmp = v.cmp(c);
+        // A pre-release only satisfies comparators that name one (except a plain `!=`).
+        if !v.pre.is_empty() && c.pre.is_empty() && !(self.op == Op::Ne && !self.dirty) {
             return false;
         }
-        let lt = |x: &Version| v.cmp(x) == Ordering::Less;
-        let ge = |x: &Version| v.cmp(x) != Ordering::Less;
-        let dirty = self.c.given < 3;
         match self.op {
-            Op::Eq if dirty => self.within_wildcard(v),
-            Op::Eq => v.cmp(c) == Ordering::Equal,
-            Op::Ne if dirty => !self.within_wildcard(v),
-            Op::Ne => v.cmp(c) != Ordering::Equal,
-            Op::Gt if dirty => {
-                let next = bump(c, self.c.given.saturating_sub(1));
-                self.c.given > 0 && ge(&next)
+            Op::Ne if self.dirty => {
+                if c.major != v.major {
+                    return true;
+                }
+                if c.minor != v.minor && !self.minor_dirty {
+                    return true;
+                }
+                if self.minor_dirty {
+                    return false;
+                }
+                if c.patch != v.patch && !self.patch_dirty {
+                    return true;
+                }
+                if self.patch_dirty && (!v.pre.is_empty() || !c.pre.is_empty()) {
+                    return cmp_pre(&v.pre, &c.pre) != Ordering::Equal;
+                }
+                false
             }
-            Op::Gt => v.cmp(c) == Ordering::Greater,
-            Op::Ge => ge(c),
-            Op::Lt => lt(c),
-            Op::Le if dirty => self.c.given == 0 || lt(&bump(c, self.c.given - 1)),
-            Op::Le => v.cmp(c) != Ordering::Greater,
-            Op::Tilde => {
-                let upper = if self.c.given <= 1 {
-                    bump(c, 0)
+            Op::Ne => cmp != Ordering::Equal,
+            Op::Gt if !self.dirty => cmp == Ordering::Greater,
+            Op::Gt => {
+                if v.major != c.major {
+                    v.major > c.major
+                } else if self.minor_dirty {
+                    false
+                } else if self.patch_dirty {
+                    v.minor > c.minor
                 } else {
-                    bump(c, 1)
-                };
-                ge(c) && (self.c.given == 0 || lt(&upper))
+                    cmp == Ordering::Greater
+                }
             }
+            Op::Lt => cmp == Ordering::Less,
+            Op::Ge => cmp != Ordering::Less,
+            Op::Le if !self.dirty => cmp != Ordering::Greater,
+            Op::Le => {
+                !(v.major > c.major
+                    || (v.major == c.major && v.minor > c.minor && !self.minor_dirty))
+            }
+            Op::Eq if !self.dirty => cmp == Ordering::Equal,
+            Op::Eq | Op::Tilde => self.tilde(v, cmp),
             Op::Caret => {
-                let upper = if c.major > 0 || self.c.given <= 1 {
-                    bump(c, 0)
-                } else if c.minor > 0 || self.c.given == 2 {
-                    bump(c, 1)
-                } else {
-                    bump(c, 2)
-                };
-                ge(c) && (self.c.given == 0 || lt(&upper))
+                if cmp == Ordering::Less {
+                    return false;
+                }
+                if c.major > 0 || self.minor_dirty {
+                    return v.major == c.major;
+                }
+                if v.major > 0 {
+                    return false;
+                }
+                if c.minor > 0 || self.patch_dirty {
+                    return v.minor == c.minor;
+                }
+                if v.minor > 0 {
+                    return false;
+                }
+                v.patch == c.patch
             }
         }
     }
 
-    /// `1.2` or `1.2.x` as "any 1.2.*".
-    fn within_wildcard(&self, v: &Version) -> bool {
-        let c = &self.c.v;
-        let parts = [(v.major, c.major), (v.minor, c.minor), (v.patch, c.patch)];
-        parts.iter().take(self.c.given).all(|(a, b)| a == b)
+    fn tilde(&self, v: &Version, cmp: Ordering) -> bool {
+        let c = &self.con;
+        if cmp == Ordering::Less {
+            return false;
+        }
+        if c.major == 0 && c.minor == 0 && c.patch == 0 && !self.minor_dirty && !self.patch_dirty {
+            return true;
+        }
+        if v.major != c.major {
+            return false;
+        }
+        !(v.minor != c.minor && !self.minor_dirty)
     }
 }
 
@@ -218,7 +246,7 @@ fn parse_comparator(text: &str) -> Option<Comparator> {
     for (prefix, op) in ops {
         if let Some(rest) = text.strip_prefix(prefix) {
             let c = parse_partial(rest.trim(), true)?;
-            return Some(Comparator { op, c });
+            return Some(Comparator::new(op, c));
         }
     }
     None
@@ -240,8 +268,8 @@ fn parse_and(group: &str) -> Option<Vec<Comparator>> {
         if tokens.get(i + 1).map(String::as_str) == Some("-") {
             let lo = parse_partial(&tokens[i], true)?;
             let hi = parse_partial(tokens.get(i + 2)?, true)?;
-            out.push(Comparator { op: Op::Ge, c: lo });
-            out.push(Comparator { op: Op::Le, c: hi });
+            out.push(Comparator::new(Op::Ge, lo));
+            out.push(Comparator::new(Op::Le, hi));
             i += 3;
             continue;
         }
