@@ -7,14 +7,16 @@
 //! content or symlink target); the build args; the labels; the secret ids (never a
 //! value); and, per base image, its reference and image id.
 //!
-//! Labels left out, on purpose: `kiln.inputs.digest` itself, and the two that change
-//! with every commit even when nothing the image is made of changed,
-//! `org.opencontainers.image.created` (the commit time) and
-//! `org.opencontainers.image.revision` (the commit). With them in, every commit
-//! would rebuild the whole fleet. So an up-to-date image keeps the revision and
-//! created time of the commit it was built at — the last commit that changed its
-//! inputs or a later one — while its content is exactly what the current commit
-//! would build. mtimes are not hashed either (checkouts reset them).
+//! Labels left out, on purpose: `kiln.inputs.digest` itself, and the build-time
+//! provenance labels kiln derives from git (`labels::BUILD_TIME`:
+//! `org.opencontainers.image.{source,revision,version,created}`). `created` is the
+//! commit time and `revision`/`version` name the commit, so they change with every
+//! commit even when nothing the image is made of changed; with them in, every
+//! commit would rebuild the whole fleet. So an up-to-date image keeps the
+//! provenance labels of the commit it was built at — an earlier commit whose
+//! inputs were the same — while its content and its authored labels are exactly
+//! what the current commit would build; `--force` restamps them. mtimes are not
+//! hashed either (checkouts reset them).
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -28,7 +30,13 @@ use crate::labels;
 use crate::plan::BuildSpec;
 
 /// Labels that do not take part in the digest (see the module docs).
-pub const EXCLUDED_LABELS: &[&str] = &[labels::INPUTS_DIGEST, labels::OCI_CREATED, labels::OCI_REVISION];
+pub const EXCLUDED_LABELS: &[&str] = &[
+    labels::INPUTS_DIGEST,
+    labels::OCI_SOURCE,
+    labels::OCI_REVISION,
+    labels::OCI_VERSION,
+    labels::OCI_CREATED,
+];
 
 struct Hasher(Sha256);
 
@@ -148,6 +156,8 @@ mod tests {
         s2.labels
             .insert(labels::OCI_CREATED.into(), "2026-01-01T00:00:00Z".into());
         s2.labels.insert(labels::OCI_REVISION.into(), "abc".into());
+        s2.labels.insert(labels::OCI_VERSION.into(), "abc1".into());
+        s2.labels.insert(labels::OCI_SOURCE.into(), "https://elsewhere".into());
         s2.labels.insert(labels::INPUTS_DIGEST.into(), "sha256:old".into());
         assert_eq!(d0, digest_of(root, &s2, &bases));
 
@@ -157,7 +167,7 @@ mod tests {
         s3.args.insert("X".into(), "1".into());
         changed.push(digest_of(root, &s3, &bases));
         let mut s4 = s.clone();
-        s4.labels.insert(labels::OCI_VERSION.into(), "2".into());
+        s4.labels.insert(labels::OCI_TITLE.into(), "renamed".into());
         changed.push(digest_of(root, &s4, &bases));
         let other_base = BTreeMap::from([("kiln.local/core/base:dev".to_string(), "sha256:2".to_string())]);
         changed.push(digest_of(root, &s, &other_base));
