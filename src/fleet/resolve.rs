@@ -23,7 +23,16 @@ pub struct Resolver {
 impl Resolver {
     /// Reads and parses `files` (relative to `root`, in `-f` order), once.
     pub fn read(root: &Path, files: &[PathBuf]) -> anyhow::Result<Resolver> {
-        let mut sources = Vec::with_capacity(files.len() + 1);
+        Resolver::read_with(root, files, Vec::new())
+    }
+
+    /// Like [`Resolver::read`], with extra in-memory files (name, HCL text) after `files`.
+    pub fn read_with(
+        root: &Path,
+        files: &[PathBuf],
+        extra: Vec<(String, String)>,
+    ) -> anyhow::Result<Resolver> {
+        let mut sources = Vec::with_capacity(files.len() + 1 + extra.len());
         let mut target_names = BTreeSet::new();
         for f in files {
             let text = std::fs::read_to_string(root.join(f))
@@ -37,6 +46,10 @@ impl Resolver {
             t = crate::naming::VAR_TAG
         );
         sources.push((PROBE_FILE.to_string(), probe));
+        for (name, text) in extra {
+            target_names.extend(target_blocks(&text));
+            sources.push((name, text));
+        }
         // Paths in the files are relative to the repository root, and so stay relative here:
         // the commands kiln prints run from the root, as bake resolves them from its cwd.
         let bake =

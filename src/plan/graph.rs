@@ -30,6 +30,7 @@ pub(crate) struct Graph<'a> {
     builds: Vec<BuildSpec>,
     extras: Vec<Extra>,
     dockerfiles: HashMap<PathBuf, Rc<Dockerfile>>,
+    templates: super::template::Templates,
 }
 
 impl<'a> Graph<'a> {
@@ -42,6 +43,7 @@ impl<'a> Graph<'a> {
             builds: Vec::new(),
             extras: Vec::new(),
             dockerfiles: HashMap::new(),
+            templates: super::template::Templates::new(),
         }
     }
 
@@ -81,7 +83,7 @@ impl<'a> Graph<'a> {
         Ok(i)
     }
 
-    fn resolve(&self, node: &Node) -> anyhow::Result<Target> {
+    fn resolve(&mut self, node: &Node) -> anyhow::Result<Target> {
         let fleet = self.fleet;
         let from_fleet = |name: String| {
             fleet
@@ -90,20 +92,22 @@ impl<'a> Graph<'a> {
                 .cloned()
                 .ok_or_else(|| anyhow::anyhow!("no bake target {name:?}"))
         };
-        let one = |name: String, vars: BTreeMap<String, String>| -> anyhow::Result<Target> {
-            let mut resolved = fleet.resolve(std::slice::from_ref(&name), &vars)?;
-            resolved
-                .remove(&name)
-                .ok_or_else(|| anyhow::anyhow!("bake did not resolve target {name:?}"))
-        };
         match node {
             Node::Core(c) => from_fleet(naming::core_target(c)),
             Node::Agent(a) => from_fleet(naming::agent_target(a)),
             Node::Benchmark(b, None) => from_fleet(naming::benchmark_target(b)),
-            Node::Benchmark(_, Some(_)) | Node::Eval { .. } => {
-                one(target_of(node), bake_vars(node))
-                    .with_context(|| format!("resolving {}", display_name(node)))
-            }
+            Node::Benchmark(b, Some(t)) => self
+                .templates
+                .per_task(fleet, b, t)
+                .with_context(|| format!("resolving {}", display_name(node))),
+            Node::Eval {
+                benchmark,
+                agent,
+                task,
+            } => self
+                .templates
+                .eval(fleet, benchmark, agent, task.as_deref())
+                .with_context(|| format!("resolving {}", display_name(node))),
         }
     }
 
@@ -261,16 +265,6 @@ impl<'a> Graph<'a> {
             deps,
         };
         Ok((spec, added_labels))
-    }
-}
-
-/// The bake target a node is built from.
-pub(crate) fn target_of(node: &Node) -> String {
-    match node {
-        Node::Core(c) => naming::core_target(c),
-        Node::Agent(a) => naming::agent_target(a),
-        Node::Benchmark(b, _) => naming::benchmark_target(b),
-        Node::Eval { .. } => naming::EVAL_TARGET.to_string(),
     }
 }
 

@@ -8,6 +8,7 @@
 mod graph;
 mod requests;
 mod spec;
+mod template;
 
 pub use spec::{BakeRequest, BuildSpec, Secret};
 

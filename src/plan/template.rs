@@ -1,0 +1,211 @@
+//! Resolving per-task bases and eval images fast: one bake resolution with placeholder
+//! values for `EVAL_TASK_ID` / `EVAL_BENCHMARK` / `EVAL_AGENT`, then the real values
+//! substituted into every string of the resolved target.
+//!
+//! That is exact when the bake files use those variables only as text (interpolation,
+//! `lower()`, comparison with `""`), which RULES.md asks for. Correctness first: the
+//! first use of every benchmark and of every agent (and the first task of every per-task
+//! benchmark) is also resolved for real and compared; on any difference the plan drops the
+//! templates and resolves every node for real.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
+
+use crate::fleet::layout as fl;
+use crate::fleet::{Fleet, Resolver, Target};
+use crate::naming;
+
+const TASK: &str = "KilnTaskPlaceholder";
+const BENCH: &str = "kilnbenchplaceholder";
+const AGENT: &str = "kilnagentplaceholder";
+
+pub(crate) struct Templates {
+    /// False once a check failed: every node is then resolved for real.
+    enabled: bool,
+    eval_resolver: Option<Resolver>,
+    /// core-eval resolved with placeholders: [shared-env, per-task].
+    eval: [Option<Target>; 2],
+    per_task: BTreeMap<String, Target>,
+    checked: HashSet<String>,
+}
+
+impl Templates {
+    pub fn new() -> Self {
+        Templates {
+            enabled: std::env::var_os("KILN_PLAN_EXACT").is_none(),
+            eval_resolver: None,
+            eval: [None, None],
+            per_task: BTreeMap::new(),
+            checked: HashSet::new(),
+        }
+    }
+
+    /// The base of `task` of per-task benchmark `b`.
+    pub fn per_task(&mut self, fleet: &Fleet, b: &str, task: &str) -> anyhow::Result<Target> {
+        let target = naming::benchmark_target(b);
+        let exact =
+            |t: &str| resolve_one(fleet, &fleet.resolver, &target, &[(naming::VAR_TASK_ID, t)]);
+        if !self.enabled {
+            return exact(task);
+        }
+        if !self.per_task.contains_key(b) {
+            let template = exact(TASK)?;
+            self.per_task.insert(b.to_string(), template);
+        }
+        let made = substitute(&self.per_task[b], &pairs(Some(task), None, None));
+        if self.checked.insert(format!("task:{b}")) {
+            let real = exact(task)?;
+            if real != made {
+                self.enabled = false;
+                return Ok(real);
+            }
+        }
+        Ok(made)
+    }
+
+    /// core-eval for benchmark × agent (× task).
+    pub fn eval(
+        &mut self,
+        fleet: &Fleet,
+        b: &str,
+        a: &str,
+        task: Option<&str>,
+    ) -> anyhow::Result<Target> {
+        let vars = [
+            (naming::VAR_BENCHMARK, b),
+            (naming::VAR_AGENT, a),
+            (naming::VAR_TASK_ID, task.unwrap_or("")),
+        ];
+        let exact = || resolve_one(fleet, &fleet.resolver, naming::EVAL_TARGET, &vars);
+        if !self.enabled {
+            return exact();
+        }
+        let slot = usize::from(task.is_some());
+        if self.eval[slot].is_none() {
+            if self.eval_resolver.is_none() {
+                self.eval_resolver = Some(eval_resolver(fleet)?);
+            }
+            let resolver = self.eval_resolver.as_ref().expect("just set");
+            let placeholders = [
+                (naming::VAR_BENCHMARK, BENCH),
+                (naming::VAR_AGENT, AGENT),
+                (naming::VAR_TASK_ID, if task.is_some() { TASK } else { "" }),
+            ];
+            match resolve_one(fleet, resolver, naming::EVAL_TARGET, &placeholders) {
+                Ok(t) => self.eval[slot] = Some(t),
+                Err(_) => {
+                    // core-eval needs more than the core files: resolve for real.
+                    self.enabled = false;
+                    return exact();
+                }
+            }
+        }
+        let made = substitute(
+            self.eval[slot].as_ref().expect("just set"),
+            &pairs(task, Some(b), Some(a)),
+        );
+        let new_b = self.checked.insert(format!("eval-b:{b}:{slot}"));
+        let new_a = self.checked.insert(format!("eval-a:{a}:{slot}"));
+        if new_b || new_a {
+            let real = exact()?;
+            if real != made {
+                self.enabled = false;
+                return Ok(real);
+            }
+        }
+        Ok(made)
+    }
+}
+
+/// The root file and the core images' files, plus stand-in benchmark and agent targets
+/// for the placeholders to link to.
+fn eval_resolver(fleet: &Fleet) -> anyhow::Result<Resolver> {
+    let files: Vec<PathBuf> = fleet
+        .layout
+        .bake_files
+        .iter()
+        .filter(|f| {
+            f.as_path() == std::path::Path::new(fl::ROOT_BAKE_FILE) || f.starts_with(fl::CORE_DIR)
+        })
+        .cloned()
+        .collect();
+    let stubs = format!(
+        "target \"{}\" {{\n}}\ntarget \"{}\" {{\n}}\n",
+        naming::benchmark_target(BENCH),
+        naming::agent_target(AGENT)
+    );
+    Resolver::read_with(
+        &fleet.root,
+        &files,
+        vec![("<kiln: placeholders>.hcl".into(), stubs)],
+    )
+}
+
+fn resolve_one(
+    fleet: &Fleet,
+    resolver: &Resolver,
+    target: &str,
+    extra: &[(&str, &str)],
+) -> anyhow::Result<Target> {
+    let mut vars = fleet.vars.clone();
+    for (k, v) in extra {
+        vars.insert(k.to_string(), v.to_string());
+    }
+    let name = target.to_string();
+    resolver
+        .resolve(std::slice::from_ref(&name), &vars)?
+        .remove(&name)
+        .ok_or_else(|| anyhow::anyhow!("bake did not resolve target {name:?}"))
+}
+
+fn pairs(task: Option<&str>, b: Option<&str>, a: Option<&str>) -> Vec<(String, String)> {
+    let mut p = Vec::new();
+    if let Some(t) = task {
+        p.push((TASK.to_string(), t.to_string()));
+        p.push((TASK.to_ascii_lowercase(), naming::task_component(t)));
+    }
+    if let Some(b) = b {
+        p.push((BENCH.to_string(), b.to_string()));
+    }
+    if let Some(a) = a {
+        p.push((AGENT.to_string(), a.to_string()));
+    }
+    p
+}
+
+fn subst(s: &str, pairs: &[(String, String)]) -> String {
+    let mut out = s.to_string();
+    for (from, to) in pairs {
+        if out.contains(from.as_str()) {
+            out = out.replace(from.as_str(), to);
+        }
+    }
+    out
+}
+
+fn substitute(t: &Target, pairs: &[(String, String)]) -> Target {
+    let map = |m: &BTreeMap<String, String>| -> BTreeMap<String, String> {
+        m.iter()
+            .map(|(k, v)| (subst(k, pairs), subst(v, pairs)))
+            .collect()
+    };
+    Target {
+        name: t.name.clone(),
+        context: subst(&t.context, pairs),
+        dockerfile: subst(&t.dockerfile, pairs),
+        contexts: map(&t.contexts),
+        args: map(&t.args),
+        labels: map(&t.labels),
+        tags: t.tags.iter().map(|x| subst(x, pairs)).collect(),
+        stage: t.stage.as_ref().map(|x| subst(x, pairs)),
+        secrets: t
+            .secrets
+            .iter()
+            .map(|s| crate::fleet::TargetSecret {
+                id: subst(&s.id, pairs),
+                env: s.env.as_ref().map(|x| subst(x, pairs)),
+                src: s.src.as_ref().map(|x| subst(x, pairs)),
+            })
+            .collect(),
+    }
+}
