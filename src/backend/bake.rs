@@ -59,3 +59,37 @@ mod tests {
         );
     }
 }
+
+/// Runs `docker buildx bake` as `kiln bake` was asked to (without `--print`): the
+/// same files, `--set`s, flags and targets, the variables in the environment, output
+/// to the terminal, its exit status passed through. buildx missing is exit status 3.
+pub fn run_passthrough(
+    repo: &std::path::Path,
+    vars: &BTreeMap<String, String>,
+    args: &[String],
+) -> anyhow::Result<std::process::ExitCode> {
+    let docker = which::which("docker").ok();
+    let buildx = docker.as_ref().is_some_and(|d| {
+        duct::cmd(d, ["buildx", "version"]).stdout_null().stderr_null().unchecked().run().is_ok_and(|o| o.status.success())
+    });
+    if !buildx {
+        return Err(crate::cli::Failure {
+            code: 3,
+            message: format!(
+                "kiln bake builds with `docker buildx bake`, and {}; `kiln build --backend podman` or \
+                 `--backend engine` builds the fleet without buildx, and `kiln bake --print` resolves without building",
+                if docker.is_none() { "docker is not on PATH" } else { "`docker buildx version` failed (no buildx plugin)" }
+            ),
+        }
+        .into());
+    }
+    let mut argv: Vec<String> = vec!["docker".into(), "buildx".into(), "bake".into()];
+    argv.extend(args.iter().cloned());
+    eprintln!("+ {}", shell::join_with_env(vars, &argv));
+    let mut expr = duct::cmd(&argv[0], &argv[1..]).dir(repo).unchecked();
+    for (k, v) in vars {
+        expr = expr.env(k, v);
+    }
+    let status = expr.run()?.status;
+    Ok(std::process::ExitCode::from(status.code().unwrap_or(1).clamp(0, 255) as u8))
+}

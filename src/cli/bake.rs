@@ -54,10 +54,7 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
             out.flush()?;
             Ok(ExitCode::SUCCESS)
         }
-        Ok(_) => Err(super::Failure::usage(
-            "building through `kiln bake` needs the build backends, which are not wired to this \
-             command yet; use `kiln bake --print` to resolve, or `kiln build`",
-        )),
+        Ok(_) => crate::backend::bake::run_passthrough(repo, &var_map(&args), &bake_args(&args)),
         Err(message) => {
             // buildx's shape: the last stderr line is `ERROR: <message>`, exit status 1.
             eprintln!("ERROR: {message}");
@@ -94,4 +91,33 @@ fn resolve(repo: &Path, args: &Args, env: BTreeMap<String, String>) -> Result<St
     };
     let resolved = files.resolve(&opts).map_err(|e| e.to_string())?;
     Ok(resolved.to_print_json())
+}
+
+/// `--var NAME=VALUE` as environment variables for `docker buildx bake`.
+fn var_map(args: &Args) -> BTreeMap<String, String> {
+    args.vars.iter().filter_map(|v| v.split_once('=')).map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+/// The arguments `docker buildx bake` gets for the same request.
+fn bake_args(args: &Args) -> Vec<String> {
+    let mut out = Vec::new();
+    for f in &args.files {
+        out.extend(["-f".to_string(), f.clone()]);
+    }
+    for s in &args.sets {
+        out.extend(["--set".to_string(), s.clone()]);
+    }
+    for (on, flag) in [(args.load, "--load"), (args.push, "--push"), (args.no_cache, "--no-cache"), (args.pull, "--pull")] {
+        if on {
+            out.push(flag.to_string());
+        }
+    }
+    if let Some(v) = &args.sbom {
+        out.push(format!("--sbom={v}"));
+    }
+    if let Some(v) = &args.provenance {
+        out.push(format!("--provenance={v}"));
+    }
+    out.extend(args.targets.iter().cloned());
+    out
 }
