@@ -30,6 +30,9 @@ pub(crate) struct TargetBlock {
     pub label: String,
     pub label_span: Span,
     pub block: Block,
+    /// The block's value depends only on global values: no matrix, no `target.x.y`
+    /// reference, no impure function (see `OwnCache`).
+    pub cacheable: bool,
 }
 
 #[derive(Debug)]
@@ -70,7 +73,10 @@ fn local_platform() -> String {
 }
 
 impl Config {
-    pub fn build(files: Vec<SourceFile>, bodies: Vec<Body>) -> Result<Config> {
+    pub fn build(
+        files: Vec<SourceFile>,
+        bodies: Vec<Body>,
+    ) -> std::result::Result<Config, crate::BakeError> {
         let mut cfg = Config {
             files,
             var_order: Vec::new(),
@@ -90,10 +96,20 @@ impl Config {
                 cfg.attrs.insert(a.name, a.expr);
             }
             for b in body.blocks {
-                cfg.add_block(b)?;
+                if let Err(e) = cfg.add_block(b) {
+                    return Err(e.render(&cfg.files));
+                }
             }
         }
         cfg.cyclic_functions = find_function_cycles(&cfg.functions);
+        for i in 0..cfg.targets.len() {
+            let b = &cfg.targets[i].block;
+            let cacheable = b.attr("matrix").is_none()
+                && b.attrs
+                    .iter()
+                    .all(|a| is_pure(&a.expr, &cfg.functions, &mut HashSet::new()));
+            cfg.targets[i].cacheable = cacheable;
+        }
         Ok(cfg)
     }
 
@@ -168,6 +184,7 @@ impl Config {
                 label,
                 label_span,
                 block: b,
+                cacheable: false,
             }),
             "group" => self.groups.push(GroupBlock {
                 label,
@@ -192,7 +209,8 @@ fn param_names(e: &Expr) -> Result<Vec<String>> {
                 ExprKind::Template(p) => match p.as_slice() {
                     [Part::Lit(s)] => Ok(s.clone()),
                     [Part::Interp(Expr {
-                        kind: ExprKind::Var(n), ..
+                        kind: ExprKind::Var(n),
+                        ..
                     })] => Ok(n.clone()),
                     _ => Err(bad()),
                 },
@@ -230,6 +248,94 @@ fn find_function_cycles(funcs: &HashMap<String, UserFunction>) -> HashSet<String
         }
     }
     cyclic
+}
+
+/// Functions whose result changes from call to call.
+const IMPURE_FUNCTIONS: [&str; 4] = ["timestamp", "uuid", "uuidv4", "bcrypt"];
+
+/// No `target.` reference and no impure call, following user functions.
+fn is_pure<'f>(
+    e: &Expr,
+    funcs: &'f HashMap<String, UserFunction>,
+    seen: &mut HashSet<&'f str>,
+) -> bool {
+    let mut uses_target = false;
+    visit_vars(e, &mut |n| uses_target |= n == "target");
+    if uses_target {
+        return false;
+    }
+    let mut calls = Vec::new();
+    collect_calls(e, &mut calls);
+    calls.iter().all(|c| {
+        if IMPURE_FUNCTIONS.contains(&c.as_str()) {
+            return false;
+        }
+        match funcs.get_key_value(c) {
+            Some((k, f)) => !seen.insert(k.as_str()) || is_pure(&f.result, funcs, seen),
+            None => true,
+        }
+    })
+}
+
+fn visit_vars(e: &Expr, f: &mut dyn FnMut(&str)) {
+    match &e.kind {
+        ExprKind::Literal(_) => {}
+        ExprKind::Var(n) => f(n),
+        ExprKind::Tuple(items) => items.iter().for_each(|x| visit_vars(x, f)),
+        ExprKind::Object(items) => items.iter().for_each(|(k, v)| {
+            if let ObjectKey::Expr(k) = k {
+                visit_vars(k, f);
+            }
+            visit_vars(v, f);
+        }),
+        ExprKind::Template(parts) => visit_part_vars(parts, f),
+        ExprKind::Cond(c) => c.iter().for_each(|x| visit_vars(x, f)),
+        ExprKind::Call(c) => c.args.iter().for_each(|x| visit_vars(x, f)),
+        ExprKind::Traverse(b, ops) => {
+            visit_vars(b, f);
+            for op in ops {
+                if let crate::ast::Op::Index(x) = op {
+                    visit_vars(x, f);
+                }
+            }
+        }
+        ExprKind::Unary(_, x) | ExprKind::Paren(x) => visit_vars(x, f),
+        ExprKind::Binary(_, b) => b.iter().for_each(|x| visit_vars(x, f)),
+        ExprKind::For(fe) => {
+            visit_vars(&fe.collection, f);
+            if let Some(k) = &fe.key_expr {
+                visit_vars(k, f);
+            }
+            visit_vars(&fe.value_expr, f);
+            if let Some(c) = &fe.cond {
+                visit_vars(c, f);
+            }
+        }
+    }
+}
+
+fn visit_part_vars(parts: &[Part], f: &mut dyn FnMut(&str)) {
+    for p in parts {
+        match p {
+            Part::Lit(_) => {}
+            Part::Interp(e) => visit_vars(e, f),
+            Part::If {
+                cond,
+                then,
+                otherwise,
+            } => {
+                visit_vars(cond, f);
+                visit_part_vars(then, f);
+                visit_part_vars(otherwise, f);
+            }
+            Part::For {
+                collection, body, ..
+            } => {
+                visit_vars(collection, f);
+                visit_part_vars(body, f);
+            }
+        }
+    }
 }
 
 fn collect_calls(e: &Expr, out: &mut Vec<String>) {
@@ -276,12 +382,18 @@ fn collect_part_calls(parts: &[Part], out: &mut Vec<String>) {
         match p {
             Part::Lit(_) => {}
             Part::Interp(e) => collect_calls(e, out),
-            Part::If { cond, then, otherwise } => {
+            Part::If {
+                cond,
+                then,
+                otherwise,
+            } => {
                 collect_calls(cond, out);
                 collect_part_calls(then, out);
                 collect_part_calls(otherwise, out);
             }
-            Part::For { collection, body, .. } => {
+            Part::For {
+                collection, body, ..
+            } => {
                 collect_calls(collection, out);
                 collect_part_calls(body, out);
             }
@@ -292,6 +404,20 @@ fn collect_part_calls(parts: &[Part], out: &mut Vec<String>) {
 enum Slot {
     InProgress,
     Done(Value),
+}
+
+/// Own target values kept between resolutions of the same files: an entry is reused while
+/// every global it read still has the same value (so resolving one per-task target 2,000
+/// times re-evaluates only the blocks that read `EVAL_TASK_ID`).
+#[derive(Debug, Default)]
+pub(crate) struct OwnCache {
+    entries: std::sync::Mutex<HashMap<usize, CachedOwn>>,
+}
+
+#[derive(Debug)]
+struct CachedOwn {
+    reads: Vec<(String, Value)>,
+    target: Target,
 }
 
 /// Where variable override texts come from.
@@ -315,16 +441,21 @@ pub(crate) struct Session<'c> {
     vars: RefCell<HashMap<String, Slot>>,
     target_attrs: RefCell<HashMap<(usize, String), Slot>>,
     attr_stack: RefCell<Vec<(String, String)>>,
+    cache: Option<&'c OwnCache>,
+    /// Globals read while evaluating a cacheable block (innermost block last).
+    reads: RefCell<Vec<Vec<String>>>,
 }
 
 impl<'c> Session<'c> {
-    pub fn new(cfg: &'c Config, inputs: Inputs<'c>) -> Session<'c> {
+    pub fn new(cfg: &'c Config, inputs: Inputs<'c>, cache: Option<&'c OwnCache>) -> Session<'c> {
         Session {
             cfg,
             inputs,
             vars: RefCell::new(HashMap::new()),
             target_attrs: RefCell::new(HashMap::new()),
             attr_stack: RefCell::new(Vec::new()),
+            cache,
+            reads: RefCell::new(Vec::new()),
         }
     }
 
@@ -390,10 +521,15 @@ impl<'c> Session<'c> {
             }
             None => {}
         }
-        self.vars.borrow_mut().insert(name.to_string(), Slot::InProgress);
+        self.vars
+            .borrow_mut()
+            .insert(name.to_string(), Slot::InProgress);
         let r = self.compute_variable(name);
         match &r {
-            Ok(v) => self.vars.borrow_mut().insert(name.to_string(), Slot::Done(v.clone())),
+            Ok(v) => self
+                .vars
+                .borrow_mut()
+                .insert(name.to_string(), Slot::Done(v.clone())),
             Err(_) => self.vars.borrow_mut().remove(name),
         };
         r
@@ -432,7 +568,11 @@ impl<'c> Session<'c> {
             return match found {
                 Some((text, is_json)) => override_value(name, text, is_json, ty, default.as_ref())
                     .map_err(|m| Error::diag(decl.open_brace, "Invalid value", m)),
-                None => Ok(default.unwrap_or(if ty.is_some() { Value::Null } else { Value::string("") })),
+                None => Ok(default.unwrap_or(if ty.is_some() {
+                    Value::Null
+                } else {
+                    Value::string("")
+                })),
             };
         }
         if let Some(e) = self.cfg.attrs.get(name) {
@@ -466,12 +606,19 @@ impl<'c> Session<'c> {
             }
             None => {}
         }
-        self.target_attrs.borrow_mut().insert(key.clone(), Slot::InProgress);
-        self.attr_stack.borrow_mut().push((tb.label.clone(), attr.name.clone()));
+        self.target_attrs
+            .borrow_mut()
+            .insert(key.clone(), Slot::InProgress);
+        self.attr_stack
+            .borrow_mut()
+            .push((tb.label.clone(), attr.name.clone()));
         let r = self.ev().eval(&attr.expr, &mut Vec::new());
         self.attr_stack.borrow_mut().pop();
         match &r {
-            Ok(v) => self.target_attrs.borrow_mut().insert(key, Slot::Done(v.clone())),
+            Ok(v) => self
+                .target_attrs
+                .borrow_mut()
+                .insert(key, Slot::Done(v.clone())),
             Err(_) => self.target_attrs.borrow_mut().remove(&key),
         };
         r
@@ -486,7 +633,11 @@ impl<'c> Session<'c> {
             let b = &tb.block;
             let Some(m) = b.attr("matrix") else {
                 if let Some(n) = b.attr("name") {
-                    return Err(Error::diag(n.name_span, "Invalid name", "name requires matrix"));
+                    return Err(Error::diag(
+                        n.name_span,
+                        "Invalid name",
+                        "name requires matrix",
+                    ));
                 }
                 check_name(&tb.label, tb.label_span)?;
                 out.push(Instance {
@@ -496,14 +647,20 @@ impl<'c> Session<'c> {
                 });
                 continue;
             };
-            let mv = self.ev().eval(&m.expr, &mut Vec::new()).map_err(|e| e.with_others(1))?;
+            let mv = self
+                .ev()
+                .eval(&m.expr, &mut Vec::new())
+                .map_err(|e| e.with_others(1))?;
             let combos = matrix_combinations(&mv, m.expr.span)?;
             let mut names: Vec<String> = Vec::new();
             for locals in combos {
                 let mut locals = locals;
                 let name = match b.attr("name") {
                     Some(n) => {
-                        let v = self.ev().eval(&n.expr, &mut locals).map_err(|e| e.with_others(1))?;
+                        let v = self
+                            .ev()
+                            .eval(&n.expr, &mut locals)
+                            .map_err(|e| e.with_others(1))?;
                         v.to_template_string().unwrap_or_default()
                     }
                     None => tb.label.clone(),
@@ -517,7 +674,11 @@ impl<'c> Session<'c> {
                     ));
                 }
                 names.push(name.clone());
-                out.push(Instance { name, block: i, locals });
+                out.push(Instance {
+                    name,
+                    block: i,
+                    locals,
+                });
             }
             matrix_groups.push((tb.label.clone(), names));
         }
@@ -526,6 +687,44 @@ impl<'c> Session<'c> {
 
     /// The own value of one instance (its block's attributes, no inheritance).
     pub fn own_target(&self, inst: &mut Instance) -> Result<Target> {
+        let cacheable = inst.locals.is_empty() && self.cfg.targets[inst.block].cacheable;
+        let Some(cache) = self.cache.filter(|_| cacheable) else {
+            return self.eval_own_target(inst);
+        };
+        if let Some(hit) = cache.entries.lock().ok().and_then(|entries| {
+            let c = entries.get(&inst.block)?;
+            let same = c.reads.iter().all(
+                |(n, v)| matches!(self.global(n, Span::default()), Ok(Some(cur)) if cur.equals(v)),
+            );
+            same.then(|| c.target.clone())
+        }) {
+            return Ok(hit);
+        }
+        self.reads.borrow_mut().push(Vec::new());
+        let r = self.eval_own_target(inst);
+        let mut names = self.reads.borrow_mut().pop().unwrap_or_default();
+        let t = r?;
+        names.sort();
+        names.dedup();
+        let mut reads = Vec::with_capacity(names.len());
+        for n in names {
+            if let Ok(Some(v)) = self.global(&n, Span::default()) {
+                reads.push((n, v));
+            }
+        }
+        if let Ok(mut entries) = cache.entries.lock() {
+            entries.insert(
+                inst.block,
+                CachedOwn {
+                    reads,
+                    target: t.clone(),
+                },
+            );
+        }
+        Ok(t)
+    }
+
+    fn eval_own_target(&self, inst: &mut Instance) -> Result<Target> {
         let tb = &self.cfg.targets[inst.block];
         let mut t = Target {
             name: inst.name.clone(),
@@ -551,11 +750,17 @@ impl<'c> Session<'c> {
             let mut targets = Vec::new();
             let mut description = String::new();
             if let Some(a) = g.block.attr("targets") {
-                let v = self.ev().eval(&a.expr, &mut Vec::new()).map_err(|e| e.with_others(1))?;
+                let v = self
+                    .ev()
+                    .eval(&a.expr, &mut Vec::new())
+                    .map_err(|e| e.with_others(1))?;
                 targets = string_list(&v, a)?;
             }
             if let Some(a) = g.block.attr("description") {
-                let v = self.ev().eval(&a.expr, &mut Vec::new()).map_err(|e| e.with_others(1))?;
+                let v = self
+                    .ev()
+                    .eval(&a.expr, &mut Vec::new())
+                    .map_err(|e| e.with_others(1))?;
                 description = string_scalar(v, a)?.unwrap_or_default();
             }
             out.retain(|(n, _, _)| n != &g.label);
@@ -566,8 +771,16 @@ impl<'c> Session<'c> {
 }
 
 fn check_name(name: &str, span: Span) -> Result<()> {
-    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
-        return Err(Error::diag(span, "Invalid name", "only \"[a-zA-Z0-9_-]+\" are allowed"));
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        return Err(Error::diag(
+            span,
+            "Invalid name",
+            "only \"[a-zA-Z0-9_-]+\" are allowed",
+        ));
     }
     Ok(())
 }
@@ -633,7 +846,10 @@ fn unsuitable(attr: &Attribute, required: &str, v: &Value) -> Error {
     Error::diag(
         attr.expr.span,
         "Unsuitable value type",
-        format!("Unsuitable value: {required} required, but have {}", v.kind_name()),
+        format!(
+            "Unsuitable value: {required} required, but have {}",
+            v.kind_name()
+        ),
     )
 }
 
@@ -701,7 +917,9 @@ fn bool_scalar(v: Value, attr: &Attribute) -> Result<Option<bool>> {
 fn entry_items<'v>(v: &'v Value, attr: &Attribute) -> Result<Vec<&'v Value>> {
     match v {
         Value::Null => Ok(Vec::new()),
-        Value::List(x) | Value::Tuple(x) | Value::Set(x) => Ok(x.iter().filter(|i| !i.is_null()).collect()),
+        Value::List(x) | Value::Tuple(x) | Value::Set(x) => {
+            Ok(x.iter().filter(|i| !i.is_null()).collect())
+        }
         other => Err(unsuitable(attr, "list", other)),
     }
 }
@@ -804,7 +1022,8 @@ fn decode_attr(t: &mut Target, attr: &Attribute, v: Value) -> Result<()> {
                 } else if let Some(m) = object_strings(item) {
                     let mut a = Attest::default();
                     for (k, val) in m {
-                        target::set_attest_attr(&mut a, k, val).map_err(|m| entry_error(attr, m))?;
+                        target::set_attest_attr(&mut a, k, val)
+                            .map_err(|m| entry_error(attr, m))?;
                     }
                     a
                 } else {
@@ -834,7 +1053,10 @@ fn decode_attr(t: &mut Target, attr: &Attribute, v: Value) -> Result<()> {
                 let s = if let Some(s) = item.to_template_string() {
                     target::parse_ssh(&s).map_err(|m| entry_error(attr, m))?
                 } else if let Some(m) = item.as_entries() {
-                    let id = m.get("id").and_then(Value::to_template_string).unwrap_or_default();
+                    let id = m
+                        .get("id")
+                        .and_then(Value::to_template_string)
+                        .unwrap_or_default();
                     let paths = m
                         .get("paths")
                         .and_then(Value::as_seq)
@@ -859,6 +1081,9 @@ impl Globals for Session<'_> {
             "BAKE_LOCAL_PLATFORM" => return Ok(Some(Value::string(local_platform()))),
             _ => {}
         }
+        if let Some(frame) = self.reads.borrow_mut().last_mut() {
+            frame.push(name.to_string());
+        }
         if self.cfg.vars.contains_key(name) || self.cfg.attrs.contains_key(name) {
             return self.variable(name, span).map(Some);
         }
@@ -866,7 +1091,13 @@ impl Globals for Session<'_> {
     }
 
     fn global_names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self.cfg.vars.keys().chain(self.cfg.attrs.keys()).cloned().collect();
+        let mut names: Vec<String> = self
+            .cfg
+            .vars
+            .keys()
+            .chain(self.cfg.attrs.keys())
+            .cloned()
+            .collect();
         names.extend(BUILTINS.iter().map(|s| s.to_string()));
         names
     }
@@ -908,5 +1139,7 @@ impl Globals for Session<'_> {
 
 /// Go's `ParseBool` for `BUILDX_BAKE_DISABLE_VARS_ENV_LOOKUP` and friends.
 pub(crate) fn env_flag(env: &BTreeMap<String, String>, name: &str) -> bool {
-    env.get(name).and_then(|v| parse_go_bool(v)).unwrap_or(false)
+    env.get(name)
+        .and_then(|v| parse_go_bool(v))
+        .unwrap_or(false)
 }

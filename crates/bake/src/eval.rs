@@ -75,31 +75,32 @@ impl<'g> Evaluator<'g> {
             ExprKind::Paren(inner) => self.eval(inner, locals),
             ExprKind::Cond(c) => {
                 let cond = self.eval(&c[0], locals)?;
-                let b = match convert(cond, &Type::Bool) {
-                    Ok(Value::Bool(b)) => b,
-                    Ok(Value::Null) => {
-                        return Err(invalid(
+                let b =
+                    match convert(cond, &Type::Bool) {
+                        Ok(Value::Bool(b)) => b,
+                        Ok(Value::Null) => return Err(invalid(
                             c[0].span,
                             "Null condition",
                             "The condition value is null. Conditions must either be true or false.",
-                        ))
-                    }
-                    _ => {
-                        return Err(invalid(
-                            c[0].span,
-                            "Incorrect condition type",
-                            "The condition expression must be of type bool.",
-                        ))
-                    }
-                };
+                        )),
+                        _ => {
+                            return Err(invalid(
+                                c[0].span,
+                                "Incorrect condition type",
+                                "The condition expression must be of type bool.",
+                            ))
+                        }
+                    };
                 self.eval(if b { &c[1] } else { &c[2] }, locals)
             }
-            ExprKind::Call(call) => self.call(call, locals),
+            ExprKind::Call(call) => self.call(call, e.span, locals),
             ExprKind::Traverse(base, ops) => self.traverse(base, ops, e.span, locals),
             ExprKind::Unary(op, x) => {
                 let v = self.eval(x, locals)?;
                 match op {
-                    UnaryOp::Neg => Ok(Value::Number(self.operand_number(v, x.span, "operand")?.neg())),
+                    UnaryOp::Neg => Ok(Value::Number(
+                        self.operand_number(v, x.span, "operand")?.neg(),
+                    )),
                     UnaryOp::Not => Ok(Value::Bool(!self.operand_bool(v, x.span, "operand")?)),
                 }
             }
@@ -166,7 +167,11 @@ impl<'g> Evaluator<'g> {
                     let v = self.eval(e, locals)?;
                     out.push_str(&self.interp_string(v, e.span)?);
                 }
-                Part::If { cond, then, otherwise } => {
+                Part::If {
+                    cond,
+                    then,
+                    otherwise,
+                } => {
                     let v = self.eval(cond, locals)?;
                     let b = match convert(v, &Type::Bool) {
                         Ok(Value::Bool(b)) => b,
@@ -226,7 +231,12 @@ impl<'g> Evaluator<'g> {
         }
     }
 
-    fn call(&self, call: &Call, locals: &mut Locals) -> Result<Value> {
+    fn call(&self, call: &Call, span: Span, locals: &mut Locals) -> Result<Value> {
+        if self.globals.user_function(&call.name).is_none() {
+            if let Some(r) = self.special_call(call, span, locals) {
+                return r;
+            }
+        }
         let mut args = Vec::with_capacity(call.args.len());
         for a in &call.args {
             args.push(self.eval(a, locals)?);
@@ -246,7 +256,8 @@ impl<'g> Evaluator<'g> {
             }
         }
         if let Some(f) = self.globals.user_function(&call.name) {
-            self.globals.check_function_cycle(&call.name, call.name_span)?;
+            self.globals
+                .check_function_cycle(&call.name, call.name_span)?;
             return self.call_user(f, args, call);
         }
         if !functions::exists(&call.name) {
@@ -256,7 +267,7 @@ impl<'g> Evaluator<'g> {
                 format!("There is no function named \"{}\".", call.name),
             ));
         }
-        functions::call(&call.name, args).map_err(|e| self.fn_error(call, e))
+        functions::call(&call.name, args).map_err(|e| self.fn_error(call, span, e))
     }
 
     fn call_user(&self, f: &UserFunction, args: Vec<Value>, call: &Call) -> Result<Value> {
@@ -276,7 +287,11 @@ impl<'g> Evaluator<'g> {
             return Err(invalid(
                 call.name_span,
                 "Too many function arguments",
-                format!("Function \"{}\" expects only {} argument(s).", f.name, f.params.len()),
+                format!(
+                    "Function \"{}\" expects only {} argument(s).",
+                    f.name,
+                    f.params.len()
+                ),
             ));
         }
         let mut args = args.into_iter();
@@ -291,35 +306,77 @@ impl<'g> Evaluator<'g> {
         self.eval(&f.result, &mut locals)
     }
 
-    fn fn_error(&self, call: &Call, e: FnError) -> Error {
-        let arg_span = |i: usize| call.args.get(i).or(call.args.last()).map_or(call.name_span, |a| a.span);
-        match e {
-            FnError::Arg { index, param, message } => invalid(
-                arg_span(index),
-                "Invalid function argument",
-                format!("Invalid value for \"{param}\" parameter: {message}."),
-            ),
-            FnError::NotEnoughArgs {
-                expected,
-                missing_param,
-            } => invalid(
-                call.name_span,
-                "Not enough function arguments",
-                format!(
-                    "Function \"{}\" expects {expected} argument(s). Missing value for \"{missing_param}\".",
-                    call.name
-                ),
-            ),
-            FnError::TooManyArgs { expected } => invalid(
-                call.name_span,
-                "Too many function arguments",
-                format!("Function \"{}\" expects only {expected} argument(s).", call.name),
-            ),
-            FnError::Failed { message } => invalid(
-                call.name_span,
-                "Error in function call",
-                format!("Call to function \"{}\" failed: {message}.", call.name),
-            ),
+    /// HCL's diagnostic for a failed built-in call: argument errors point at the argument,
+    /// missing arguments at the closing parenthesis, other failures at the whole call.
+    fn fn_error(&self, call: &Call, span: Span, e: FnError) -> Error {
+        let (summary, detail) = e.render(&call.name);
+        let at = match &e {
+            FnError::Arg { index, .. } => call
+                .args
+                .get(*index)
+                .or(call.args.last())
+                .map_or(span, |a| a.span),
+            FnError::NotEnoughArgs { .. } => Span {
+                start: span.end.saturating_sub(1),
+                ..span
+            },
+            FnError::TooManyArgs { expected } => call.args.get(*expected).map_or(span, |a| a.span),
+            FnError::Failed { .. } => span,
+        };
+        invalid(at, &summary, detail)
+    }
+
+    /// `try`, `can` and `convert` look at expressions, not values.
+    fn special_call(&self, call: &Call, span: Span, locals: &mut Locals) -> Option<Result<Value>> {
+        match call.name.as_str() {
+            "try" => {
+                let mut last = None;
+                for a in &call.args {
+                    match self.eval(a, locals) {
+                        Ok(v) => return Some(Ok(v)),
+                        Err(e) => last = Some(e),
+                    }
+                }
+                Some(Err(match last {
+                    None => invalid(
+                        span,
+                        "Not enough function arguments",
+                        "Function \"try\" expects at least 1 argument(s). Missing value for \"expressions\".",
+                    ),
+                    Some(_) => invalid(
+                        span,
+                        "Error in function call",
+                        "Call to function \"try\" failed: no expression succeeded.",
+                    ),
+                }))
+            }
+            "can" => match call.args.as_slice() {
+                [a] => Some(Ok(Value::Bool(self.eval(a, locals).is_ok()))),
+                _ => Some(Err(invalid(
+                    span,
+                    "Invalid function argument",
+                    "Function \"can\" expects 1 argument(s).",
+                ))),
+            },
+            "convert" => match call.args.as_slice() {
+                [v, t] => Some((|| {
+                    let ty = type_expr(t)?;
+                    let val = self.eval(v, locals)?;
+                    convert(val, &ty).map_err(|e| {
+                        invalid(
+                            v.span,
+                            "Invalid function argument",
+                            format!("Invalid value for \"value\" parameter: {e}."),
+                        )
+                    })
+                })()),
+                _ => Some(Err(invalid(
+                    span,
+                    "Invalid function argument",
+                    "Function \"convert\" expects 2 argument(s).",
+                ))),
+            },
+            _ => None,
         }
     }
 
@@ -348,7 +405,9 @@ impl<'g> Evaluator<'g> {
         for (i, op) in ops.iter().enumerate() {
             match op {
                 Op::Attr(name, span) => v = get_attr(v, name, *span)?,
-                Op::LegacyIndex(n, span) => v = index(v, &Value::Number(Number::from_i64(*n as i64)), *span)?,
+                Op::LegacyIndex(n, span) => {
+                    v = index(v, &Value::Number(Number::from_i64(*n as i64)), *span)?
+                }
                 Op::Index(e) => {
                     let k = self.eval(e, locals)?;
                     v = index(v, &k, e.span)?;
@@ -413,7 +472,14 @@ impl<'g> Evaluator<'g> {
         }
     }
 
-    fn binary(&self, op: BinaryOp, l: &Expr, r: &Expr, span: Span, locals: &mut Locals) -> Result<Value> {
+    fn binary(
+        &self,
+        op: BinaryOp,
+        l: &Expr,
+        r: &Expr,
+        span: Span,
+        locals: &mut Locals,
+    ) -> Result<Value> {
         let lv = self.eval(l, locals)?;
         let rv = self.eval(r, locals)?;
         use BinaryOp::*;
@@ -520,7 +586,12 @@ impl<'g> Evaluator<'g> {
         }
         Ok(match &f.key_expr {
             None => Value::Tuple(tuple),
-            Some(_) if f.grouping => Value::Object(groups.into_iter().map(|(k, v)| (k, Value::Tuple(v))).collect()),
+            Some(_) if f.grouping => Value::Object(
+                groups
+                    .into_iter()
+                    .map(|(k, v)| (k, Value::Tuple(v)))
+                    .collect(),
+            ),
             Some(_) => Value::Object(object),
         })
     }
@@ -535,9 +606,11 @@ fn iterate(v: &Value) -> Option<Vec<(Value, Value)>> {
                 .map(|(i, v)| (Value::number(i as i64), v.clone()))
                 .collect(),
         ),
-        Value::Map(m) | Value::Object(m) => {
-            Some(m.iter().map(|(k, v)| (Value::string(k.clone()), v.clone())).collect())
-        }
+        Value::Map(m) | Value::Object(m) => Some(
+            m.iter()
+                .map(|(k, v)| (Value::string(k.clone()), v.clone()))
+                .collect(),
+        ),
         _ => None,
     }
 }
@@ -605,7 +678,11 @@ fn index(v: Value, key: &Value, span: Span) -> Result<Value> {
             "Attempt to index null value",
             "This value is null, so it does not have any indices.",
         )),
-        _ => Err(invalid(span, "Invalid index", "This value does not have any indices.")),
+        _ => Err(invalid(
+            span,
+            "Invalid index",
+            "This value does not have any indices.",
+        )),
     }
 }
 
@@ -637,7 +714,9 @@ pub fn type_expr(e: &Expr) -> Result<Type> {
                 "set" => Ok(Type::Set(Box::new(type_expr(arg)?))),
                 "map" => Ok(Type::Map(Box::new(type_expr(arg)?))),
                 "tuple" => match &arg.kind {
-                    ExprKind::Tuple(items) => Ok(Type::Tuple(items.iter().map(type_expr).collect::<Result<_>>()?)),
+                    ExprKind::Tuple(items) => Ok(Type::Tuple(
+                        items.iter().map(type_expr).collect::<Result<_>>()?,
+                    )),
                     _ => Err(bad()),
                 },
                 "object" => match &arg.kind {
@@ -647,7 +726,8 @@ pub fn type_expr(e: &Expr) -> Result<Type> {
                             let name = match k {
                                 ObjectKey::Ident(s) => s.clone(),
                                 ObjectKey::Expr(Expr {
-                                    kind: ExprKind::Var(s), ..
+                                    kind: ExprKind::Var(s),
+                                    ..
                                 }) => s.clone(),
                                 ObjectKey::Expr(Expr {
                                     kind: ExprKind::Literal(Value::String(s)),

@@ -71,6 +71,7 @@ pub const DEFAULT_FILES: [&str; 8] = [
 pub struct BakeFiles {
     config: config::Config,
     cwd: PathBuf,
+    cache: config::OwnCache,
 }
 
 /// What to resolve, and with which inputs (the `docker buildx bake` flags).
@@ -125,7 +126,11 @@ impl BakeFiles {
                 .get("BUILDX_BAKE_PATH_SEPARATOR")
                 .filter(|s| !s.is_empty())
                 .map_or(":", String::as_str);
-            return Ok(list.split(sep).filter(|s| !s.is_empty()).map(str::to_string).collect());
+            return Ok(list
+                .split(sep)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect());
         }
         let found: Vec<String> = DEFAULT_FILES
             .iter()
@@ -159,39 +164,85 @@ impl BakeFiles {
     /// Parses in-memory files (name, text); the name's extension picks the syntax.
     pub fn from_sources(sources: Vec<(String, String)>) -> Result<BakeFiles, BakeError> {
         let mut files = Vec::with_capacity(sources.len());
-        let mut bodies = Vec::with_capacity(sources.len());
-        for (i, (name, text)) in sources.into_iter().enumerate() {
+        for (name, text) in sources {
             let lower = name.to_ascii_lowercase();
             if lower.ends_with(".yml") || lower.ends_with(".yaml") {
                 return Err(BakeError::new(format!(
                     "{name}: compose files are not supported by kiln"
                 )));
             }
-            files.push(source::SourceFile::new(name.clone(), text));
-            let text = &files[i].text;
-            let body = if lower.ends_with(".json") {
+            files.push(source::SourceFile::new(name, text));
+        }
+        let parse_one = |i: usize| {
+            let (name, text) = (&files[i].name, &files[i].text);
+            let lower = name.to_ascii_lowercase();
+            if lower.ends_with(".json") {
                 parse::parse_json(i as u32, text)
             } else if lower.ends_with(".hcl") {
                 parse::parse_hcl(i as u32, text)
             } else {
-                parse::parse_hcl(i as u32, text).or_else(|e| parse::parse_json(i as u32, text).map_err(|_| e))
-            };
-            match body {
-                Ok(b) => bodies.push(b),
-                Err(e) => return Err(e.render(&files)),
+                parse::parse_hcl(i as u32, text)
+                    .or_else(|e| parse::parse_json(i as u32, text).map_err(|_| e))
             }
+        };
+        // Parsing dominates for large fleets; spread it over the cores.
+        let workers = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(8);
+        let results: Vec<error::Result<ast::Body>> = if files.len() >= 16 && workers > 1 {
+            let chunk = files.len().div_ceil(workers);
+            std::thread::scope(|s| {
+                let handles: Vec<_> = (0..files.len())
+                    .step_by(chunk)
+                    .map(|start| {
+                        let end = (start + chunk).min(files.len());
+                        s.spawn(move || (start..end).map(parse_one).collect::<Vec<_>>())
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .flat_map(|h| h.join().unwrap_or_default())
+                    .collect()
+            })
+        } else {
+            (0..files.len()).map(parse_one).collect()
+        };
+        let mut bodies = Vec::with_capacity(results.len());
+        for r in results {
+            bodies.push(r.map_err(|e| e.render(&files))?);
         }
-        let fs = files.clone();
-        let config = config::Config::build(files, bodies).map_err(|e| e.render(&fs))?;
+        if bodies.len() != files.len() {
+            return Err(BakeError::new("internal error: a parser thread failed"));
+        }
+        let config = config::Config::build(files, bodies)?;
         Ok(BakeFiles {
             config,
             cwd: PathBuf::from("."),
+            cache: config::OwnCache::default(),
         })
+    }
+
+    /// Target names as declared (block labels, before matrix expansion), in file order.
+    pub fn target_labels(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .config
+            .targets
+            .iter()
+            .map(|t| t.label.clone())
+            .collect();
+        names.dedup();
+        target::dedupe_strings(names)
+    }
+
+    /// Group names as declared, in file order.
+    pub fn group_labels(&self) -> Vec<String> {
+        target::dedupe_strings(self.config.groups.iter().map(|g| g.label.clone()).collect())
     }
 
     /// Resolves the requested targets with the given inputs.
     pub fn resolve(&self, opts: &ResolveOptions) -> Result<Resolved, BakeError> {
-        self.resolve_inner(opts).map_err(|e| e.render(&self.config.files))
+        self.resolve_inner(opts)
+            .map_err(|e| e.render(&self.config.files))
     }
 
     fn resolve_inner(&self, opts: &ResolveOptions) -> error::Result<Resolved> {
@@ -201,7 +252,7 @@ impl BakeFiles {
             env: &opts.env,
             env_lookup,
         };
-        let session = config::Session::new(&self.config, inputs);
+        let session = config::Session::new(&self.config, inputs, Some(&self.cache));
         let mut sets = opts.sets.clone();
         if opts.push {
             sets.push("*.push=true".into());
@@ -216,12 +267,66 @@ impl BakeFiles {
             sets.push("*.pull=true".into());
         }
         if let Some(v) = &opts.sbom {
-            sets.push(format!("*.attest={}", overrides::canonical_attest("sbom", v)));
+            sets.push(format!(
+                "*.attest={}",
+                overrides::canonical_attest("sbom", v)
+            ));
         }
         if let Some(v) = &opts.provenance {
-            sets.push(format!("*.attest={}", overrides::canonical_attest("provenance", v)));
+            sets.push(format!(
+                "*.attest={}",
+                overrides::canonical_attest("provenance", v)
+            ));
         }
         let resolver = resolve::Resolver::new(&session, &sets, &opts.env, env_lookup)?;
         resolver.resolve(&opts.targets, &opts.env, Some(&self.cwd))
+    }
+}
+
+/// One fuzzing round (used by `fuzz/` and the regression test): the first byte picks the
+/// syntax and options, the rest is one bake file. Must never panic.
+#[doc(hidden)]
+pub fn fuzz_one(data: &[u8]) {
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
+    let text = String::from_utf8_lossy(rest).into_owned();
+    let name = if mode & 1 == 1 {
+        "docker-bake.json"
+    } else {
+        "docker-bake.hcl"
+    };
+    let Ok(files) = BakeFiles::from_sources(vec![(name.to_string(), text)]) else {
+        return;
+    };
+    let mut opts = ResolveOptions::default();
+    if mode & 2 != 0 {
+        for (k, v) in [
+            ("A", "1"),
+            ("B", "x,y"),
+            ("C_JSON", "[1]"),
+            ("SOURCE_DATE_EPOCH", "7"),
+        ] {
+            opts.env.insert(k.to_string(), v.to_string());
+        }
+    }
+    if mode & 4 != 0 {
+        opts.targets = files.target_labels();
+        opts.targets.extend(files.group_labels());
+    }
+    if mode & 8 != 0 {
+        opts.sets = vec![
+            "*.tags+=x".into(),
+            "*.args.A=1".into(),
+            "*.output=type=docker".into(),
+        ];
+    }
+    if mode & 16 != 0 {
+        opts.push = true;
+        opts.load = true;
+        opts.sbom = Some("true".into());
+    }
+    if let Ok(r) = files.resolve(&opts) {
+        std::hint::black_box(r.to_print_json());
     }
 }

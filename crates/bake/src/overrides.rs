@@ -98,17 +98,28 @@ pub(crate) fn parse(
         };
         let keys: Vec<&str> = lhs.splitn(3, '.').collect();
         if keys.len() < 2 {
-            return Err(Error::msg(format!("invalid override key {lhs}, expected target.name")));
+            return Err(Error::msg(format!(
+                "invalid override key {lhs}, expected target.name"
+            )));
         }
         let pattern = keys[0];
         let key = keys[1..].join(".");
         let names: Vec<&String> = if target_names.iter().any(|n| n == pattern) {
-            target_names.iter().filter(|n| *n == pattern).take(1).collect()
+            target_names
+                .iter()
+                .filter(|n| *n == pattern)
+                .take(1)
+                .collect()
         } else {
-            target_names.iter().filter(|n| glob_match(pattern, n)).collect()
+            target_names
+                .iter()
+                .filter(|n| glob_match(pattern, n))
+                .collect()
         };
         if names.is_empty() {
-            return Err(Error::msg(format!("could not find any target matching '{pattern}'")));
+            return Err(Error::msg(format!(
+                "could not find any target matching '{pattern}'"
+            )));
         }
         for name in names {
             let list = out.by_target.entry(name.clone()).or_default();
@@ -153,7 +164,8 @@ fn require_name<'a>(sub: Option<&'a str>, key: &str) -> Result<&'a str> {
 }
 
 fn parse_bool_key(value: &str, key: &str) -> Result<bool> {
-    parse_go_bool(value).ok_or_else(|| Error::msg(format!("invalid value {value} for boolean key {key}")))
+    parse_go_bool(value)
+        .ok_or_else(|| Error::msg(format!("invalid value {value} for boolean key {key}")))
 }
 
 /// Applies one target's overrides, in key order.
@@ -171,10 +183,12 @@ pub(crate) fn apply(t: &mut Target, overrides: &[(String, Override)]) -> Result<
                 t.args.insert(require_name(sub, "args")?.to_string(), value);
             }
             "contexts" => {
-                t.contexts.insert(require_name(sub, "contexts")?.to_string(), value);
+                t.contexts
+                    .insert(require_name(sub, "contexts")?.to_string(), value);
             }
             "labels" => {
-                t.labels.insert(require_name(sub, "labels")?.to_string(), value);
+                t.labels
+                    .insert(require_name(sub, "labels")?.to_string(), value);
             }
             "extra-hosts" => {
                 t.extra_hosts
@@ -380,7 +394,10 @@ mod tests {
     #[test]
     fn list_keys_accumulate_and_last_append_wins() {
         let names = vec!["w".to_string()];
-        let sets: Vec<String> = ["w.tags=x", "w.tags+=y"].iter().map(|s| s.to_string()).collect();
+        let sets: Vec<String> = ["w.tags=x", "w.tags+=y"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         let o = parse(&sets, &names, &BTreeMap::new(), true).unwrap();
         let mut t = Target {
             tags: vec!["base".into()],
@@ -389,7 +406,10 @@ mod tests {
         apply(&mut t, &o.by_target["w"]).unwrap();
         assert_eq!(t.tags, vec!["base", "x", "y"]);
 
-        let sets: Vec<String> = ["w.tags+=x", "w.tags=y"].iter().map(|s| s.to_string()).collect();
+        let sets: Vec<String> = ["w.tags+=x", "w.tags=y"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         let o = parse(&sets, &names, &BTreeMap::new(), true).unwrap();
         let mut t = Target {
             tags: vec!["base".into()],
@@ -407,7 +427,10 @@ mod tests {
         let o = parse(&sets, &names, &env, true).unwrap();
         let mut t = Target::default();
         apply(&mut t, &o.by_target["w"]).unwrap();
-        assert_eq!(t.args, BTreeMap::from([("SHA".to_string(), "abc".to_string())]));
+        assert_eq!(
+            t.args,
+            BTreeMap::from([("SHA".to_string(), "abc".to_string())])
+        );
         let o = parse(&sets, &names, &env, false).unwrap();
         let mut t = Target::default();
         apply(&mut t, &o.by_target["w"]).unwrap();

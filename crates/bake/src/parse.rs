@@ -24,9 +24,12 @@ pub fn parse_hcl(file: u32, text: &str) -> Result<Body> {
             Ok(b) => break b,
             Err(e) if e.message().contains("redefined attribute") && renamed.len() < 64 => {
                 let at = e.location().offset();
-                let len = src[at..]
-                    .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == '-'))
-                    .unwrap_or(src.len() - at);
+                let Some(tail) = src.get(at..) else {
+                    return Err(syntax_error(file, text, &e));
+                };
+                let len = tail
+                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+                    .unwrap_or(tail.len());
                 if len == 0 {
                     return Err(syntax_error(file, text, &e));
                 }
@@ -43,7 +46,11 @@ pub fn parse_hcl(file: u32, text: &str) -> Result<Body> {
             Err(e) => return Err(syntax_error(file, text, &e)),
         }
     };
-    let conv = Conv { file, text, renamed };
+    let conv = Conv {
+        file,
+        text,
+        renamed,
+    };
     conv.body(&body)
 }
 
@@ -131,7 +138,9 @@ fn unclosed_string_newline(text: &str) -> Option<usize> {
                     } else {
                         let mut k = j;
                         loop {
-                            let Some(nl) = text[k..].find('\n') else { return None };
+                            let Some(nl) = text[k..].find('\n') else {
+                                return None;
+                            };
                             k += nl + 1;
                             let line_end = text[k..].find('\n').map_or(text.len(), |n| k + n);
                             if text[k..line_end].trim() == marker {
@@ -189,7 +198,8 @@ impl Conv<'_> {
                 }
                 Structure::Block(b) => {
                     let inner = self.body(&b.body)?;
-                    let labels: Vec<String> = b.labels.iter().map(|l| l.as_str().to_string()).collect();
+                    let labels: Vec<String> =
+                        b.labels.iter().map(|l| l.as_str().to_string()).collect();
                     let label_spans = b
                         .labels
                         .iter()
@@ -205,7 +215,11 @@ impl Conv<'_> {
                         .and_then(|l| l.span())
                         .or_else(|| b.ident.span())
                         .map_or(0, |r| r.end);
-                    let brace = self.text[after..].find('{').map_or(after, |n| after + n);
+                    let brace = self
+                        .text
+                        .get(after..)
+                        .and_then(|t| t.find('{'))
+                        .map_or(after, |n| after + n);
                     out.blocks.push(Block {
                         kind: b.ident.as_str().to_string(),
                         labels,
@@ -227,13 +241,21 @@ impl Conv<'_> {
             Expression::Bool(b) => ExprKind::Literal(Value::Bool(*b.value())),
             Expression::Number(n) => {
                 let src = e.span().and_then(|r| self.text.get(r)).unwrap_or("");
-                let num = Number::parse(src.trim())
+                let Some(num) = Number::parse(src.trim())
                     .or_else(|| n.value().as_f64().and_then(Number::from_f64))
-                    .unwrap_or_else(|| Number::from_i64(0));
+                else {
+                    return Err(Error::diag(
+                        span,
+                        "Invalid number literal",
+                        format!("{src} is out of range."),
+                    ));
+                };
                 ExprKind::Literal(Value::Number(num))
             }
             Expression::String(s) => ExprKind::Literal(Value::String(s.value().clone())),
-            Expression::Array(a) => ExprKind::Tuple(a.iter().map(|x| self.expr(x)).collect::<Result<_>>()?),
+            Expression::Array(a) => {
+                ExprKind::Tuple(a.iter().map(|x| self.expr(x)).collect::<Result<_>>()?)
+            }
             Expression::Object(o) => {
                 let mut items = Vec::new();
                 for (k, v) in o.iter() {
@@ -274,9 +296,13 @@ impl Conv<'_> {
                     ops.push(match op.value() {
                         TraversalOperator::AttrSplat(_) => Op::AttrSplat,
                         TraversalOperator::FullSplat(_) => Op::FullSplat,
-                        TraversalOperator::GetAttr(i) => Op::Attr(i.as_str().to_string(), self.span(op.span())),
+                        TraversalOperator::GetAttr(i) => {
+                            Op::Attr(i.as_str().to_string(), self.span(op.span()))
+                        }
                         TraversalOperator::Index(x) => Op::Index(self.expr(x)?),
-                        TraversalOperator::LegacyIndex(n) => Op::LegacyIndex(*n.value(), self.span(op.span())),
+                        TraversalOperator::LegacyIndex(n) => {
+                            Op::LegacyIndex(*n.value(), self.span(op.span()))
+                        }
                     });
                 }
                 ExprKind::Traverse(Box::new(self.expr(&t.expr)?), ops)
@@ -305,7 +331,10 @@ impl Conv<'_> {
                     B::And => BinaryOp::And,
                     B::Or => BinaryOp::Or,
                 };
-                ExprKind::Binary(op, Box::new([self.expr(&b.lhs_expr)?, self.expr(&b.rhs_expr)?]))
+                ExprKind::Binary(
+                    op,
+                    Box::new([self.expr(&b.lhs_expr)?, self.expr(&b.rhs_expr)?]),
+                )
             }
             Expression::ForExpr(f) => ExprKind::For(Box::new(ForExpr {
                 key_var: f.intro.key_var.as_ref().map(|k| k.as_str().to_string()),
@@ -376,7 +405,12 @@ impl Tok {
     fn strip(&self) -> Strip {
         match self {
             Tok::Lit(_) => Strip::None,
-            Tok::Interp(_, s) | Tok::If(_, s) | Tok::Else(s) | Tok::EndIf(s) | Tok::For(.., s) | Tok::EndFor(s) => *s,
+            Tok::Interp(_, s)
+            | Tok::If(_, s)
+            | Tok::Else(s)
+            | Tok::EndIf(s)
+            | Tok::For(.., s)
+            | Tok::EndFor(s) => *s,
         }
     }
 }
@@ -412,8 +446,16 @@ fn nest(it: &mut std::vec::IntoIter<Tok>) -> Vec<Part> {
             Tok::Interp(e, _) => out.push(Part::Interp(e)),
             Tok::If(cond, _) => {
                 let (then, ended_by_else) = nest_until(it);
-                let otherwise = if ended_by_else { nest_until(it).0 } else { Vec::new() };
-                out.push(Part::If { cond, then, otherwise });
+                let otherwise = if ended_by_else {
+                    nest_until(it).0
+                } else {
+                    Vec::new()
+                };
+                out.push(Part::If {
+                    cond,
+                    then,
+                    otherwise,
+                });
             }
             Tok::For(key_var, value_var, collection, _) => {
                 let (body, _) = nest_until(it);
@@ -443,8 +485,16 @@ fn nest_until(it: &mut std::vec::IntoIter<Tok>) -> (Vec<Part>, bool) {
             Tok::Interp(e, _) => out.push(Part::Interp(e)),
             Tok::If(cond, _) => {
                 let (then, ended_by_else) = nest_until(it);
-                let otherwise = if ended_by_else { nest_until(it).0 } else { Vec::new() };
-                out.push(Part::If { cond, then, otherwise });
+                let otherwise = if ended_by_else {
+                    nest_until(it).0
+                } else {
+                    Vec::new()
+                };
+                out.push(Part::If {
+                    cond,
+                    then,
+                    otherwise,
+                });
             }
             Tok::For(key_var, value_var, collection, _) => {
                 let (body, _) = nest_until(it);
@@ -481,8 +531,8 @@ fn check_redefined(existing: &[Attribute], attr: &Attribute) -> Result<()> {
 // HCL-JSON
 
 pub fn parse_json(file: u32, text: &str) -> Result<Body> {
-    let root: serde_json::Value =
-        serde_json::from_str(text).map_err(|e| Error::diag(Span::new(file, 0..0), "Invalid JSON", e.to_string()))?;
+    let root: serde_json::Value = serde_json::from_str(text)
+        .map_err(|e| Error::diag(Span::new(file, 0..0), "Invalid JSON", e.to_string()))?;
     let serde_json::Value::Object(root) = root else {
         return Err(Error::diag(
             Span::new(file, 0..0),
@@ -568,7 +618,8 @@ impl JsonConv {
     fn raw_expr(&self, v: &serde_json::Value) -> Result<Expr> {
         match v {
             serde_json::Value::String(s) => {
-                let parsed = hcl_edit::parser::parse_expr(s).map_err(|e| self.err(e.message().to_string()))?;
+                let parsed = hcl_edit::parser::parse_expr(s)
+                    .map_err(|e| self.err(e.message().to_string()))?;
                 let conv = Conv {
                     file: self.file,
                     text: s,
@@ -589,7 +640,8 @@ impl JsonConv {
     fn expr(&self, v: &serde_json::Value) -> Result<Expr> {
         let kind = match v {
             serde_json::Value::String(s) => {
-                let t = hcl_edit::parser::parse_template(s).map_err(|e| self.err(e.message().to_string()))?;
+                let t = hcl_edit::parser::parse_template(s)
+                    .map_err(|e| self.err(e.message().to_string()))?;
                 let conv = Conv {
                     file: self.file,
                     text: s,
@@ -602,7 +654,9 @@ impl JsonConv {
                 zero_spans(&mut e, self.span());
                 return Ok(e);
             }
-            serde_json::Value::Array(a) => ExprKind::Tuple(a.iter().map(|x| self.expr(x)).collect::<Result<_>>()?),
+            serde_json::Value::Array(a) => {
+                ExprKind::Tuple(a.iter().map(|x| self.expr(x)).collect::<Result<_>>()?)
+            }
             serde_json::Value::Object(o) => ExprKind::Object(
                 o.iter()
                     .map(|(k, v)| Ok((ObjectKey::Ident(k.clone()), self.expr(v)?)))
@@ -665,12 +719,18 @@ fn zero_parts(parts: &mut [Part], span: Span) {
         match p {
             Part::Lit(_) => {}
             Part::Interp(e) => zero_spans(e, span),
-            Part::If { cond, then, otherwise } => {
+            Part::If {
+                cond,
+                then,
+                otherwise,
+            } => {
                 zero_spans(cond, span);
                 zero_parts(then, span);
                 zero_parts(otherwise, span);
             }
-            Part::For { collection, body, .. } => {
+            Part::For {
+                collection, body, ..
+            } => {
                 zero_spans(collection, span);
                 zero_parts(body, span);
             }

@@ -138,8 +138,11 @@ fn target_json(t: &Target) -> J {
                 t.attest
                     .iter()
                     .map(|a| {
-                        let mut m: BTreeMap<String, J> =
-                            a.attrs.iter().map(|(k, v)| (k.clone(), J::Str(v.clone()))).collect();
+                        let mut m: BTreeMap<String, J> = a
+                            .attrs
+                            .iter()
+                            .map(|(k, v)| (k.clone(), J::Str(v.clone())))
+                            .collect();
                         m.insert("type".into(), J::Str(a.kind.clone()));
                         if a.disabled {
                             m.insert("disabled".into(), J::Bool(true));
@@ -174,7 +177,10 @@ fn target_json(t: &Target) -> J {
         );
     }
     if !t.cache_to.is_empty() {
-        put("cache-to", J::Arr(t.cache_to.iter().map(|e| entry(e, false)).collect()));
+        put(
+            "cache-to",
+            J::Arr(t.cache_to.iter().map(|e| entry(e, false)).collect()),
+        );
     }
     if let Some(x) = &t.target {
         put("target", J::Str(x.clone()));
@@ -222,7 +228,10 @@ fn target_json(t: &Target) -> J {
         put("platforms", strs(&t.platforms));
     }
     if !t.outputs.is_empty() {
-        put("output", J::Arr(t.outputs.iter().map(|e| entry(e, true)).collect()));
+        put(
+            "output",
+            J::Arr(t.outputs.iter().map(|e| entry(e, true)).collect()),
+        );
     }
     if let Some(b) = t.pull {
         put("pull", J::Bool(b));
@@ -270,12 +279,22 @@ pub fn print_json(r: &Resolved) -> String {
     if !r.groups.is_empty() {
         top.push((
             "group".to_string(),
-            J::Obj(r.groups.iter().map(|(k, g)| (k.clone(), group_json(g))).collect()),
+            J::Obj(
+                r.groups
+                    .iter()
+                    .map(|(k, g)| (k.clone(), group_json(g)))
+                    .collect(),
+            ),
         ));
     }
     top.push((
         "target".to_string(),
-        J::Obj(r.targets.iter().map(|(k, t)| (k.clone(), target_json(t))).collect()),
+        J::Obj(
+            r.targets
+                .iter()
+                .map(|(k, t)| (k.clone(), target_json(t)))
+                .collect(),
+        ),
     ));
     let mut out = String::with_capacity(4096);
     write(&mut out, &J::Obj(top), 0);

@@ -42,8 +42,10 @@ impl<'s> Resolver<'s> {
                 }
             }
         }
-        let mut groups: Vec<(String, String, Vec<String>)> =
-            matrix_groups.into_iter().map(|(n, t)| (n, String::new(), t)).collect();
+        let mut groups: Vec<(String, String, Vec<String>)> = matrix_groups
+            .into_iter()
+            .map(|(n, t)| (n, String::new(), t))
+            .collect();
         for g in session.groups()? {
             groups.retain(|(n, _, _)| *n != g.0);
             groups.push(g);
@@ -95,7 +97,10 @@ impl<'s> Resolver<'s> {
         leafs: &mut Vec<String>,
         groups: &mut BTreeMap<String, Group>,
     ) -> Result<()> {
-        if let Some((gname, desc, members)) = self.group(name).filter(|_| !visiting.iter().any(|v| v == name)) {
+        if let Some((gname, desc, members)) = self
+            .group(name)
+            .filter(|_| !visiting.iter().any(|v| v == name))
+        {
             groups.insert(
                 gname.clone(),
                 Group {
@@ -141,9 +146,16 @@ impl<'s> Resolver<'s> {
                     .filter(|g| glob_match(&n, g))
                     .cloned()
                     .collect();
-                matched.extend(self.target_names.iter().filter(|t| glob_match(&n, t)).cloned());
+                matched.extend(
+                    self.target_names
+                        .iter()
+                        .filter(|t| glob_match(&n, t))
+                        .cloned(),
+                );
                 if matched.is_empty() {
-                    return Err(Error::msg(format!("could not find any target matching \"{n}\"")));
+                    return Err(Error::msg(format!(
+                        "could not find any target matching \"{n}\""
+                    )));
                 }
                 names.extend(matched);
             } else {
@@ -169,8 +181,11 @@ impl<'s> Resolver<'s> {
             }
         }
 
-        let default_group = self.group("default").filter(|_| names.iter().any(|n| n == "default"));
-        let mut default_targets: Vec<String> = default_group.map(|g| g.2.clone()).unwrap_or_default();
+        let default_group = self
+            .group("default")
+            .filter(|_| names.iter().any(|n| n == "default"));
+        let mut default_targets: Vec<String> =
+            default_group.map(|g| g.2.clone()).unwrap_or_default();
         default_targets.extend(
             names
                 .iter()
@@ -196,7 +211,9 @@ impl<'s> Resolver<'s> {
         let epoch = env.get("SOURCE_DATE_EPOCH").filter(|v| !v.is_empty());
         for t in out.values_mut() {
             if let Some(e) = epoch {
-                t.args.entry("SOURCE_DATE_EPOCH".into()).or_insert_with(|| e.clone());
+                t.args
+                    .entry("SOURCE_DATE_EPOCH".into())
+                    .or_insert_with(|| e.clone());
             }
             let ctx = t.context.clone().unwrap_or_else(|| ".".into());
             t.context = Some(if let Some(rest) = ctx.strip_prefix("cwd://") {
@@ -209,13 +226,26 @@ impl<'s> Resolver<'s> {
             if t.dockerfile.is_none() {
                 t.dockerfile = Some("Dockerfile".into());
             }
+            if let Some(v) = &t.shm_size {
+                if !is_mem_bytes(v) {
+                    return Err(Error::msg(format!(
+                        "invalid value {v} for membytes key shm-size"
+                    )));
+                }
+            }
+            for u in &t.ulimits {
+                check_ulimit(u)?;
+            }
             for s in &t.secrets {
                 if !s.src.is_empty() {
                     check_secret_file(cwd, &s.src)?;
                 }
             }
         }
-        Ok(Resolved { groups, targets: out })
+        Ok(Resolved {
+            groups,
+            targets: out,
+        })
     }
 
     fn load_links(
@@ -281,7 +311,98 @@ fn check_secret_file(cwd: Option<&Path>, src: &str) -> Result<()> {
                 std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
                 _ => e.to_string(),
             };
-            Err(Error::msg(format!("failed to stat {src}: stat {src}: {reason}")))
+            Err(Error::msg(format!(
+                "failed to stat {src}: stat {src}: {reason}"
+            )))
         }
+    }
+}
+
+/// Go's `units.RAMInBytes` syntax: `1024`, `512m`, `1.5GB`, `2 GiB`.
+fn is_mem_bytes(s: &str) -> bool {
+    let digits_end = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (num, rest) = s.split_at(digits_end);
+    let num_ok = !num.is_empty()
+        && num
+            .split('.')
+            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()));
+    let rest = rest.strip_prefix(' ').unwrap_or(rest);
+    let mut chars = rest.chars().peekable();
+    if chars.peek().is_some_and(|c| "kKmMgGtTpP".contains(*c)) {
+        chars.next();
+    }
+    if chars.peek().is_some_and(|c| *c == 'i' || *c == 'I') {
+        chars.next();
+    }
+    if chars.peek().is_some_and(|c| *c == 'b' || *c == 'B') {
+        chars.next();
+    }
+    num_ok && chars.next().is_none()
+}
+
+/// Go's `units.ParseUlimit`: `name=soft[:hard]`.
+fn check_ulimit(u: &str) -> Result<()> {
+    const NAMES: [&str; 15] = [
+        "core",
+        "cpu",
+        "data",
+        "fsize",
+        "locks",
+        "memlock",
+        "msgqueue",
+        "nice",
+        "nofile",
+        "nproc",
+        "rss",
+        "rtprio",
+        "rttime",
+        "sigpending",
+        "stack",
+    ];
+    let bad = || Error::msg(format!("invalid ulimit argument: {u}"));
+    let (name, limits) = u.split_once('=').ok_or_else(bad)?;
+    if !NAMES.contains(&name) {
+        return Err(Error::msg(format!("invalid ulimit type: {name}")));
+    }
+    let (soft, hard) = match limits.split_once(':') {
+        Some((s, h)) => (s, Some(h)),
+        None => (limits, None),
+    };
+    let soft: i64 = soft.parse().map_err(|_| bad())?;
+    if let Some(h) = hard {
+        let hard: i64 = h.parse().map_err(|_| bad())?;
+        if soft > hard {
+            return Err(Error::msg(format!(
+                "ulimit soft limit must be less than or equal to hard limit: {soft} > {hard}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mem_bytes_and_ulimits() {
+        for (v, ok) in [
+            ("1g", true),
+            ("512m", true),
+            ("1024", true),
+            ("1.5GB", true),
+            ("2 GiB", true),
+            ("abc", false),
+            ("", false),
+            ("1x", false),
+        ] {
+            assert_eq!(is_mem_bytes(v), ok, "{v}");
+        }
+        assert!(check_ulimit("nofile=1024:2048").is_ok());
+        assert!(check_ulimit("nproc=64").is_ok());
+        assert!(check_ulimit("nofile").is_err());
+        assert!(check_ulimit("bogus=1").is_err());
     }
 }

@@ -93,7 +93,9 @@ impl Target {
 
     /// Names of targets linked through `contexts` values `target:<name>`, in key order.
     pub fn linked_targets(&self) -> impl Iterator<Item = &str> {
-        self.contexts.values().filter_map(|v| v.strip_prefix("target:"))
+        self.contexts
+            .values()
+            .filter_map(|v| v.strip_prefix("target:"))
     }
 
     /// Merges `child` over `self` (the `inherits` and same-name-block rules).
@@ -145,7 +147,8 @@ impl Target {
         }
         self.annotations.extend(child.annotations.iter().cloned());
         self.annotations = dedupe_strings(std::mem::take(&mut self.annotations));
-        self.no_cache_filter.extend(child.no_cache_filter.iter().cloned());
+        self.no_cache_filter
+            .extend(child.no_cache_filter.iter().cloned());
         self.no_cache_filter = dedupe_strings(std::mem::take(&mut self.no_cache_filter));
         self.ulimits.extend(child.ulimits.iter().cloned());
         self.ulimits = dedupe_strings(std::mem::take(&mut self.ulimits));
@@ -369,7 +372,8 @@ pub(crate) fn set_attest_attr(a: &mut Attest, k: String, v: String) -> Result<()
     match k.as_str() {
         "type" => a.kind = v,
         "disabled" => {
-            a.disabled = crate::vars::parse_go_bool(&v).ok_or_else(|| format!("invalid value {v} for disabled"))?;
+            a.disabled = crate::vars::parse_go_bool(&v)
+                .ok_or_else(|| format!("invalid value {v} for disabled"))?;
         }
         _ => {
             a.attrs.insert(k, v);

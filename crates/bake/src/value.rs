@@ -19,6 +19,9 @@ use bigdecimal::{BigDecimal, ToPrimitive, Zero};
 /// Digits kept by a division that does not terminate (`10/3`).
 const DIV_DIGITS: u64 = 100;
 
+/// Largest decimal exponent accepted in number text.
+const MAX_EXPONENT: i64 = 4096;
+
 /// An arbitrary-precision number; `Display` gives the shortest plain decimal (no exponent).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Number(BigDecimal);
@@ -52,6 +55,13 @@ impl Number {
             && digits.chars().any(|c| c.is_ascii_digit());
         if !ok {
             return None;
+        }
+        // A decimal exponent this large would print millions of digits; no bake file needs it.
+        if let Some(i) = digits.find(['e', 'E']) {
+            match digits[i + 1..].trim_start_matches('+').parse::<i64>() {
+                Ok(e) if e.abs() <= MAX_EXPONENT => {}
+                _ => return None,
+            }
         }
         BigDecimal::from_str(t).ok().map(|d| Number(d.normalized()))
     }

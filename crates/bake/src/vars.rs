@@ -35,7 +35,9 @@ pub(crate) fn go_quote(s: &str) -> String {
 
 fn parse_primitive(name: &str, text: &str, ty: &Type) -> Result<Value, String> {
     match ty {
-        Type::Bool => parse_go_bool(text).map(Value::Bool).ok_or_else(|| bool_err(name, text)),
+        Type::Bool => parse_go_bool(text)
+            .map(Value::Bool)
+            .ok_or_else(|| bool_err(name, text)),
         Type::Number => Number::parse(text)
             .map(Value::Number)
             .ok_or_else(|| number_err(name, text)),
@@ -54,15 +56,16 @@ pub(crate) fn override_value(
 ) -> Result<Value, String> {
     match ty {
         Some(t) if is_json => {
-            let j: serde_json::Value =
-                serde_json::from_str(text).map_err(|e| format!("failed to parse {name} as JSON: {e}"))?;
+            let j: serde_json::Value = serde_json::from_str(text)
+                .map_err(|e| format!("failed to parse {name} as JSON: {e}"))?;
             convert(Value::from_json(&j), t).map_err(|e| format!("failed to convert {name}: {e}"))
         }
         Some(t @ (Type::List(_) | Type::Set(_) | Type::Tuple(_) | Type::Map(_))) => {
             if text.is_empty() {
                 return Err(format!("failed to parse {name} as CSV: EOF"));
             }
-            let fields = csv_fields(text).map_err(|e| format!("failed to parse {name} as CSV: {e}"))?;
+            let fields =
+                csv_fields(text).map_err(|e| format!("failed to parse {name} as CSV: {e}"))?;
             match t {
                 Type::List(e) => Ok(Value::List(
                     fields
@@ -95,9 +98,9 @@ pub(crate) fn override_value(
                 Type::Map(e) => {
                     let mut m = std::collections::BTreeMap::new();
                     for f in &fields {
-                        let (k, v) = f
-                            .split_once(':')
-                            .ok_or_else(|| format!("invalid map entry {} for {name}", go_quote(f)))?;
+                        let (k, v) = f.split_once(':').ok_or_else(|| {
+                            format!("invalid map entry {} for {name}", go_quote(f))
+                        })?;
                         m.insert(k.to_string(), parse_primitive(name, v, e)?);
                     }
                     Ok(Value::Map(m))
