@@ -34,18 +34,27 @@ fn run_case(dir: &Path) -> Result<(), String> {
     let stderr = String::from_utf8_lossy(&out.stderr);
     if let Ok(expected) = std::fs::read_to_string(dir.join("expected.json")) {
         if !out.status.success() {
-            return Err(format!("exit {:?}, stderr: {}", out.status.code(), stderr.trim_end()));
+            return Err(format!(
+                "exit {:?}, stderr: {}",
+                out.status.code(),
+                stderr.trim_end()
+            ));
         }
         if stdout != expected {
             return Err(format!("stdout differs:\n{}", diff(&expected, &stdout)));
         }
         return Ok(());
     }
-    let err = std::fs::read_to_string(dir.join("expected.err")).map_err(|e| format!("expected.err: {e}"))?;
+    let err = std::fs::read_to_string(dir.join("expected.err"))
+        .map_err(|e| format!("expected.err: {e}"))?;
     let mut lines = err.lines();
     let status: i32 = lines.next().unwrap_or("1").trim().parse().unwrap_or(1);
     let message = lines.next().unwrap_or("");
-    let last = stderr.lines().filter(|l| !l.trim().is_empty()).last().unwrap_or("");
+    let last = stderr
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .last()
+        .unwrap_or("");
     if out.status.code() != Some(status) {
         return Err(format!(
             "exit {:?}, want {status}; stderr: {}",
@@ -57,7 +66,9 @@ fn run_case(dir: &Path) -> Result<(), String> {
         return Err(format!("stdout not empty: {stdout}"));
     }
     if last != message {
-        return Err(format!("stderr last line:\n  got:  {last}\n  want: {message}"));
+        return Err(format!(
+            "stderr last line:\n  got:  {last}\n  want: {message}"
+        ));
     }
     Ok(())
 }
@@ -95,13 +106,21 @@ fn every_bake_parity_case_matches_buildx() {
     assert!(!cases.is_empty(), "no cases in {}", dir.display());
     let mut failed = Vec::new();
     for case in &cases {
-        let name = case.file_name().unwrap_or_default().to_string_lossy().into_owned();
+        let name = case
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
         if let Err(why) = run_case(case) {
             eprintln!("FAIL {name}: {why}\n");
             failed.push(name);
         }
     }
-    eprintln!("bake parity: {}/{} cases pass", cases.len() - failed.len(), cases.len());
+    eprintln!(
+        "bake parity: {}/{} cases pass",
+        cases.len() - failed.len(),
+        cases.len()
+    );
     assert!(
         failed.is_empty(),
         "{} of {} cases failed: {}",
