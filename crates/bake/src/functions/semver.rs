@@ -148,7 +148,7 @@ impl Comparator {
         let c = &self.con;
         let cmp = v.cmp(c);
         // A pre-release only satisfies comparators that name one (except a plain `!=`).
-        if !v.pre.is_empty() && c.pre.is_empty() && !(self.op == Op::Ne && !self.dirty) {
+        if !v.pre.is_empty() && c.pre.is_empty() && (self.op != Op::Ne || self.dirty) {
             return false;
         }
         match self.op {
@@ -187,8 +187,8 @@ impl Comparator {
             Op::Ge => cmp != Ordering::Less,
             Op::Le if !self.dirty => cmp != Ordering::Greater,
             Op::Le => {
-                !(v.major > c.major
-                    || (v.major == c.major && v.minor > c.minor && !self.minor_dirty))
+                v.major < c.major
+                    || (v.major == c.major && (v.minor <= c.minor || self.minor_dirty))
             }
             Op::Eq if !self.dirty => cmp == Ordering::Equal,
             Op::Eq | Op::Tilde => self.tilde(v, cmp),
@@ -224,7 +224,7 @@ impl Comparator {
         if v.major != c.major {
             return false;
         }
-        !(v.minor != c.minor && !self.minor_dirty)
+        v.minor == c.minor || self.minor_dirty
     }
 }
 
