@@ -175,12 +175,17 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
     }
     let fleet = Fleet::load(repo, env_vars())?;
     let info = build_info(repo)?;
-    let plan = plan::plan(&fleet, &request, &info).map_err(refused_to_usage)?;
+    let plan = plan::plan_without_bake(&fleet, &request, &info).map_err(refused_to_usage)?;
     for note in &plan.notes {
         eprintln!("note: {note}");
     }
     if args.dry_run {
         let decision = choose(args.backend, &plan, false)?;
+        let plan = if decision.backend == BackendKind::Bake {
+            plan.with_bake_requests(&fleet)
+        } else {
+            plan
+        };
         if decision.backend == BackendKind::Engine {
             if let Some(why) = plan.builds.iter().find_map(backend::engine::refusal) {
                 // What the real build would do: refuse before anything runs.
@@ -198,6 +203,8 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
     }
     // A real build: probe, decide (explained by the executor), build.
     let decision = choose(args.backend, &plan, true)?;
+    // The executor may fall back from bake to podman, so it gets both forms.
+    let plan = plan.with_bake_requests(&fleet);
     if decision.backend == BackendKind::Engine {
         if let Some(why) = plan.builds.iter().find_map(backend::engine::refusal) {
             return Err(Failure::usage(why));

@@ -15,6 +15,7 @@ use crate::labels::{self, BuildInfo};
 use crate::naming::{self, Kind};
 
 /// What the bake request builder needs to know about each build besides its spec.
+#[derive(Debug, Clone)]
 pub(crate) struct Extra {
     pub node: Node,
     /// Labels kiln sets that the resolved bake target does not already have with that value

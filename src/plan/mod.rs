@@ -45,6 +45,19 @@ pub struct Plan {
     pub bake: Vec<BakeRequest>,
     /// Things the user should know about the request (printed to stderr, never silent).
     pub notes: Vec<String>,
+    /// Per build, what the bake requests are made from (see [`Plan::with_bake_requests`]).
+    extras: Vec<graph::Extra>,
+}
+
+impl Plan {
+    /// Fills `bake` when [`plan_without_bake`] left it empty (for a plan that turns out to
+    /// be built by bake).
+    pub fn with_bake_requests(mut self, fleet: &Fleet) -> Plan {
+        if self.bake.is_empty() && !self.builds.is_empty() {
+            self.bake = requests::bake_requests(fleet, &self.builds, &self.extras);
+        }
+        self
+    }
 }
 
 /// One image of the fleet, before resolution.
@@ -63,17 +76,27 @@ pub(crate) enum Node {
 
 /// Checks `request` against the fleet and computes its builds.
 pub fn plan(fleet: &Fleet, request: &Request, info: &BuildInfo) -> anyhow::Result<Plan> {
+    Ok(plan_without_bake(fleet, request, info)?.with_bake_requests(fleet))
+}
+
+/// [`plan`] without the bake requests (they cost as much as the builds on a large fleet;
+/// only the bake backend needs them).
+pub fn plan_without_bake(
+    fleet: &Fleet,
+    request: &Request,
+    info: &BuildInfo,
+) -> anyhow::Result<Plan> {
     let (roots, notes) = roots(fleet, request)?;
     let mut g = graph::Graph::new(fleet, info);
     for root in &roots {
         g.add(root)?;
     }
     let (builds, extras) = g.into_builds();
-    let bake = requests::bake_requests(fleet, &builds, &extras);
     Ok(Plan {
         builds,
-        bake,
+        bake: Vec::new(),
         notes,
+        extras,
     })
 }
 
