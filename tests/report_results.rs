@@ -8,7 +8,10 @@ use std::process::Command;
 use serde_json::{json, Value};
 
 fn schema() -> jsonschema::Validator {
-    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/result.schema.json")).unwrap();
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/result.schema.json"),
+    )
+    .unwrap();
     jsonschema::validator_for(&serde_json::from_str(&text).unwrap()).unwrap()
 }
 
@@ -24,7 +27,7 @@ fn sample(task: &str, title: &str, agent: &str, mode: &str, value: f64, passed: 
                  "prompt_sha256": "ab", "scenario_sha256": "cd"},
         "agent": {"id": agent, "model": "", "exit_code": if passed { 0 } else { 3 }, "signal": null,
                   "timed_out": false, "wall_sec": 0.5, "privileges_dropped": true, "metrics": null},
-        "score": {"mode": mode, "value": value, "passed": passed, "raw_value": value,
+        "score": {"mode": mode, "value": value, "passed": passed, "raw_value": if value == 0.69 { 0.88 } else { value },
                   "threshold": if gated { 0.8 } else { 1.0 },
                   "highest_gate": if gated { json!(if passed { 5 } else { 1 }) } else { Value::Null },
                   "n_gates": if gated { json!(5) } else { Value::Null },
@@ -53,20 +56,67 @@ fn write(dir: &Path, benchmark: &str, agent: &str, result: &Value) {
     let task = result["task"]["id"].as_str().unwrap().to_lowercase();
     let at = dir.join(benchmark).join(task).join(agent);
     std::fs::create_dir_all(&at).unwrap();
-    std::fs::write(at.join("result.json"), serde_json::to_string_pretty(result).unwrap()).unwrap();
+    std::fs::write(
+        at.join("result.json"),
+        serde_json::to_string_pretty(result).unwrap(),
+    )
+    .unwrap();
 }
 
 fn results_dir() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let samples = [
-        ("metric-backfill", sample("orders-daily", "Repair the backfill", "oracle", "gated", 1.0, true)),
-        ("metric-backfill", sample("orders-daily", "Repair the backfill", "null", "gated", 0.2, false)),
-        ("metric-definition-audit", sample("churn-dashboard", "Audit \"Q3\", revenue", "oracle", "weighted", 0.69, false)),
-        ("terminal-lite", sample("Fix.Config", "Repair a config", "oracle", "reward", 1.0, true)),
+        (
+            "metric-backfill",
+            sample(
+                "orders-daily",
+                "Repair the backfill",
+                "oracle",
+                "gated",
+                1.0,
+                true,
+            ),
+        ),
+        (
+            "metric-backfill",
+            sample(
+                "orders-daily",
+                "Repair the backfill",
+                "null",
+                "gated",
+                0.2,
+                false,
+            ),
+        ),
+        (
+            "metric-definition-audit",
+            sample(
+                "churn-dashboard",
+                "Audit \"Q3\", revenue",
+                "oracle",
+                "weighted",
+                0.69,
+                false,
+            ),
+        ),
+        (
+            "terminal-lite",
+            sample(
+                "Fix.Config",
+                "Repair a config",
+                "oracle",
+                "reward",
+                1.0,
+                true,
+            ),
+        ),
     ];
     let validator = schema();
     for (benchmark, result) in &samples {
-        assert!(validator.is_valid(result), "sample does not follow the schema: {result}");
+        assert!(
+            validator.is_valid(result),
+            "sample does not follow the schema: {result}"
+        );
         let agent = result["agent"]["id"].as_str().unwrap();
         write(dir.path(), benchmark, agent, result);
     }
@@ -74,22 +124,41 @@ fn results_dir() -> tempfile::TempDir {
 }
 
 fn kiln(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_kiln")).args(args).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 #[test]
 fn table_shows_every_run_and_a_summary() {
     let dir = results_dir();
     let out = kiln(&["report", dir.path().to_str().unwrap()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8(out.stdout).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     assert!(lines[0].starts_with("BENCHMARK"), "{text}");
     // Sorted by benchmark, task, agent; the per-task id keeps its case.
-    assert!(lines[1].starts_with("metric-backfill ") && lines[1].contains(" null "), "{text}");
-    assert!(lines[2].contains(" oracle ") && lines[2].contains("1.0000") && lines[2].contains("5/5"), "{text}");
-    assert!(lines[3].contains("0.6900 (capped)") && lines[3].contains(" no "), "{text}");
-    assert!(lines[4].starts_with("terminal-lite") && lines[4].contains("Fix.Config"), "{text}");
+    assert!(
+        lines[1].starts_with("metric-backfill ") && lines[1].contains(" null "),
+        "{text}"
+    );
+    assert!(
+        lines[2].contains(" oracle ") && lines[2].contains("1.0000") && lines[2].contains("5/5"),
+        "{text}"
+    );
+    assert!(
+        lines[3].contains("0.6900 (capped)") && lines[3].contains(" no "),
+        "{text}"
+    );
+    assert!(
+        lines[4].starts_with("terminal-lite") && lines[4].contains("Fix.Config"),
+        "{text}"
+    );
     // Uncounted checks (gates not evaluated) are left out of CHECKS.
     assert!(lines[1].contains("1/2"), "{text}");
     assert!(text.contains("MEAN SCORE"), "{text}");
@@ -108,7 +177,10 @@ fn json_round_trips_with_serde() {
     assert_eq!(results[1]["score"], 1.0);
     assert_eq!(results[1]["highest_gate"], 5);
     let summary = v["summary"].as_array().unwrap();
-    let backfill_null = summary.iter().find(|s| s["benchmark"] == "metric-backfill" && s["agent"] == "null").unwrap();
+    let backfill_null = summary
+        .iter()
+        .find(|s| s["benchmark"] == "metric-backfill" && s["agent"] == "null")
+        .unwrap();
     assert_eq!(backfill_null["runs"], 1);
     assert_eq!(backfill_null["passed"], 0);
     assert_eq!(backfill_null["mean_score"], 0.2);
@@ -118,7 +190,14 @@ fn json_round_trips_with_serde() {
 fn csv_quotes_commas_and_quotes() {
     let dir = results_dir();
     // An error message with a comma, a quote and a newline must survive a CSV round trip.
-    let mut odd = sample("count-lines", "Count, \"lines\"", "null", "reward", 0.0, false);
+    let mut odd = sample(
+        "count-lines",
+        "Count, \"lines\"",
+        "null",
+        "reward",
+        0.0,
+        false,
+    );
     odd["errors"] = json!([{"phase": "grade", "message": "test.sh said \"no\",\nthen exited"}]);
     write(dir.path(), "terminal-lite", "null", &odd);
     let out = kiln(&["report", dir.path().to_str().unwrap(), "--format", "csv"]);
@@ -130,7 +209,10 @@ fn csv_quotes_commas_and_quotes() {
     assert_eq!(rows.len(), 5);
     let error_col = header.iter().position(|h| h == "error").unwrap();
     let odd_row = rows.iter().find(|r| &r[1] == "count-lines").unwrap();
-    assert_eq!(&odd_row[error_col], "grade: test.sh said \"no\",\nthen exited");
+    assert_eq!(
+        &odd_row[error_col],
+        "grade: test.sh said \"no\",\nthen exited"
+    );
     assert!(rows.iter().all(|r| r.len() == header.len()));
 }
 
@@ -147,7 +229,11 @@ fn unreadable_results_are_named_and_fail() {
     // The readable ones are still reported.
     let stdout = String::from_utf8_lossy(&out.stdout);
     let runs = stdout.split("\n\n").next().unwrap();
-    assert_eq!(runs.lines().filter(|l| l.contains(" oracle ")).count(), 3, "{stdout}");
+    assert_eq!(
+        runs.lines().filter(|l| l.contains(" oracle ")).count(),
+        3,
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -165,7 +251,8 @@ fn newer_schema_versions_are_refused_by_name() {
 fn a_missing_directory_is_a_usage_error() {
     let out = kiln(&["report", "/nonexistent/kiln-results"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/kiln-results is not a directory"));
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("/nonexistent/kiln-results is not a directory"));
 }
 
 #[test]

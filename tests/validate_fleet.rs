@@ -23,7 +23,9 @@ fn enabled() -> bool {
     if std::env::var("KILN_TEST_DOCKER").as_deref() == Ok("1") {
         return true;
     }
-    eprintln!("skipped: set KILN_TEST_DOCKER=1 to run the fleet validation against the Docker Engine");
+    eprintln!(
+        "skipped: set KILN_TEST_DOCKER=1 to run the fleet validation against the Docker Engine"
+    );
     false
 }
 
@@ -37,13 +39,22 @@ fn static_runner() -> PathBuf {
         return PathBuf::from(p);
     }
     let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(["build", "--release", "-p", "kiln-runner", "--target", "x86_64-unknown-linux-gnu"])
+        .args([
+            "build",
+            "--release",
+            "-p",
+            "kiln-runner",
+            "--target",
+            "x86_64-unknown-linux-gnu",
+        ])
         .env("RUSTFLAGS", "-C target-feature=+crt-static")
         .current_dir(repo())
         .status()
         .expect("cargo runs");
     assert!(status.success(), "building the static runner failed");
-    let target = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| repo().join("target"));
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| repo().join("target"));
     target.join("x86_64-unknown-linux-gnu/release/kiln-runner")
 }
 
@@ -64,10 +75,18 @@ fn validator() -> jsonschema::Validator {
 /// Reads a result.json and checks it against the schema; errors say which file.
 fn checked_result(path: &Path, schema: &jsonschema::Validator) -> Result<Value, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let value: Value = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-    let problems: Vec<String> = schema.iter_errors(&value).map(|e| format!("{} at {}", e, e.instance_path())).collect();
+    let value: Value =
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let problems: Vec<String> = schema
+        .iter_errors(&value)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
     if !problems.is_empty() {
-        return Err(format!("{} does not follow docs/result.schema.json: {}", path.display(), problems.join("; ")));
+        return Err(format!(
+            "{} does not follow docs/result.schema.json: {}",
+            path.display(),
+            problems.join("; ")
+        ));
     }
     Ok(value)
 }
@@ -78,7 +97,13 @@ fn failed_checks(result: &Value) -> Vec<String> {
         .map(|cs| {
             cs.iter()
                 .filter(|c| c["counted"] == true && c["passed"] == false && c["skipped"] == false)
-                .map(|c| format!("{}: {}", c["id"].as_str().unwrap_or("?"), c["message"].as_str().unwrap_or("")))
+                .map(|c| {
+                    format!(
+                        "{}: {}",
+                        c["id"].as_str().unwrap_or("?"),
+                        c["message"].as_str().unwrap_or("")
+                    )
+                })
                 .collect()
         })
         .unwrap_or_default()
@@ -96,13 +121,29 @@ fn oracle_passes_and_null_does_not_on_every_task() {
     let out = tempfile::tempdir().unwrap();
     let out_arg = out.path().to_str().unwrap();
     let mut problems = Vec::new();
-    let mut table = vec![format!("{:<26} {:<22} {:<7} {:<10} {:>7} {:>8}", "benchmark", "task", "agent", "status", "score", "seconds")];
+    let mut table = vec![format!(
+        "{:<26} {:<22} {:<7} {:<10} {:>7} {:>8}",
+        "benchmark", "task", "agent", "status", "score", "seconds"
+    )];
     let total = Instant::now();
     for benchmark in &fleet.benchmarks {
         for task in &benchmark.tasks {
             for agent in ["oracle", "null"] {
                 let started = Instant::now();
-                let run = kiln(&runner, &["run", &benchmark.name, "--agent", agent, "--task-id", task, "--output", out_arg, "--quiet"]);
+                let run = kiln(
+                    &runner,
+                    &[
+                        "run",
+                        &benchmark.name,
+                        "--agent",
+                        agent,
+                        "--task-id",
+                        task,
+                        "--output",
+                        out_arg,
+                        "--quiet",
+                    ],
+                );
                 let secs = started.elapsed().as_secs_f64();
                 let what = format!("{}/{task} × {agent}", benchmark.name);
                 if !run.status.success() {
@@ -113,7 +154,12 @@ fn oracle_passes_and_null_does_not_on_every_task() {
                     ));
                     continue;
                 }
-                let path = out.path().join(&benchmark.name).join(task.to_lowercase()).join(agent).join("result.json");
+                let path = out
+                    .path()
+                    .join(&benchmark.name)
+                    .join(task.to_lowercase())
+                    .join(agent)
+                    .join("result.json");
                 let result = match checked_result(&path, &schema) {
                     Ok(r) => r,
                     Err(e) => {
@@ -121,7 +167,10 @@ fn oracle_passes_and_null_does_not_on_every_task() {
                         continue;
                     }
                 };
-                let (score, passed) = (result["score"]["value"].as_f64().unwrap(), result["score"]["passed"] == true);
+                let (score, passed) = (
+                    result["score"]["value"].as_f64().unwrap(),
+                    result["score"]["passed"] == true,
+                );
                 table.push(format!(
                     "{:<26} {:<22} {:<7} {:<10} {:>7.4} {:>8.1}",
                     benchmark.name,
@@ -132,7 +181,10 @@ fn oracle_passes_and_null_does_not_on_every_task() {
                     secs
                 ));
                 if result["task"]["id"] != task.as_str() {
-                    problems.push(format!("{what}: result.json is for task {}", result["task"]["id"]));
+                    problems.push(format!(
+                        "{what}: result.json is for task {}",
+                        result["task"]["id"]
+                    ));
                 }
                 match agent {
                     "oracle" if !(passed && score == 1.0 && result["status"] == "completed") => problems.push(format!(
@@ -150,7 +202,11 @@ fn oracle_passes_and_null_does_not_on_every_task() {
     eprintln!("{}", table.join("\n"));
     let report = kiln(&runner, &["report", out_arg]);
     eprintln!("kiln report:\n{}", String::from_utf8_lossy(&report.stdout));
-    assert!(report.status.success(), "kiln report failed: {}", String::from_utf8_lossy(&report.stderr));
+    assert!(
+        report.status.success(),
+        "kiln report failed: {}",
+        String::from_utf8_lossy(&report.stderr)
+    );
     assert!(problems.is_empty(), "{}", problems.join("\n\n"));
 }
 
@@ -165,9 +221,23 @@ fn an_agent_cannot_read_the_graders() {
     // The null eval image, built (or found up to date) by kiln itself.
     let run = kiln(
         &runner,
-        &["run", "metric-definition-audit", "--agent", "null", "--task-id", "churn-dashboard", "--output", out.path().to_str().unwrap(), "--quiet"],
+        &[
+            "run",
+            "metric-definition-audit",
+            "--agent",
+            "null",
+            "--task-id",
+            "churn-dashboard",
+            "--output",
+            out.path().to_str().unwrap(),
+            "--quiet",
+        ],
     );
-    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
 
     // The snooping agent replaces null's files in a throw-away image derived from it.
     let fleet = kiln::fleet::Fleet::load(&repo(), BTreeMap::new()).unwrap();
@@ -178,9 +248,21 @@ fn an_agent_cannot_read_the_graders() {
     for file in ["run", "name"] {
         std::fs::copy(fixture.join(file), ctx.path().join(file)).unwrap();
     }
-    std::fs::write(ctx.path().join("Dockerfile"), format!("FROM {null_image}\nCOPY run name /opt/agent/\n")).unwrap();
-    let built = Command::new("docker").args(["build", "-q", "-t", image]).arg(ctx.path()).output().unwrap();
-    assert!(built.status.success(), "{}", String::from_utf8_lossy(&built.stderr));
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        format!("FROM {null_image}\nCOPY run name /opt/agent/\n"),
+    )
+    .unwrap();
+    let built = Command::new("docker")
+        .args(["build", "-q", "-t", image])
+        .arg(ctx.path())
+        .output()
+        .unwrap();
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
 
     let spec = kiln::run::RunSpec {
         benchmark: "metric-definition-audit".into(),
@@ -201,11 +283,24 @@ fn an_agent_cannot_read_the_graders() {
     let result = checked_result(&outcome.dir.join("result.json"), &validator()).unwrap();
     assert_eq!(result["status"], "completed", "{result}");
     assert_eq!(result["score"]["passed"], false);
-    let log = std::fs::read_to_string(outcome.dir.join("agent/snoop.log")).expect("the agent wrote its log");
-    assert!(log.contains("denied /kiln/tasks/churn-dashboard/grading/grade"), "{log}");
+    let log = std::fs::read_to_string(outcome.dir.join("agent/snoop.log"))
+        .expect("the agent wrote its log");
+    assert!(
+        log.contains("denied /kiln/tasks/churn-dashboard/grading/grade"),
+        "{log}"
+    );
     assert!(log.contains("denied /kiln/tasks/"), "{log}");
     assert!(log.contains("denied /opt/kiln/runner"), "{log}");
-    assert!(log.trim_end().ends_with("done"), "the agent did not finish its sweep: {log}");
-    let leaks: Vec<&str> = log.lines().filter(|l| l.starts_with("READ") || l.starts_with("FOUND")).collect();
-    assert!(leaks.is_empty(), "the agent read grading material: {leaks:?}");
+    assert!(
+        log.trim_end().ends_with("done"),
+        "the agent did not finish its sweep: {log}"
+    );
+    let leaks: Vec<&str> = log
+        .lines()
+        .filter(|l| l.starts_with("READ") || l.starts_with("FOUND"))
+        .collect();
+    assert!(
+        leaks.is_empty(),
+        "the agent read grading material: {leaks:?}"
+    );
 }

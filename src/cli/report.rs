@@ -33,5 +33,9 @@ pub fn run(_repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
     if report.results.is_empty() && report.unreadable.is_empty() {
         eprintln!("note: no result.json under {}", args.dir.display());
     }
-    Ok(if report.unreadable.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if report.unreadable.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

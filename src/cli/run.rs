@@ -59,7 +59,9 @@ fn parse_backend(s: &str) -> Result<Requested, String> {
 
 fn valid_env_name(name: &str) -> bool {
     let mut chars = name.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
@@ -69,20 +71,39 @@ fn valid_env_name(name: &str) -> bool {
 pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
     crate::naming::validate_task_id(&args.task_id).map_err(|e| Failure::usage(e.to_string()))?;
     if let Some(bad) = args.pass_env.iter().find(|n| !valid_env_name(n)) {
-        return Err(Failure::usage(format!("--pass-env {bad:?} is not an environment variable name")));
+        return Err(Failure::usage(format!(
+            "--pass-env {bad:?} is not an environment variable name"
+        )));
     }
     if let Some(missing) = args.pass_env.iter().find(|n| std::env::var_os(n).is_none()) {
-        return Err(Failure::usage(format!("--pass-env {missing}: {missing} is not set in kiln's environment")));
+        return Err(Failure::usage(format!(
+            "--pass-env {missing}: {missing} is not set in kiln's environment"
+        )));
     }
     let fleet = Fleet::load(repo, super::build::env_vars())?;
-    let benchmark = fleet.benchmark(&args.benchmark).map_err(|r| Failure::usage(r.0))?.clone();
+    let benchmark = fleet
+        .benchmark(&args.benchmark)
+        .map_err(|r| Failure::usage(r.0))?
+        .clone();
     fleet.agent(&args.agent).map_err(|r| Failure::usage(r.0))?;
-    let task = benchmark.task(&args.task_id).map_err(super::build::refused_to_usage)?.to_string();
+    let task = benchmark
+        .task(&args.task_id)
+        .map_err(super::build::refused_to_usage)?
+        .to_string();
     let per_task = benchmark.env == Env::PerTask;
-    let image = fleet.naming.eval(&benchmark.name, per_task.then_some(task.as_str()), &args.agent);
+    let image = fleet.naming.eval(
+        &benchmark.name,
+        per_task.then_some(task.as_str()),
+        &args.agent,
+    );
 
     let solution = if args.agent == run::ORACLE {
-        let dir = repo.join("benchmarks").join(&benchmark.name).join("tasks").join(&task).join("solution");
+        let dir = repo
+            .join("benchmarks")
+            .join(&benchmark.name)
+            .join("tasks")
+            .join(&task)
+            .join("solution");
         if !dir.join("solve.sh").is_file() {
             return Err(Failure::usage(format!(
                 "task {task} of {} has no reference solution ({}/solve.sh): the oracle cannot run it",
@@ -96,12 +117,22 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
     };
 
     let store = if args.no_build {
-        let found = tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(store::locate_async(&image));
+        let found = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(store::locate_async(&image));
         *found.first().ok_or_else(|| {
             anyhow::anyhow!("{image} is in neither Docker's nor podman's image store; run without --no-build to build it")
         })?
     } else {
-        build(repo, &fleet, &args, &benchmark.name, per_task.then(|| task.clone()), &image)?
+        build(
+            repo,
+            &fleet,
+            &args,
+            &benchmark.name,
+            per_task.then(|| task.clone()),
+            &image,
+        )?
     };
 
     let spec = RunSpec {
@@ -117,7 +148,10 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
         output: args.output.clone(),
         echo_progress: !args.quiet,
     };
-    eprintln!("running {image} [{store}]: task {task}, agent {}", args.agent);
+    eprintln!(
+        "running {image} [{store}]: task {task}, agent {}",
+        args.agent
+    );
     let outcome = run::execute(&spec)?;
     let shown = outcome.dir.join("result.json");
     match (&outcome.result, outcome.runner_exit) {
@@ -133,14 +167,22 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
                 r.status,
                 r.score.value,
                 r.score.mode,
-                if r.score.passed { "passed" } else { "not passed" },
+                if r.score.passed {
+                    "passed"
+                } else {
+                    "not passed"
+                },
                 outcome.wall.as_secs_f64(),
                 shown.display()
             );
             Ok(ExitCode::SUCCESS)
         }
         (Some(r), code) => {
-            let why = r.errors.first().map(|e| format!(": {}: {}", e.phase, e.message)).unwrap_or_default();
+            let why = r
+                .errors
+                .first()
+                .map(|e| format!(": {}: {}", e.phase, e.message))
+                .unwrap_or_default();
             eprintln!(
                 "error: the run did not complete (runner exit {code}, status {}{why}); logs in {}",
                 r.status,
@@ -170,7 +212,11 @@ fn build(
     image: &str,
 ) -> anyhow::Result<Store> {
     run::stage::stage_runner(repo)?;
-    let request = Request::Eval { benchmark: benchmark.to_string(), agent: args.agent.clone(), task };
+    let request = Request::Eval {
+        benchmark: benchmark.to_string(),
+        agent: args.agent.clone(),
+        task,
+    };
     let info = super::build::build_info(repo)?;
     let plan = plan::plan(fleet, &request, &info).map_err(super::build::refused_to_usage)?;
     for note in &plan.notes {
@@ -179,7 +225,10 @@ fn build(
     let probes = detect::probe();
     let local_only = if probes.buildx.is_some() && probes.driver.as_deref() != Some("docker") {
         let bases = detect::external_bases(&plan.builds);
-        tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(detect::local_only_bases(&bases))
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(detect::local_only_bases(&bases))
     } else {
         Vec::new()
     };
@@ -223,9 +272,14 @@ fn prefer_engine(image: &str, store: Store) -> anyhow::Result<Store> {
     if store != Store::Podman {
         return Ok(store);
     }
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     let digest = |s: Store| -> Option<String> {
-        rt.block_on(store::inspect(s, image)).ok().flatten().and_then(|i| i.labels.get(crate::labels::INPUTS_DIGEST).cloned())
+        rt.block_on(store::inspect(s, image))
+            .ok()
+            .flatten()
+            .and_then(|i| i.labels.get(crate::labels::INPUTS_DIGEST).cloned())
     };
     match (digest(Store::Podman), digest(Store::Docker)) {
         (Some(p), Some(d)) if p == d => Ok(Store::Docker),

@@ -142,7 +142,18 @@ fn table(report: &Report) -> String {
         })
         .collect();
     let mut out = aligned(
-        &["BENCHMARK", "TASK", "AGENT", "STATUS", "MODE", "SCORE", "PASSED", "GATES", "CHECKS", "WALL"],
+        &[
+            "BENCHMARK",
+            "TASK",
+            "AGENT",
+            "STATUS",
+            "MODE",
+            "SCORE",
+            "PASSED",
+            "GATES",
+            "CHECKS",
+            "WALL",
+        ],
         &rows,
     );
     out.push('\n');
@@ -159,12 +170,22 @@ fn table(report: &Report) -> String {
             ]
         })
         .collect();
-    out.push_str(&aligned(&["BENCHMARK", "AGENT", "RUNS", "PASSED", "MEAN SCORE"], &summary));
-    let errors: Vec<&Row> = report.results.iter().filter(|r| !r.error.is_empty()).collect();
+    out.push_str(&aligned(
+        &["BENCHMARK", "AGENT", "RUNS", "PASSED", "MEAN SCORE"],
+        &summary,
+    ));
+    let errors: Vec<&Row> = report
+        .results
+        .iter()
+        .filter(|r| !r.error.is_empty())
+        .collect();
     if !errors.is_empty() {
         out.push('\n');
         for r in errors {
-            out.push_str(&format!("{}/{} × {}: {}\n", r.benchmark, r.task, r.agent, r.error));
+            out.push_str(&format!(
+                "{}/{} × {}: {}\n",
+                r.benchmark, r.task, r.agent, r.error
+            ));
         }
     }
     out

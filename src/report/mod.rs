@@ -143,7 +143,11 @@ pub struct Report {
 impl Row {
     /// Builds a row from a parsed result and where it was found.
     pub fn new(benchmark: String, result: RunnerResult, path: PathBuf) -> Row {
-        let counted: Vec<&CheckPart> = result.checks.iter().filter(|c| c.counted && !c.skipped).collect();
+        let counted: Vec<&CheckPart> = result
+            .checks
+            .iter()
+            .filter(|c| c.counted && !c.skipped)
+            .collect();
         Row {
             benchmark,
             task: result.task.id,
@@ -156,7 +160,8 @@ impl Row {
             highest_gate: result.score.highest_gate,
             n_gates: result.score.n_gates,
             // A cap that applied but did not lower the score changed nothing.
-            capped: !result.score.caps_applied.is_empty() && result.score.raw_value > result.score.value,
+            capped: !result.score.caps_applied.is_empty()
+                && result.score.raw_value > result.score.value,
             checks_passed: counted.iter().filter(|c| c.passed).count(),
             checks_total: counted.len(),
             agent_exit_code: result.agent.exit_code,
@@ -165,7 +170,11 @@ impl Row {
             wall_sec: result.timing.wall_sec,
             started_at: result.timing.started_at,
             run_id: result.run_id,
-            error: result.errors.first().map(|e| format!("{}: {}", e.phase, e.message)).unwrap_or_default(),
+            error: result
+                .errors
+                .first()
+                .map(|e| format!("{}: {}", e.phase, e.message))
+                .unwrap_or_default(),
             path,
         }
     }
@@ -173,9 +182,10 @@ impl Row {
 
 /// Reads and checks one result.json.
 pub fn read_result(path: &Path) -> anyhow::Result<RunnerResult> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let result: RunnerResult =
-        serde_json::from_str(&text).with_context(|| format!("{} is not a result.json v1", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let result: RunnerResult = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a result.json v1", path.display()))?;
     if result.schema_version != "1" {
         anyhow::bail!(
             "{}: schema_version {:?} is not supported (this kiln reads \"1\")",
@@ -201,9 +211,14 @@ fn benchmark_of(path: &Path) -> String {
 /// that cannot be read is kept in `unreadable` so the caller can name it.
 pub fn collect(dir: &Path) -> anyhow::Result<Report> {
     if !dir.is_dir() {
-        anyhow::bail!("{} is not a directory (no results there; `kiln run` writes them)", dir.display());
+        anyhow::bail!(
+            "{} is not a directory (no results there; `kiln run` writes them)",
+            dir.display()
+        );
     }
-    let absolute = dir.canonicalize().with_context(|| format!("resolving {}", dir.display()))?;
+    let absolute = dir
+        .canonicalize()
+        .with_context(|| format!("resolving {}", dir.display()))?;
     let mut report = Report::default();
     for entry in walkdir::WalkDir::new(&absolute).sort_by_file_name() {
         let entry = entry.with_context(|| format!("walking {}", dir.display()))?;
@@ -213,12 +228,19 @@ pub fn collect(dir: &Path) -> anyhow::Result<Report> {
         // Shown relative to the directory the user gave.
         let shown = dir.join(entry.path().strip_prefix(&absolute).unwrap_or(entry.path()));
         match read_result(entry.path()) {
-            Ok(result) => report.results.push(Row::new(benchmark_of(entry.path()), result, shown)),
+            Ok(result) => report
+                .results
+                .push(Row::new(benchmark_of(entry.path()), result, shown)),
             Err(err) => report.unreadable.push((shown, format!("{err:#}"))),
         }
     }
     report.results.sort_by(|a, b| {
-        (&a.benchmark, a.task.to_lowercase(), &a.agent, &a.path).cmp(&(&b.benchmark, b.task.to_lowercase(), &b.agent, &b.path))
+        (&a.benchmark, a.task.to_lowercase(), &a.agent, &a.path).cmp(&(
+            &b.benchmark,
+            b.task.to_lowercase(),
+            &b.agent,
+            &b.path,
+        ))
     });
     report.summary = summarize(&report.results);
     Ok(report)
@@ -227,7 +249,9 @@ pub fn collect(dir: &Path) -> anyhow::Result<Report> {
 fn summarize(rows: &[Row]) -> Vec<Summary> {
     let mut out: Vec<Summary> = Vec::new();
     for row in rows {
-        let pos = out.iter().position(|s| s.benchmark == row.benchmark && s.agent == row.agent);
+        let pos = out
+            .iter()
+            .position(|s| s.benchmark == row.benchmark && s.agent == row.agent);
         let s = match pos {
             Some(i) => &mut out[i],
             None => {

@@ -79,16 +79,28 @@ fn echo(c: &Container, bytes: &[u8]) {
 }
 
 async fn run_engine(c: &Container) -> anyhow::Result<Finished> {
-    let docker = bollard::Docker::connect_with_local_defaults().context("connecting to the Docker Engine")?;
-    let env: Vec<String> = c.env.iter().chain(&c.secret_env).map(|(k, v)| format!("{k}={v}")).collect();
+    let docker = bollard::Docker::connect_with_local_defaults()
+        .context("connecting to the Docker Engine")?;
+    let env: Vec<String> = c
+        .env
+        .iter()
+        .chain(&c.secret_env)
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
     let body = bollard::models::ContainerCreateBody {
         image: Some(c.image.clone()),
         cmd: Some(c.args.clone()),
         env: Some(env),
-        labels: Some([("kiln.run".to_string(), "true".to_string())].into_iter().collect()),
+        labels: Some(
+            [("kiln.run".to_string(), "true".to_string())]
+                .into_iter()
+                .collect(),
+        ),
         ..Default::default()
     };
-    let options = CreateContainerOptionsBuilder::default().name(&c.name).build();
+    let options = CreateContainerOptionsBuilder::default()
+        .name(&c.name)
+        .build();
     docker
         .create_container(Some(options), body)
         .await
@@ -106,7 +118,11 @@ async fn drive_engine(docker: &bollard::Docker, c: &Container) -> anyhow::Result
     if let Some(tar) = &c.solution_tar {
         let options = UploadToContainerOptionsBuilder::default().path("/").build();
         docker
-            .upload_to_container(&c.name, Some(options), bollard::body_full(tar.clone().into()))
+            .upload_to_container(
+                &c.name,
+                Some(options),
+                bollard::body_full(tar.clone().into()),
+            )
             .await
             .with_context(|| format!("copying the reference solution into {}", c.name))?;
     }
@@ -116,7 +132,11 @@ async fn drive_engine(docker: &bollard::Docker, c: &Container) -> anyhow::Result
         .await
         .with_context(|| format!("starting container {} of {}", c.name, c.image))?;
     let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
-    let options = LogsOptionsBuilder::default().follow(true).stdout(true).stderr(true).build();
+    let options = LogsOptionsBuilder::default()
+        .follow(true)
+        .stdout(true)
+        .stderr(true)
+        .build();
     let mut logs = docker.logs(&c.name, Some(options));
     let interrupted = loop {
         tokio::select! {
@@ -140,32 +160,66 @@ async fn drive_engine(docker: &bollard::Docker, c: &Container) -> anyhow::Result
         Some(Ok(r)) => r.status_code,
         Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => code,
         Some(Err(e)) => return Err(e).with_context(|| format!("waiting for container {}", c.name)),
-        None => bail!("the Docker Engine ended the wait for container {} without a status", c.name),
+        None => bail!(
+            "the Docker Engine ended the wait for container {} without a status",
+            c.name
+        ),
     };
     let wall = started.elapsed();
-    let options = DownloadFromContainerOptionsBuilder::default().path(OUTPUT_DIR).build();
-    let (output_tar, output_error) =
-        match docker.download_from_container(&c.name, Some(options)).map_ok(|b| b.to_vec()).try_concat().await {
-            Ok(tar) => (Some(tar), None),
-            Err(e) => (None, Some(format!("copying {OUTPUT_DIR} out of {}: {e}", c.name))),
-        };
-    Ok(Finished { exit_code, stdout, stderr, output_tar, output_error, wall })
+    let options = DownloadFromContainerOptionsBuilder::default()
+        .path(OUTPUT_DIR)
+        .build();
+    let (output_tar, output_error) = match docker
+        .download_from_container(&c.name, Some(options))
+        .map_ok(|b| b.to_vec())
+        .try_concat()
+        .await
+    {
+        Ok(tar) => (Some(tar), None),
+        Err(e) => (
+            None,
+            Some(format!("copying {OUTPUT_DIR} out of {}: {e}", c.name)),
+        ),
+    };
+    Ok(Finished {
+        exit_code,
+        stdout,
+        stderr,
+        output_tar,
+        output_error,
+        wall,
+    })
 }
 
 fn podman(args: &[&str]) -> duct::Expression {
-    duct::cmd("podman", args).stdout_capture().stderr_capture().unchecked()
+    duct::cmd("podman", args)
+        .stdout_capture()
+        .stderr_capture()
+        .unchecked()
 }
 
-fn checked(what: &str, out: std::io::Result<std::process::Output>) -> anyhow::Result<std::process::Output> {
+fn checked(
+    what: &str,
+    out: std::io::Result<std::process::Output>,
+) -> anyhow::Result<std::process::Output> {
     let out = out.with_context(|| format!("running podman to {what}"))?;
     if !out.status.success() {
-        bail!("podman could not {what}: {}", String::from_utf8_lossy(&out.stderr).trim());
+        bail!(
+            "podman could not {what}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
     Ok(out)
 }
 
 fn run_podman(c: &Container) -> anyhow::Result<Finished> {
-    let mut create: Vec<String> = vec!["create".into(), "--name".into(), c.name.clone(), "--label".into(), "kiln.run=true".into()];
+    let mut create: Vec<String> = vec![
+        "create".into(),
+        "--name".into(),
+        c.name.clone(),
+        "--label".into(),
+        "kiln.run=true".into(),
+    ];
     for (k, v) in &c.env {
         create.extend(["--env".into(), format!("{k}={v}")]);
     }
@@ -176,13 +230,19 @@ fn run_podman(c: &Container) -> anyhow::Result<Finished> {
     }
     create.push(c.image.clone());
     create.extend(c.args.iter().cloned());
-    let mut expr = duct::cmd("podman", &create).stdout_capture().stderr_capture().unchecked();
+    let mut expr = duct::cmd("podman", &create)
+        .stdout_capture()
+        .stderr_capture()
+        .unchecked();
     for (k, v) in &c.secret_env {
         expr = expr.env(k, v);
     }
     checked(&format!("create a container of {}", c.image), expr.run())?;
     let outcome = drive_podman(c);
-    let removed = checked(&format!("remove container {}", c.name), podman(&["rm", "--force", &c.name]).run());
+    let removed = checked(
+        &format!("remove container {}", c.name),
+        podman(&["rm", "--force", &c.name]).run(),
+    );
     let finished = outcome?;
     removed?;
     Ok(finished)
@@ -191,10 +251,22 @@ fn run_podman(c: &Container) -> anyhow::Result<Finished> {
 fn drive_podman(c: &Container) -> anyhow::Result<Finished> {
     if let Some(tar) = &c.solution_tar {
         let dir = tempfile::tempdir().context("creating a temporary directory")?;
-        tar::Archive::new(tar.as_slice()).unpack(dir.path()).context("unpacking the reference solution")?;
+        tar::Archive::new(tar.as_slice())
+            .unpack(dir.path())
+            .context("unpacking the reference solution")?;
         let from = dir.path().join(SOLUTIONS_DIR.trim_start_matches('/'));
-        let to = format!("{}:{}", c.name, Path::new(SOLUTIONS_DIR).parent().expect("has a parent").display());
-        checked("copy the reference solution in", podman(&["cp", &from.to_string_lossy(), &to]).run())?;
+        let to = format!(
+            "{}:{}",
+            c.name,
+            Path::new(SOLUTIONS_DIR)
+                .parent()
+                .expect("has a parent")
+                .display()
+        );
+        checked(
+            "copy the reference solution in",
+            podman(&["cp", &from.to_string_lossy(), &to]).run(),
+        )?;
     }
     let started = Instant::now();
     // stdout holds only the result between markers; stderr (progress) is echoed as it comes.
@@ -228,7 +300,9 @@ fn drive_podman(c: &Container) -> anyhow::Result<Finished> {
     let status = child.wait().context("waiting for podman start")?;
     let stderr = err_reader.join().unwrap_or_default();
     let wall = started.elapsed();
-    if !status.success() && !String::from_utf8_lossy(&stdout).contains("==== KILN RESULT BEGIN ====") {
+    if !status.success()
+        && !String::from_utf8_lossy(&stdout).contains("==== KILN RESULT BEGIN ====")
+    {
         bail!(
             "podman could not run container {} of {} (podman start exited {:?}): {}",
             c.name,
@@ -239,7 +313,13 @@ fn drive_podman(c: &Container) -> anyhow::Result<Finished> {
     }
     // `podman start --attach` exits with the container's status, or with its own when
     // the container never ran: ask podman which.
-    let inspect = podman(&["inspect", "--format", "{{.State.Status}} {{.State.ExitCode}}", &c.name]).run()?;
+    let inspect = podman(&[
+        "inspect",
+        "--format",
+        "{{.State.Status}} {{.State.ExitCode}}",
+        &c.name,
+    ])
+    .run()?;
     let state = String::from_utf8_lossy(&inspect.stdout).trim().to_string();
     let exit_code = match state.split_once(' ') {
         Some(("exited", code)) => code.parse::<i64>().unwrap_or(-1),
@@ -252,14 +332,33 @@ fn drive_podman(c: &Container) -> anyhow::Result<Finished> {
         ),
     };
     let dir = tempfile::tempdir().context("creating a temporary directory")?;
-    let copied = podman(&["cp", &format!("{}:{OUTPUT_DIR}", c.name), &dir.path().join("output").to_string_lossy()]).run()?;
+    let copied = podman(&[
+        "cp",
+        &format!("{}:{OUTPUT_DIR}", c.name),
+        &dir.path().join("output").to_string_lossy(),
+    ])
+    .run()?;
     let (output_tar, output_error) = if copied.status.success() {
         let mut builder = tar::Builder::new(Vec::new());
         builder.follow_symlinks(false);
         builder.append_dir_all("output", dir.path().join("output"))?;
         (Some(builder.into_inner()?), None)
     } else {
-        (None, Some(format!("copying {OUTPUT_DIR} out of {}: {}", c.name, String::from_utf8_lossy(&copied.stderr).trim())))
+        (
+            None,
+            Some(format!(
+                "copying {OUTPUT_DIR} out of {}: {}",
+                c.name,
+                String::from_utf8_lossy(&copied.stderr).trim()
+            )),
+        )
     };
-    Ok(Finished { exit_code, stdout, stderr, output_tar, output_error, wall })
+    Ok(Finished {
+        exit_code,
+        stdout,
+        stderr,
+        output_tar,
+        output_error,
+        wall,
+    })
 }

@@ -82,13 +82,19 @@ struct RunRecord<'a> {
 
 /// Where a run's results go.
 pub fn result_dir(output: &Path, benchmark: &str, task: &str, agent: &str) -> PathBuf {
-    output.join(benchmark).join(crate::naming::task_component(task)).join(agent)
+    output
+        .join(benchmark)
+        .join(crate::naming::task_component(task))
+        .join(agent)
 }
 
 /// Tars `solution` as `kiln/solutions/<task>/…` for extraction at `/`, root-owned.
 pub fn solution_tar(solution: &Path, task: &str) -> anyhow::Result<Vec<u8>> {
     if !solution.join("solve.sh").is_file() {
-        bail!("{} has no solve.sh: the oracle has nothing to run", solution.display());
+        bail!(
+            "{} has no solve.sh: the oracle has nothing to run",
+            solution.display()
+        );
     }
     let mut builder = tar::Builder::new(Vec::new());
     builder.mode(tar::HeaderMode::Deterministic);
@@ -119,14 +125,19 @@ fn unpack_output(tar_bytes: &[u8], dest: &Path) -> anyhow::Result<()> {
         if rest.as_os_str().is_empty() {
             continue;
         }
-        if rest.components().any(|c| !matches!(c, Component::Normal(_))) {
+        if rest
+            .components()
+            .any(|c| !matches!(c, Component::Normal(_)))
+        {
             bail!("refusing {} from the container's output", path.display());
         }
         let target = dest.join(&rest);
         if let Some(parent) = target.parent() {
             std::fs::create_dir_all(parent)?;
         }
-        entry.unpack(&target).with_context(|| format!("writing {}", target.display()))?;
+        entry
+            .unpack(&target)
+            .with_context(|| format!("writing {}", target.display()))?;
     }
     Ok(())
 }
@@ -143,7 +154,9 @@ fn scrub(dir: &Path, secrets: &[(String, String)]) -> anyhow::Result<()> {
         if !entry.file_type().is_file() || entry.metadata()?.len() > 64 << 20 {
             continue;
         }
-        let Ok(text) = std::fs::read_to_string(entry.path()) else { continue };
+        let Ok(text) = std::fs::read_to_string(entry.path()) else {
+            continue;
+        };
         let mut clean = text.clone();
         for (name, value) in &secrets {
             clean = clean.replace(value.as_str(), &format!("[redacted {name}]"));
@@ -157,9 +170,23 @@ fn scrub(dir: &Path, secrets: &[(String, String)]) -> anyhow::Result<()> {
 
 fn container_name(spec: &RunSpec) -> String {
     let clean = |s: &str| -> String {
-        s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c.to_ascii_lowercase() } else { '-' }).collect()
+        s.chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c.to_ascii_lowercase()
+                } else {
+                    '-'
+                }
+            })
+            .collect()
     };
-    format!("kiln-run-{}-{}-{}-{}", clean(&spec.benchmark), clean(&spec.task), clean(&spec.agent), std::process::id())
+    format!(
+        "kiln-run-{}-{}-{}-{}",
+        clean(&spec.benchmark),
+        clean(&spec.task),
+        clean(&spec.agent),
+        std::process::id()
+    )
 }
 
 /// Runs `spec` and writes its results. Errors are infrastructure failures with
@@ -168,8 +195,9 @@ fn container_name(spec: &RunSpec) -> String {
 pub fn execute(spec: &RunSpec) -> anyhow::Result<Outcome> {
     let mut secret_env = Vec::new();
     for name in &spec.pass_env {
-        let value = std::env::var(name)
-            .map_err(|_| anyhow::anyhow!("--pass-env {name}: {name} is not set in kiln's environment"))?;
+        let value = std::env::var(name).map_err(|_| {
+            anyhow::anyhow!("--pass-env {name}: {name} is not set in kiln's environment")
+        })?;
         secret_env.push((name.clone(), value));
     }
     let mut env = vec![
@@ -236,10 +264,14 @@ pub fn execute(spec: &RunSpec) -> anyhow::Result<Outcome> {
         kiln_version: env!("CARGO_PKG_VERSION"),
         output_error: output_error.as_deref(),
     };
-    std::fs::write(staging.path().join("run.json"), serde_json::to_string_pretty(&record)? + "\n")?;
+    std::fs::write(
+        staging.path().join("run.json"),
+        serde_json::to_string_pretty(&record)? + "\n",
+    )?;
     scrub(staging.path(), &secret_env)?;
     if dir.exists() {
-        std::fs::remove_dir_all(&dir).with_context(|| format!("removing the previous results in {}", dir.display()))?;
+        std::fs::remove_dir_all(&dir)
+            .with_context(|| format!("removing the previous results in {}", dir.display()))?;
     }
     let kept = staging.keep();
     std::fs::rename(&kept, &dir).with_context(|| format!("moving results to {}", dir.display()))?;
@@ -250,10 +282,17 @@ pub fn execute(spec: &RunSpec) -> anyhow::Result<Outcome> {
             Err(e) => (None, Some(format!("{e:#}"))),
         }
     } else {
-        let why = output_error.unwrap_or_else(|| "the runner wrote no result.json and printed none".to_string());
+        let why = output_error
+            .unwrap_or_else(|| "the runner wrote no result.json and printed none".to_string());
         (None, Some(why))
     };
-    Ok(Outcome { dir, runner_exit: finished.exit_code, result, result_error, wall: finished.wall })
+    Ok(Outcome {
+        dir,
+        runner_exit: finished.exit_code,
+        result,
+        result_error,
+        wall: finished.wall,
+    })
 }
 
 #[cfg(test)]
@@ -270,7 +309,12 @@ mod tests {
     #[test]
     fn result_dirs_lowercase_the_task() {
         assert_eq!(
-            result_dir(Path::new("results"), "terminal-lite", "Fix.Config", "oracle"),
+            result_dir(
+                Path::new("results"),
+                "terminal-lite",
+                "Fix.Config",
+                "oracle"
+            ),
             PathBuf::from("results/terminal-lite/fix.config/oracle")
         );
     }
@@ -285,7 +329,10 @@ mod tests {
             .unwrap()
             .map(|e| e.unwrap().path().unwrap().display().to_string())
             .collect();
-        assert!(names.contains(&"kiln/solutions/Fix.Config/solve.sh".to_string()), "{names:?}");
+        assert!(
+            names.contains(&"kiln/solutions/Fix.Config/solve.sh".to_string()),
+            "{names:?}"
+        );
         assert!(solution_tar(tempfile::tempdir().unwrap().path(), "t").is_err());
     }
 
@@ -296,17 +343,28 @@ mod tests {
         h.set_size(2);
         h.set_mode(0o644);
         h.set_cksum();
-        b.append_data(&mut h, "output/agent/x.log", &b"hi"[..]).unwrap();
+        b.append_data(&mut h, "output/agent/x.log", &b"hi"[..])
+            .unwrap();
         let dest = tempfile::tempdir().unwrap();
         unpack_output(&b.into_inner().unwrap(), dest.path()).unwrap();
-        assert_eq!(std::fs::read_to_string(dest.path().join("agent/x.log")).unwrap(), "hi");
+        assert_eq!(
+            std::fs::read_to_string(dest.path().join("agent/x.log")).unwrap(),
+            "hi"
+        );
     }
 
     #[test]
     fn scrub_redacts_secret_values() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("a.log"), "key is sk-test-123456 ok").unwrap();
-        scrub(dir.path(), &[("MODEL_API_KEY".into(), "sk-test-123456".into())]).unwrap();
-        assert_eq!(std::fs::read_to_string(dir.path().join("a.log")).unwrap(), "key is [redacted MODEL_API_KEY] ok");
+        scrub(
+            dir.path(),
+            &[("MODEL_API_KEY".into(), "sk-test-123456".into())],
+        )
+        .unwrap();
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("a.log")).unwrap(),
+            "key is [redacted MODEL_API_KEY] ok"
+        );
     }
 }

@@ -23,13 +23,18 @@ fn candidates(repo: &Path) -> Vec<PathBuf> {
     if let Some(path) = std::env::var_os("KILN_RUNNER") {
         return vec![PathBuf::from(path)];
     }
-    let target_dir = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| repo.join("target"));
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo.join("target"));
     let mut out = vec![
         target_dir.join("x86_64-unknown-linux-gnu/release/kiln-runner"),
         target_dir.join("x86_64-unknown-linux-musl/release/kiln-runner"),
     ];
     // An installed kiln ships the runner beside itself.
-    if let Some(dir) = std::env::current_exe().ok().and_then(|p| p.parent().map(Path::to_path_buf)) {
+    if let Some(dir) = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(Path::to_path_buf))
+    {
         out.push(dir.join("kiln-runner"));
     }
     out
