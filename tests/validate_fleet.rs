@@ -271,12 +271,14 @@ fn an_agent_cannot_read_the_graders() {
         image: image.into(),
         store: kiln::store::Store::Docker,
         model: None,
-        pass_env: Vec::new(),
+        pass_env: vec!["KILN_TEST_API_KEY".into()],
         agent_timeout: Some(120),
         solution: None,
         output: out.path().to_path_buf(),
         echo_progress: false,
     };
+    let secret = "sk-kiln-test-0123456789abcdef";
+    std::env::set_var("KILN_TEST_API_KEY", secret);
     let outcome = kiln::run::execute(&spec);
     let _ = Command::new("docker").args(["rmi", "-f", image]).output();
     let outcome = outcome.expect("the snooping run completes");
