@@ -306,3 +306,81 @@ fn an_agent_cannot_read_the_graders() {
         "the agent read grading material: {leaks:?}"
     );
 }
+
+#[test]
+fn a_missing_readme_fails_only_the_production_gate() {
+    if !enabled() {
+        return;
+    }
+    let _engine = ENGINE.lock().unwrap_or_else(|e| e.into_inner());
+    let runner = static_runner();
+    let out = tempfile::tempdir().unwrap();
+    let run = kiln(
+        &runner,
+        &[
+            "run",
+            "metric-backfill",
+            "--agent",
+            "oracle",
+            "--task-id",
+            "orders-daily",
+            "--output",
+            out.path().to_str().unwrap(),
+            "--quiet",
+        ],
+    );
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let fleet = kiln::fleet::Fleet::load(&repo(), BTreeMap::new()).unwrap();
+    let oracle_image = fleet.naming.eval("metric-backfill", None, "oracle");
+    let image = "kiln.test/evals/metric-backfill--partial:validate";
+    let ctx = tempfile::tempdir().unwrap();
+    let fixture = repo().join("tests/fixtures/agents/partial");
+    for file in ["run", "name"] {
+        std::fs::copy(fixture.join(file), ctx.path().join(file)).unwrap();
+    }
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        format!("FROM {oracle_image}\nCOPY run name /opt/agent/\n"),
+    )
+    .unwrap();
+    let built = Command::new("docker")
+        .args(["build", "-q", "-t", image])
+        .arg(ctx.path())
+        .output()
+        .unwrap();
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let spec = kiln::run::RunSpec {
+        benchmark: "metric-backfill".into(),
+        task: "orders-daily".into(),
+        agent: "partial".into(),
+        image: image.into(),
+        store: kiln::store::Store::Docker,
+        model: None,
+        pass_env: Vec::new(),
+        agent_timeout: Some(300),
+        solution: Some(repo().join("benchmarks/metric-backfill/tasks/orders-daily/solution")),
+        output: out.path().to_path_buf(),
+        echo_progress: false,
+    };
+    let outcome = kiln::run::execute(&spec);
+    let _ = Command::new("docker").args(["rmi", "-f", image]).output();
+    let outcome = outcome.expect("the run completes");
+    let result = checked_result(&outcome.dir.join("result.json"), &validator()).unwrap();
+    // Production: no_secrets_in_workspace (core, required) + 4 scenario checks, one failed:
+    // frac 3/4 < 0.8 fails the gate; the score is (4 + 4/5) / 5 = 0.96 (DEC-bench's formula).
+    assert_eq!(result["score"]["highest_gate"], 4, "{result}");
+    assert_eq!(result["score"]["passed"], false);
+    assert_eq!(result["score"]["value"], 0.96, "{result}");
+    assert_eq!(
+        failed_checks(&result),
+        vec!["readme_explains_rerun: no README in /workspace".to_string()]
+    );
+}
