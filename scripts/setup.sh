@@ -18,3 +18,7 @@ fi
 docker info >/dev/null 2>&1 || { echo "setup: the Docker Engine does not answer (is dockerd running?)" >&2; exit 1; }
 
 bash scripts/make-bases.sh
+
+# The in-image runner: a static binary, so it runs in any Linux image.
+RUSTFLAGS='-C target-feature=+crt-static' \
+  cargo build --locked --release -p kiln-runner --target x86_64-unknown-linux-gnu
