@@ -270,3 +270,36 @@ fn registry_and_tag_from_the_environment() {
         "{stdout}"
     );
 }
+
+/// Placeholder templates must never change the plan: a recipe that uses EVAL_TASK_ID in a
+/// way substitution cannot reproduce (`upper()`) is caught, and the plan equals the one
+/// resolved target by target (KILN_PLAN_EXACT=1).
+#[test]
+fn templates_equal_exact_resolution_even_when_they_cannot_apply() {
+    let tmp = tempfile::tempdir().unwrap();
+    copy_tree(&fixture("small"), tmp.path());
+    let eval = tmp.path().join("containers/core/eval/docker-bake.hcl");
+    let text = std::fs::read_to_string(&eval).unwrap().replacen(
+        "\"eval.type\" = \"eval\"",
+        "\"eval.type\" = \"eval\"\n    \"x.shout\"   = upper(EVAL_TASK_ID)",
+        1,
+    );
+    assert!(text.contains("x.shout"));
+    std::fs::write(&eval, text).unwrap();
+    for repo in [tmp.path().to_path_buf(), fixture("small")] {
+        let args = ["build", "all", "--dry-run", "--backend", "bake"];
+        let fast = kiln(&repo, &args, &[]);
+        let exact = kiln(&repo, &args, &[("KILN_PLAN_EXACT", "1")]);
+        assert_eq!(fast.status.code(), Some(0), "{}", transcript(&args, &fast));
+        assert_eq!(
+            String::from_utf8_lossy(&fast.stdout),
+            String::from_utf8_lossy(&exact.stdout)
+        );
+    }
+    let out = kiln(
+        tmp.path(),
+        &["build", "all", "--dry-run", "--backend", "podman"],
+        &[],
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("x.shout=FIX.CONFIG"));
+}
