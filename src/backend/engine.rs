@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 
 use crate::plan::BuildSpec;
 
-use super::{dockerfile_arg, path_word};
+use super::{build_argv, path_word};
 
 /// The `docker build` command equivalent to the Engine API request kiln sends for
 /// `spec`: same Dockerfile, context (after `.dockerignore`), build args, labels and
@@ -30,23 +30,7 @@ use super::{dockerfile_arg, path_word};
 /// Specs with secrets are refused by the engine backend (see [`refusal`]), so no
 /// `--secret` is rendered.
 pub fn equivalent_docker_build(spec: &BuildSpec) -> Vec<String> {
-    let mut argv: Vec<String> = vec!["docker".into(), "build".into()];
-    argv.push("-f".into());
-    argv.push(path_word(&dockerfile_arg(spec)));
-    argv.push("-t".into());
-    argv.push(spec.image.clone());
-    if let Some(target) = &spec.target {
-        argv.push("--target".into());
-        argv.push(target.clone());
-    }
-    for (k, v) in &spec.args {
-        argv.push("--build-arg".into());
-        argv.push(format!("{k}={v}"));
-    }
-    for (k, v) in &spec.labels {
-        argv.push("--label".into());
-        argv.push(format!("{k}={v}"));
-    }
+    let mut argv = build_argv("docker", spec);
     argv.push(path_word(&spec.context));
     argv
 }

@@ -72,6 +72,30 @@ pub(crate) fn path_word(p: &Path) -> String {
     p.to_string_lossy().into_owned()
 }
 
+/// The part `podman build` and `docker build` share: `<program> build -f <dockerfile>
+/// -t <image> [--target <stage>]`, one `--build-arg` per arg and one `--label` per
+/// label (both sorted). Each backend appends its own flags and the context.
+pub(crate) fn build_argv(program: &str, spec: &BuildSpec) -> Vec<String> {
+    let mut argv: Vec<String> = vec![program.into(), "build".into()];
+    argv.push("-f".into());
+    argv.push(path_word(&dockerfile_arg(spec)));
+    argv.push("-t".into());
+    argv.push(spec.image.clone());
+    if let Some(target) = &spec.target {
+        argv.push("--target".into());
+        argv.push(target.clone());
+    }
+    for (k, v) in &spec.args {
+        argv.push("--build-arg".into());
+        argv.push(format!("{k}={v}"));
+    }
+    for (k, v) in &spec.labels {
+        argv.push("--label".into());
+        argv.push(format!("{k}={v}"));
+    }
+    argv
+}
+
 #[cfg(test)]
 pub(crate) mod test_support {
     use crate::plan::{BuildSpec, Secret};

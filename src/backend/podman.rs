@@ -6,7 +6,7 @@
 
 use crate::plan::BuildSpec;
 
-use super::{dockerfile_arg, path_word};
+use super::{build_argv, path_word};
 
 /// The argv of `podman build` for one image, exactly as the podman executor runs it
 /// (working directory: the repository root, since `BuildSpec` paths are relative to it).
@@ -19,23 +19,7 @@ use super::{dockerfile_arg, path_word};
 /// rendering (see [`crate::digest`]); a dry run cannot know it since it depends on the
 /// ids of bases not built yet.
 pub fn command(spec: &BuildSpec) -> Vec<String> {
-    let mut argv: Vec<String> = vec!["podman".into(), "build".into()];
-    argv.push("-f".into());
-    argv.push(path_word(&dockerfile_arg(spec)));
-    argv.push("-t".into());
-    argv.push(spec.image.clone());
-    if let Some(target) = &spec.target {
-        argv.push("--target".into());
-        argv.push(target.clone());
-    }
-    for (k, v) in &spec.args {
-        argv.push("--build-arg".into());
-        argv.push(format!("{k}={v}"));
-    }
-    for (k, v) in &spec.labels {
-        argv.push("--label".into());
-        argv.push(format!("{k}={v}"));
-    }
+    let mut argv = build_argv("podman", spec);
     for secret in &spec.secrets {
         argv.push("--secret".into());
         argv.push(secret_word(secret));

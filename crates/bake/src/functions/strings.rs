@@ -265,34 +265,6 @@ fn replace(a: Vec<Value>) -> Result<Value, FnError> {
     str_val(s(&a, 0).replace(s(&a, 1), s(&a, 2)))
 }
 
-/// Go's `path.Clean` (slash-separated, lexical).
-pub(crate) fn path_clean(p: &str) -> String {
-    if p.is_empty() {
-        return ".".into();
-    }
-    let rooted = p.starts_with('/');
-    let mut parts: Vec<&str> = Vec::new();
-    for seg in p.split('/') {
-        match seg {
-            "" | "." => {}
-            ".." => {
-                if parts.last().is_some_and(|l| *l != "..") {
-                    parts.pop();
-                } else if !rooted {
-                    parts.push("..");
-                }
-            }
-            s => parts.push(s),
-        }
-    }
-    let joined = parts.join("/");
-    match (rooted, joined.is_empty()) {
-        (true, _) => format!("/{joined}"),
-        (false, true) => ".".into(),
-        (false, false) => joined,
-    }
-}
-
 /// Go's `path.Base`.
 fn basename(a: Vec<Value>) -> Result<Value, FnError> {
     let p = s(&a, 0);
@@ -313,7 +285,7 @@ fn dirname(a: Vec<Value>) -> Result<Value, FnError> {
         Some(i) => &p[..=i],
         None => "",
     };
-    str_val(path_clean(dir))
+    str_val(crate::target::clean_path(dir))
 }
 
 /// Every character outside `[A-Za-z0-9_-]` becomes `_` (one per character).
