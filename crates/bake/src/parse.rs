@@ -354,7 +354,7 @@ impl Conv<'_> {
         self.flatten(t, &mut flat)?;
         apply_strips(&mut flat);
         let mut it = flat.into_iter();
-        Ok(nest(&mut it))
+        Ok(nest(&mut it, true).0)
     }
 
     fn flatten(&self, t: &Template, out: &mut Vec<Tok>) -> Result<()> {
@@ -434,46 +434,9 @@ fn apply_strips(toks: &mut [Tok]) {
     }
 }
 
-fn nest(it: &mut std::vec::IntoIter<Tok>) -> Vec<Part> {
-    let mut out = Vec::new();
-    while let Some(t) = it.next() {
-        match t {
-            Tok::Lit(s) => {
-                if !s.is_empty() {
-                    out.push(Part::Lit(s));
-                }
-            }
-            Tok::Interp(e, _) => out.push(Part::Interp(e)),
-            Tok::If(cond, _) => {
-                let (then, ended_by_else) = nest_until(it);
-                let otherwise = if ended_by_else {
-                    nest_until(it).0
-                } else {
-                    Vec::new()
-                };
-                out.push(Part::If {
-                    cond,
-                    then,
-                    otherwise,
-                });
-            }
-            Tok::For(key_var, value_var, collection, _) => {
-                let (body, _) = nest_until(it);
-                out.push(Part::For {
-                    key_var,
-                    value_var,
-                    collection,
-                    body,
-                });
-            }
-            Tok::Else(_) | Tok::EndIf(_) | Tok::EndFor(_) => {}
-        }
-    }
-    out
-}
-
 /// Collects parts up to the matching `else`/`endif`/`endfor`; true when stopped at `else`.
-fn nest_until(it: &mut std::vec::IntoIter<Tok>) -> (Vec<Part>, bool) {
+/// At the top level (`top`) there is nothing to match, and stray closers are ignored.
+fn nest(it: &mut std::vec::IntoIter<Tok>, top: bool) -> (Vec<Part>, bool) {
     let mut out = Vec::new();
     while let Some(t) = it.next() {
         match t {
@@ -484,9 +447,9 @@ fn nest_until(it: &mut std::vec::IntoIter<Tok>) -> (Vec<Part>, bool) {
             }
             Tok::Interp(e, _) => out.push(Part::Interp(e)),
             Tok::If(cond, _) => {
-                let (then, ended_by_else) = nest_until(it);
+                let (then, ended_by_else) = nest(it, false);
                 let otherwise = if ended_by_else {
-                    nest_until(it).0
+                    nest(it, false).0
                 } else {
                     Vec::new()
                 };
@@ -497,7 +460,7 @@ fn nest_until(it: &mut std::vec::IntoIter<Tok>) -> (Vec<Part>, bool) {
                 });
             }
             Tok::For(key_var, value_var, collection, _) => {
-                let (body, _) = nest_until(it);
+                let (body, _) = nest(it, false);
                 out.push(Part::For {
                     key_var,
                     value_var,
@@ -505,6 +468,7 @@ fn nest_until(it: &mut std::vec::IntoIter<Tok>) -> (Vec<Part>, bool) {
                     body,
                 });
             }
+            Tok::Else(_) | Tok::EndIf(_) | Tok::EndFor(_) if top => {}
             Tok::Else(_) => return (out, true),
             Tok::EndIf(_) | Tok::EndFor(_) => return (out, false),
         }
