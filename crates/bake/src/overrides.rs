@@ -195,19 +195,11 @@ pub(crate) fn apply(t: &mut Target, overrides: &[(String, Override)]) -> Result<
                     .insert(require_name(sub, "extra-hosts")?.to_string(), value);
             }
             "tags" => {
-                if o.append {
-                    t.tags.extend(o.list.iter().cloned());
-                } else {
-                    t.tags = o.list.clone();
-                }
+                replace_or_append(&mut t.tags, o.list.clone(), o.append);
                 t.set.tags = true;
             }
             "platform" => {
-                if o.append {
-                    t.platforms.extend(o.list.iter().cloned());
-                } else {
-                    t.platforms = o.list.clone();
-                }
+                replace_or_append(&mut t.platforms, o.list.clone(), o.append);
                 t.set.platforms = true;
             }
             "cache-from" | "cache-to" => {
@@ -220,11 +212,7 @@ pub(crate) fn apply(t: &mut Target, overrides: &[(String, Override)]) -> Result<
                 } else {
                     &mut t.cache_to
                 };
-                if o.append {
-                    field.extend(entries);
-                } else {
-                    *field = entries;
-                }
+                replace_or_append(field, entries, o.append);
             }
             "output" => {
                 let mut entries = Vec::new();
@@ -233,25 +221,14 @@ pub(crate) fn apply(t: &mut Target, overrides: &[(String, Override)]) -> Result<
                     target::validate_output(&e).map_err(Error::msg)?;
                     entries.push(e);
                 }
-                if o.append {
-                    t.outputs.extend(entries);
-                } else {
-                    t.outputs = entries;
-                }
+                replace_or_append(&mut t.outputs, entries, o.append);
                 t.set.output = true;
             }
             "secrets" => {
-                let parsed = o
-                    .list
-                    .iter()
-                    .map(|v| target::parse_secret(v))
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(Error::msg)?;
+                let parsed = parse_all(&o.list, target::parse_secret)?;
+                replace_or_append(&mut t.secrets, parsed, o.append);
                 if o.append {
-                    t.secrets.extend(parsed);
                     t.secrets = target::dedupe_by(std::mem::take(&mut t.secrets), |s| s.id.clone());
-                } else {
-                    t.secrets = parsed;
                 }
             }
             "secret" => {
@@ -275,27 +252,14 @@ pub(crate) fn apply(t: &mut Target, overrides: &[(String, Override)]) -> Result<
                 }
             }
             "ssh" => {
-                let parsed = o
-                    .list
-                    .iter()
-                    .map(|v| target::parse_ssh(v))
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(Error::msg)?;
+                let parsed = parse_all(&o.list, target::parse_ssh)?;
+                replace_or_append(&mut t.ssh, parsed, o.append);
                 if o.append {
-                    t.ssh.extend(parsed);
                     t.ssh = target::dedupe_by(std::mem::take(&mut t.ssh), |s| s.id.clone());
-                } else {
-                    t.ssh = parsed;
                 }
             }
             "attest" => {
-                let parsed = o
-                    .list
-                    .iter()
-                    .map(|v| target::parse_attest(v))
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(Error::msg)?;
-                t.attest.extend(parsed);
+                t.attest.extend(parse_all(&o.list, target::parse_attest)?);
                 t.attest = target::dedupe_by(std::mem::take(&mut t.attest), |a| a.kind.clone());
             }
             "entitlements" => t.entitlements.extend(o.list.iter().cloned()),
@@ -323,6 +287,20 @@ pub(crate) fn apply(t: &mut Target, overrides: &[(String, Override)]) -> Result<
         }
     }
     Ok(())
+}
+
+/// A list key's `--set`: `=` replaces the target's list, a final `+=` appends to it.
+fn replace_or_append<T>(field: &mut Vec<T>, items: Vec<T>, append: bool) {
+    if append {
+        field.extend(items);
+    } else {
+        *field = items;
+    }
+}
+
+/// Parses every collected `--set` value of a key with the file syntax's parser.
+fn parse_all<T>(list: &[String], parse: fn(&str) -> Result<T, String>) -> Result<Vec<T>> {
+    list.iter().map(|v| parse(v)).collect::<Result<Vec<_>, _>>().map_err(Error::msg)
 }
 
 fn set_push(outputs: &mut Vec<Entry>) {
