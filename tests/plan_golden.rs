@@ -73,72 +73,14 @@ fn engine() {
 /// `auto` on a machine with podman and no docker: podman, because buildx is missing.
 #[test]
 fn auto_without_buildx_chooses_podman() {
-    if which::which("podman").is_err() {
-        eprintln!("skipped: podman is not installed");
-        return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let path = shim_path(&tmp.path().join("bin"), true, None);
-    let args = [
-        "build",
-        "eval",
-        "terminal-lite",
-        "--agent",
-        "oracle",
-        "--task-id",
-        "Fix.Config",
-        "--dry-run",
-    ];
-    let out = kiln(
-        &fixture("small"),
-        &args,
-        &[
-            ("PATH", &path),
-            ("DOCKER_HOST", "unix:///nonexistent/docker.sock"),
-            ("HOME", tmp.path().to_str().unwrap()),
-        ],
-    );
-    assert_eq!(out.status.code(), Some(0), "{}", transcript(&args, &out));
-    golden(
-        "dry-run/eval-per-task.auto-podman.txt",
-        &transcript(&args, &out),
-    );
+    auto_dry_run(None, "auto-podman");
 }
 
 /// `auto` with buildx on the `docker` driver (a shim stands in for the decision probes):
 /// bake, with the podman commands it would fall back to.
 #[test]
 fn auto_with_buildx_chooses_bake_and_shows_fallback() {
-    if which::which("podman").is_err() {
-        eprintln!("skipped: podman is not installed");
-        return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let path = shim_path(&tmp.path().join("bin"), true, Some("docker"));
-    let args = [
-        "build",
-        "eval",
-        "terminal-lite",
-        "--agent",
-        "oracle",
-        "--task-id",
-        "Fix.Config",
-        "--dry-run",
-    ];
-    let out = kiln(
-        &fixture("small"),
-        &args,
-        &[
-            ("PATH", &path),
-            ("DOCKER_HOST", "unix:///nonexistent/docker.sock"),
-            ("HOME", tmp.path().to_str().unwrap()),
-        ],
-    );
-    assert_eq!(out.status.code(), Some(0), "{}", transcript(&args, &out));
-    golden(
-        "dry-run/eval-per-task.auto-bake.txt",
-        &transcript(&args, &out),
-    );
+    auto_dry_run(Some("docker"), "auto-bake");
 }
 
 /// `auto` with nothing able to build: exit 3, naming what was looked for.
@@ -302,4 +244,36 @@ fn templates_equal_exact_resolution_even_when_they_cannot_apply() {
         &[],
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("x.shout=FIX.CONFIG"));
+}
+
+/// The `auto` dry run of a per-task eval build with buildx stood in by a shim reporting
+/// `driver` (`None`: no buildx), compared with `dry-run/eval-per-task.<name>.txt`.
+fn auto_dry_run(driver: Option<&str>, name: &str) {
+    if which::which("podman").is_err() {
+        eprintln!("skipped: podman is not installed");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let path = shim_path(&tmp.path().join("bin"), true, driver);
+    let args = [
+        "build",
+        "eval",
+        "terminal-lite",
+        "--agent",
+        "oracle",
+        "--task-id",
+        "Fix.Config",
+        "--dry-run",
+    ];
+    let out = kiln(
+        &fixture("small"),
+        &args,
+        &[
+            ("PATH", &path),
+            ("DOCKER_HOST", "unix:///nonexistent/docker.sock"),
+            ("HOME", tmp.path().to_str().unwrap()),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&args, &out));
+    golden(&format!("dry-run/eval-per-task.{name}.txt"), &transcript(&args, &out));
 }

@@ -240,29 +240,8 @@ fn an_agent_cannot_read_the_graders() {
     );
 
     // The snooping agent replaces null's files in a throw-away image derived from it.
-    let fleet = kiln::fleet::Fleet::load(&repo(), BTreeMap::new()).unwrap();
-    let null_image = fleet.naming.eval("metric-definition-audit", None, "null");
     let image = "kiln.test/evals/metric-definition-audit--snoop:validate";
-    let ctx = tempfile::tempdir().unwrap();
-    let fixture = repo().join("tests/fixtures/agents/snoop");
-    for file in ["run", "name"] {
-        std::fs::copy(fixture.join(file), ctx.path().join(file)).unwrap();
-    }
-    std::fs::write(
-        ctx.path().join("Dockerfile"),
-        format!("FROM {null_image}\nCOPY run name /opt/agent/\n"),
-    )
-    .unwrap();
-    let built = Command::new("docker")
-        .args(["build", "-q", "-t", image])
-        .arg(ctx.path())
-        .output()
-        .unwrap();
-    assert!(
-        built.status.success(),
-        "{}",
-        String::from_utf8_lossy(&built.stderr)
-    );
+    with_test_agent("metric-definition-audit", "null", "snoop", image);
 
     let spec = kiln::run::RunSpec {
         benchmark: "metric-definition-audit".into(),
@@ -334,29 +313,8 @@ fn a_missing_readme_fails_only_the_production_gate() {
         "{}",
         String::from_utf8_lossy(&run.stderr)
     );
-    let fleet = kiln::fleet::Fleet::load(&repo(), BTreeMap::new()).unwrap();
-    let oracle_image = fleet.naming.eval("metric-backfill", None, "oracle");
     let image = "kiln.test/evals/metric-backfill--partial:validate";
-    let ctx = tempfile::tempdir().unwrap();
-    let fixture = repo().join("tests/fixtures/agents/partial");
-    for file in ["run", "name"] {
-        std::fs::copy(fixture.join(file), ctx.path().join(file)).unwrap();
-    }
-    std::fs::write(
-        ctx.path().join("Dockerfile"),
-        format!("FROM {oracle_image}\nCOPY run name /opt/agent/\n"),
-    )
-    .unwrap();
-    let built = Command::new("docker")
-        .args(["build", "-q", "-t", image])
-        .arg(ctx.path())
-        .output()
-        .unwrap();
-    assert!(
-        built.status.success(),
-        "{}",
-        String::from_utf8_lossy(&built.stderr)
-    );
+    with_test_agent("metric-backfill", "oracle", "partial", image);
     let spec = kiln::run::RunSpec {
         benchmark: "metric-backfill".into(),
         task: "orders-daily".into(),
@@ -382,5 +340,32 @@ fn a_missing_readme_fails_only_the_production_gate() {
     assert_eq!(
         failed_checks(&result),
         vec!["readme_explains_rerun: no README in /workspace".to_string()]
+    );
+}
+
+/// Builds `image`: the shared-env eval image of `benchmark` × `agent` with its
+/// `/opt/agent` files replaced by the test agent `tests/fixtures/agents/<fixture>`.
+fn with_test_agent(benchmark: &str, agent: &str, fixture: &str, image: &str) {
+    let fleet = kiln::fleet::Fleet::load(&repo(), BTreeMap::new()).unwrap();
+    let from = fleet.naming.eval(benchmark, None, agent);
+    let ctx = tempfile::tempdir().unwrap();
+    let dir = repo().join("tests/fixtures/agents").join(fixture);
+    for file in ["run", "name"] {
+        std::fs::copy(dir.join(file), ctx.path().join(file)).unwrap();
+    }
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        format!("FROM {from}\nCOPY run name /opt/agent/\n"),
+    )
+    .unwrap();
+    let built = Command::new("docker")
+        .args(["build", "-q", "-t", image])
+        .arg(ctx.path())
+        .output()
+        .unwrap();
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
     );
 }
