@@ -40,7 +40,9 @@ pub struct Options {
 impl Options {
     /// Defaults: as many jobs as CPUs, no force, progress auto.
     pub fn new(repo: &Path) -> Options {
-        let jobs = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let jobs = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
         Options {
             repo: repo.to_path_buf(),
             jobs,
@@ -130,9 +132,16 @@ impl Summary {
                     "interrupted (no image tagged)".to_string()
                 }
             };
-            lines.push(format!("  {} ({}, {} store): {what}", o.name, o.image, o.store));
+            lines.push(format!(
+                "  {} ({}, {} store): {what}",
+                o.name, o.image, o.store
+            ));
         }
-        let moved = self.outcomes.iter().filter(|o| o.store != self.backend.store()).count();
+        let moved = self
+            .outcomes
+            .iter()
+            .filter(|o| o.store != self.backend.store())
+            .count();
         lines.push(format!(
             "{} backend: {built} built, {fresh} up to date, {failed} failed, {not_built} not built{}{}",
             self.backend,
@@ -181,7 +190,10 @@ async fn run_async(
     opts: &Options,
 ) -> anyhow::Result<Summary> {
     let progress = Progress::new(opts.progress);
-    progress.note(&format!("backend: {} ({})", decision.backend, decision.reason));
+    progress.note(&format!(
+        "backend: {} ({})",
+        decision.backend, decision.reason
+    ));
     let (cancel_tx, cancel_rx) = watch::channel(false);
     let shared = Arc::new(Shared {
         specs: specs.to_vec(),
@@ -241,7 +253,11 @@ async fn run_async(
 
 /// Runs the selected specs on `backend` in dependency order, `jobs` at a time.
 /// Deps outside `selected` count as done.
-async fn schedule(shared: &Arc<Shared>, selected: &[usize], backend: BackendKind) -> BTreeMap<usize, Status> {
+async fn schedule(
+    shared: &Arc<Shared>,
+    selected: &[usize],
+    backend: BackendKind,
+) -> BTreeMap<usize, Status> {
     let chosen: BTreeSet<usize> = selected.iter().copied().collect();
     let mut waiting_on: HashMap<usize, BTreeSet<usize>> = HashMap::new();
     let mut dependents: HashMap<usize, Vec<usize>> = HashMap::new();
@@ -257,7 +273,11 @@ async fn schedule(shared: &Arc<Shared>, selected: &[usize], backend: BackendKind
         }
         waiting_on.insert(i, deps);
     }
-    let mut ready: BTreeSet<usize> = chosen.iter().copied().filter(|i| waiting_on[i].is_empty()).collect();
+    let mut ready: BTreeSet<usize> = chosen
+        .iter()
+        .copied()
+        .filter(|i| waiting_on[i].is_empty())
+        .collect();
     for i in &chosen {
         if !ready.contains(i) {
             shared.progress.waiting(&shared.specs[*i].name, "its bases");
@@ -338,13 +358,19 @@ async fn build_one(shared: &Arc<Shared>, i: usize, backend: BackendKind) -> Stat
         Ok((status, built)) => {
             match &status {
                 Status::UpToDate { .. } => shared.progress.up_to_date(&spec.name, &spec.image),
-                Status::Built { .. } if built => shared.progress.built(&spec.name, &spec.image, started.elapsed()),
+                Status::Built { .. } if built => {
+                    shared
+                        .progress
+                        .built(&spec.name, &spec.image, started.elapsed())
+                }
                 _ => {}
             }
             status
         }
         Err(Stop::Interrupted) => {
-            shared.progress.failed(&spec.name, "interrupted; no image tagged");
+            shared
+                .progress
+                .failed(&spec.name, "interrupted; no image tagged");
             Status::Interrupted
         }
         Err(Stop::Failed(msg)) => {
@@ -363,7 +389,11 @@ async fn image_id(shared: &Shared, store: Store, image: &str) -> anyhow::Result<
 }
 
 /// The ids of `spec`'s bases in `store`; a missing base is an error that says where it is instead.
-async fn base_ids(shared: &Shared, spec: &BuildSpec, store: Store) -> Result<BTreeMap<String, String>, Stop> {
+async fn base_ids(
+    shared: &Shared,
+    spec: &BuildSpec,
+    store: Store,
+) -> Result<BTreeMap<String, String>, Stop> {
     let mut ids = BTreeMap::new();
     for base in &spec.bases {
         match image_id(shared, store, base).await? {
@@ -371,7 +401,11 @@ async fn base_ids(shared: &Shared, spec: &BuildSpec, store: Store) -> Result<BTr
                 ids.insert(base.clone(), id);
             }
             None => {
-                let elsewhere = store::inspect(store.other(), base).await.ok().flatten().is_some();
+                let elsewhere = store::inspect(store.other(), base)
+                    .await
+                    .ok()
+                    .flatten()
+                    .is_some();
                 let hint = if elsewhere {
                     format!("; it exists only in {}'s store", store.other())
                 } else {
@@ -413,7 +447,11 @@ async fn input_digest(
     Ok(out)
 }
 
-async fn build_one_inner(shared: &Arc<Shared>, spec: &BuildSpec, backend: BackendKind) -> Result<(Status, bool), Stop> {
+async fn build_one_inner(
+    shared: &Arc<Shared>,
+    spec: &BuildSpec,
+    backend: BackendKind,
+) -> Result<(Status, bool), Stop> {
     let store = backend.store();
     if backend == BackendKind::Engine {
         if let Some(why) = engine::refusal(spec) {
@@ -434,7 +472,9 @@ async fn build_one_inner(shared: &Arc<Shared>, spec: &BuildSpec, backend: Backen
         return Err(Stop::Interrupted);
     }
     let mut stamped = spec.clone();
-    stamped.labels.insert(labels::INPUTS_DIGEST.to_string(), digest.clone());
+    stamped
+        .labels
+        .insert(labels::INPUTS_DIGEST.to_string(), digest.clone());
     let id = match backend {
         BackendKind::Engine => engine_build(shared, &stamped, ctx, &digest).await?,
         BackendKind::Podman => podman_build(shared, &stamped, &digest).await?,
@@ -444,7 +484,13 @@ async fn build_one_inner(shared: &Arc<Shared>, spec: &BuildSpec, backend: Backen
     Ok((Status::Built { id }, true))
 }
 
-async fn remember(shared: &Shared, store: Store, image: &str, id: &str, digest: &str) -> anyhow::Result<()> {
+async fn remember(
+    shared: &Shared,
+    store: Store,
+    image: &str,
+    id: &str,
+    digest: &str,
+) -> anyhow::Result<()> {
     shared
         .ids
         .lock()
@@ -471,10 +517,16 @@ pub fn check_labels(built: &BTreeMap<String, String>, digest: &str) -> Result<()
         Some("task") => Kind::Task,
         Some("agent") => Kind::Agent,
         Some("eval") => Kind::Eval,
-        Some(other) => return Err(format!("label {} has the unknown value {other:?}", labels::TYPE)),
+        Some(other) => {
+            return Err(format!(
+                "label {} has the unknown value {other:?}",
+                labels::TYPE
+            ))
+        }
         None => return Err(format!("required label {} is missing", labels::TYPE)),
     };
-    let per_task = built.get(labels::BENCHMARK_ENV).map(String::as_str) == Some(labels::ENV_PER_TASK);
+    let per_task =
+        built.get(labels::BENCHMARK_ENV).map(String::as_str) == Some(labels::ENV_PER_TASK);
     let missing: Vec<&str> = labels::required(kind, per_task)
         .into_iter()
         .filter(|k| built.get(*k).is_none_or(|v| v.trim().is_empty()))
@@ -498,7 +550,10 @@ pub fn check_labels(built: &BTreeMap<String, String>, digest: &str) -> Result<()
 fn split_ref(image: &str) -> (String, String) {
     let slash = image.rfind('/').map_or(0, |i| i + 1);
     match image[slash..].rfind(':') {
-        Some(c) => (image[..slash + c].to_string(), image[slash + c + 1..].to_string()),
+        Some(c) => (
+            image[..slash + c].to_string(),
+            image[slash + c + 1..].to_string(),
+        ),
         None => (image.to_string(), "latest".to_string()),
     }
 }
@@ -509,12 +564,16 @@ async fn engine_build(
     ctx: crate::context::Context,
     digest: &str,
 ) -> Result<String, Stop> {
-    let docker = bollard::Docker::connect_with_local_defaults().context("connecting to the Docker Engine")?;
+    let docker = bollard::Docker::connect_with_local_defaults()
+        .context("connecting to the Docker Engine")?;
     shared.progress.step(&spec.name, "sending context");
     // One LABEL instruction instead of one legacy-builder step per label (see backend::engine).
     let text = std::fs::read_to_string(&ctx.dockerfile).ok();
-    let labelled = text.and_then(|t| engine::labelled_dockerfile(&t, spec.target.as_deref(), &spec.labels));
-    let api_labels = labelled.is_none().then(|| spec.labels.clone().into_iter().collect());
+    let labelled =
+        text.and_then(|t| engine::labelled_dockerfile(&t, spec.target.as_deref(), &spec.labels));
+    let api_labels = labelled
+        .is_none()
+        .then(|| spec.labels.clone().into_iter().collect());
     let (tar, dockerfile) = tokio::task::spawn_blocking(move || ctx.tar(labelled.as_deref()))
         .await
         .map_err(|e| Stop::Failed(format!("packing the context: {e}")))??;
@@ -577,7 +636,10 @@ async fn engine_build(
         ))
     })?;
     // Read the labels back from the (still untagged) image, then give it its name.
-    let info = docker.inspect_image(&id).await.context("inspecting the built image")?;
+    let info = docker
+        .inspect_image(&id)
+        .await
+        .context("inspecting the built image")?;
     let built: BTreeMap<String, String> = info
         .config
         .and_then(|c| c.labels)
@@ -710,7 +772,11 @@ fn tail_of(output: &str, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
-async fn podman_build(shared: &Arc<Shared>, spec: &BuildSpec, digest: &str) -> Result<String, Stop> {
+async fn podman_build(
+    shared: &Arc<Shared>,
+    spec: &BuildSpec,
+    digest: &str,
+) -> Result<String, Stop> {
     let argv = podman::command(spec);
     shared.progress.step(&spec.name, "podman build");
     let run = run_child(shared, &spec.name, &BTreeMap::new(), &argv).await?;
@@ -721,12 +787,14 @@ async fn podman_build(shared: &Arc<Shared>, spec: &BuildSpec, digest: &str) -> R
             tail_of(&run.output, 15)
         )));
     }
-    let info = store::inspect(Store::Podman, &spec.image).await?.ok_or_else(|| {
-        Stop::Failed(format!(
-            "podman build succeeded but {} is not in podman's store",
-            spec.image
-        ))
-    })?;
+    let info = store::inspect(Store::Podman, &spec.image)
+        .await?
+        .ok_or_else(|| {
+            Stop::Failed(format!(
+                "podman build succeeded but {} is not in podman's store",
+                spec.image
+            ))
+        })?;
     if let Err(why) = check_labels(&info.labels, digest) {
         // `podman build -t` tags on success; take the name away again.
         let _ = duct::cmd!("podman", "untag", &info.id, &spec.image)
@@ -765,7 +833,10 @@ async fn run_bake_request(
         let spec = &shared.specs[i];
         let mut bases = BTreeMap::new();
         for base in &spec.bases {
-            let in_request = request.builds.iter().find(|&&j| shared.specs[j].image == *base);
+            let in_request = request
+                .builds
+                .iter()
+                .find(|&&j| shared.specs[j].image == *base);
             let id = match in_request.and_then(|j| digests.get(j)) {
                 Some(d) => Some(format!("inputs:{d}")),
                 None => image_id(shared, store, base).await.ok().flatten(),
@@ -806,7 +877,9 @@ async fn run_bake_request(
         ));
     }
     let (env, argv) = bake::command(&stamped);
-    shared.progress.started(&label, &shell::join_with_env(&env, &argv));
+    shared
+        .progress
+        .started(&label, &shell::join_with_env(&env, &argv));
     let run = match run_child(shared, &label, &env, &argv).await {
         Ok(run) => run,
         Err(Stop::Interrupted) => {
@@ -853,13 +926,19 @@ async fn run_bake_request(
             Ok(Some(info)) => match check_labels(&info.labels, digest) {
                 Ok(()) => {
                     let _ = remember(shared, store, &spec.image, &info.id, digest).await;
-                    shared.progress.built(&spec.name, &spec.image, Duration::ZERO);
+                    shared
+                        .progress
+                        .built(&spec.name, &spec.image, Duration::ZERO);
                     Status::Built { id: info.id }
                 }
                 Err(why) => {
                     if let Ok(docker) = bollard::Docker::connect_with_local_defaults() {
                         let _ = docker
-                            .remove_image(&spec.image, None::<bollard::query_parameters::RemoveImageOptions>, None)
+                            .remove_image(
+                                &spec.image,
+                                None::<bollard::query_parameters::RemoveImageOptions>,
+                                None,
+                            )
                             .await;
                     }
                     shared.progress.failed(&spec.name, &why);
@@ -898,7 +977,9 @@ mod tests {
         assert!(err.contains("eval.agent.name, eval.agent.version"), "{err}");
         let mut m = full("core");
         m.insert(labels::OCI_TITLE.into(), "  ".into());
-        assert!(check_labels(&m, "sha256:d").unwrap_err().contains(labels::OCI_TITLE));
+        assert!(check_labels(&m, "sha256:d")
+            .unwrap_err()
+            .contains(labels::OCI_TITLE));
         m.remove(labels::TYPE);
         assert!(check_labels(&m, "sha256:d")
             .unwrap_err()
@@ -912,7 +993,9 @@ mod tests {
         }
         assert_eq!(check_labels(&eval, "sha256:d"), Ok(()));
         eval.insert(labels::BENCHMARK_ENV.into(), labels::ENV_PER_TASK.into());
-        assert!(check_labels(&eval, "sha256:d").unwrap_err().contains(labels::TASK_ID));
+        assert!(check_labels(&eval, "sha256:d")
+            .unwrap_err()
+            .contains(labels::TASK_ID));
     }
 
     #[test]

@@ -73,7 +73,9 @@ impl DockerIgnore {
                 .literal_separator(true)
                 .backslash_escape(true)
                 .build()
-                .with_context(|| format!("{}:{}: bad pattern {:?}", origin.display(), n + 1, raw))?;
+                .with_context(|| {
+                    format!("{}:{}: bad pattern {:?}", origin.display(), n + 1, raw)
+                })?;
             rules.push(Rule {
                 matcher: glob.compile_matcher(),
                 include,
@@ -186,7 +188,9 @@ pub fn walk(root: &Path, dockerfile: &Path) -> anyhow::Result<Context> {
         .strip_prefix(fs::canonicalize(root)?)
         .map(rel_string)
         .ok();
-    let dockerfile_in_tar = inside.clone().unwrap_or_else(|| EXTRA_DOCKERFILE.to_string());
+    let dockerfile_in_tar = inside
+        .clone()
+        .unwrap_or_else(|| EXTRA_DOCKERFILE.to_string());
     let always = |rel: &str| rel == ".dockerignore" || Some(rel) == inside.as_deref();
 
     let mut entries = Vec::new();
@@ -197,7 +201,11 @@ pub fn walk(root: &Path, dockerfile: &Path) -> anyhow::Result<Context> {
         .into_iter();
     while let Some(item) = it.next() {
         let item = item.with_context(|| format!("walking build context {}", root.display()))?;
-        let rel = rel_string(item.path().strip_prefix(root).expect("walkdir stays under its root"));
+        let rel = rel_string(
+            item.path()
+                .strip_prefix(root)
+                .expect("walkdir stays under its root"),
+        );
         let ft = item.file_type();
         if ignore.is_excluded(&rel) && !always(&rel) {
             if ft.is_dir() && !ignore.has_includes() {
@@ -220,7 +228,11 @@ pub fn walk(root: &Path, dockerfile: &Path) -> anyhow::Result<Context> {
         entries.push(Entry {
             rel,
             path: item.path().to_path_buf(),
-            size: if kind == EntryKind::File { meta.len() } else { 0 },
+            size: if kind == EntryKind::File {
+                meta.len()
+            } else {
+                0
+            },
             kind,
             mode: meta.permissions().mode() & 0o7777,
             mtime: meta.mtime().max(0) as u64,
@@ -256,7 +268,8 @@ impl Context {
         if extra {
             let text = match dockerfile {
                 Some(text) => text.as_bytes().to_vec(),
-                None => fs::read(&self.dockerfile).with_context(|| format!("reading {}", self.dockerfile.display()))?,
+                None => fs::read(&self.dockerfile)
+                    .with_context(|| format!("reading {}", self.dockerfile.display()))?,
             };
             let mut ignore = match self.entries.iter().find(|e| e.rel == ".dockerignore") {
                 Some(e) => fs::read_to_string(&e.path)?,
@@ -267,7 +280,11 @@ impl Context {
             }
             ignore.push_str(&format!("{EXTRA_DOCKERFILE}\n.dockerignore\n"));
             builder.append_data(&mut file_header(text.len()), EXTRA_DOCKERFILE, &text[..])?;
-            builder.append_data(&mut file_header(ignore.len()), ".dockerignore", ignore.as_bytes())?;
+            builder.append_data(
+                &mut file_header(ignore.len()),
+                ".dockerignore",
+                ignore.as_bytes(),
+            )?;
         }
         for entry in &self.entries {
             if extra && (entry.rel == ".dockerignore" || entry.rel == EXTRA_DOCKERFILE) {
@@ -282,7 +299,11 @@ impl Context {
                 EntryKind::Dir => {
                     header.set_entry_type(tar::EntryType::Directory);
                     header.set_size(0);
-                    builder.append_data(&mut header, format!("{}/", entry.rel), std::io::empty())?;
+                    builder.append_data(
+                        &mut header,
+                        format!("{}/", entry.rel),
+                        std::io::empty(),
+                    )?;
                 }
                 EntryKind::Symlink(target) => {
                     header.set_entry_type(tar::EntryType::Symlink);
@@ -290,8 +311,8 @@ impl Context {
                     builder.append_link(&mut header, &entry.rel, target)?;
                 }
                 EntryKind::File => {
-                    let file =
-                        fs::File::open(&entry.path).with_context(|| format!("reading {}", entry.path.display()))?;
+                    let file = fs::File::open(&entry.path)
+                        .with_context(|| format!("reading {}", entry.path.display()))?;
                     header.set_entry_type(tar::EntryType::Regular);
                     header.set_size(entry.size);
                     builder.append_data(&mut header, &entry.rel, file.take(entry.size))?;
@@ -333,8 +354,16 @@ mod tests {
             ("d?c", "doc", true),
             ("d?c", "d/c", false), // ? stops at /
             ("*", "a/b", true),    // matches the parent directory a
-            ("node_modules\n!node_modules/keep", "node_modules/keep", false),
-            ("node_modules\n!node_modules/keep", "node_modules/drop", true),
+            (
+                "node_modules\n!node_modules/keep",
+                "node_modules/keep",
+                false,
+            ),
+            (
+                "node_modules\n!node_modules/keep",
+                "node_modules/drop",
+                true,
+            ),
             ("!a.txt\n*.txt", "a.txt", true), // last match wins
             ("*.txt\n!a.txt", "a.txt", false),
             ("*.txt\n!a.txt\na*", "a.txt", true),
@@ -367,7 +396,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
         fs::write(root.join("Dockerfile"), "FROM scratch\n").unwrap();
-        fs::write(root.join(".dockerignore"), "Dockerfile\nbuild\n*.log\n!keep.log\n").unwrap();
+        fs::write(
+            root.join(".dockerignore"),
+            "Dockerfile\nbuild\n*.log\n!keep.log\n",
+        )
+        .unwrap();
         fs::create_dir_all(root.join("build/deep")).unwrap();
         fs::write(root.join("build/deep/x"), "x").unwrap();
         fs::write(root.join("a.log"), "a").unwrap();
@@ -376,7 +409,16 @@ mod tests {
         fs::write(root.join("src/main.rs"), "fn main(){}").unwrap();
         let ctx = walk(root, Path::new("Dockerfile")).unwrap();
         let rels: Vec<&str> = ctx.entries.iter().map(|e| e.rel.as_str()).collect();
-        assert_eq!(rels, [".dockerignore", "Dockerfile", "keep.log", "src", "src/main.rs"]);
+        assert_eq!(
+            rels,
+            [
+                ".dockerignore",
+                "Dockerfile",
+                "keep.log",
+                "src",
+                "src/main.rs"
+            ]
+        );
         assert_eq!(ctx.dockerfile_in_tar, "Dockerfile");
 
         let (tar_bytes, name) = ctx.tar(None).unwrap();
@@ -389,7 +431,13 @@ mod tests {
             .collect();
         assert_eq!(
             names,
-            [".dockerignore", "Dockerfile", "keep.log", "src/", "src/main.rs"]
+            [
+                ".dockerignore",
+                "Dockerfile",
+                "keep.log",
+                "src/",
+                "src/main.rs"
+            ]
         );
     }
 
@@ -398,7 +446,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         fs::create_dir(dir.path().join("ctx")).unwrap();
         fs::write(dir.path().join("Other.Dockerfile"), "FROM scratch\n").unwrap();
-        let ctx = walk(&dir.path().join("ctx"), &dir.path().join("Other.Dockerfile")).unwrap();
+        let ctx = walk(
+            &dir.path().join("ctx"),
+            &dir.path().join("Other.Dockerfile"),
+        )
+        .unwrap();
         assert_eq!(ctx.dockerfile_in_tar, EXTRA_DOCKERFILE);
         assert!(ctx.entries.is_empty());
         let (tar_bytes, name) = ctx.tar(None).unwrap();

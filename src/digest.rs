@@ -59,8 +59,8 @@ pub fn input_digest(
 ) -> anyhow::Result<String> {
     let mut h = Hasher(Sha256::new());
     h.str("kiln-inputs-v1");
-    let dockerfile =
-        fs::read(&context.dockerfile).with_context(|| format!("reading {}", context.dockerfile.display()))?;
+    let dockerfile = fs::read(&context.dockerfile)
+        .with_context(|| format!("reading {}", context.dockerfile.display()))?;
     h.field(&dockerfile);
     h.str(&context.dockerfile_in_tar);
     h.str(spec.target.as_deref().unwrap_or(""));
@@ -79,8 +79,8 @@ pub fn input_digest(
             }
             EntryKind::File => {
                 h.str("file");
-                let mut file =
-                    fs::File::open(&entry.path).with_context(|| format!("reading {}", entry.path.display()))?;
+                let mut file = fs::File::open(&entry.path)
+                    .with_context(|| format!("reading {}", entry.path.display()))?;
                 let mut content = Sha256::new();
                 loop {
                     let n = file.read(&mut buf)?;
@@ -145,7 +145,10 @@ mod tests {
         fs::write(root.join(".dockerignore"), "*.tmp\n").unwrap();
         fs::write(root.join("a.txt"), "a").unwrap();
         let s = spec(root);
-        let bases = BTreeMap::from([("kiln.local/core/base:dev".to_string(), "sha256:1".to_string())]);
+        let bases = BTreeMap::from([(
+            "kiln.local/core/base:dev".to_string(),
+            "sha256:1".to_string(),
+        )]);
         let d0 = digest_of(root, &s, &bases);
         assert!(d0.starts_with("sha256:") && d0.len() == 71);
         assert_eq!(d0, digest_of(root, &s, &bases), "stable");
@@ -157,8 +160,10 @@ mod tests {
             .insert(labels::OCI_CREATED.into(), "2026-01-01T00:00:00Z".into());
         s2.labels.insert(labels::OCI_REVISION.into(), "abc".into());
         s2.labels.insert(labels::OCI_VERSION.into(), "abc1".into());
-        s2.labels.insert(labels::OCI_SOURCE.into(), "https://elsewhere".into());
-        s2.labels.insert(labels::INPUTS_DIGEST.into(), "sha256:old".into());
+        s2.labels
+            .insert(labels::OCI_SOURCE.into(), "https://elsewhere".into());
+        s2.labels
+            .insert(labels::INPUTS_DIGEST.into(), "sha256:old".into());
         assert_eq!(d0, digest_of(root, &s2, &bases));
 
         // Each real input changes it.
@@ -169,7 +174,10 @@ mod tests {
         let mut s4 = s.clone();
         s4.labels.insert(labels::OCI_TITLE.into(), "renamed".into());
         changed.push(digest_of(root, &s4, &bases));
-        let other_base = BTreeMap::from([("kiln.local/core/base:dev".to_string(), "sha256:2".to_string())]);
+        let other_base = BTreeMap::from([(
+            "kiln.local/core/base:dev".to_string(),
+            "sha256:2".to_string(),
+        )]);
         changed.push(digest_of(root, &s, &other_base));
         let mut s5 = s.clone();
         s5.target = Some("t".into());

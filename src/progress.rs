@@ -55,7 +55,8 @@ impl Progress {
             Mode::Auto => Mode::Plain,
             m => m,
         };
-        let multi = (mode == Mode::Tty).then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
+        let multi = (mode == Mode::Tty)
+            .then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
         Progress {
             mode,
             start: Instant::now(),
@@ -84,8 +85,10 @@ impl Progress {
                 .or_insert_with(|| {
                     let bar = multi.add(ProgressBar::new_spinner());
                     bar.set_style(
-                        ProgressStyle::with_template("{spinner} {prefix:<40!} {elapsed:>4} {wide_msg}")
-                            .expect("a valid template"),
+                        ProgressStyle::with_template(
+                            "{spinner} {prefix:<40!} {elapsed:>4} {wide_msg}",
+                        )
+                        .expect("a valid template"),
                     );
                     bar.set_prefix(name.to_string());
                     bar.enable_steady_tick(Duration::from_millis(120));
@@ -97,7 +100,10 @@ impl Progress {
 
     fn finish(&self, name: &str, msg: String) {
         if let Some(bar) = self.bar(name) {
-            bar.set_style(ProgressStyle::with_template("  {prefix:<40!} {elapsed:>4} {wide_msg}").expect("template"));
+            bar.set_style(
+                ProgressStyle::with_template("  {prefix:<40!} {elapsed:>4} {wide_msg}")
+                    .expect("template"),
+            );
             bar.finish_with_message(msg);
         }
     }

@@ -77,9 +77,16 @@ pub async fn inspect(store: Store, image: &str) -> anyhow::Result<Option<ImageIn
         Store::Docker => {
             let client = docker()?;
             match tokio::time::timeout(Duration::from_secs(10), client.inspect_image(image)).await {
-                Err(_) => anyhow::bail!("the Docker Engine did not answer an image inspect of {image} within 10 s"),
-                Ok(Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. })) => Ok(None),
-                Ok(Err(e)) => Err(e).with_context(|| format!("inspecting {image} in Docker's image store")),
+                Err(_) => anyhow::bail!(
+                    "the Docker Engine did not answer an image inspect of {image} within 10 s"
+                ),
+                Ok(Err(bollard::errors::Error::DockerResponseServerError {
+                    status_code: 404,
+                    ..
+                })) => Ok(None),
+                Ok(Err(e)) => {
+                    Err(e).with_context(|| format!("inspecting {image} in Docker's image store"))
+                }
                 Ok(Ok(info)) => Ok(Some(ImageInfo {
                     name: image.to_string(),
                     id: info.id.unwrap_or_default(),
@@ -129,7 +136,9 @@ fn podman_inspect(image: &str) -> anyhow::Result<Option<ImageInfo>> {
     }
     let mut images: Vec<PodmanImage> =
         serde_json::from_slice(&out.stdout).context("reading podman image inspect's JSON")?;
-    let Some(found) = images.pop() else { return Ok(None) };
+    let Some(found) = images.pop() else {
+        return Ok(None);
+    };
     Ok(Some(ImageInfo {
         name: image.to_string(),
         id: prefixed(&found.id),
@@ -185,9 +194,14 @@ pub async fn list_images_async() -> Vec<ImageInfo> {
     let mut out = Vec::new();
     if let Ok(client) = docker() {
         let options = bollard::query_parameters::ListImagesOptionsBuilder::default()
-            .filters(&std::collections::HashMap::from([("label", vec![crate::labels::TYPE])]))
+            .filters(&std::collections::HashMap::from([(
+                "label",
+                vec![crate::labels::TYPE],
+            )]))
             .build();
-        if let Ok(Ok(images)) = tokio::time::timeout(Duration::from_secs(10), client.list_images(Some(options))).await {
+        if let Ok(Ok(images)) =
+            tokio::time::timeout(Duration::from_secs(10), client.list_images(Some(options))).await
+        {
             for image in images {
                 for tag in image.repo_tags.iter().filter(|t| *t != "<none>:<none>") {
                     out.push(ImageInfo {
@@ -279,7 +293,8 @@ impl State {
         state.images.insert(image.to_string(), record);
         let tmp = tempfile::NamedTempFile::new_in(&dir)?;
         serde_json::to_writer_pretty(&tmp, &state)?;
-        tmp.persist(State::path(repo)).context("writing .kiln/state.json")?;
+        tmp.persist(State::path(repo))
+            .context("writing .kiln/state.json")?;
         Ok(())
     }
 
@@ -303,7 +318,10 @@ mod tests {
         };
         State::record(dir.path(), "kiln.local/core/base:dev", rec.clone()).unwrap();
         let state = State::load(dir.path());
-        assert_eq!(state.store_of("kiln.local/core/base:dev"), Some(Store::Podman));
+        assert_eq!(
+            state.store_of("kiln.local/core/base:dev"),
+            Some(Store::Podman)
+        );
         assert_eq!(state.images["kiln.local/core/base:dev"], rec);
         assert!(std::fs::read_to_string(dir.path().join(".kiln/.gitignore"))
             .unwrap()

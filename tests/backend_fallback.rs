@@ -69,7 +69,11 @@ fn backend_choice_and_each_fallback_cause() {
     let real_docker = which::which("docker").unwrap();
     let shims = tempfile::tempdir().unwrap();
     let shim = shims.path().join("docker");
-    std::fs::write(&shim, SHIM.replace("REAL_DOCKER", &real_docker.to_string_lossy())).unwrap();
+    std::fs::write(
+        &shim,
+        SHIM.replace("REAL_DOCKER", &real_docker.to_string_lossy()),
+    )
+    .unwrap();
     std::fs::set_permissions(&shim, std::fs::Permissions::from_mode(0o755)).unwrap();
     let empty = tempfile::tempdir().unwrap();
     let with_shim = format!("{}:{real_path}", shims.path().display());
@@ -127,7 +131,11 @@ fn backend_choice_and_each_fallback_cause() {
         "{err}"
     );
     let msg = err.to_string();
-    for needle in ["docker buildx", "podman", "unix:///nonexistent/kiln-test.sock"] {
+    for needle in [
+        "docker buildx",
+        "podman",
+        "unix:///nonexistent/kiln-test.sock",
+    ] {
         assert!(msg.contains(needle), "{msg}");
     }
     unset("DOCKER_HOST");
@@ -141,7 +149,8 @@ fn backend_choice_and_each_fallback_cause() {
 
         // An unrelated bake failure is a failure, never a reason to try podman.
         set("SHIM_BAKE_ERROR", "other");
-        let failed = kiln::build::run(&specs, &requests, &bake, &options(repo.path(), 2, false)).unwrap();
+        let failed =
+            kiln::build::run(&specs, &requests, &bake, &options(repo.path(), 2, false)).unwrap();
         assert!(failed
             .outcomes
             .iter()
@@ -149,13 +158,17 @@ fn backend_choice_and_each_fallback_cause() {
         assert!(labels_of(Store::Podman, &specs[0].image).is_none());
 
         set("SHIM_BAKE_ERROR", "resolve");
-        let summary = kiln::build::run(&specs, &requests, &bake, &options(repo.path(), 2, false)).unwrap();
+        let summary =
+            kiln::build::run(&specs, &requests, &bake, &options(repo.path(), 2, false)).unwrap();
         assert!(summary.ok(), "{:#?}", summary.outcomes);
         for (spec, outcome) in specs.iter().zip(&summary.outcomes) {
             assert_eq!(outcome.store, Store::Podman);
             assert!(matches!(outcome.status, Status::Built { .. }));
             let labels = labels_of(Store::Podman, &spec.image).expect("built by podman for real");
-            assert_eq!(labels.get(kiln::labels::TYPE), spec.labels.get(kiln::labels::TYPE));
+            assert_eq!(
+                labels.get(kiln::labels::TYPE),
+                spec.labels.get(kiln::labels::TYPE)
+            );
         }
         assert_eq!(
             kiln::store::State::load(Path::new(repo.path())).store_of(&specs[3].image),

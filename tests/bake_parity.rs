@@ -50,11 +50,7 @@ fn run_case(dir: &Path) -> Result<(), String> {
     let mut lines = err.lines();
     let status: i32 = lines.next().unwrap_or("1").trim().parse().unwrap_or(1);
     let message = lines.next().unwrap_or("");
-    let last = stderr
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .last()
-        .unwrap_or("");
+    let last = stderr.lines().rfind(|l| !l.trim().is_empty()).unwrap_or("");
     if out.status.code() != Some(status) {
         return Err(format!(
             "exit {:?}, want {status}; stderr: {}",

@@ -30,10 +30,20 @@ fn engine_honours_dockerignore_in_the_image() {
     )
     .unwrap();
     assert!(summary.ok(), "{:#?}", summary.outcomes);
-    let out = duct::cmd!("docker", "run", "--rm", &specs[1].image, "cat", "/opt/bench/listing")
-        .read()
-        .unwrap();
-    assert_eq!(out.split_whitespace().collect::<Vec<_>>(), ["one.txt", "two.txt"]);
+    let out = duct::cmd!(
+        "docker",
+        "run",
+        "--rm",
+        &specs[1].image,
+        "cat",
+        "/opt/bench/listing"
+    )
+    .read()
+    .unwrap();
+    assert_eq!(
+        out.split_whitespace().collect::<Vec<_>>(),
+        ["one.txt", "two.txt"]
+    );
     remove_images(kiln::store::Store::Docker, ns);
 }
 

@@ -27,9 +27,21 @@ fn repo_copy() -> tempfile::TempDir {
     for args in [
         vec!["init", "-q"],
         vec!["add", "-A"],
-        vec!["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "fleet"],
+        vec![
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "commit",
+            "-qm",
+            "fleet",
+        ],
     ] {
-        duct::cmd("git", args).dir(dir.path()).stdout_null().run().unwrap();
+        duct::cmd("git", args)
+            .dir(dir.path())
+            .stdout_null()
+            .run()
+            .unwrap();
     }
     dir
 }
@@ -38,7 +50,8 @@ fn runner() -> PathBuf {
     if let Ok(p) = std::env::var("KILN_RUNNER") {
         return PathBuf::from(p);
     }
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("target/x86_64-unknown-linux-gnu/release/kiln-runner")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("target/x86_64-unknown-linux-gnu/release/kiln-runner")
 }
 
 fn kiln(repo: &Path, registry: &str, args: &[&str]) -> (i32, String) {
@@ -60,7 +73,11 @@ fn remove_registry(store: Store, registry: &str) {
         .into_iter()
         .filter(|i| i.store == store && i.name.starts_with(registry))
     {
-        let tool = if store == Store::Docker { "docker" } else { "podman" };
+        let tool = if store == Store::Docker {
+            "docker"
+        } else {
+            "podman"
+        };
         let _ = duct::cmd!(tool, "rmi", "-f", &image.name)
             .stdout_null()
             .stderr_null()
@@ -75,7 +92,13 @@ fn fleet_on(backend: &str, store: Store) {
     let repo = repo_copy();
     let builds: [&[&str]; 3] = [
         &["build", "benchmark", "metric-definition-audit"],
-        &["build", "benchmark", "terminal-lite", "--task-id", "count-lines"],
+        &[
+            "build",
+            "benchmark",
+            "terminal-lite",
+            "--task-id",
+            "count-lines",
+        ],
         &[
             "build",
             "eval",
@@ -92,9 +115,14 @@ fn fleet_on(backend: &str, store: Store) {
         assert_eq!(code, 0, "kiln {}:\n{log}", args.join(" "));
     }
     let check = |image: &str, want_type: &str| {
-        let labels = labels_of(store, image).unwrap_or_else(|| panic!("{image} is not in {store}'s store"));
+        let labels =
+            labels_of(store, image).unwrap_or_else(|| panic!("{image} is not in {store}'s store"));
         let digest = labels[kiln::labels::INPUTS_DIGEST].clone();
-        assert_eq!(kiln::build::check_labels(&labels, &digest), Ok(()), "{image}");
+        assert_eq!(
+            kiln::build::check_labels(&labels, &digest),
+            Ok(()),
+            "{image}"
+        );
         assert_eq!(labels[kiln::labels::TYPE], want_type);
         labels
     };
@@ -102,9 +130,15 @@ fn fleet_on(backend: &str, store: Store) {
         &format!("{registry}/benchmarks/metric-definition-audit:dev"),
         "benchmark",
     );
-    let task = check(&format!("{registry}/benchmarks/terminal-lite-count-lines:dev"), "task");
+    let task = check(
+        &format!("{registry}/benchmarks/terminal-lite-count-lines:dev"),
+        "task",
+    );
     assert_eq!(task[kiln::labels::TASK_ID], "count-lines");
-    let eval = check(&format!("{registry}/evals/terminal-lite-count-lines--null:dev"), "eval");
+    let eval = check(
+        &format!("{registry}/evals/terminal-lite-count-lines--null:dev"),
+        "eval",
+    );
     assert_eq!(eval[kiln::labels::AGENT_NAME], "null");
     assert_eq!(eval[kiln::labels::TASK_ID], "count-lines");
 
@@ -124,7 +158,10 @@ fn fleet_on(backend: &str, store: Store) {
         ],
     );
     assert_eq!(code, 0, "{log}");
-    assert!(log.contains(" 0 built,") && log.contains("up to date"), "{log}");
+    assert!(
+        log.contains(" 0 built,") && log.contains("up to date"),
+        "{log}"
+    );
     remove_registry(store, &registry);
 }
 

@@ -26,11 +26,18 @@ fn backend_named(name: &str) -> BackendKind {
 /// Not a test of its own: the child side of the interrupt tests (a no-op otherwise).
 #[test]
 fn child_build() {
-    let Ok(job) = std::env::var(CHILD) else { return };
+    let Ok(job) = std::env::var(CHILD) else {
+        return;
+    };
     let parts: Vec<&str> = job.split('|').collect();
-    let (backend, repo, ns) = (backend_named(parts[0]), std::path::Path::new(parts[1]), parts[2]);
+    let (backend, repo, ns) = (
+        backend_named(parts[0]),
+        std::path::Path::new(parts[1]),
+        parts[2],
+    );
     let specs = fleet_specs(repo, ns, SLEEP);
-    let summary = kiln::build::run(&specs, &[], &decision(backend), &options(repo, 2, false)).unwrap();
+    let summary =
+        kiln::build::run(&specs, &[], &decision(backend), &options(repo, 2, false)).unwrap();
     std::process::exit(summary.exit_code() as i32);
 }
 
@@ -40,7 +47,10 @@ fn interrupt_mid_build(backend: BackendKind, ns: &str) {
     let repo = fixture_repo();
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args(["--exact", "child_build", "--nocapture", "--test-threads=1"])
-        .env(CHILD, format!("{}|{}|{ns}", backend.name(), repo.path().display()))
+        .env(
+            CHILD,
+            format!("{}|{}|{ns}", backend.name(), repo.path().display()),
+        )
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -64,7 +74,9 @@ fn interrupt_mid_build(backend: BackendKind, ns: &str) {
         );
     }
     std::thread::sleep(Duration::from_millis(1500));
-    duct::cmd!("kill", "-INT", child.id().to_string()).run().unwrap();
+    duct::cmd!("kill", "-INT", child.id().to_string())
+        .run()
+        .unwrap();
     let rest: Vec<String> = lines.map_while(Result::ok).collect();
     let status = child.wait().unwrap();
     let all = format!("{}\n{}", seen.join("\n"), rest.join("\n"));
@@ -86,7 +98,13 @@ fn interrupt_mid_build(backend: BackendKind, ns: &str) {
 
     // The same build again finishes the job.
     let specs = fleet_specs(repo.path(), ns, SLEEP);
-    let again = kiln::build::run(&specs, &[], &decision(backend), &options(repo.path(), 2, false)).unwrap();
+    let again = kiln::build::run(
+        &specs,
+        &[],
+        &decision(backend),
+        &options(repo.path(), 2, false),
+    )
+    .unwrap();
     assert!(again.ok(), "{:#?}", again.outcomes);
     let words = statuses(&again);
     assert_eq!(words[0], ("core-base".to_string(), "up to date"));

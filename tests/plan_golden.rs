@@ -275,5 +275,8 @@ fn auto_dry_run(driver: Option<&str>, name: &str) {
         ],
     );
     assert_eq!(out.status.code(), Some(0), "{}", transcript(&args, &out));
-    golden(&format!("dry-run/eval-per-task.{name}.txt"), &transcript(&args, &out));
+    golden(
+        &format!("dry-run/eval-per-task.{name}.txt"),
+        &transcript(&args, &out),
+    );
 }

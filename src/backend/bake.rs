@@ -35,31 +35,6 @@ pub fn display(request: &BakeRequest) -> String {
     shell::join_with_env(&env, &argv)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn renders_env_files_sets_targets() {
-        let request = BakeRequest {
-            files: vec!["docker-bake.hcl".into(), "benchmarks/demo/docker-bake.hcl".into()],
-            vars: BTreeMap::from([("EVAL_TASK_ID".into(), "Fix-Bug.1".into())]),
-            sets: vec![
-                "benchmark-demo.tags=kiln.local/benchmarks/demo-fix-bug.1:dev".into(),
-                "benchmark-demo.labels.org.opencontainers.image.description=two words".into(),
-            ],
-            targets: vec!["benchmark-demo".into()],
-            builds: vec![0],
-        };
-        assert_eq!(
-            display(&request),
-            "EVAL_TASK_ID=Fix-Bug.1 docker buildx bake -f docker-bake.hcl -f benchmarks/demo/docker-bake.hcl \
-             --set benchmark-demo.tags=kiln.local/benchmarks/demo-fix-bug.1:dev \
-             --set 'benchmark-demo.labels.org.opencontainers.image.description=two words' benchmark-demo --load"
-        );
-    }
-}
-
 /// Runs `docker buildx bake` as `kiln bake` was asked to (without `--print`): the
 /// same files, `--set`s, flags and targets, the variables in the environment, output
 /// to the terminal, its exit status passed through. buildx missing is exit status 3.
@@ -70,10 +45,15 @@ pub fn run_passthrough(
 ) -> anyhow::Result<std::process::ExitCode> {
     let docker = which::which("docker").ok();
     let buildx = docker.as_ref().is_some_and(|d| {
-        duct::cmd(d, ["buildx", "version"]).stdout_null().stderr_null().unchecked().run().is_ok_and(|o| o.status.success())
+        duct::cmd(d, ["buildx", "version"])
+            .stdout_null()
+            .stderr_null()
+            .unchecked()
+            .run()
+            .is_ok_and(|o| o.status.success())
     });
     if !buildx {
-        return Err(crate::cli::Failure {
+        return Err(crate::error::Failure {
             code: 3,
             message: format!(
                 "kiln bake builds with `docker buildx bake`, and {}; `kiln build --backend podman` or \
@@ -91,5 +71,35 @@ pub fn run_passthrough(
         expr = expr.env(k, v);
     }
     let status = expr.run()?.status;
-    Ok(std::process::ExitCode::from(status.code().unwrap_or(1).clamp(0, 255) as u8))
+    Ok(std::process::ExitCode::from(
+        status.code().unwrap_or(1).clamp(0, 255) as u8,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_env_files_sets_targets() {
+        let request = BakeRequest {
+            files: vec![
+                "docker-bake.hcl".into(),
+                "benchmarks/demo/docker-bake.hcl".into(),
+            ],
+            vars: BTreeMap::from([("EVAL_TASK_ID".into(), "Fix-Bug.1".into())]),
+            sets: vec![
+                "benchmark-demo.tags=kiln.local/benchmarks/demo-fix-bug.1:dev".into(),
+                "benchmark-demo.labels.org.opencontainers.image.description=two words".into(),
+            ],
+            targets: vec!["benchmark-demo".into()],
+            builds: vec![0],
+        };
+        assert_eq!(
+            display(&request),
+            "EVAL_TASK_ID=Fix-Bug.1 docker buildx bake -f docker-bake.hcl -f benchmarks/demo/docker-bake.hcl \
+             --set benchmark-demo.tags=kiln.local/benchmarks/demo-fix-bug.1:dev \
+             --set 'benchmark-demo.labels.org.opencontainers.image.description=two words' benchmark-demo --load"
+        );
+    }
 }

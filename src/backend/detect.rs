@@ -147,7 +147,9 @@ pub async fn probe_async() -> Probes {
         .and_then(|d| run_probe(d, &["buildx", "version"]))
         .map(|out| out.lines().next().unwrap_or("").trim().to_string());
     let driver = match (&docker, &buildx) {
-        (Some(d), Some(_)) => run_probe(d, &["buildx", "inspect"]).and_then(|out| parse_driver(&out)),
+        (Some(d), Some(_)) => {
+            run_probe(d, &["buildx", "inspect"]).and_then(|out| parse_driver(&out))
+        }
         _ => None,
     };
     let podman = which::which("podman")
@@ -193,7 +195,9 @@ pub async fn local_only_bases(bases: &[String]) -> Vec<String> {
     };
     let mut out = Vec::new();
     for base in bases {
-        if let Ok(Ok(info)) = tokio::time::timeout(Duration::from_secs(3), docker.inspect_image(base)).await {
+        if let Ok(Ok(info)) =
+            tokio::time::timeout(Duration::from_secs(3), docker.inspect_image(base)).await
+        {
             if info.repo_digests.unwrap_or_default().is_empty() {
                 out.push(base.clone());
             }
@@ -203,13 +207,17 @@ pub async fn local_only_bases(bases: &[String]) -> Vec<String> {
 }
 
 fn no_backend(message: String) -> anyhow::Error {
-    crate::cli::Failure { code: 3, message }.into()
+    crate::error::Failure { code: 3, message }.into()
 }
 
 /// Chooses the backend. `local_only` lists the plan's bases that exist only in the
 /// local image store ([`local_only_bases`]). Errors carry exit status 3 and name
 /// what was looked for.
-pub fn decide(requested: Requested, probes: &Probes, local_only: &[String]) -> anyhow::Result<Decision> {
+pub fn decide(
+    requested: Requested,
+    probes: &Probes,
+    local_only: &[String],
+) -> anyhow::Result<Decision> {
     let engine_ok = probes.engine.is_ok();
     let looked_for = || {
         format!(
@@ -238,7 +246,12 @@ pub fn decide(requested: Requested, probes: &Probes, local_only: &[String]) -> a
     };
     match requested {
         Requested::Bake => match &probes.buildx {
-            Some(v) => Ok(decision(BackendKind::Bake, format!("requested; {v}"), None, None)),
+            Some(v) => Ok(decision(
+                BackendKind::Bake,
+                format!("requested; {v}"),
+                None,
+                None,
+            )),
             None => Err(no_backend(format!(
                 "--backend bake: docker buildx is not available; {}",
                 looked_for()
@@ -324,7 +337,10 @@ pub fn decide(requested: Requested, probes: &Probes, local_only: &[String]) -> a
                     None,
                 ));
             }
-            Err(no_backend(format!("no backend able to build: {}", looked_for())))
+            Err(no_backend(format!(
+                "no backend able to build: {}",
+                looked_for()
+            )))
         }
     }
 }
@@ -336,7 +352,10 @@ pub fn decide(requested: Requested, probes: &Probes, local_only: &[String]) -> a
 pub fn bake_resolve_failure(stderr: &str, exists_locally: impl Fn(&str) -> bool) -> Option<String> {
     let mut candidates: Vec<String> = Vec::new();
     for line in stderr.lines() {
-        for marker in ["failed to resolve source metadata for ", "pull access denied for "] {
+        for marker in [
+            "failed to resolve source metadata for ",
+            "pull access denied for ",
+        ] {
             let mut rest = line;
             while let Some(at) = rest.find(marker) {
                 rest = &rest[at + marker.len()..];
@@ -382,6 +401,24 @@ fn ref_forms(reference: &str) -> Vec<String> {
     forms
 }
 
+/// Probes, finds the plan's local-only bases when that matters (a non-`docker`
+/// builder driver), and decides: what `kiln build` calls before a real build (and
+/// `--dry-run` with `--backend auto`). Read-only; call outside a tokio runtime.
+pub fn choose(requested: Requested, specs: &[BuildSpec]) -> anyhow::Result<Decision> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let probes = probe_async().await;
+        let local_only = if probes.buildx.is_some() && probes.driver.as_deref() != Some("docker") {
+            local_only_bases(&external_bases(specs)).await
+        } else {
+            Vec::new()
+        };
+        decide(requested, &probes, &local_only)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -398,12 +435,19 @@ mod tests {
     }
 
     fn exit_code(err: &anyhow::Error) -> u8 {
-        err.downcast_ref::<crate::cli::Failure>().map(|f| f.code).unwrap()
+        err.downcast_ref::<crate::error::Failure>()
+            .map(|f| f.code)
+            .unwrap()
     }
 
     #[test]
     fn docker_driver_keeps_bake_with_podman_for_resolve_failures() {
-        let d = decide(Requested::Auto, &probes(), &["kiln.local/core/base:dev".into()]).unwrap();
+        let d = decide(
+            Requested::Auto,
+            &probes(),
+            &["kiln.local/core/base:dev".into()],
+        )
+        .unwrap();
         assert_eq!(d.backend, BackendKind::Bake);
         assert_eq!(d.cause, None);
         assert_eq!(d.fallback, Some(BackendKind::Podman));
@@ -435,7 +479,10 @@ mod tests {
     fn container_driver_without_local_only_base_keeps_bake() {
         let mut p = probes();
         p.driver = Some("docker-container".into());
-        assert_eq!(decide(Requested::Auto, &p, &[]).unwrap().backend, BackendKind::Bake);
+        assert_eq!(
+            decide(Requested::Auto, &p, &[]).unwrap().backend,
+            BackendKind::Bake
+        );
     }
 
     #[test]
@@ -497,18 +544,28 @@ mod tests {
     fn explicit_backend_missing_is_exit_3() {
         let mut p = probes();
         p.podman = None;
-        assert_eq!(exit_code(&decide(Requested::Podman, &p, &[]).unwrap_err()), 3);
+        assert_eq!(
+            exit_code(&decide(Requested::Podman, &p, &[]).unwrap_err()),
+            3
+        );
         p.engine = Err("refused".into());
-        assert_eq!(exit_code(&decide(Requested::Engine, &p, &[]).unwrap_err()), 3);
+        assert_eq!(
+            exit_code(&decide(Requested::Engine, &p, &[]).unwrap_err()),
+            3
+        );
         p.buildx = None;
         assert_eq!(exit_code(&decide(Requested::Bake, &p, &[]).unwrap_err()), 3);
         // An explicit choice never falls back.
-        assert_eq!(decide(Requested::Bake, &probes(), &[]).unwrap().fallback, None);
+        assert_eq!(
+            decide(Requested::Bake, &probes(), &[]).unwrap().fallback,
+            None
+        );
     }
 
     #[test]
     fn driver_parsed_from_inspect() {
-        let out = "Name:          builder\nDriver:        docker-container\nNodes:\nName: builder0\n";
+        let out =
+            "Name:          builder\nDriver:        docker-container\nNodes:\nName: builder0\n";
         assert_eq!(parse_driver(out).as_deref(), Some("docker-container"));
         assert_eq!(parse_driver("Name: x\n"), None);
     }
@@ -522,29 +579,19 @@ mod tests {
             Some("kiln.local/core/base:dev")
         );
         let e2 = "ERROR: failed to solve: failed to resolve source metadata for docker.io/library/debian:bookworm-slim: pull access denied";
-        assert_eq!(bake_resolve_failure(e2, local).as_deref(), Some("debian:bookworm-slim"));
+        assert_eq!(
+            bake_resolve_failure(e2, local).as_deref(),
+            Some("debian:bookworm-slim")
+        );
         let e3 = "ERROR: docker.io/library/debian:bookworm-slim: not found";
-        assert_eq!(bake_resolve_failure(e3, local).as_deref(), Some("debian:bookworm-slim"));
+        assert_eq!(
+            bake_resolve_failure(e3, local).as_deref(),
+            Some("debian:bookworm-slim")
+        );
         // A base that is not local, or an unrelated failure, is not a fallback cause.
         let e4 = "failed to resolve source metadata for docker.io/library/alpine:3: not found";
         assert_eq!(bake_resolve_failure(e4, local), None);
         let e5 = "ERROR: process \"/bin/sh -c make\" did not complete successfully: exit code: 2";
         assert_eq!(bake_resolve_failure(e5, local), None);
     }
-}
-
-/// Probes, finds the plan's local-only bases when that matters (a non-`docker`
-/// builder driver), and decides: what `kiln build` calls before a real build (and
-/// `--dry-run` with `--backend auto`). Read-only; call outside a tokio runtime.
-pub fn choose(requested: Requested, specs: &[BuildSpec]) -> anyhow::Result<Decision> {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    runtime.block_on(async {
-        let probes = probe_async().await;
-        let local_only = if probes.buildx.is_some() && probes.driver.as_deref() != Some("docker") {
-            local_only_bases(&external_bases(specs)).await
-        } else {
-            Vec::new()
-        };
-        decide(requested, &probes, &local_only)
-    })
 }

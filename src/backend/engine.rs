@@ -37,7 +37,11 @@ pub fn equivalent_docker_build(spec: &BuildSpec) -> Vec<String> {
 
 /// `text` with one `LABEL` instruction holding `labels` appended to the stage that
 /// gets built (`target`, or the last stage). `None` when that cannot be done safely.
-pub fn labelled_dockerfile(text: &str, target: Option<&str>, labels: &BTreeMap<String, String>) -> Option<String> {
+pub fn labelled_dockerfile(
+    text: &str,
+    target: Option<&str>,
+    labels: &BTreeMap<String, String>,
+) -> Option<String> {
     if labels.is_empty() {
         return None;
     }
@@ -48,9 +52,9 @@ pub fn labelled_dockerfile(text: &str, target: Option<&str>, labels: &BTreeMap<S
     for (n, line) in lines.iter().enumerate() {
         let trimmed = line.trim();
         if !continued {
-            if trimmed.starts_with('#') {
+            if let Some(comment) = trimmed.strip_prefix('#') {
                 // Parser directives come before any instruction; kiln's scan assumes the default escape.
-                let directive = trimmed[1..].trim().to_ascii_lowercase().replace(' ', "");
+                let directive = comment.trim().to_ascii_lowercase().replace(' ', "");
                 if !seen_instruction && directive.starts_with("escape=") {
                     return None;
                 }
@@ -90,7 +94,9 @@ pub fn labelled_dockerfile(text: &str, target: Option<&str>, labels: &BTreeMap<S
         }
         Some(format!(
             "\"{}\"",
-            s.replace('\\', "\\\\").replace('"', "\\\"").replace('$', "\\$")
+            s.replace('\\', "\\\\")
+                .replace('"', "\\\"")
+                .replace('$', "\\$")
         ))
     };
     let mut label = String::from("LABEL");
@@ -162,12 +168,22 @@ mod tests {
             format!("{df}\n{want_label}\n")
         );
         assert_eq!(labelled_dockerfile(df, Some("missing"), &labels), None);
-        assert_eq!(labelled_dockerfile("# escape=`\nFROM x\n", None, &labels), None);
         assert_eq!(
-            labelled_dockerfile("FROM x\n", None, &BTreeMap::from([("k".into(), "a\nb".into())])),
+            labelled_dockerfile("# escape=`\nFROM x\n", None, &labels),
             None
         );
-        assert_eq!(labelled_dockerfile("FROM x\nRUN a \\\n", None, &labels), None);
+        assert_eq!(
+            labelled_dockerfile(
+                "FROM x\n",
+                None,
+                &BTreeMap::from([("k".into(), "a\nb".into())])
+            ),
+            None
+        );
+        assert_eq!(
+            labelled_dockerfile("FROM x\nRUN a \\\n", None, &labels),
+            None
+        );
     }
 
     #[test]

@@ -21,7 +21,10 @@ pub fn join(argv: &[String]) -> String {
 
 /// Like [`join`], prefixed with `NAME=value` environment assignments (sorted by name).
 pub fn join_with_env(env: &BTreeMap<String, String>, argv: &[String]) -> String {
-    let mut words: Vec<String> = env.iter().map(|(k, v)| format!("{k}={}", quote(v))).collect();
+    let mut words: Vec<String> = env
+        .iter()
+        .map(|(k, v)| format!("{k}={}", quote(v)))
+        .collect();
     words.push(join(argv));
     words.join(" ")
 }
@@ -32,9 +35,17 @@ mod tests {
 
     #[test]
     fn quotes_only_what_needs_it() {
-        let argv: Vec<String> = ["podman", "build", "--label", "a=b c", "it's", "--build-arg", "X=$HOME"]
-            .map(String::from)
-            .to_vec();
+        let argv: Vec<String> = [
+            "podman",
+            "build",
+            "--label",
+            "a=b c",
+            "it's",
+            "--build-arg",
+            "X=$HOME",
+        ]
+        .map(String::from)
+        .to_vec();
         assert_eq!(
             join(&argv),
             r#"podman build --label 'a=b c' 'it'\''s' --build-arg 'X=$HOME'"#

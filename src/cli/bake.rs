@@ -95,7 +95,11 @@ fn resolve(repo: &Path, args: &Args, env: BTreeMap<String, String>) -> Result<St
 
 /// `--var NAME=VALUE` as environment variables for `docker buildx bake`.
 fn var_map(args: &Args) -> BTreeMap<String, String> {
-    args.vars.iter().filter_map(|v| v.split_once('=')).map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    args.vars
+        .iter()
+        .filter_map(|v| v.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 /// The arguments `docker buildx bake` gets for the same request.
@@ -107,7 +111,12 @@ fn bake_args(args: &Args) -> Vec<String> {
     for s in &args.sets {
         out.extend(["--set".to_string(), s.clone()]);
     }
-    for (on, flag) in [(args.load, "--load"), (args.push, "--push"), (args.no_cache, "--no-cache"), (args.pull, "--pull")] {
+    for (on, flag) in [
+        (args.load, "--load"),
+        (args.push, "--push"),
+        (args.no_cache, "--no-cache"),
+        (args.pull, "--pull"),
+    ] {
         if on {
             out.push(flag.to_string());
         }

@@ -20,7 +20,13 @@ mod run;
 #[command(name = "kiln", version, about, long_about)]
 pub struct Cli {
     /// The repository root (holds docker-bake.hcl, benchmarks/ and containers/).
-    #[arg(short = 'C', long = "repo", global = true, default_value = ".", value_name = "DIR")]
+    #[arg(
+        short = 'C',
+        long = "repo",
+        global = true,
+        default_value = ".",
+        value_name = "DIR"
+    )]
     pub repo: std::path::PathBuf,
 
     #[command(subcommand)]
@@ -62,16 +68,4 @@ pub fn main(cli: Cli) -> ExitCode {
     }
 }
 
-/// An error that carries its own exit status (2 for refused input, 3 for no backend).
-#[derive(Debug, thiserror::Error)]
-#[error("{message}")]
-pub struct Failure {
-    pub code: u8,
-    pub message: String,
-}
-
-impl Failure {
-    pub fn usage(message: impl Into<String>) -> anyhow::Error {
-        Failure { code: 2, message: message.into() }.into()
-    }
-}
+pub use crate::error::Failure;

@@ -42,19 +42,28 @@ pub fn fixture_repo() -> tempfile::TempDir {
 
 fn oci(title: &str) -> BTreeMap<String, String> {
     BTreeMap::from([
-        (labels::OCI_SOURCE.into(), "https://example.invalid/kiln-fixture".into()),
+        (
+            labels::OCI_SOURCE.into(),
+            "https://example.invalid/kiln-fixture".into(),
+        ),
         (labels::OCI_REVISION.into(), "0123456789abcdef".into()),
         (labels::OCI_VERSION.into(), "0.0.0-test".into()),
         (labels::OCI_CREATED.into(), "2026-01-01T00:00:00Z".into()),
         (labels::OCI_TITLE.into(), title.into()),
-        (labels::OCI_DESCRIPTION.into(), format!("{title}, a kiln test fixture")),
+        (
+            labels::OCI_DESCRIPTION.into(),
+            format!("{title}, a kiln test fixture"),
+        ),
     ])
 }
 
 fn benchmark_labels() -> BTreeMap<String, String> {
     BTreeMap::from([
         (labels::BENCHMARK_NAME.into(), "fixture".into()),
-        (labels::BENCHMARK_DESCRIPTION.into(), "two data files".into()),
+        (
+            labels::BENCHMARK_DESCRIPTION.into(),
+            "two data files".into(),
+        ),
         (labels::BENCHMARK_TASKS.into(), "2".into()),
         (labels::BENCHMARK_ENV.into(), labels::ENV_SHARED.into()),
         (labels::BENCHMARK_DATA_REVISION.into(), "r1".into()),
@@ -86,7 +95,9 @@ pub fn fleet_specs(repo: &Path, ns: &str, sleep: u32) -> Vec<BuildSpec> {
         a.extend(b);
         a
     };
-    let typed = |kind: &str, m: BTreeMap<String, String>| with(m, BTreeMap::from([(labels::TYPE.into(), kind.into())]));
+    let typed = |kind: &str, m: BTreeMap<String, String>| {
+        with(m, BTreeMap::from([(labels::TYPE.into(), kind.into())]))
+    };
     let spec = |name: &str, image: &str, dir: &str| BuildSpec {
         name: name.into(),
         bake_target: name.into(),
@@ -105,7 +116,10 @@ pub fn fleet_specs(repo: &Path, ns: &str, sleep: u32) -> Vec<BuildSpec> {
     s0.bases = vec![ROOT_IMAGE.into()];
     let mut s1 = spec("benchmark-fixture", &bench, "bench");
     s1.target = Some("final".into());
-    s1.args = BTreeMap::from([("BASE_IMAGE".into(), base.clone()), ("SLEEP".into(), sleep.to_string())]);
+    s1.args = BTreeMap::from([
+        ("BASE_IMAGE".into(), base.clone()),
+        ("SLEEP".into(), sleep.to_string()),
+    ]);
     s1.labels = typed("benchmark", with(oci("fixture"), benchmark_labels()));
     s1.bases = vec![base.clone()];
     s1.deps = vec![0];
@@ -121,7 +135,10 @@ pub fn fleet_specs(repo: &Path, ns: &str, sleep: u32) -> Vec<BuildSpec> {
     ]);
     s3.labels = typed(
         "eval",
-        with(with(oci("fixture--echo"), benchmark_labels()), agent_labels()),
+        with(
+            with(oci("fixture--echo"), benchmark_labels()),
+            agent_labels(),
+        ),
     );
     s3.bases = vec![agent.clone(), bench.clone()];
     s3.deps = vec![1, 2];
@@ -179,7 +196,11 @@ pub fn remove_images(store: Store, ns: &str) {
     };
     let mut argv = vec!["rmi", "-f"];
     argv.extend(refs.iter().map(String::as_str));
-    let _ = duct::cmd(tool, &argv).stdout_null().stderr_null().unchecked().run();
+    let _ = duct::cmd(tool, &argv)
+        .stdout_null()
+        .stderr_null()
+        .unchecked()
+        .run();
     let _ = duct::cmd(tool, ["rmi", "-f", &format!("kiln.test/{ns}/bad:dev")])
         .stdout_null()
         .stderr_null()
@@ -207,7 +228,15 @@ pub fn exercise(backend: BackendKind, ns: &str) {
     remove_images(store, ns);
     let repo = fixture_repo();
     let specs = fleet_specs(repo.path(), ns, 0);
-    let run = |force: bool| kiln::build::run(&specs, &[], &decision(backend), &options(repo.path(), 2, force)).unwrap();
+    let run = |force: bool| {
+        kiln::build::run(
+            &specs,
+            &[],
+            &decision(backend),
+            &options(repo.path(), 2, force),
+        )
+        .unwrap()
+    };
 
     let first = run(false);
     assert!(first.ok(), "{:#?}", first.outcomes);
@@ -222,7 +251,8 @@ pub fn exercise(backend: BackendKind, ns: &str) {
     );
     let state = kiln::store::State::load(repo.path());
     for (spec, outcome) in specs.iter().zip(&first.outcomes) {
-        let labels = labels_of(store, &spec.image).expect("the built image is in the backend's store");
+        let labels =
+            labels_of(store, &spec.image).expect("the built image is in the backend's store");
         assert_eq!(
             kiln::build::check_labels(&labels, &labels[labels::INPUTS_DIGEST]),
             Ok(()),
@@ -239,7 +269,12 @@ pub fn exercise(backend: BackendKind, ns: &str) {
             assert_eq!(&record.id, id);
         }
         // It is found where it was built, and only there.
-        assert_eq!(kiln::store::locate(&spec.image), vec![store], "{}", spec.image);
+        assert_eq!(
+            kiln::store::locate(&spec.image),
+            vec![store],
+            "{}",
+            spec.image
+        );
     }
     assert_eq!(outcome_store(&first), vec![store; 4]);
     let bench_digest = labels_of(store, &specs[1].image).unwrap()[labels::INPUTS_DIGEST].clone();
@@ -256,8 +291,14 @@ pub fn exercise(backend: BackendKind, ns: &str) {
     );
 
     // An ignored file changes nothing; a real one rebuilds the benchmark and what stands on it.
-    std::fs::write(repo.path().join("bench/scratch/cache.bin"), "changed, but ignored").unwrap();
-    assert!(statuses(&run(false)).iter().all(|(_, w)| *w == "up to date"));
+    std::fs::write(
+        repo.path().join("bench/scratch/cache.bin"),
+        "changed, but ignored",
+    )
+    .unwrap();
+    assert!(statuses(&run(false))
+        .iter()
+        .all(|(_, w)| *w == "up to date"));
     std::fs::write(repo.path().join("bench/data/one.txt"), "one, changed").unwrap();
     let third = run(false);
     assert_eq!(
@@ -285,15 +326,26 @@ pub fn exercise(backend: BackendKind, ns: &str) {
     let mut bad = specs[2].clone();
     bad.name = "agent-bad".into();
     bad.image = format!("kiln.test/{ns}/bad:dev");
-    bad.labels.insert(labels::AGENT_VERSION.into(), String::new());
+    bad.labels
+        .insert(labels::AGENT_VERSION.into(), String::new());
     bad.deps = vec![];
-    let summary = kiln::build::run(&[bad.clone()], &[], &decision(backend), &options(repo.path(), 1, false)).unwrap();
+    let summary = kiln::build::run(
+        &[bad.clone()],
+        &[],
+        &decision(backend),
+        &options(repo.path(), 1, false),
+    )
+    .unwrap();
     match &summary.outcomes[0].status {
         Status::Failed(msg) => assert!(msg.contains(labels::AGENT_VERSION), "{msg}"),
         other => panic!("expected a label failure, got {other:?}"),
     }
     assert_eq!(summary.exit_code(), 1);
-    assert!(labels_of(store, &bad.image).is_none(), "{} must not exist", bad.image);
+    assert!(
+        labels_of(store, &bad.image).is_none(),
+        "{} must not exist",
+        bad.image
+    );
 
     remove_images(store, ns);
 }

@@ -446,6 +446,9 @@ pub(crate) struct Session<'c> {
     reads: RefCell<Vec<Vec<String>>>,
 }
 
+/// A group a matrix block creates: its name and the targets it expands to.
+pub type MatrixGroup = (String, Vec<String>);
+
 impl<'c> Session<'c> {
     pub fn new(cfg: &'c Config, inputs: Inputs<'c>, cache: Option<&'c OwnCache>) -> Session<'c> {
         Session {
@@ -626,7 +629,7 @@ impl<'c> Session<'c> {
 
     /// Expands every target block (matrix included) into named instances, in file order,
     /// and returns the groups matrix blocks create.
-    pub fn instances(&self) -> Result<(Vec<Instance>, Vec<(String, Vec<String>)>)> {
+    pub fn instances(&self) -> Result<(Vec<Instance>, Vec<MatrixGroup>)> {
         let mut out = Vec::new();
         let mut matrix_groups = Vec::new();
         for (i, tb) in self.cfg.targets.iter().enumerate() {
@@ -961,17 +964,13 @@ fn decode_attr(t: &mut Target, attr: &Attribute, v: Value) -> Result<()> {
         "no-cache-filter" => t.no_cache_filter = string_list(&v, attr)?,
         "ulimits" => t.ulimits = string_list(&v, attr)?,
         "entitlements" => t.entitlements = string_list(&v, attr)?,
-        "tags" => {
-            if !v.is_null() {
-                t.tags = string_list(&v, attr)?;
-                t.set.tags = true;
-            }
+        "tags" if !v.is_null() => {
+            t.tags = string_list(&v, attr)?;
+            t.set.tags = true;
         }
-        "platforms" => {
-            if !v.is_null() {
-                t.platforms = string_list(&v, attr)?;
-                t.set.platforms = true;
-            }
+        "platforms" if !v.is_null() => {
+            t.platforms = string_list(&v, attr)?;
+            t.set.platforms = true;
         }
         "cache-from" | "cache-to" => {
             if v.is_null() {

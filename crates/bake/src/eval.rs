@@ -568,14 +568,19 @@ impl<'g> Evaluator<'g> {
                         let val = self.eval(&f.value_expr, locals)?;
                         if f.grouping {
                             groups.entry(key).or_default().push(val);
-                        } else if object.contains_key(&key) {
-                            return Err(invalid(
-                                span,
-                                "Duplicate object key",
-                                format!("Two different items produced the key \"{key}\" in this 'for' expression. If duplicates are expected, use the ellipsis (...) after the value expression to enable grouping by key."),
-                            ));
                         } else {
-                            object.insert(key, val);
+                            match object.entry(key) {
+                                std::collections::btree_map::Entry::Occupied(e) => {
+                                    return Err(invalid(
+                                        span,
+                                        "Duplicate object key",
+                                        format!("Two different items produced the key \"{}\" in this 'for' expression. If duplicates are expected, use the ellipsis (...) after the value expression to enable grouping by key.", e.key()),
+                                    ));
+                                }
+                                std::collections::btree_map::Entry::Vacant(e) => {
+                                    e.insert(val);
+                                }
+                            }
                         }
                     }
                 }

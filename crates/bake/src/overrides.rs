@@ -300,7 +300,10 @@ fn replace_or_append<T>(field: &mut Vec<T>, items: Vec<T>, append: bool) {
 
 /// Parses every collected `--set` value of a key with the file syntax's parser.
 fn parse_all<T>(list: &[String], parse: fn(&str) -> Result<T, String>) -> Result<Vec<T>> {
-    list.iter().map(|v| parse(v)).collect::<Result<Vec<_>, _>>().map_err(Error::msg)
+    list.iter()
+        .map(|v| parse(v))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(Error::msg)
 }
 
 fn set_push(outputs: &mut Vec<Entry>) {

@@ -138,9 +138,7 @@ fn unclosed_string_newline(text: &str) -> Option<usize> {
                     } else {
                         let mut k = j;
                         loop {
-                            let Some(nl) = text[k..].find('\n') else {
-                                return None;
-                            };
+                            let nl = text[k..].find('\n')?;
                             k += nl + 1;
                             let line_end = text[k..].find('\n').map_or(text.len(), |n| k + n);
                             if text[k..line_end].trim() == marker {

@@ -145,7 +145,14 @@ mod tests {
         let list_s = Type::List(Box::new(Type::String));
         let set_s = Type::Set(Box::new(Type::String));
         let list_n = Type::List(Box::new(Type::Number));
-        let cases: Vec<(&str, bool, Option<Type>, Option<Value>, Result<Value, &str>)> = vec![
+        type Case<'a> = (
+            &'a str,
+            bool,
+            Option<Type>,
+            Option<Value>,
+            Result<Value, &'a str>,
+        );
+        let cases: Vec<Case> = vec![
             ("x", false, None, Some(s("d")), Ok(s("x"))),
             ("true", false, None, Some(Value::Bool(false)), Ok(Value::Bool(true))),
             ("1e2", false, None, Some(Value::number(1)), Ok(Value::number(100))),
