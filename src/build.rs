@@ -14,11 +14,10 @@ use std::sync::{Arc, Mutex as StdMutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use futures_util::StreamExt;
-use tokio::sync::{mpsc, watch, Mutex};
+use tokio::sync::{watch, Mutex};
 
 use crate::backend::detect::{self, Decision};
-use crate::backend::{bake, engine, podman, shell, BackendKind};
+use crate::backend::{bake, child, Backend, BackendKind, Env, Stop};
 use crate::labels;
 use crate::naming::Kind;
 use crate::plan::{BakeRequest, BuildSpec};
@@ -176,8 +175,10 @@ pub fn run(
 struct Shared {
     specs: Vec<BuildSpec>,
     opts: Options,
-    progress: Progress,
+    progress: Arc<Progress>,
     cancel: watch::Receiver<bool>,
+    /// What the backends get: repository, progress, cancel.
+    env: Env,
     state_lock: Mutex<()>,
     /// Image ids resolved during this run (image ref → id), per store.
     ids: StdMutex<HashMap<(Store, String), String>>,
@@ -189,16 +190,26 @@ async fn run_async(
     decision: &Decision,
     opts: &Options,
 ) -> anyhow::Result<Summary> {
-    let progress = Progress::new(opts.progress);
+    let progress = Arc::new(Progress::new(opts.progress));
     progress.note(&format!(
         "backend: {} ({})",
         decision.backend, decision.reason
     ));
     let (cancel_tx, cancel_rx) = watch::channel(false);
+    let backend = decision.backend();
+    if let Some(why) = specs.iter().find_map(|s| backend.refusal(s)) {
+        // Refused before anything runs (the CLI checks too; library callers get it here).
+        return Err(crate::error::Failure::usage(why));
+    }
     let shared = Arc::new(Shared {
         specs: specs.to_vec(),
         opts: opts.clone(),
-        progress,
+        progress: progress.clone(),
+        env: Env {
+            repo: opts.repo.clone(),
+            progress,
+            cancel: cancel_rx.clone(),
+        },
         cancel: cancel_rx,
         state_lock: Mutex::new(()),
         ids: StdMutex::new(HashMap::new()),
@@ -209,18 +220,18 @@ async fn run_async(
         }
     });
     let mut results: BTreeMap<usize, (Store, Status)> = BTreeMap::new();
-    match decision.backend {
-        BackendKind::Engine | BackendKind::Podman => {
-            let all: Vec<usize> = (0..specs.len()).collect();
-            for (i, st) in schedule(&shared, &all, decision.backend).await {
-                results.insert(i, (decision.backend.store(), st));
-            }
-        }
-        BackendKind::Bake => {
+    match &backend {
+        Backend::Bake(setup) if !backend.per_image() => {
             for request in requests {
-                for (i, store, st) in run_bake_request(&shared, request, decision).await {
+                for (i, store, st) in run_bake_request(&shared, request, setup, decision).await {
                     results.insert(i, (store, st));
                 }
+            }
+        }
+        _ => {
+            let all: Vec<usize> = (0..specs.len()).collect();
+            for (i, st) in schedule(&shared, &all, &backend).await {
+                results.insert(i, (backend.store(), st));
             }
         }
     }
@@ -256,7 +267,7 @@ async fn run_async(
 async fn schedule(
     shared: &Arc<Shared>,
     selected: &[usize],
-    backend: BackendKind,
+    backend: &Backend,
 ) -> BTreeMap<usize, Status> {
     let chosen: BTreeSet<usize> = selected.iter().copied().collect();
     let mut waiting_on: HashMap<usize, BTreeSet<usize>> = HashMap::new();
@@ -291,7 +302,8 @@ async fn schedule(
         while !cancelled && running.len() < shared.opts.jobs.max(1) {
             let Some(i) = ready.pop_first() else { break };
             let sh = shared.clone();
-            running.spawn(async move { (i, build_one(&sh, i, backend).await) });
+            let backend = backend.clone();
+            running.spawn(async move { (i, build_one(&sh, i, &backend).await) });
         }
         if running.is_empty() {
             break;
@@ -337,19 +349,7 @@ async fn schedule(
     results
 }
 
-/// Why a job stopped early.
-enum Stop {
-    Failed(String),
-    Interrupted,
-}
-
-impl From<anyhow::Error> for Stop {
-    fn from(e: anyhow::Error) -> Stop {
-        Stop::Failed(format!("{e:#}"))
-    }
-}
-
-async fn build_one(shared: &Arc<Shared>, i: usize, backend: BackendKind) -> Status {
+async fn build_one(shared: &Arc<Shared>, i: usize, backend: &Backend) -> Status {
     let spec = &shared.specs[i];
     let started = Instant::now();
     shared.progress.started(&spec.name, "hashing inputs");
@@ -450,13 +450,11 @@ async fn input_digest(
 async fn build_one_inner(
     shared: &Arc<Shared>,
     spec: &BuildSpec,
-    backend: BackendKind,
+    backend: &Backend,
 ) -> Result<(Status, bool), Stop> {
     let store = backend.store();
-    if backend == BackendKind::Engine {
-        if let Some(why) = engine::refusal(spec) {
-            return Err(Stop::Failed(why));
-        }
+    if let Some(why) = backend.refusal(spec) {
+        return Err(Stop::Failed(why));
     }
     let bases = base_ids(shared, spec, store).await?;
     let (ctx, digest) = input_digest(shared, spec, &bases).await?;
@@ -475,13 +473,42 @@ async fn build_one_inner(
     stamped
         .labels
         .insert(labels::INPUTS_DIGEST.to_string(), digest.clone());
-    let id = match backend {
-        BackendKind::Engine => engine_build(shared, &stamped, ctx, &digest).await?,
-        BackendKind::Podman => podman_build(shared, &stamped, &digest).await?,
-        BackendKind::Bake => unreachable!("bake builds whole requests"),
-    };
+    let built = backend.build_image(&shared.env, &stamped, ctx).await?;
+    let id = check_and_name(shared, store, spec, &built.reference, built.tagged, &digest).await?;
     remember(shared, store, &spec.image, &id, &digest).await?;
     Ok((Status::Built { id }, true))
+}
+
+/// The scheduler's part after any build: read the labels back from the store, check
+/// them, and give the image its final name only when they pass (or take the name a
+/// backend already gave away again when they do not). Returns the image id.
+async fn check_and_name(
+    shared: &Shared,
+    store: Store,
+    spec: &BuildSpec,
+    reference: &str,
+    tagged: bool,
+    digest: &str,
+) -> Result<String, Stop> {
+    let info = store::inspect(store, reference).await?.ok_or_else(|| {
+        Stop::Failed(format!(
+            "the build succeeded but {reference} is not in {store}'s image store"
+        ))
+    })?;
+    if let Err(why) = check_labels(&info.labels, digest) {
+        store::discard(store, &info.id, &spec.image).await;
+        return Err(Stop::Failed(why));
+    }
+    if *shared.cancel.borrow() {
+        if !tagged {
+            store::discard(store, &info.id, &spec.image).await;
+        }
+        return Err(Stop::Interrupted);
+    }
+    if !tagged {
+        store::tag(store, &info.id, &spec.image).await?;
+    }
+    Ok(info.id)
 }
 
 async fn remember(
@@ -546,267 +573,6 @@ pub fn check_labels(built: &BTreeMap<String, String>, digest: &str) -> Result<()
     Ok(())
 }
 
-/// `repo[:tag]` split for the tag API (`kiln.local:5000/x` has no tag).
-fn split_ref(image: &str) -> (String, String) {
-    let slash = image.rfind('/').map_or(0, |i| i + 1);
-    match image[slash..].rfind(':') {
-        Some(c) => (
-            image[..slash + c].to_string(),
-            image[slash + c + 1..].to_string(),
-        ),
-        None => (image.to_string(), "latest".to_string()),
-    }
-}
-
-async fn engine_build(
-    shared: &Arc<Shared>,
-    spec: &BuildSpec,
-    ctx: crate::context::Context,
-    digest: &str,
-) -> Result<String, Stop> {
-    let docker = bollard::Docker::connect_with_local_defaults()
-        .context("connecting to the Docker Engine")?;
-    shared.progress.step(&spec.name, "sending context");
-    // One LABEL instruction instead of one legacy-builder step per label (see backend::engine).
-    let text = std::fs::read_to_string(&ctx.dockerfile).ok();
-    let labelled =
-        text.and_then(|t| engine::labelled_dockerfile(&t, spec.target.as_deref(), &spec.labels));
-    let api_labels = labelled
-        .is_none()
-        .then(|| spec.labels.clone().into_iter().collect());
-    let (tar, dockerfile) = tokio::task::spawn_blocking(move || ctx.tar(labelled.as_deref()))
-        .await
-        .map_err(|e| Stop::Failed(format!("packing the context: {e}")))??;
-    let options = bollard::query_parameters::BuildImageOptions {
-        dockerfile,
-        t: None,
-        buildargs: Some(spec.args.clone().into_iter().collect()),
-        labels: api_labels,
-        target: spec.target.clone().unwrap_or_default(),
-        rm: true,
-        forcerm: true,
-        pull: None,
-        version: bollard::query_parameters::BuilderVersion::BuilderV1,
-        ..Default::default()
-    };
-    let mut stream = docker.build_image(options, None, Some(bollard::body_full(tar.into())));
-    let mut cancel = shared.cancel.clone();
-    let mut id: Option<String> = None;
-    let mut tail: Vec<String> = Vec::new();
-    loop {
-        tokio::select! {
-            item = stream.next() => {
-                let Some(item) = item else { break };
-                let info = match item {
-                    Ok(info) => info,
-                    Err(bollard::errors::Error::DockerStreamError { error }) => {
-                        return Err(Stop::Failed(format!("{}: {error}", last_step(&tail))));
-                    }
-                    Err(e) => return Err(Stop::Failed(format!("the Docker Engine build failed or went away: {e}"))),
-                };
-                if let Some(detail) = info.error_detail {
-                    return Err(Stop::Failed(format!("{}: {}", last_step(&tail), detail.message.unwrap_or_default())));
-                }
-                if let Some(aux) = info.aux {
-                    if let Some(found) = aux.id { id = Some(found); }
-                }
-                if let Some(text) = info.stream {
-                    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
-                        if line.starts_with("Step ") {
-                            shared.progress.step(&spec.name, line);
-                        }
-                        if let Some(short) = line.strip_prefix("Successfully built ") {
-                            id.get_or_insert_with(|| short.to_string());
-                        }
-                        tail.push(line.to_string());
-                        if tail.len() > 20 { tail.remove(0); }
-                    }
-                }
-            }
-            _ = cancel.changed() => {
-                drop(stream); // closing the connection makes the engine cancel the build
-                return Err(Stop::Interrupted);
-            }
-        }
-    }
-    let id = id.ok_or_else(|| {
-        Stop::Failed(format!(
-            "the engine reported no image id; last output:\n{}",
-            tail.join("\n")
-        ))
-    })?;
-    // Read the labels back from the (still untagged) image, then give it its name.
-    let info = docker
-        .inspect_image(&id)
-        .await
-        .context("inspecting the built image")?;
-    let built: BTreeMap<String, String> = info
-        .config
-        .and_then(|c| c.labels)
-        .unwrap_or_default()
-        .into_iter()
-        .collect();
-    let full_id = info.id.unwrap_or(id);
-    if let Err(why) = check_labels(&built, digest) {
-        let _ = docker
-            .remove_image(
-                &full_id,
-                Some(bollard::query_parameters::RemoveImageOptions {
-                    force: true,
-                    ..Default::default()
-                }),
-                None,
-            )
-            .await;
-        return Err(Stop::Failed(why));
-    }
-    if *shared.cancel.borrow() {
-        return Err(Stop::Interrupted);
-    }
-    let (repo, tag) = split_ref(&spec.image);
-    docker
-        .tag_image(
-            &full_id,
-            Some(bollard::query_parameters::TagImageOptions {
-                repo: Some(repo),
-                tag: Some(tag),
-            }),
-        )
-        .await
-        .with_context(|| format!("tagging {full_id} as {}", spec.image))?;
-    Ok(full_id)
-}
-
-fn last_step(tail: &[String]) -> String {
-    tail.iter()
-        .rev()
-        .find(|l| l.starts_with("Step ") || l.starts_with("STEP "))
-        .cloned()
-        .unwrap_or_else(|| "build".into())
-}
-
-/// What a child build process left behind.
-struct ChildRun {
-    success: bool,
-    output: String,
-}
-
-/// Runs a child build (podman, bake) in the repository, streaming its step lines to
-/// the progress display; SIGTERM to it on cancel.
-async fn run_child(
-    shared: &Arc<Shared>,
-    name: &str,
-    env: &BTreeMap<String, String>,
-    argv: &[String],
-) -> Result<ChildRun, Stop> {
-    let mut expr = duct::cmd(&argv[0], &argv[1..])
-        .dir(&shared.opts.repo)
-        .stderr_to_stdout()
-        .unchecked();
-    for (k, v) in env {
-        expr = expr.env(k, v);
-    }
-    let handle = Arc::new(
-        expr.reader()
-            .with_context(|| format!("starting {}", shell::join(argv)))?,
-    );
-    let pids = handle.pids();
-    let (tx, mut rx) = mpsc::unbounded_channel::<String>();
-    let reader = handle.clone();
-    let pump = tokio::task::spawn_blocking(move || -> std::io::Result<bool> {
-        use std::io::BufRead;
-        let mut lines = std::io::BufReader::new(&*reader);
-        let mut buf = String::new();
-        loop {
-            buf.clear();
-            if lines.read_line(&mut buf)? == 0 {
-                break;
-            }
-            let _ = tx.send(buf.trim_end().to_string());
-        }
-        Ok(reader.try_wait()?.is_some_and(|out| out.status.success()))
-    });
-    let mut cancel = shared.cancel.clone();
-    let mut output = String::new();
-    let mut interrupted = false;
-    loop {
-        tokio::select! {
-            line = rx.recv() => {
-                let Some(line) = line else { break };
-                if is_step_line(&line) {
-                    shared.progress.step(name, &line);
-                }
-                output.push_str(&line);
-                output.push('\n');
-            }
-            _ = cancel.changed(), if !interrupted => {
-                interrupted = true;
-                for pid in &pids {
-                    let _ = duct::cmd!("kill", "-TERM", pid.to_string()).stderr_null().unchecked().run();
-                }
-            }
-        }
-    }
-    let success = pump
-        .await
-        .map_err(|e| Stop::Failed(format!("reading the build output: {e}")))?
-        .unwrap_or(false);
-    if interrupted || *shared.cancel.borrow() {
-        return Err(Stop::Interrupted);
-    }
-    Ok(ChildRun { success, output })
-}
-
-/// A podman step (`STEP 2/5: …`, `[1/2] STEP 2/5: …` in multi-stage builds) or a
-/// BuildKit step (`#5 [2/4] RUN …`).
-fn is_step_line(line: &str) -> bool {
-    let rest = match line.strip_prefix('[') {
-        Some(r) => r.split_once("] ").map_or(line, |(_, after)| after),
-        None => line,
-    };
-    rest.starts_with("STEP ") || (line.starts_with('#') && line.contains(" ["))
-}
-
-fn tail_of(output: &str, n: usize) -> String {
-    let lines: Vec<&str> = output.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
-}
-
-async fn podman_build(
-    shared: &Arc<Shared>,
-    spec: &BuildSpec,
-    digest: &str,
-) -> Result<String, Stop> {
-    let argv = podman::command(spec);
-    shared.progress.step(&spec.name, "podman build");
-    let run = run_child(shared, &spec.name, &BTreeMap::new(), &argv).await?;
-    if !run.success {
-        return Err(Stop::Failed(format!(
-            "{} failed:\n{}",
-            shell::join(&argv),
-            tail_of(&run.output, 15)
-        )));
-    }
-    let info = store::inspect(Store::Podman, &spec.image)
-        .await?
-        .ok_or_else(|| {
-            Stop::Failed(format!(
-                "podman build succeeded but {} is not in podman's store",
-                spec.image
-            ))
-        })?;
-    if let Err(why) = check_labels(&info.labels, digest) {
-        // `podman build -t` tags on success; take the name away again.
-        let _ = duct::cmd!("podman", "untag", &info.id, &spec.image)
-            .stderr_null()
-            .stdout_null()
-            .unchecked()
-            .run();
-        return Err(Stop::Failed(why));
-    }
-    Ok(info.id)
-}
-
 /// Builds one bake request: digests first (a base built in the same request counts
 /// by its input digest, any other base by its image id), skipped when every image is
 /// up to date; on bake's failure to resolve a locally present base, the request's
@@ -814,6 +580,7 @@ async fn podman_build(
 async fn run_bake_request(
     shared: &Arc<Shared>,
     request: &BakeRequest,
+    setup: &bake::Setup,
     decision: &Decision,
 ) -> Vec<(usize, Store, Status)> {
     let store = Store::Docker;
@@ -876,11 +643,7 @@ async fn run_bake_request(
             labels::INPUTS_DIGEST
         ));
     }
-    let (env, argv) = bake::command(&stamped);
-    shared
-        .progress
-        .started(&label, &shell::join_with_env(&env, &argv));
-    let run = match run_child(shared, &label, &env, &argv).await {
+    let run = match bake::build_request(&shared.env, setup, &stamped, &shared.specs).await {
         Ok(run) => run,
         Err(Stop::Interrupted) => {
             return request
@@ -907,7 +670,7 @@ async fn run_bake_request(
             shared
                 .progress
                 .note(&format!("falling back to podman for {label}: {cause}"));
-            return schedule(shared, &request.builds, BackendKind::Podman)
+            return schedule(shared, &request.builds, &Backend::Podman)
                 .await
                 .into_iter()
                 .map(|(i, st)| (i, Store::Podman, st))
@@ -915,41 +678,26 @@ async fn run_bake_request(
         }
         return fail_all(format!(
             "{} failed:\n{}",
-            shell::join_with_env(&env, &argv),
-            tail_of(&run.output, 15)
+            run.line,
+            child::tail(&run.output, 15)
         ));
     }
     let mut out = Vec::new();
     for (&i, digest) in &digests {
         let spec = &shared.specs[i];
-        let status = match store::inspect(store, &spec.image).await {
-            Ok(Some(info)) => match check_labels(&info.labels, digest) {
-                Ok(()) => {
-                    let _ = remember(shared, store, &spec.image, &info.id, digest).await;
-                    shared
-                        .progress
-                        .built(&spec.name, &spec.image, Duration::ZERO);
-                    Status::Built { id: info.id }
-                }
-                Err(why) => {
-                    if let Ok(docker) = bollard::Docker::connect_with_local_defaults() {
-                        let _ = docker
-                            .remove_image(
-                                &spec.image,
-                                None::<bollard::query_parameters::RemoveImageOptions>,
-                                None,
-                            )
-                            .await;
-                    }
-                    shared.progress.failed(&spec.name, &why);
-                    Status::Failed(why)
-                }
-            },
-            Ok(None) => Status::Failed(format!(
-                "bake succeeded but {} was not loaded into Docker's store",
-                spec.image
-            )),
-            Err(e) => Status::Failed(format!("{e:#}")),
+        let status = match check_and_name(shared, store, spec, &spec.image, true, digest).await {
+            Ok(id) => {
+                let _ = remember(shared, store, &spec.image, &id, digest).await;
+                shared
+                    .progress
+                    .built(&spec.name, &spec.image, Duration::ZERO);
+                Status::Built { id }
+            }
+            Err(Stop::Failed(why)) => {
+                shared.progress.failed(&spec.name, &why);
+                Status::Failed(why)
+            }
+            Err(Stop::Interrupted) => Status::Interrupted,
         };
         out.push((i, store, status));
     }
@@ -996,30 +744,5 @@ mod tests {
         assert!(check_labels(&eval, "sha256:d")
             .unwrap_err()
             .contains(labels::TASK_ID));
-    }
-
-    #[test]
-    fn step_lines() {
-        assert!(is_step_line("STEP 2/5: COPY a b"));
-        assert!(is_step_line("[1/2] STEP 1/4: FROM x AS build"));
-        assert!(is_step_line("#5 [2/4] RUN make"));
-        assert!(!is_step_line("--> 3123dedc6dc"));
-        assert!(!is_step_line("[1/2] COMMIT"));
-    }
-
-    #[test]
-    fn split_reference() {
-        assert_eq!(
-            split_ref("kiln.local/core/base:dev"),
-            ("kiln.local/core/base".into(), "dev".into())
-        );
-        assert_eq!(
-            split_ref("localhost:5000/x"),
-            ("localhost:5000/x".into(), "latest".into())
-        );
-        assert_eq!(
-            split_ref("debian:bookworm-slim"),
-            ("debian".into(), "bookworm-slim".into())
-        );
     }
 }

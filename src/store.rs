@@ -254,6 +254,92 @@ pub fn list_images() -> Vec<ImageInfo> {
     runtime().block_on(list_images_async())
 }
 
+/// `repo[:tag]` split for the tag API (`kiln.local:5000/x` has no tag).
+pub fn split_ref(image: &str) -> (String, String) {
+    let slash = image.rfind('/').map_or(0, |i| i + 1);
+    match image[slash..].rfind(':') {
+        Some(c) => (
+            image[..slash + c].to_string(),
+            image[slash + c + 1..].to_string(),
+        ),
+        None => (image.to_string(), "latest".to_string()),
+    }
+}
+
+/// Gives image `id` the name `image` in `store`.
+pub async fn tag(store: Store, id: &str, image: &str) -> anyhow::Result<()> {
+    match store {
+        Store::Docker => {
+            let (repo, tag) = split_ref(image);
+            docker()?
+                .tag_image(
+                    id,
+                    Some(bollard::query_parameters::TagImageOptions {
+                        repo: Some(repo),
+                        tag: Some(tag),
+                    }),
+                )
+                .await
+                .with_context(|| format!("tagging {id} as {image}"))
+        }
+        Store::Podman => {
+            let (id, image) = (id.to_string(), image.to_string());
+            tokio::task::spawn_blocking(move || {
+                let out = duct::cmd!("podman", "tag", &id, &image)
+                    .stdout_null()
+                    .stderr_capture()
+                    .unchecked()
+                    .run()?;
+                anyhow::ensure!(
+                    out.status.success(),
+                    "podman tag {id} {image} failed: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                );
+                Ok(())
+            })
+            .await?
+        }
+    }
+}
+
+/// Takes the name `image` away from image `id` (a build that failed its label check),
+/// removing the image when nothing else names it. Best effort: the failure is reported
+/// by the caller either way.
+pub async fn discard(store: Store, id: &str, image: &str) {
+    match store {
+        Store::Docker => {
+            if let Ok(client) = docker() {
+                // Untag by name when the name points at this id, then drop the id if unnamed.
+                let named = client
+                    .inspect_image(image)
+                    .await
+                    .ok()
+                    .and_then(|i| i.id)
+                    .is_some_and(|found| found == id);
+                if named {
+                    let _ = client
+                        .remove_image(image, None::<bollard::query_parameters::RemoveImageOptions>, None)
+                        .await;
+                }
+                let _ = client
+                    .remove_image(id, None::<bollard::query_parameters::RemoveImageOptions>, None)
+                    .await;
+            }
+        }
+        Store::Podman => {
+            let (id, image) = (id.to_string(), image.to_string());
+            let _ = tokio::task::spawn_blocking(move || {
+                duct::cmd!("podman", "untag", &id, &image)
+                    .stderr_null()
+                    .stdout_null()
+                    .unchecked()
+                    .run()
+            })
+            .await;
+        }
+    }
+}
+
 /// One image kiln built, as recorded in the state file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Record {
@@ -326,6 +412,22 @@ mod tests {
         assert!(std::fs::read_to_string(dir.path().join(".kiln/.gitignore"))
             .unwrap()
             .contains('*'));
+    }
+
+    #[test]
+    fn split_reference() {
+        assert_eq!(
+            split_ref("kiln.local/core/base:dev"),
+            ("kiln.local/core/base".into(), "dev".into())
+        );
+        assert_eq!(
+            split_ref("localhost:5000/x"),
+            ("localhost:5000/x".into(), "latest".into())
+        );
+        assert_eq!(
+            split_ref("debian:bookworm-slim"),
+            ("debian".into(), "bookworm-slim".into())
+        );
     }
 
     #[test]

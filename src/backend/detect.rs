@@ -1,22 +1,35 @@
 //! Which backend this machine can build with, and why.
 //!
 //! [`probe`] looks (and only looks: every probe is read-only, so it runs during dry
-//! runs too): `which docker` / `which podman`, `docker buildx version`, the active
-//! builder's driver from `docker buildx inspect`, and the Docker Engine's ping.
-//! [`decide`] turns those facts into a [`Decision`] with a human reason.
+//! runs too): `which docker` / `which podman` / `which skopeo`, `docker buildx
+//! version`, the active builder (`--builder`, else `BUILDX_BUILDER`, else the current
+//! one) from `docker buildx inspect`: its driver and BuildKit version, and the Docker
+//! Engine's ping. [`decide`] turns those facts into a [`Decision`] with a human reason.
+//!
+//! Capabilities, not names: named contexts (the fleet's `target:` links, and
+//! `oci-layout://` hand-overs) need BuildKit ≥ 0.10 (Dockerfile frontend 1.4); only
+//! the `docker` driver reads the engine's image store. So bake runs
+//!
+//! - per request on a `docker`-driver builder with named contexts;
+//! - per image, bases first, on a `docker`-driver builder without them (Docker 20.10's
+//!   BuildKit v0.8): its `FROM ${BASE_IMAGE}` reads the base from the store;
+//! - per request with local bases handed over as OCI layouts (skopeo) on any other
+//!   builder with named contexts.
 //!
 //! Falling back from bake to podman happens only on a detected cause
-//! ([`FallbackCause`]): buildx missing; a builder driver other than `docker` while a
-//! base the plan needs exists only in the local image store; or bake's own failure
-//! to resolve a base that exists locally ([`bake_resolve_failure`], read from bake's
-//! stderr after it ran). Any other failure is reported as a failure, never retried
-//! on another backend.
+//! ([`FallbackCause`]): buildx missing; a builder that cannot read the local store
+//! and cannot be handed the bases (no named contexts, no skopeo, or the hand-over
+//! turned off with `KILN_BAKE_HANDOVER=0`) while a base the plan needs exists only
+//! there; or bake's own failure to resolve a base that exists locally
+//! ([`bake_resolve_failure`], read from bake's output after it ran). Any other
+//! failure is reported as a failure, never retried on another backend.
 
 use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::BackendKind;
+use super::bake::{Mode, Setup};
+use super::{Backend, BackendKind};
 use crate::plan::BuildSpec;
 
 /// The `--backend` value.
@@ -50,14 +63,65 @@ pub struct Probes {
     pub docker: Option<PathBuf>,
     /// The first line of `docker buildx version`, when it succeeded.
     pub buildx: Option<String>,
-    /// The active builder's driver (`docker`, `docker-container`, `remote`, `kubernetes`, …).
-    pub driver: Option<String>,
+    /// The builder kiln was told to use (`--builder`), passed to every buildx call.
+    pub builder_flag: Option<String>,
+    /// The active builder, from `docker buildx inspect`, when buildx answered.
+    pub builder: Option<Builder>,
+    /// `skopeo` on PATH (it exports local bases for builders that cannot read the store).
+    pub skopeo: Option<PathBuf>,
+    /// False when `KILN_BAKE_HANDOVER=0` turned the hand-over of local bases off.
+    pub handover: bool,
     /// Where the engine is expected (`DOCKER_HOST` or the default socket).
     pub engine_endpoint: String,
     /// `Ok(version)` when the engine answered its ping, `Err(why)` otherwise.
     pub engine: Result<String, String>,
     /// `podman` on PATH, when `podman --version` runs.
     pub podman: Option<PathBuf>,
+}
+
+/// A buildx builder, as `docker buildx inspect` describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Builder {
+    pub name: String,
+    /// `docker`, `docker-container`, `remote`, `kubernetes`, …
+    pub driver: String,
+    /// As reported, e.g. `v0.8+unknown`, `v0.26-dev-73ed682`; `None` when not reported.
+    pub buildkit: Option<String>,
+}
+
+impl Builder {
+    /// Only the `docker` driver builds inside the engine and reads its image store.
+    pub fn reads_engine_store(&self) -> bool {
+        self.driver == "docker"
+    }
+
+    /// Named contexts need BuildKit ≥ 0.10 (Dockerfile frontend 1.4). An unknown
+    /// version counts as without.
+    pub fn named_contexts(&self) -> bool {
+        self.buildkit
+            .as_deref()
+            .and_then(parse_buildkit_version)
+            .is_some_and(|v| v >= (0, 10))
+    }
+
+    /// `builder "default" (driver docker, BuildKit v0.8+unknown)`.
+    pub fn describe(&self) -> String {
+        format!(
+            "builder {:?} (driver {}, BuildKit {})",
+            self.name,
+            self.driver,
+            self.buildkit.as_deref().unwrap_or("version unknown")
+        )
+    }
+}
+
+/// `v0.8+unknown` → (0, 8); `v0.26-dev-73ed682` → (0, 26); `0.12.5` → (0, 12).
+pub fn parse_buildkit_version(text: &str) -> Option<(u32, u32)> {
+    let t = text.trim().trim_start_matches('v');
+    let mut parts = t.split(|c: char| !c.is_ascii_digit());
+    let major = parts.next()?.parse().ok()?;
+    let minor = parts.next()?.parse().ok()?;
+    Some((major, minor))
 }
 
 /// Why bake was set aside for podman.
@@ -70,6 +134,8 @@ pub enum FallbackCause {
     DriverCannotSeeLocalStore { driver: String, base: String },
     /// bake ran and could not resolve a base image that exists in the local store.
     BakeCannotResolveLocalBase { base: String },
+    /// The builder cannot do what the fleet's bake files need: named contexts.
+    NoNamedContexts { builder: String },
 }
 
 impl fmt::Display for FallbackCause {
@@ -80,6 +146,11 @@ impl fmt::Display for FallbackCause {
                 f,
                 "the buildx builder uses the {driver:?} driver, which cannot read the local image store, \
                  and base {base} exists only there"
+            ),
+            FallbackCause::NoNamedContexts { builder } => write!(
+                f,
+                "{builder} has no named contexts (they need BuildKit 0.10 or later), which the fleet's \
+                 bake files use, and cannot read the local image store to build without them"
             ),
             FallbackCause::BakeCannotResolveLocalBase { base } => {
                 write!(
@@ -99,6 +170,30 @@ pub struct Decision {
     pub reason: String,
     pub cause: Option<FallbackCause>,
     pub fallback: Option<BackendKind>,
+    /// For bake: the builder and how bake runs on it.
+    pub bake: Setup,
+}
+
+impl Decision {
+    /// `backend` for `reason`, no fallback, bake's default set-up.
+    pub fn new(backend: BackendKind, reason: impl Into<String>) -> Decision {
+        Decision {
+            backend,
+            reason: reason.into(),
+            cause: None,
+            fallback: None,
+            bake: Setup::default(),
+        }
+    }
+
+    /// The backend as the scheduler drives it.
+    pub fn backend(&self) -> Backend {
+        match self.backend {
+            BackendKind::Engine => Backend::Engine,
+            BackendKind::Podman => Backend::Podman,
+            BackendKind::Bake => Backend::Bake(self.bake.clone()),
+        }
+    }
 }
 
 fn endpoint() -> String {
@@ -118,11 +213,19 @@ fn run_probe(program: &std::path::Path, args: &[&str]) -> Option<String> {
         .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// The `Driver:` line of `docker buildx inspect`.
-pub fn parse_driver(inspect: &str) -> Option<String> {
-    inspect.lines().find_map(|line| {
-        let rest = line.trim().strip_prefix("Driver:")?;
-        Some(rest.trim().to_string()).filter(|d| !d.is_empty())
+/// The builder `docker buildx inspect` describes: its first `Name:`, `Driver:` and
+/// the first node's `BuildKit version:` (older buildx: `Buildkit:`).
+pub fn parse_builder(inspect: &str) -> Option<Builder> {
+    let field = |key: &str| {
+        inspect.lines().find_map(|line| {
+            let rest = line.trim().strip_prefix(key)?;
+            Some(rest.trim().to_string()).filter(|v| !v.is_empty())
+        })
+    };
+    Some(Builder {
+        name: field("Name:").unwrap_or_else(|| "unnamed".into()),
+        driver: field("Driver:")?,
+        buildkit: field("BuildKit version:").or_else(|| field("Buildkit:")),
     })
 }
 
@@ -140,15 +243,21 @@ pub async fn ping_engine() -> Result<String, String> {
 }
 
 /// Probes this machine; read-only. Call from async code (the engine ping is async).
-pub async fn probe_async() -> Probes {
+/// `builder`: the builder kiln was told to use (else buildx's own choice).
+pub async fn probe_async(builder: Option<&str>) -> Probes {
     let docker = which::which("docker").ok();
     let buildx = docker
         .as_deref()
         .and_then(|d| run_probe(d, &["buildx", "version"]))
         .map(|out| out.lines().next().unwrap_or("").trim().to_string());
-    let driver = match (&docker, &buildx) {
+    let active = match (&docker, &buildx) {
         (Some(d), Some(_)) => {
-            run_probe(d, &["buildx", "inspect"]).and_then(|out| parse_driver(&out))
+            let mut args = vec!["buildx"];
+            if let Some(name) = builder {
+                args.extend(["--builder", name]);
+            }
+            args.push("inspect");
+            run_probe(d, &args).and_then(|out| parse_builder(&out))
         }
         _ => None,
     };
@@ -158,7 +267,10 @@ pub async fn probe_async() -> Probes {
     Probes {
         docker,
         buildx,
-        driver,
+        builder_flag: builder.map(str::to_string),
+        builder: active,
+        skopeo: which::which("skopeo").ok(),
+        handover: std::env::var("KILN_BAKE_HANDOVER").map_or(true, |v| v != "0"),
         engine_endpoint: endpoint(),
         engine: ping_engine().await,
         podman,
@@ -166,12 +278,12 @@ pub async fn probe_async() -> Probes {
 }
 
 /// [`probe_async`] for synchronous callers (must not be called inside a tokio runtime).
-pub fn probe() -> Probes {
+pub fn probe(builder: Option<&str>) -> Probes {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("a tokio runtime")
-        .block_on(probe_async())
+        .block_on(probe_async(builder))
 }
 
 /// The bases the plan needs but does not build itself (e.g. `debian:bookworm-slim`).
@@ -210,15 +322,76 @@ fn no_backend(message: String) -> anyhow::Error {
     crate::error::Failure { code: 3, message }.into()
 }
 
+/// How bake can run on the probed builder, or the cause that rules it out.
+/// `local_only`: the plan's bases that exist only in the local image store.
+fn bake_setup(probes: &Probes, local_only: &[String]) -> Result<(Setup, String), (FallbackCause, String)> {
+    let unknown = Builder {
+        name: probes.builder_flag.clone().unwrap_or_else(|| "(current)".into()),
+        driver: "unknown (docker buildx inspect failed)".into(),
+        buildkit: None,
+    };
+    let builder = probes.builder.clone().unwrap_or(unknown);
+    let setup = |mode| Setup {
+        builder: probes.builder_flag.clone(),
+        mode,
+    };
+    let about = builder.describe();
+    match (builder.reads_engine_store(), builder.named_contexts()) {
+        (true, true) => Ok((
+            setup(Mode::Requests { handover: false }),
+            format!("{about}: named contexts, reads the engine's image store"),
+        )),
+        (true, false) => Ok((
+            setup(Mode::PerImage),
+            format!(
+                "{about}: no named contexts (BuildKit < 0.10), so one bake per image, bases first, \
+                 each base read from the engine's image store"
+            ),
+        )),
+        (false, false) => Err((
+            FallbackCause::NoNamedContexts { builder: about },
+            String::new(),
+        )),
+        (false, true) => {
+            if probes.handover && probes.skopeo.is_some() {
+                return Ok((
+                    setup(Mode::Requests { handover: true }),
+                    format!(
+                        "{about}: cannot read the engine's image store, so local bases are handed over \
+                         as OCI layouts (skopeo)"
+                    ),
+                ));
+            }
+            let why = if probes.handover {
+                "; skopeo, which would hand it over, is not installed"
+            } else {
+                "; the hand-over of local bases is off (KILN_BAKE_HANDOVER=0)"
+            };
+            match local_only.first() {
+                Some(base) => Err((
+                    FallbackCause::DriverCannotSeeLocalStore {
+                        driver: builder.driver.clone(),
+                        base: base.clone(),
+                    },
+                    why.to_string(),
+                )),
+                None => Ok((
+                    setup(Mode::Requests { handover: false }),
+                    format!("{about}: every outside base is in a registry{why}"),
+                )),
+            }
+        }
+    }
+}
+
 /// Chooses the backend. `local_only` lists the plan's bases that exist only in the
 /// local image store ([`local_only_bases`]). Errors carry exit status 3 and name
-/// what was looked for.
+/// what was looked for, or the capability the builder lacks.
 pub fn decide(
     requested: Requested,
     probes: &Probes,
     local_only: &[String],
 ) -> anyhow::Result<Decision> {
-    let engine_ok = probes.engine.is_ok();
     let looked_for = || {
         format!(
             "looked for docker buildx ({}), podman on PATH ({}), and a Docker Engine at {} ({})",
@@ -243,15 +416,19 @@ pub fn decide(
         reason,
         cause,
         fallback,
+        bake: Setup::default(),
     };
     match requested {
         Requested::Bake => match &probes.buildx {
-            Some(v) => Ok(decision(
-                BackendKind::Bake,
-                format!("requested; {v}"),
-                None,
-                None,
-            )),
+            Some(v) => match bake_setup(probes, local_only) {
+                Ok((setup, why)) => Ok(Decision {
+                    bake: setup,
+                    ..decision(BackendKind::Bake, format!("requested; {v}, {why}"), None, None)
+                }),
+                Err((cause, why)) => Err(no_backend(format!(
+                    "--backend bake cannot build this plan: {cause}{why}; nothing was built"
+                ))),
+            },
             None => Err(no_backend(format!(
                 "--backend bake: docker buildx is not available; {}",
                 looked_for()
@@ -283,45 +460,26 @@ pub fn decide(
         },
         Requested::Auto => {
             let podman = probes.podman.is_some();
-            if let Some(version) = &probes.buildx {
-                let driver = probes.driver.clone().unwrap_or_else(|| "unknown".into());
-                if driver != "docker" {
-                    if let Some(base) = local_only.first() {
-                        let cause = FallbackCause::DriverCannotSeeLocalStore {
-                            driver: driver.clone(),
-                            base: base.clone(),
-                        };
-                        if podman {
-                            return Ok(decision(
-                                BackendKind::Podman,
-                                format!("fallback: {cause}"),
-                                Some(cause),
-                                None,
-                            ));
-                        }
-                        if engine_ok {
-                            return Ok(decision(
-                                BackendKind::Engine,
-                                format!("{cause}; podman is not installed, so the Docker Engine API builds"),
-                                Some(cause),
-                                None,
-                            ));
-                        }
-                    }
+            let cause = match (&probes.buildx, bake_setup(probes, local_only)) {
+                (Some(version), Ok((setup, why))) => {
+                    return Ok(Decision {
+                        bake: setup,
+                        ..decision(
+                            BackendKind::Bake,
+                            format!("{version}, {why}"),
+                            None,
+                            podman.then_some(BackendKind::Podman),
+                        )
+                    });
                 }
-                let fallback = podman.then_some(BackendKind::Podman);
-                return Ok(decision(
-                    BackendKind::Bake,
-                    format!("{version}, builder driver {driver:?}"),
-                    None,
-                    fallback,
-                ));
-            }
+                (Some(_), Err((cause, why))) => (cause, why),
+                (None, _) => (FallbackCause::BuildxMissing, String::new()),
+            };
+            let (cause, why) = cause;
             if podman {
-                let cause = FallbackCause::BuildxMissing;
                 return Ok(decision(
                     BackendKind::Podman,
-                    format!("fallback: {cause}"),
+                    format!("fallback: {cause}{why}"),
                     Some(cause),
                     None,
                 ));
@@ -330,15 +488,15 @@ pub fn decide(
                 return Ok(decision(
                     BackendKind::Engine,
                     format!(
-                        "neither docker buildx nor podman is installed; the Docker Engine {v} at {} answers",
+                        "{cause}{why}; podman is not installed, so the Docker Engine {v} at {} builds",
                         probes.engine_endpoint
                     ),
-                    None,
+                    Some(cause),
                     None,
                 ));
             }
             Err(no_backend(format!(
-                "no backend able to build: {}",
+                "no backend able to build: {cause}{why}; {}",
                 looked_for()
             )))
         }
@@ -401,16 +559,30 @@ fn ref_forms(reference: &str) -> Vec<String> {
     forms
 }
 
-/// Probes, finds the plan's local-only bases when that matters (a non-`docker`
-/// builder driver), and decides: what `kiln build` calls before a real build (and
-/// `--dry-run` with `--backend auto`). Read-only; call outside a tokio runtime.
+/// Probes, finds the plan's local-only bases when that matters (a builder that
+/// cannot read the engine's store), and decides: what `kiln build` calls before a
+/// real build (and `--dry-run` with `--backend auto`). Read-only; call outside a
+/// tokio runtime. The builder is buildx's own choice (`BUILDX_BUILDER`, the current one).
 pub fn choose(requested: Requested, specs: &[BuildSpec]) -> anyhow::Result<Decision> {
+    choose_on(requested, specs, None)
+}
+
+/// [`choose`] with the builder kiln was told to use (`--builder`), if any.
+pub fn choose_on(
+    requested: Requested,
+    specs: &[BuildSpec],
+    builder: Option<&str>,
+) -> anyhow::Result<Decision> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let probes = probe_async().await;
-        let local_only = if probes.buildx.is_some() && probes.driver.as_deref() != Some("docker") {
+        let probes = probe_async(builder).await;
+        let store_blind = probes
+            .builder
+            .as_ref()
+            .is_none_or(|b| !b.reads_engine_store());
+        let local_only = if probes.buildx.is_some() && store_blind {
             local_only_bases(&external_bases(specs)).await
         } else {
             Vec::new()
@@ -427,10 +599,21 @@ mod tests {
         Probes {
             docker: Some("/usr/bin/docker".into()),
             buildx: Some("github.com/docker/buildx v0.19.0".into()),
-            driver: Some("docker".into()),
+            builder_flag: None,
+            builder: Some(builder("docker", "v0.12.5")),
+            skopeo: Some("/usr/bin/skopeo".into()),
+            handover: true,
             engine_endpoint: "unix:///var/run/docker.sock".into(),
             engine: Ok("27.0".into()),
             podman: Some("/usr/bin/podman".into()),
+        }
+    }
+
+    fn builder(driver: &str, buildkit: &str) -> Builder {
+        Builder {
+            name: "b".into(),
+            driver: driver.into(),
+            buildkit: Some(buildkit.into()),
         }
     }
 
@@ -454,10 +637,62 @@ mod tests {
     }
 
     #[test]
-    fn container_driver_with_local_only_base_falls_back() {
+    fn capability_decides_how_bake_runs() {
+        // Docker 20.10's BuildKit v0.8 on the docker driver: one bake per image.
+        let mut p = probes();
+        p.builder = Some(builder("docker", "v0.8+unknown"));
+        let d = decide(Requested::Auto, &p, &[]).unwrap();
+        assert_eq!((d.backend, d.bake.mode), (BackendKind::Bake, Mode::PerImage));
+        assert!(d.reason.contains("no named contexts"), "{}", d.reason);
+        // A remote builder with named contexts: requests, bases handed over.
         for driver in ["docker-container", "remote", "kubernetes"] {
+            p.builder = Some(builder(driver, "v0.26-dev-73ed682"));
+            let d = decide(Requested::Auto, &p, &["debian:bookworm-slim".into()]).unwrap();
+            assert_eq!(
+                (d.backend, d.bake.mode),
+                (BackendKind::Bake, Mode::Requests { handover: true }),
+                "{driver}"
+            );
+        }
+        // Without named contexts a store-blind builder cannot build the fleet at all.
+        p.builder = Some(builder("remote", "v0.9.3"));
+        let d = decide(Requested::Auto, &p, &[]).unwrap();
+        assert_eq!(d.backend, BackendKind::Podman);
+        assert!(matches!(d.cause, Some(FallbackCause::NoNamedContexts { .. })));
+        let err = decide(Requested::Bake, &p, &[]).unwrap_err();
+        assert_eq!(exit_code(&err), 3);
+        assert!(err.to_string().contains("named contexts"), "{err}");
+        // The builder kiln was told to use is passed on.
+        let mut p = probes();
+        p.builder_flag = Some("kiln-remote".into());
+        let d = decide(Requested::Bake, &p, &[]).unwrap();
+        assert_eq!(d.bake.builder.as_deref(), Some("kiln-remote"));
+    }
+
+    #[test]
+    fn buildkit_versions() {
+        assert_eq!(parse_buildkit_version("v0.8+unknown"), Some((0, 8)));
+        assert_eq!(parse_buildkit_version("v0.26-dev-73ed682"), Some((0, 26)));
+        assert_eq!(parse_buildkit_version("0.12.5"), Some((0, 12)));
+        assert_eq!(parse_buildkit_version("unknown"), None);
+        assert!(!builder("docker", "v0.9.3").named_contexts());
+        assert!(builder("docker", "v0.10.0").named_contexts());
+        assert!(builder("docker", "v1.0.0").named_contexts());
+    }
+
+    #[test]
+    fn container_driver_with_local_only_base_falls_back_without_handover() {
+        for (driver, skopeo, handover) in [
+            ("docker-container", true, false),
+            ("remote", false, true),
+            ("kubernetes", true, false),
+        ] {
             let mut p = probes();
-            p.driver = Some(driver.into());
+            p.builder = Some(builder(driver, "v0.26.0"));
+            p.handover = handover;
+            if !skopeo {
+                p.skopeo = None;
+            }
             let d = decide(Requested::Auto, &p, &["debian:bookworm-slim".into()]).unwrap();
             assert_eq!(d.backend, BackendKind::Podman);
             assert_eq!(
@@ -478,7 +713,8 @@ mod tests {
     #[test]
     fn container_driver_without_local_only_base_keeps_bake() {
         let mut p = probes();
-        p.driver = Some("docker-container".into());
+        p.builder = Some(builder("docker-container", "v0.26.0"));
+        p.handover = false;
         assert_eq!(
             decide(Requested::Auto, &p, &[]).unwrap().backend,
             BackendKind::Bake
@@ -488,7 +724,8 @@ mod tests {
     #[test]
     fn container_driver_without_podman_uses_engine() {
         let mut p = probes();
-        p.driver = Some("docker-container".into());
+        p.builder = Some(builder("docker-container", "v0.26.0"));
+        p.handover = false;
         p.podman = None;
         let d = decide(Requested::Auto, &p, &["b:1".into()]).unwrap();
         assert_eq!(d.backend, BackendKind::Engine);
@@ -498,7 +735,7 @@ mod tests {
     fn buildx_missing_falls_back_to_podman() {
         let mut p = probes();
         p.buildx = None;
-        p.driver = None;
+        p.builder = None;
         let d = decide(Requested::Auto, &p, &[]).unwrap();
         assert_eq!(
             (d.backend, d.cause),
@@ -514,7 +751,8 @@ mod tests {
         p.podman = None;
         let d = decide(Requested::Auto, &p, &[]).unwrap();
         assert_eq!(d.backend, BackendKind::Engine);
-        assert_eq!(d.cause, None);
+        assert_eq!(d.cause, Some(FallbackCause::BuildxMissing));
+        assert!(d.reason.contains("podman is not installed"), "{}", d.reason);
     }
 
     #[test]
@@ -522,7 +760,10 @@ mod tests {
         let p = Probes {
             docker: None,
             buildx: None,
-            driver: None,
+            builder_flag: None,
+            builder: None,
+            skopeo: None,
+            handover: true,
             engine_endpoint: "unix:///var/run/docker.sock".into(),
             engine: Err("connection refused".into()),
             podman: None,
@@ -563,11 +804,24 @@ mod tests {
     }
 
     #[test]
-    fn driver_parsed_from_inspect() {
-        let out =
-            "Name:          builder\nDriver:        docker-container\nNodes:\nName: builder0\n";
-        assert_eq!(parse_driver(out).as_deref(), Some("docker-container"));
-        assert_eq!(parse_driver("Name: x\n"), None);
+    fn builder_parsed_from_inspect() {
+        let out = "Name:   default\nDriver: docker\n\nNodes:\nName:             default\nEndpoint:         default\n\
+                   Status:           running\nBuildKit version: v0.8+unknown\nPlatforms:        linux/amd64\n";
+        assert_eq!(parse_builder(out), Some(builder_named("default", "docker", Some("v0.8+unknown"))));
+        let old = "Name:          builder\nDriver:        docker-container\nNodes:\nName: builder0\nBuildkit: v0.11.6\n";
+        assert_eq!(
+            parse_builder(old),
+            Some(builder_named("builder", "docker-container", Some("v0.11.6")))
+        );
+        assert_eq!(parse_builder("Name: x\n"), None);
+    }
+
+    fn builder_named(name: &str, driver: &str, buildkit: Option<&str>) -> Builder {
+        Builder {
+            name: name.into(),
+            driver: driver.into(),
+            buildkit: buildkit.map(str::to_string),
+        }
     }
 
     #[test]

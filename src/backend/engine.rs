@@ -16,9 +16,12 @@
 
 use std::collections::BTreeMap;
 
+use anyhow::Context as _;
+use futures_util::StreamExt;
+
 use crate::plan::BuildSpec;
 
-use super::{build_argv, path_word};
+use super::{build_argv, path_word, Built, Env, Stop};
 
 /// The `docker build` command equivalent to the Engine API request kiln sends for
 /// `spec`: same Dockerfile, context (after `.dockerignore`), build args, labels and
@@ -33,6 +36,17 @@ pub fn equivalent_docker_build(spec: &BuildSpec) -> Vec<String> {
     let mut argv = build_argv("docker", spec);
     argv.push(path_word(&spec.context));
     argv
+}
+
+/// The dry run: the `docker build` equivalent of each Engine API request, bases first.
+pub fn dry_run(builds: &[BuildSpec]) -> Vec<String> {
+    let mut lines = vec!["# the Engine API requests kiln sends are equivalent to:".to_string()];
+    lines.extend(
+        builds
+            .iter()
+            .map(|spec| super::shell::join(&equivalent_docker_build(spec))),
+    );
+    lines
 }
 
 /// `text` with one `LABEL` instruction holding `labels` appended to the stage that
@@ -116,6 +130,97 @@ pub fn labelled_dockerfile(
         out.push_str(line);
     }
     Some(out)
+}
+
+/// Builds `spec` through the Engine API, untagged (the scheduler names it after the
+/// label check); dropping the connection on cancel makes the engine stop the build.
+pub async fn build(
+    env: &Env,
+    spec: &BuildSpec,
+    ctx: crate::context::Context,
+) -> Result<Built, Stop> {
+    let docker = bollard::Docker::connect_with_local_defaults()
+        .context("connecting to the Docker Engine")?;
+    env.progress.step(&spec.name, "sending context");
+    // One LABEL instruction instead of one legacy-builder step per label (see the module doc).
+    let text = std::fs::read_to_string(&ctx.dockerfile).ok();
+    let labelled = text.and_then(|t| labelled_dockerfile(&t, spec.target.as_deref(), &spec.labels));
+    let api_labels = labelled
+        .is_none()
+        .then(|| spec.labels.clone().into_iter().collect());
+    let (tar, dockerfile) = tokio::task::spawn_blocking(move || ctx.tar(labelled.as_deref()))
+        .await
+        .map_err(|e| Stop::Failed(format!("packing the context: {e}")))??;
+    let options = bollard::query_parameters::BuildImageOptions {
+        dockerfile,
+        t: None,
+        buildargs: Some(spec.args.clone().into_iter().collect()),
+        labels: api_labels,
+        target: spec.target.clone().unwrap_or_default(),
+        rm: true,
+        forcerm: true,
+        pull: None,
+        version: bollard::query_parameters::BuilderVersion::BuilderV1,
+        ..Default::default()
+    };
+    let mut stream = docker.build_image(options, None, Some(bollard::body_full(tar.into())));
+    let mut cancel = env.cancel.clone();
+    let mut id: Option<String> = None;
+    let mut tail: Vec<String> = Vec::new();
+    loop {
+        tokio::select! {
+            item = stream.next() => {
+                let Some(item) = item else { break };
+                let info = match item {
+                    Ok(info) => info,
+                    Err(bollard::errors::Error::DockerStreamError { error }) => {
+                        return Err(Stop::Failed(format!("{}: {error}", last_step(&tail))));
+                    }
+                    Err(e) => return Err(Stop::Failed(format!("the Docker Engine build failed or went away: {e}"))),
+                };
+                if let Some(detail) = info.error_detail {
+                    return Err(Stop::Failed(format!("{}: {}", last_step(&tail), detail.message.unwrap_or_default())));
+                }
+                if let Some(aux) = info.aux {
+                    if let Some(found) = aux.id { id = Some(found); }
+                }
+                if let Some(text) = info.stream {
+                    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+                        if line.starts_with("Step ") {
+                            env.progress.step(&spec.name, line);
+                        }
+                        if let Some(short) = line.strip_prefix("Successfully built ") {
+                            id.get_or_insert_with(|| short.to_string());
+                        }
+                        tail.push(line.to_string());
+                        if tail.len() > 20 { tail.remove(0); }
+                    }
+                }
+            }
+            _ = cancel.changed() => {
+                drop(stream); // closing the connection makes the engine cancel the build
+                return Err(Stop::Interrupted);
+            }
+        }
+    }
+    let id = id.ok_or_else(|| {
+        Stop::Failed(format!(
+            "the engine reported no image id; last output:\n{}",
+            tail.join("\n")
+        ))
+    })?;
+    Ok(Built {
+        reference: id,
+        tagged: false,
+    })
+}
+
+fn last_step(tail: &[String]) -> String {
+    tail.iter()
+        .rev()
+        .find(|l| l.starts_with("Step ") || l.starts_with("STEP "))
+        .cloned()
+        .unwrap_or_else(|| "build".into())
 }
 
 /// Why the engine backend refuses `spec`, if it does: build secrets need BuildKit,

@@ -1,18 +1,21 @@
 //! Backends: the three ways kiln builds one image (or one bake request), and the
-//! probes that choose between them.
+//! probes that choose between them. Each backend is one module that owns what it
+//! prints (`--dry-run`), how it runs, and (later) how it pushes:
 //!
-//! - [`engine`]: the Docker Engine API through bollard (legacy builder or BuildKit daemon),
-//!   into Docker's image store;
+//! - [`engine`]: the Docker Engine API through bollard, into Docker's image store;
 //! - [`podman`]: `podman build`, into podman's store;
-//! - [`bake`]: `docker buildx bake … --load`, into Docker's image store;
-//! - [`detect`]: which of them this machine can use, and the fallback causes;
-//! - [`shell`]: the one place an argv becomes a printable shell line.
+//! - [`bake`]: `docker buildx bake … --load`, into Docker's image store, one call per
+//!   [`crate::plan::BakeRequest`] or (builders without named contexts) per image;
+//! - [`detect`]: which of them this machine can use, the builder's capabilities, and
+//!   the fallback causes;
+//! - [`child`]: a build tool run as a child process; [`shell`]: argv → shell line.
 //!
-//! The argv functions here are pure: they render a [`crate::plan::BuildSpec`] /
-//! [`crate::plan::BakeRequest`] and are what both `--dry-run` prints and the
-//! executors in [`crate::build`] run.
+//! The scheduler ([`crate::build`]) sees one interface, [`Backend`]: it decides what
+//! to build and when, checks labels and tags; a backend only turns one image (or one
+//! bake request) into an image in its store.
 
 pub mod bake;
+pub mod child;
 pub mod detect;
 pub mod engine;
 pub mod podman;
@@ -20,8 +23,11 @@ pub mod shell;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::plan::BuildSpec;
+use crate::progress::Progress;
+use crate::store::Store;
 
 /// A backend kiln can build with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -55,6 +61,100 @@ impl BackendKind {
 impl fmt::Display for BackendKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
+    }
+}
+
+/// Why a backend stopped before producing an image.
+#[derive(Debug)]
+pub enum Stop {
+    Failed(String),
+    Interrupted,
+}
+
+impl From<anyhow::Error> for Stop {
+    fn from(e: anyhow::Error) -> Stop {
+        Stop::Failed(format!("{e:#}"))
+    }
+}
+
+/// What every backend gets from the run that calls it.
+#[derive(Clone)]
+pub struct Env {
+    /// The repository root: children run here and relative spec paths resolve from here.
+    pub repo: PathBuf,
+    pub progress: Arc<Progress>,
+    /// Becomes true on Ctrl-C: stop, leave nothing named.
+    pub cancel: tokio::sync::watch::Receiver<bool>,
+}
+
+/// An image a backend built, before the scheduler's label check.
+#[derive(Debug, Clone)]
+pub struct Built {
+    /// How the store finds it: the image id (engine: built untagged) or its name.
+    pub reference: String,
+    /// True when the backend already gave it its final name (podman `-t`, bake `--load`).
+    pub tagged: bool,
+}
+
+/// The backend a run builds with, and how: the one interface the scheduler calls.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Backend {
+    Engine,
+    Podman,
+    Bake(bake::Setup),
+}
+
+impl Backend {
+    pub fn kind(&self) -> BackendKind {
+        match self {
+            Backend::Engine => BackendKind::Engine,
+            Backend::Podman => BackendKind::Podman,
+            Backend::Bake(_) => BackendKind::Bake,
+        }
+    }
+
+    /// The store its images land in.
+    pub fn store(&self) -> Store {
+        self.kind().store()
+    }
+
+    /// True when the scheduler hands it one image at a time ([`Backend::build_image`]);
+    /// false for bake on a builder with named contexts, which builds whole requests
+    /// ([`bake::build_request`]).
+    pub fn per_image(&self) -> bool {
+        !matches!(self, Backend::Bake(setup) if setup.mode != bake::Mode::PerImage)
+    }
+
+    /// Why this backend cannot build `spec` at all, before anything runs.
+    pub fn refusal(&self, spec: &BuildSpec) -> Option<String> {
+        match self {
+            Backend::Engine => engine::refusal(spec),
+            _ => None,
+        }
+    }
+
+    /// What `--dry-run` prints for the plan, in order: commands, and `#` lines that explain.
+    pub fn dry_run(&self, builds: &[BuildSpec], requests: &[crate::plan::BakeRequest]) -> Vec<String> {
+        match self {
+            Backend::Engine => engine::dry_run(builds),
+            Backend::Podman => podman::dry_run(builds),
+            Backend::Bake(setup) => bake::dry_run(builds, requests, setup),
+        }
+    }
+
+    /// Builds one image (`spec` already carries every label, the input digest
+    /// included); `context` is the walked build context.
+    pub async fn build_image(
+        &self,
+        env: &Env,
+        spec: &BuildSpec,
+        context: crate::context::Context,
+    ) -> Result<Built, Stop> {
+        match self {
+            Backend::Engine => engine::build(env, spec, context).await,
+            Backend::Podman => podman::build(env, spec).await,
+            Backend::Bake(setup) => bake::build_image(env, setup, spec).await,
+        }
     }
 }
 

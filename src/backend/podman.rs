@@ -6,7 +6,9 @@
 
 use crate::plan::BuildSpec;
 
-use super::{build_argv, path_word};
+use std::collections::BTreeMap;
+
+use super::{build_argv, child, path_word, shell, Built, Env, Stop};
 
 /// The argv of `podman build` for one image, exactly as the podman executor runs it
 /// (working directory: the repository root, since `BuildSpec` paths are relative to it).
@@ -29,6 +31,30 @@ pub fn command(spec: &BuildSpec) -> Vec<String> {
     argv
 }
 
+/// The dry run: one [`command`] per image, bases first.
+pub fn dry_run(builds: &[BuildSpec]) -> Vec<String> {
+    builds.iter().map(|spec| shell::join(&command(spec))).collect()
+}
+
+/// Runs [`command`]; `-t` names the image on success (the scheduler takes the name
+/// away again if the label check fails).
+pub async fn build(env: &Env, spec: &BuildSpec) -> Result<Built, Stop> {
+    let argv = command(spec);
+    env.progress.step(&spec.name, "podman build");
+    let run = child::run(env, &spec.name, &BTreeMap::new(), &argv, None).await?;
+    if !run.success {
+        return Err(Stop::Failed(format!(
+            "{} failed:\n{}",
+            shell::join(&argv),
+            child::tail(&run.output, 15)
+        )));
+    }
+    Ok(Built {
+        reference: spec.image.clone(),
+        tagged: true,
+    })
+}
+
 /// `id=<id>,env=<VAR>` or `id=<id>,src=<path>`: where the value comes from, never the value.
 pub(crate) fn secret_word(secret: &crate::plan::Secret) -> String {
     let mut word = format!("id={}", secret.id);
@@ -43,7 +69,6 @@ pub(crate) fn secret_word(secret: &crate::plan::Secret) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::shell;
     use crate::backend::test_support::sample;
     use crate::plan::Secret;
 

@@ -35,6 +35,10 @@ pub struct Args {
     #[arg(long, global = true, default_value = "auto", value_parser = parse_backend)]
     pub backend: Requested,
 
+    /// The buildx builder bake runs on (default: `BUILDX_BUILDER`, else the current one).
+    #[arg(long, global = true, value_name = "NAME")]
+    pub builder: Option<String>,
+
     /// Print the exact commands, in order, and change nothing.
     #[arg(long, global = true)]
     pub dry_run: bool,
@@ -180,7 +184,7 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
         eprintln!("note: {note}");
     }
     if args.dry_run {
-        let decision = choose(args.backend, &plan, false)?;
+        let decision = choose(args.backend, &plan, false, args.builder.as_deref())?;
         let plan = if decision.backend == BackendKind::Bake {
             plan.with_bake_requests(&fleet)
         } else {
@@ -202,7 +206,7 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     // A real build: probe, decide (explained by the executor), build.
-    let decision = choose(args.backend, &plan, true)?;
+    let decision = choose(args.backend, &plan, true, args.builder.as_deref())?;
     // The executor may fall back from bake to podman, so it gets both forms.
     let plan = plan.with_bake_requests(&fleet);
     if decision.backend == BackendKind::Engine {
@@ -237,32 +241,26 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
 /// The backend to use. For a dry run, an explicit `--backend` is taken as given (the
 /// commands are printed, not run, so the tool need not be installed); otherwise, and for
 /// `auto`, this machine is probed (read-only) and the choice explained.
-fn choose(requested: Requested, plan: &Plan, probe_explicit: bool) -> anyhow::Result<Decision> {
-    let explicit = |backend| Decision {
-        backend,
-        reason: "requested".into(),
-        cause: None,
-        fallback: None,
-    };
+fn choose(
+    requested: Requested,
+    plan: &Plan,
+    probe_explicit: bool,
+    builder: Option<&str>,
+) -> anyhow::Result<Decision> {
     if !probe_explicit {
-        match requested {
-            Requested::Bake => return Ok(explicit(BackendKind::Bake)),
-            Requested::Podman => return Ok(explicit(BackendKind::Podman)),
-            Requested::Engine => return Ok(explicit(BackendKind::Engine)),
-            Requested::Auto => {}
+        let backend = match requested {
+            Requested::Bake => Some(BackendKind::Bake),
+            Requested::Podman => Some(BackendKind::Podman),
+            Requested::Engine => Some(BackendKind::Engine),
+            Requested::Auto => None,
+        };
+        if let Some(backend) = backend {
+            let mut d = Decision::new(backend, "requested");
+            d.bake.builder = builder.map(str::to_string);
+            return Ok(d);
         }
     }
-    let probes = detect::probe();
-    let local_only = if probes.buildx.is_some() && probes.driver.as_deref() != Some("docker") {
-        let bases = detect::external_bases(&plan.builds);
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?
-            .block_on(detect::local_only_bases(&bases))
-    } else {
-        Vec::new()
-    };
-    detect::decide(requested, &probes, &local_only)
+    detect::choose_on(requested, &plan.builds, builder)
 }
 
 /// Prints the commands of `plan` for the decided backend, in order. Lines starting with
@@ -283,30 +281,8 @@ pub(crate) fn print_dry_run(
         "# at build time kiln also stamps the label {}=<digest of the image's inputs> and skips images already up to date",
         crate::labels::INPUTS_DIGEST
     )?;
-    match decision.backend {
-        BackendKind::Bake => {
-            for r in &plan.bake {
-                writeln!(out, "{}", backend::bake::display(r))?;
-            }
-        }
-        BackendKind::Podman => {
-            for spec in &plan.builds {
-                writeln!(out, "{}", shell::join(&backend::podman::command(spec)))?;
-            }
-        }
-        BackendKind::Engine => {
-            writeln!(
-                out,
-                "# the Engine API requests kiln sends are equivalent to:"
-            )?;
-            for spec in &plan.builds {
-                writeln!(
-                    out,
-                    "{}",
-                    shell::join(&backend::engine::equivalent_docker_build(spec))
-                )?;
-            }
-        }
+    for line in decision.backend().dry_run(&plan.builds, &plan.bake) {
+        writeln!(out, "{line}")?;
     }
     if let Some(fallback) = decision.fallback {
         writeln!(

@@ -222,8 +222,12 @@ fn build(
     for note in &plan.notes {
         eprintln!("note: {note}");
     }
-    let probes = detect::probe();
-    let local_only = if probes.buildx.is_some() && probes.driver.as_deref() != Some("docker") {
+    let probes = detect::probe(None);
+    let store_blind = probes
+        .builder
+        .as_ref()
+        .is_none_or(|b| !b.reads_engine_store());
+    let local_only = if probes.buildx.is_some() && store_blind {
         let bases = detect::external_bases(&plan.builds);
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -237,16 +241,14 @@ fn build(
     // builds into the engine's store rather than podman's (no copy between stores).
     if args.backend == Requested::Auto && decision.backend.store() == Store::Podman {
         if let Ok(version) = &probes.engine {
-            decision = detect::Decision {
-                backend: crate::backend::BackendKind::Engine,
-                reason: format!(
+            decision = detect::Decision::new(
+                crate::backend::BackendKind::Engine,
+                format!(
                     "kiln run runs the eval on the Docker Engine ({version}), so it builds into the engine's store \
                      (auto would have chosen {}: {})",
                     decision.backend, decision.reason
                 ),
-                cause: None,
-                fallback: None,
-            };
+            );
         }
     }
     let mut opts = crate::build::Options::new(repo);
