@@ -462,14 +462,13 @@ pub fn decide(
             let podman = probes.podman.is_some();
             let cause = match (&probes.buildx, bake_setup(probes, local_only)) {
                 (Some(version), Ok((setup, why))) => {
+                    // One bake per image reads every base from the engine's store, so
+                    // bake's resolve failure (the run-time cause) cannot arise there.
+                    let fallback = (podman && setup.mode != Mode::PerImage)
+                        .then_some(BackendKind::Podman);
                     return Ok(Decision {
                         bake: setup,
-                        ..decision(
-                            BackendKind::Bake,
-                            format!("{version}, {why}"),
-                            None,
-                            podman.then_some(BackendKind::Podman),
-                        )
+                        ..decision(BackendKind::Bake, format!("{version}, {why}"), None, fallback)
                     });
                 }
                 (Some(_), Err((cause, why))) => (cause, why),
