@@ -1,8 +1,13 @@
 //! kiln: builds, labels and runs the container images of AI-agent evaluations.
 //!
-//! Layering, left to right; a module uses only modules to its left:
-//! `kiln_bake` (crate), `error` → `naming`, `labels` → `fleet` → `plan` → `backend` → `run`, `report` → `cli`.
-//! Nothing below `cli` parses arguments; `cli` only turns flags into option structs.
+//! Layering, left to right; a module uses only modules to its left (never one of its
+//! own group or to its right; `tests/layering.rs` checks every `crate::` path):
+//!
+//! `kiln_bake` (crate), `error`, `context`, `progress` → `naming` → `labels` → `fleet`, `store` → `lint`, `plan` → `digest` → `backend` → `build` → `report` → `run` → `cli`
+//!
+//! `backend` builds one image (or one bake request) on one tool; `build` schedules
+//! them, checks labels and tags. Nothing below `cli` parses arguments; `cli` only
+//! turns flags into option structs.
 
 pub mod backend;
 pub mod build;
