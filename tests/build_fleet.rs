@@ -5,86 +5,8 @@
 
 mod backend_support;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
 use backend_support::*;
 use kiln::store::Store;
-
-/// A committed copy of the repository (build-time labels come from git).
-fn repo_copy() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let root = env!("CARGO_MANIFEST_DIR");
-    let archive = duct::cmd!("git", "-C", root, "archive", "HEAD")
-        .stdout_capture()
-        .run()
-        .unwrap()
-        .stdout;
-    duct::cmd!("tar", "-x", "-C", dir.path())
-        .stdin_bytes(archive)
-        .run()
-        .unwrap();
-    for args in [
-        vec!["init", "-q"],
-        vec!["add", "-A"],
-        vec![
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@t",
-            "commit",
-            "-qm",
-            "fleet",
-        ],
-    ] {
-        duct::cmd("git", args)
-            .dir(dir.path())
-            .stdout_null()
-            .run()
-            .unwrap();
-    }
-    dir
-}
-
-fn runner() -> PathBuf {
-    if let Ok(p) = std::env::var("KILN_RUNNER") {
-        return PathBuf::from(p);
-    }
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("target/x86_64-unknown-linux-gnu/release/kiln-runner")
-}
-
-fn kiln(repo: &Path, registry: &str, args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_kiln"))
-        .arg("-C")
-        .arg(repo)
-        .args(args)
-        .args(["--progress", "plain"])
-        .env("REGISTRY", registry)
-        .env("KILN_RUNNER", runner())
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stderr).into_owned();
-    (out.status.code().unwrap_or(-1), text)
-}
-
-fn remove_registry(store: Store, registry: &str) {
-    for image in kiln::store::list_images()
-        .into_iter()
-        .filter(|i| i.store == store && i.name.starts_with(registry))
-    {
-        let tool = if store == Store::Docker {
-            "docker"
-        } else {
-            "podman"
-        };
-        let _ = duct::cmd!(tool, "rmi", "-f", &image.name)
-            .stdout_null()
-            .stderr_null()
-            .unchecked()
-            .run();
-    }
-}
 
 fn fleet_on(backend: &str, store: Store) {
     let registry = format!("kiln.fleet-{backend}");

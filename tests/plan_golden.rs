@@ -43,10 +43,19 @@ const KINDS: &[(&str, &[&str])] = &[
 
 fn check_backend(backend: &str) {
     let repo = fixture("small");
+    // bake probes its builder even when requested: a shim stands in for buildx on the
+    // `docker` driver with named contexts, so the golden does not depend on this machine.
+    let tmp = tempfile::tempdir().unwrap();
+    let path = shim_path(&tmp.path().join("bin"), false, Some(("docker", "v0.12.5")));
+    let env: &[(&str, &str)] = if backend == "bake" {
+        &[("PATH", &path), ("HOME", tmp.path().to_str().unwrap())]
+    } else {
+        &[]
+    };
     for (kind, args) in KINDS {
         let mut args: Vec<&str> = args.to_vec();
         args.extend(["--dry-run", "--backend", backend]);
-        let out = kiln(&repo, &args, &[]);
+        let out = kiln(&repo, &args, env);
         assert_eq!(out.status.code(), Some(0), "{}", transcript(&args, &out));
         golden(
             &format!("dry-run/{kind}.{backend}.txt"),
@@ -76,11 +85,25 @@ fn auto_without_buildx_chooses_podman() {
     auto_dry_run(None, "auto-podman");
 }
 
-/// `auto` with buildx on the `docker` driver (a shim stands in for the decision probes):
-/// bake, with the podman commands it would fall back to.
+/// `auto` with buildx on the `docker` driver with named contexts (a shim stands in for
+/// the decision probes): bake per request, with the podman commands it would fall back to.
 #[test]
 fn auto_with_buildx_chooses_bake_and_shows_fallback() {
-    auto_dry_run(Some("docker"), "auto-bake");
+    auto_dry_run(Some(("docker", "v0.12.5")), "auto-bake");
+}
+
+/// `auto` on Docker 20.10's own builder (BuildKit v0.8, no named contexts): one bake
+/// per image, bases first, each defined on stdin.
+#[test]
+fn auto_on_buildkit_without_named_contexts_bakes_per_image() {
+    auto_dry_run(Some(("docker", "v0.8+unknown")), "auto-bake-per-image");
+}
+
+/// `auto` on a `remote` builder with named contexts: the exports to OCI layouts, then
+/// the bakes that take them as named contexts.
+#[test]
+fn auto_on_a_remote_builder_hands_bases_over() {
+    auto_dry_run(Some(("remote", "v0.26-dev-73ed682")), "auto-bake-handover");
 }
 
 /// `auto` with nothing able to build: exit 3, naming what was looked for.
@@ -247,8 +270,8 @@ fn templates_equal_exact_resolution_even_when_they_cannot_apply() {
 }
 
 /// The `auto` dry run of a per-task eval build with buildx stood in by a shim reporting
-/// `driver` (`None`: no buildx), compared with `dry-run/eval-per-task.<name>.txt`.
-fn auto_dry_run(driver: Option<&str>, name: &str) {
+/// `(driver, BuildKit version)` (`None`: no buildx), compared with `dry-run/eval-per-task.<name>.txt`.
+fn auto_dry_run(driver: Option<(&str, &str)>, name: &str) {
     if which::which("podman").is_err() {
         eprintln!("skipped: podman is not installed");
         return;

@@ -229,6 +229,13 @@ pub fn parse_builder(inspect: &str) -> Option<Builder> {
     })
 }
 
+/// True when `docker buildx version` runs.
+pub fn buildx_answers() -> bool {
+    which::which("docker")
+        .ok()
+        .is_some_and(|d| run_probe(&d, &["buildx", "version"]).is_some())
+}
+
 /// Pings the engine (at most 3 s).
 pub async fn ping_engine() -> Result<String, String> {
     let docker = bollard::Docker::connect_with_local_defaults().map_err(|e| e.to_string())?;

@@ -238,9 +238,11 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::from(summary.exit_code()))
 }
 
-/// The backend to use. For a dry run, an explicit `--backend` is taken as given (the
-/// commands are printed, not run, so the tool need not be installed); otherwise, and for
-/// `auto`, this machine is probed (read-only) and the choice explained.
+/// The backend to use. For a dry run, an explicit `--backend podman|engine` is taken as
+/// given (the commands are printed, not run, so the tool need not be installed); bake
+/// probes its builder whenever buildx answers, since how bake runs depends on it (without
+/// buildx the dry run shows the per-request form). Otherwise, and for `auto`, this
+/// machine is probed (read-only) and the choice explained.
 fn choose(
     requested: Requested,
     plan: &Plan,
@@ -248,14 +250,20 @@ fn choose(
     builder: Option<&str>,
 ) -> anyhow::Result<Decision> {
     if !probe_explicit {
-        let backend = match requested {
-            Requested::Bake => Some(BackendKind::Bake),
+        let given = match requested {
             Requested::Podman => Some(BackendKind::Podman),
             Requested::Engine => Some(BackendKind::Engine),
-            Requested::Auto => None,
+            Requested::Bake if !detect::buildx_answers() => Some(BackendKind::Bake),
+            _ => None,
         };
-        if let Some(backend) = backend {
-            let mut d = Decision::new(backend, "requested");
+        if let Some(backend) = given {
+            let reason = if backend == BackendKind::Bake {
+                "requested; docker buildx does not answer here, so this is the form for a builder \
+                 with named contexts that reads the engine's image store"
+            } else {
+                "requested"
+            };
+            let mut d = Decision::new(backend, reason);
             d.bake.builder = builder.map(str::to_string);
             return Ok(d);
         }

@@ -154,12 +154,7 @@ pub fn options(repo: &Path, jobs: usize, force: bool) -> Options {
 }
 
 pub fn decision(backend: BackendKind) -> kiln::backend::detect::Decision {
-    kiln::backend::detect::Decision {
-        backend,
-        reason: "test".into(),
-        cause: None,
-        fallback: None,
-    }
+    kiln::backend::detect::Decision::new(backend, "test")
 }
 
 /// The statuses by image name, as short words: built / up to date / failed / not built / interrupted.
@@ -185,6 +180,89 @@ pub fn rt() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .unwrap()
+}
+
+/// A committed copy of the repository (build-time labels come from git).
+pub fn repo_copy() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let root = env!("CARGO_MANIFEST_DIR");
+    let archive = duct::cmd!("git", "-C", root, "archive", "HEAD")
+        .stdout_capture()
+        .run()
+        .unwrap()
+        .stdout;
+    duct::cmd!("tar", "-x", "-C", dir.path())
+        .stdin_bytes(archive)
+        .run()
+        .unwrap();
+    for args in [
+        vec!["init", "-q"],
+        vec!["add", "-A"],
+        vec![
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "commit",
+            "-qm",
+            "fleet",
+        ],
+    ] {
+        duct::cmd("git", args)
+            .dir(dir.path())
+            .stdout_null()
+            .run()
+            .unwrap();
+    }
+    dir
+}
+
+pub fn runner() -> PathBuf {
+    if let Ok(p) = std::env::var("KILN_RUNNER") {
+        return PathBuf::from(p);
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("target/x86_64-unknown-linux-gnu/release/kiln-runner")
+}
+
+/// Runs the kiln binary in `repo` with images under `registry`; (exit status, stderr).
+pub fn kiln(repo: &Path, registry: &str, args: &[&str]) -> (i32, String) {
+    kiln_with(repo, registry, args, &[])
+}
+
+/// [`kiln`] with extra environment variables.
+pub fn kiln_with(repo: &Path, registry: &str, args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_kiln"));
+    cmd.arg("-C")
+        .arg(repo)
+        .args(args)
+        .args(["--progress", "plain"])
+        .env("REGISTRY", registry)
+        .env("KILN_RUNNER", runner());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    let text = String::from_utf8_lossy(&out.stderr).into_owned();
+    (out.status.code().unwrap_or(-1), text)
+}
+
+pub fn remove_registry(store: Store, registry: &str) {
+    for image in kiln::store::list_images()
+        .into_iter()
+        .filter(|i| i.store == store && i.name.starts_with(registry))
+    {
+        let tool = if store == Store::Docker {
+            "docker"
+        } else {
+            "podman"
+        };
+        let _ = duct::cmd!(tool, "rmi", "-f", &image.name)
+            .stdout_null()
+            .stderr_null()
+            .unchecked()
+            .run();
+    }
 }
 
 /// Removes every image of namespace `ns` from `store` (before and after a test).

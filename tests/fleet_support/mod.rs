@@ -103,24 +103,34 @@ pub fn copy_tree(from: &Path, to: &Path) {
 /// A directory with executables for PATH: `podman` (the real one, when installed) and,
 /// with `buildx_driver`, a `docker` shim that answers only `docker buildx version` and
 /// `docker buildx inspect` (the decision probes) and fails for anything else.
-pub fn shim_path(dir: &Path, podman: bool, buildx_driver: Option<&str>) -> String {
+pub fn shim_path(dir: &Path, podman: bool, buildx: Option<(&str, &str)>) -> String {
     std::fs::create_dir_all(dir).unwrap();
     if podman {
         if let Ok(real) = which::which("podman") {
             std::os::unix::fs::symlink(real, dir.join("podman")).unwrap();
         }
     }
-    if let Some(driver) = buildx_driver {
-        let script = format!(
-            "#!/bin/sh\n\
-             if [ \"$1 $2\" = \"buildx version\" ]; then echo 'github.com/docker/buildx v0.0.0-shim 0000000'; exit 0; fi\n\
-             if [ \"$1 $2\" = \"buildx inspect\" ]; then printf 'Name: shim\\nDriver: {driver}\\n'; exit 0; fi\n\
-             echo \"docker shim: refusing $*\" >&2; exit 1\n"
-        );
-        let path = dir.join("docker");
+    use std::os::unix::fs::PermissionsExt;
+    let write = |name: &str, script: String| {
+        let path = dir.join(name);
         std::fs::write(&path, script).unwrap();
-        use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    };
+    if let Some((driver, buildkit)) = buildx {
+        // Answers the decision probes only: a dry run never builds.
+        write(
+            "docker",
+            format!(
+                "#!/bin/sh\n\
+                 if [ \"$1 $2\" = \"buildx version\" ]; then echo 'github.com/docker/buildx v0.0.0-shim 0000000'; exit 0; fi\n\
+                 if [ \"$1 $2\" = \"buildx inspect\" ]; then printf 'Name: shim\\nDriver: {driver}\\n\\nNodes:\\nBuildKit version: {buildkit}\\n'; exit 0; fi\n\
+                 echo \"docker shim: refusing $*\" >&2; exit 1\n"
+            ),
+        );
+        write(
+            "skopeo",
+            "#!/bin/sh\necho \"skopeo shim: refusing $*\" >&2; exit 1\n".to_string(),
+        );
     }
     dir.display().to_string()
 }
