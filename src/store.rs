@@ -318,11 +318,19 @@ pub async fn discard(store: Store, id: &str, image: &str) {
                     .is_some_and(|found| found == id);
                 if named {
                     let _ = client
-                        .remove_image(image, None::<bollard::query_parameters::RemoveImageOptions>, None)
+                        .remove_image(
+                            image,
+                            None::<bollard::query_parameters::RemoveImageOptions>,
+                            None,
+                        )
                         .await;
                 }
                 let _ = client
-                    .remove_image(id, None::<bollard::query_parameters::RemoveImageOptions>, None)
+                    .remove_image(
+                        id,
+                        None::<bollard::query_parameters::RemoveImageOptions>,
+                        None,
+                    )
                     .await;
             }
         }

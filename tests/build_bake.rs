@@ -82,9 +82,15 @@ fn eval_images(registry: &str) -> Vec<(String, &'static str)> {
     vec![
         (format!("{registry}/core/base:dev"), "core"),
         (format!("{registry}/agents/oracle:dev"), "agent"),
-        (format!("{registry}/benchmarks/terminal-lite-count-lines:dev"), "task"),
+        (
+            format!("{registry}/benchmarks/terminal-lite-count-lines:dev"),
+            "task",
+        ),
         (format!("{registry}/core/runner:dev"), "core"),
-        (format!("{registry}/evals/terminal-lite-count-lines--oracle:dev"), "eval"),
+        (
+            format!("{registry}/evals/terminal-lite-count-lines--oracle:dev"),
+            "eval",
+        ),
     ]
 }
 
@@ -93,7 +99,11 @@ fn check_built(registry: &str) {
         let labels = labels_of(Store::Docker, &image)
             .unwrap_or_else(|| panic!("{image} was not loaded into the engine's store"));
         let digest = labels[kiln::labels::INPUTS_DIGEST].clone();
-        assert_eq!(kiln::build::check_labels(&labels, &digest), Ok(()), "{image}");
+        assert_eq!(
+            kiln::build::check_labels(&labels, &digest),
+            Ok(()),
+            "{image}"
+        );
         assert_eq!(labels[kiln::labels::TYPE], kind, "{image}");
     }
 }
@@ -107,7 +117,10 @@ fn eval_twice(repo: &Path, registry: &str, backend: &str, env: &[(&str, &str)]) 
     check_built(registry);
     let (code, again) = kiln_with(repo, registry, &args, env);
     assert_eq!(code, 0, "{again}");
-    assert!(again.contains("bake backend: 0 built, 5 up to date"), "{again}");
+    assert!(
+        again.contains("bake backend: 0 built, 5 up to date"),
+        "{again}"
+    );
     log
 }
 
@@ -119,7 +132,12 @@ fn eval_image_on_the_engines_builder() {
     let registry = "kiln.bake-default";
     remove_registry(Store::Docker, registry);
     let repo = repo_copy();
-    let log = eval_twice(repo.path(), registry, "auto", &[("BUILDX_BUILDER", "default")]);
+    let log = eval_twice(
+        repo.path(),
+        registry,
+        "auto",
+        &[("BUILDX_BUILDER", "default")],
+    );
     assert!(log.contains("builder \"default\" (driver docker"), "{log}");
     if log.contains("BuildKit v0.8") {
         // Docker 20.10: no named contexts, so one bake per image, bases first.
@@ -148,20 +166,29 @@ fn eval_image_on_a_remote_builder_with_bases_handed_over() {
             .env("BUILDX_BUILDER", REMOTE)
             .output()
             .unwrap();
-        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
     };
     assert_eq!(code, Some(0));
     // The dry run: the exports, then the bake that uses them.
     let first_export = dry.find("skopeo copy").expect(&dry);
     let first_bake = dry.find("docker buildx bake").expect(&dry);
     assert!(first_export < first_bake, "{dry}");
-    assert!(dry.contains("core-base.contexts.debian:bookworm-slim=oci-layout://"), "{dry}");
+    assert!(
+        dry.contains("core-base.contexts.debian:bookworm-slim=oci-layout://"),
+        "{dry}"
+    );
 
     let log = eval_twice(repo.path(), registry, "auto", &env);
     assert!(log.contains("handed over as OCI layouts"), "{log}");
     // The outside base's layout is named by its image id, and kept for the next build.
     let debian = labels_id("debian:bookworm-slim");
-    let layout = repo.path().join(".kiln/oci").join(debian.trim_start_matches("sha256:"));
+    let layout = repo
+        .path()
+        .join(".kiln/oci")
+        .join(debian.trim_start_matches("sha256:"));
     assert!(layout.join("index.json").is_file(), "{}", layout.display());
     remove_registry(Store::Docker, registry);
 }
@@ -186,16 +213,29 @@ fn remote_builder_without_the_hand_over() {
     let agent = ["build", "agent", "null", "--backend"];
 
     // --backend bake: refused before anything runs, naming what the builder cannot do.
-    let (code, log) = kiln_with(repo.path(), registry, &[&agent[..], &["bake"]].concat(), &env);
+    let (code, log) = kiln_with(
+        repo.path(),
+        registry,
+        &[&agent[..], &["bake"]].concat(),
+        &env,
+    );
     assert_eq!(code, 3, "{log}");
     assert!(log.contains("cannot read the local image store"), "{log}");
     assert!(log.contains("KILN_BAKE_HANDOVER=0"), "{log}");
     assert!(labels_of(Store::Docker, &format!("{registry}/core/base:dev")).is_none());
 
     // auto: the detected cause, and podman builds.
-    let (code, log) = kiln_with(repo.path(), registry, &[&agent[..], &["auto"]].concat(), &env);
+    let (code, log) = kiln_with(
+        repo.path(),
+        registry,
+        &[&agent[..], &["auto"]].concat(),
+        &env,
+    );
     assert_eq!(code, 0, "{log}");
-    assert!(log.contains("backend: podman (fallback: the buildx builder uses the \"remote\" driver"), "{log}");
+    assert!(
+        log.contains("backend: podman (fallback: the buildx builder uses the \"remote\" driver"),
+        "{log}"
+    );
     assert!(labels_of(Store::Podman, &format!("{registry}/agents/null:dev")).is_some());
     remove_registry(Store::Podman, registry);
 
@@ -205,7 +245,9 @@ fn remote_builder_without_the_hand_over() {
     let vars = BTreeMap::from([("REGISTRY".to_string(), registry.to_string())]);
     let fleet = kiln::fleet::Fleet::load(repo.path(), vars).unwrap();
     let info = kiln::labels::BuildInfo::from_git(repo.path(), &Default::default()).unwrap();
-    let request = kiln::plan::Request::Agent { agent: "null".into() };
+    let request = kiln::plan::Request::Agent {
+        agent: "null".into(),
+    };
     let plan = kiln::plan::plan(&fleet, &request, &info).unwrap();
     let mut decision = Decision::new(BackendKind::Bake, "test: remote builder, hand-over off");
     decision.fallback = Some(BackendKind::Podman);
@@ -213,8 +255,13 @@ fn remote_builder_without_the_hand_over() {
         builder: Some(REMOTE.into()),
         mode: Mode::Requests { handover: false },
     };
-    let summary =
-        kiln::build::run(&plan.builds, &plan.bake, &decision, &options(repo.path(), 2, false)).unwrap();
+    let summary = kiln::build::run(
+        &plan.builds,
+        &plan.bake,
+        &decision,
+        &options(repo.path(), 2, false),
+    )
+    .unwrap();
     assert!(summary.ok(), "{:#?}", summary.outcomes);
     for o in &summary.outcomes {
         assert_eq!(o.store, Store::Podman, "{}", o.name);
@@ -234,7 +281,10 @@ fn broken(env: &[(&str, &str)], registry: &str) {
     assert_eq!(code, 1, "{log}");
     // BuildKit's own words for a failed RUN (v0.8: "executor failed running", newer:
     // "did not complete successfully"), with the step's exit code.
-    assert!(log.contains("kiln-test-broken") && log.contains("exit code: 3"), "{log}");
+    assert!(
+        log.contains("kiln-test-broken") && log.contains("exit code: 3"),
+        "{log}"
+    );
     assert!(log.contains("backend: bake"), "{log}");
     assert!(!log.contains("falling back"), "{log}");
     assert!(labels_of(Store::Docker, &format!("{registry}/agents/null:dev")).is_none());

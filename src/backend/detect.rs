@@ -331,9 +331,15 @@ fn no_backend(message: String) -> anyhow::Error {
 
 /// How bake can run on the probed builder, or the cause that rules it out.
 /// `local_only`: the plan's bases that exist only in the local image store.
-fn bake_setup(probes: &Probes, local_only: &[String]) -> Result<(Setup, String), (FallbackCause, String)> {
+fn bake_setup(
+    probes: &Probes,
+    local_only: &[String],
+) -> Result<(Setup, String), (FallbackCause, String)> {
     let unknown = Builder {
-        name: probes.builder_flag.clone().unwrap_or_else(|| "(current)".into()),
+        name: probes
+            .builder_flag
+            .clone()
+            .unwrap_or_else(|| "(current)".into()),
         driver: "unknown (docker buildx inspect failed)".into(),
         buildkit: None,
     };
@@ -430,7 +436,12 @@ pub fn decide(
             Some(v) => match bake_setup(probes, local_only) {
                 Ok((setup, why)) => Ok(Decision {
                     bake: setup,
-                    ..decision(BackendKind::Bake, format!("requested; {v}, {why}"), None, None)
+                    ..decision(
+                        BackendKind::Bake,
+                        format!("requested; {v}, {why}"),
+                        None,
+                        None,
+                    )
                 }),
                 Err((cause, why)) => Err(no_backend(format!(
                     "--backend bake cannot build this plan: {cause}{why}; nothing was built"
@@ -471,11 +482,16 @@ pub fn decide(
                 (Some(version), Ok((setup, why))) => {
                     // One bake per image reads every base from the engine's store, so
                     // bake's resolve failure (the run-time cause) cannot arise there.
-                    let fallback = (podman && setup.mode != Mode::PerImage)
-                        .then_some(BackendKind::Podman);
+                    let fallback =
+                        (podman && setup.mode != Mode::PerImage).then_some(BackendKind::Podman);
                     return Ok(Decision {
                         bake: setup,
-                        ..decision(BackendKind::Bake, format!("{version}, {why}"), None, fallback)
+                        ..decision(
+                            BackendKind::Bake,
+                            format!("{version}, {why}"),
+                            None,
+                            fallback,
+                        )
                     });
                 }
                 (Some(_), Err((cause, why))) => (cause, why),
@@ -648,7 +664,10 @@ mod tests {
         let mut p = probes();
         p.builder = Some(builder("docker", "v0.8+unknown"));
         let d = decide(Requested::Auto, &p, &[]).unwrap();
-        assert_eq!((d.backend, d.bake.mode), (BackendKind::Bake, Mode::PerImage));
+        assert_eq!(
+            (d.backend, d.bake.mode),
+            (BackendKind::Bake, Mode::PerImage)
+        );
         assert!(d.reason.contains("no named contexts"), "{}", d.reason);
         // A remote builder with named contexts: requests, bases handed over.
         for driver in ["docker-container", "remote", "kubernetes"] {
@@ -664,7 +683,10 @@ mod tests {
         p.builder = Some(builder("remote", "v0.9.3"));
         let d = decide(Requested::Auto, &p, &[]).unwrap();
         assert_eq!(d.backend, BackendKind::Podman);
-        assert!(matches!(d.cause, Some(FallbackCause::NoNamedContexts { .. })));
+        assert!(matches!(
+            d.cause,
+            Some(FallbackCause::NoNamedContexts { .. })
+        ));
         let err = decide(Requested::Bake, &p, &[]).unwrap_err();
         assert_eq!(exit_code(&err), 3);
         assert!(err.to_string().contains("named contexts"), "{err}");
@@ -813,11 +835,18 @@ mod tests {
     fn builder_parsed_from_inspect() {
         let out = "Name:   default\nDriver: docker\n\nNodes:\nName:             default\nEndpoint:         default\n\
                    Status:           running\nBuildKit version: v0.8+unknown\nPlatforms:        linux/amd64\n";
-        assert_eq!(parse_builder(out), Some(builder_named("default", "docker", Some("v0.8+unknown"))));
+        assert_eq!(
+            parse_builder(out),
+            Some(builder_named("default", "docker", Some("v0.8+unknown")))
+        );
         let old = "Name:          builder\nDriver:        docker-container\nNodes:\nName: builder0\nBuildkit: v0.11.6\n";
         assert_eq!(
             parse_builder(old),
-            Some(builder_named("builder", "docker-container", Some("v0.11.6")))
+            Some(builder_named(
+                "builder",
+                "docker-container",
+                Some("v0.11.6")
+            ))
         );
         assert_eq!(parse_builder("Name: x\n"), None);
     }

@@ -134,7 +134,11 @@ impl Backend {
     }
 
     /// What `--dry-run` prints for the plan, in order: commands, and `#` lines that explain.
-    pub fn dry_run(&self, builds: &[BuildSpec], requests: &[crate::plan::BakeRequest]) -> Vec<String> {
+    pub fn dry_run(
+        &self,
+        builds: &[BuildSpec],
+        requests: &[crate::plan::BakeRequest],
+    ) -> Vec<String> {
         match self {
             Backend::Engine => engine::dry_run(builds),
             Backend::Podman => podman::dry_run(builds),

@@ -33,7 +33,10 @@ pub fn command(spec: &BuildSpec) -> Vec<String> {
 
 /// The dry run: one [`command`] per image, bases first.
 pub fn dry_run(builds: &[BuildSpec]) -> Vec<String> {
-    builds.iter().map(|spec| shell::join(&command(spec))).collect()
+    builds
+        .iter()
+        .map(|spec| shell::join(&command(spec)))
+        .collect()
 }
 
 /// Runs [`command`]; `-t` names the image on success (the scheduler takes the name

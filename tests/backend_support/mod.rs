@@ -231,7 +231,12 @@ pub fn kiln(repo: &Path, registry: &str, args: &[&str]) -> (i32, String) {
 }
 
 /// [`kiln`] with extra environment variables.
-pub fn kiln_with(repo: &Path, registry: &str, args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
+pub fn kiln_with(
+    repo: &Path,
+    registry: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (i32, String) {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_kiln"));
     cmd.arg("-C")
         .arg(repo)

@@ -86,7 +86,10 @@ pub async fn export(env: &Env, label: &str, base: &str) -> Result<String, Stop> 
         .prefix(".export-")
         .tempdir_in(&parent)
         .map_err(|e| Stop::Failed(format!("creating a directory in {}: {e}", parent.display())))?;
-    let tmp_rel = format!("{DIR}/{}", tmp.path().file_name().unwrap().to_string_lossy());
+    let tmp_rel = format!(
+        "{DIR}/{}",
+        tmp.path().file_name().unwrap().to_string_lossy()
+    );
     let argv = export_command(&info.id, &tmp_rel);
     let run = child::run(env, label, &Default::default(), &argv, None).await?;
     if !run.success {
@@ -101,7 +104,10 @@ pub async fn export(env: &Env, label: &str, base: &str) -> Result<String, Stop> 
         // Another build exported the same id meanwhile: keep theirs.
         let _ = std::fs::remove_dir_all(&tmp);
         if !dest.join("index.json").is_file() {
-            return Err(Stop::Failed(format!("could not move the layout of {base} to {}", dest.display())));
+            return Err(Stop::Failed(format!(
+                "could not move the layout of {base} to {}",
+                dest.display()
+            )));
         }
     }
     Ok(layout)
@@ -134,7 +140,11 @@ mod tests {
             spec("core-base", "k/core/base:dev", &["debian:bookworm-slim"]),
             spec("agent-a", "k/agents/a:dev", &["k/core/base:dev"]),
             spec("bench-b", "k/benchmarks/b:dev", &["k/core/base:dev"]),
-            spec("core-eval", "k/evals/b--a:dev", &["k/agents/a:dev", "k/benchmarks/b:dev"]),
+            spec(
+                "core-eval",
+                "k/evals/b--a:dev",
+                &["k/agents/a:dev", "k/benchmarks/b:dev"],
+            ),
         ];
         let request = |builds: Vec<usize>| BakeRequest {
             files: vec![],

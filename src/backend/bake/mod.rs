@@ -98,14 +98,24 @@ pub fn image_definition(spec: &BuildSpec) -> String {
         target.insert("target".into(), stage.clone().into());
     }
     if !spec.args.is_empty() {
-        target.insert("args".into(), serde_json::to_value(&spec.args).expect("a map of strings"));
+        target.insert(
+            "args".into(),
+            serde_json::to_value(&spec.args).expect("a map of strings"),
+        );
     }
     if !spec.labels.is_empty() {
-        target.insert("labels".into(), serde_json::to_value(&spec.labels).expect("a map of strings"));
+        target.insert(
+            "labels".into(),
+            serde_json::to_value(&spec.labels).expect("a map of strings"),
+        );
     }
     target.insert("tags".into(), vec![spec.image.clone()].into());
     if !spec.secrets.is_empty() {
-        let words: Vec<String> = spec.secrets.iter().map(super::podman::secret_word).collect();
+        let words: Vec<String> = spec
+            .secrets
+            .iter()
+            .map(super::podman::secret_word)
+            .collect();
         target.insert("secret".into(), words.into());
     }
     let mut targets = serde_json::Map::new();
@@ -119,7 +129,12 @@ pub fn image_definition(spec: &BuildSpec) -> String {
 /// [`image_definition`] on stdin.
 pub fn image_command(spec: &BuildSpec, setup: &Setup) -> Vec<String> {
     let mut argv = bake_argv(setup);
-    argv.extend(["-f".into(), "-".into(), spec.bake_target.clone(), "--load".into()]);
+    argv.extend([
+        "-f".into(),
+        "-".into(),
+        spec.bake_target.clone(),
+        "--load".into(),
+    ]);
     argv
 }
 
@@ -213,9 +228,12 @@ pub async fn build_request(
     let label = request.targets.join(" ");
     if setup.mode == (Mode::Requests { handover: true }) {
         for (target, base) in handover::needs(&request, builds) {
-            env.progress.step(&label, &format!("exporting {base} for the builder"));
+            env.progress
+                .step(&label, &format!("exporting {base} for the builder"));
             let layout = handover::export(env, &label, &base).await?;
-            request.sets.push(handover::context_set(&target, &base, &layout));
+            request
+                .sets
+                .push(handover::context_set(&target, &base, &layout));
         }
     }
     let (vars, argv) = command(&request, setup);
@@ -310,7 +328,10 @@ mod tests {
         assert_eq!(t["dockerfile"], "Dockerfile");
         assert_eq!(t["target"], "final");
         assert_eq!(t["args"]["BASE_IMAGE"], "kiln.local/core/base:dev");
-        assert_eq!(t["labels"]["org.opencontainers.image.description"], "A demo, with spaces");
+        assert_eq!(
+            t["labels"]["org.opencontainers.image.description"],
+            "A demo, with spaces"
+        );
         assert_eq!(t["tags"][0], "kiln.local/benchmarks/demo:dev");
         assert_eq!(t["secret"][0], "id=hf,env=HF_TOKEN");
         assert!(t.get("contexts").is_none());
