@@ -284,6 +284,21 @@ pub async fn probe_async(builder: Option<&str>) -> Probes {
     }
 }
 
+/// Probes with nothing looked at yet (filled in by the narrow probes of [`choose_on`]).
+fn unprobed(builder: Option<&str>) -> Probes {
+    Probes {
+        docker: None,
+        buildx: None,
+        builder_flag: builder.map(str::to_string),
+        builder: None,
+        skopeo: None,
+        handover: true,
+        engine_endpoint: endpoint(),
+        engine: Err("not probed".into()),
+        podman: None,
+    }
+}
+
 /// [`probe_async`] for synchronous callers (must not be called inside a tokio runtime).
 pub fn probe(builder: Option<&str>) -> Probes {
     tokio::runtime::Builder::new_current_thread()
@@ -599,6 +614,26 @@ pub fn choose_on(
         .enable_all()
         .build()?;
     runtime.block_on(async {
+        // An explicit podman or engine needs only its own probe (buildx's two calls cost
+        // a few hundred ms); when that fails, everything is probed for the message.
+        let narrow = match requested {
+            Requested::Podman => Some(Probes {
+                podman: which::which("podman")
+                    .ok()
+                    .filter(|p| run_probe(p, &["--version"]).is_some()),
+                ..unprobed(builder)
+            }),
+            Requested::Engine => Some(Probes {
+                engine: ping_engine().await,
+                ..unprobed(builder)
+            }),
+            Requested::Auto | Requested::Bake => None,
+        };
+        if let Some(probes) = narrow {
+            if let Ok(decision) = decide(requested, &probes, &[]) {
+                return Ok(decision);
+            }
+        }
         let probes = probe_async(builder).await;
         let store_blind = probes
             .builder
