@@ -197,10 +197,6 @@ async fn run_async(
     ));
     let (cancel_tx, cancel_rx) = watch::channel(false);
     let backend = decision.backend();
-    if let Some(why) = specs.iter().find_map(|s| backend.refusal(s)) {
-        // Refused before anything runs (the CLI checks too; library callers get it here).
-        return Err(crate::error::Failure::usage(why));
-    }
     let shared = Arc::new(Shared {
         specs: specs.to_vec(),
         opts: opts.clone(),
