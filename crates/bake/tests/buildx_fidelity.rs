@@ -144,7 +144,13 @@ fn deep_nesting_that_buildx_accepts() {
         (deep("(", "1", ")", 100), "1"),
         (deep("upper(", "\"x\"", ")", 100), "X"),
         (deep("\"${", "\"x\"", "}\"", 100), "x"),
-        (format!("target \"default\" {{\n  args = {{ A = {} }}\n}}\n", vec!["1"; 200].join("+")), "200"),
+        (
+            format!(
+                "target \"default\" {{\n  args = {{ A = {} }}\n}}\n",
+                vec!["1"; 200].join("+")
+            ),
+            "200",
+        ),
     ];
     for (file, want) in cases {
         let r = resolve("docker-bake.hcl", file.as_bytes()).unwrap();
