@@ -845,6 +845,25 @@ const KNOWN_ATTRS: &[&str] = &[
     "inherits",
 ];
 
+/// `target.<name>.<attr>` reads the attribute back from buildx's Go struct, so it has the
+/// field's type: `args` is a map of string (`length` works on it), `tags` a list of string,
+/// `pull` a bool. A value that does not convert stays as written (decoding reports it).
+fn as_field_type(attr: &str, v: Value) -> Value {
+    let string = || Box::new(Type::String);
+    let ty = match attr {
+        "args" | "labels" | "contexts" | "extra-hosts" => Type::Map(string()),
+        "pull" | "no-cache" => Type::Bool,
+        "description" | "context" | "dockerfile" | "dockerfile-inline" | "target" | "call"
+        | "network" | "shm-size" => Type::String,
+        "inherits" | "annotations" | "attest" | "tags" | "cache-from" | "cache-to" | "secret"
+        | "ssh" | "platforms" | "output" | "no-cache-filter" | "ulimits" | "entitlements" => {
+            Type::List(string())
+        }
+        _ => return v,
+    };
+    crate::value::convert(v.clone(), &ty).unwrap_or(v)
+}
+
 fn unsuitable(attr: &Attribute, required: &str, v: &Value) -> Error {
     Error::diag(
         attr.expr.span,
@@ -1114,7 +1133,8 @@ impl Globals for Session<'_> {
         }
         for &i in blocks.iter().rev() {
             if let Some(a) = self.cfg.targets[i].block.attr(attr) {
-                return self.block_attr(i, a, &mut Vec::new());
+                let v = self.block_attr(i, a, &mut Vec::new())?;
+                return Ok(as_field_type(attr, v));
             }
         }
         Ok(Value::Null)

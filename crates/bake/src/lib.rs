@@ -36,6 +36,7 @@
 
 mod ast;
 mod config;
+mod encoding;
 mod error;
 mod eval;
 pub mod functions;
@@ -154,35 +155,61 @@ impl BakeFiles {
                 };
                 BakeError::new(format!("failed to read {p}: open {p}: {reason}"))
             })?;
-            sources.push((p.clone(), String::from_utf8_lossy(&text).into_owned()));
+            sources.push((p.clone(), text));
         }
-        let mut files = BakeFiles::from_sources(sources)?;
+        let mut files = BakeFiles::from_bytes(sources)?;
         files.cwd = cwd.to_path_buf();
         Ok(files)
     }
 
     /// Parses in-memory files (name, text); the name's extension picks the syntax.
     pub fn from_sources(sources: Vec<(String, String)>) -> Result<BakeFiles, BakeError> {
+        BakeFiles::from_bytes(
+            sources
+                .into_iter()
+                .map(|(name, text)| (name, text.into_bytes()))
+                .collect(),
+        )
+    }
+
+    /// Parses in-memory files given as bytes (what `read` loaded).
+    pub fn from_bytes(sources: Vec<(String, Vec<u8>)>) -> Result<BakeFiles, BakeError> {
         let mut files = Vec::with_capacity(sources.len());
-        for (name, text) in sources {
+        // Per file: the offset of a byte HCL's scanner would refuse (not UTF-8, outside
+        // comments); JSON files are decoded as Go's encoding/json does, lossily.
+        let mut bad_bytes = Vec::with_capacity(sources.len());
+        for (name, raw) in sources {
             let lower = name.to_ascii_lowercase();
             if lower.ends_with(".yml") || lower.ends_with(".yaml") {
                 return Err(BakeError::new(format!(
                     "{name}: compose files are not supported by kiln"
                 )));
             }
+            let (text, bad) = if lower.ends_with(".json") {
+                (String::from_utf8_lossy(&raw).into_owned(), None)
+            } else {
+                let (text, bad) = encoding::decode_hcl(&raw);
+                let bom = text.len();
+                let text = encoding::strip_bom(text);
+                let bom = bom - text.len();
+                (text, bad.map(|at| at - bom))
+            };
+            bad_bytes.push(bad);
             files.push(source::SourceFile::new(name, text));
         }
         let parse_one = |i: usize| {
             let (name, text) = (&files[i].name, &files[i].text);
             let lower = name.to_ascii_lowercase();
+            let hcl = || match bad_bytes[i] {
+                Some(at) => Err(encoding::bad_encoding_error(i as u32, at)),
+                None => parse::parse_hcl(i as u32, text),
+            };
             if lower.ends_with(".json") {
                 parse::parse_json(i as u32, text)
             } else if lower.ends_with(".hcl") {
-                parse::parse_hcl(i as u32, text)
+                hcl()
             } else {
-                parse::parse_hcl(i as u32, text)
-                    .or_else(|e| parse::parse_json(i as u32, text).map_err(|_| e))
+                hcl().or_else(|e| parse::parse_json(i as u32, text).map_err(|_| e))
             }
         };
         // Parsing dominates for large fleets; spread it over the cores.
@@ -290,13 +317,12 @@ pub fn fuzz_one(data: &[u8]) {
     let Some((&mode, rest)) = data.split_first() else {
         return;
     };
-    let text = String::from_utf8_lossy(rest).into_owned();
     let name = if mode & 1 == 1 {
         "docker-bake.json"
     } else {
         "docker-bake.hcl"
     };
-    let Ok(files) = BakeFiles::from_sources(vec![(name.to_string(), text)]) else {
+    let Ok(files) = BakeFiles::from_bytes(vec![(name.to_string(), rest.to_vec())]) else {
         return;
     };
     let mut opts = ResolveOptions::default();
