@@ -1,7 +1,7 @@
 //! kiln: builds, labels and runs the container images of AI-agent evaluations.
 //!
 //! Layering, left to right; a module uses only modules to its left:
-//! `kiln_bake` (crate), `error` → `naming`, `labels` → `fleet` → `plan` → `backend` → `run`, `report` → `cli`.
+//! `kiln_bake` (crate), `error` → `naming`, `labels` → `fleet` → `plan` → `backend` → `run`, `report`, `registry` → `release` → `cli`.
 //! Nothing below `cli` parses arguments; `cli` only turns flags into option structs.
 
 pub mod backend;
@@ -16,6 +16,7 @@ pub mod lint;
 pub mod naming;
 pub mod plan;
 pub mod progress;
+pub mod registry;
 pub mod report;
 pub mod run;
 pub mod store;
