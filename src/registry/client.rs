@@ -363,48 +363,51 @@ impl Client {
         }
     }
 
-    /// The tags of `repository` (empty when the repository does not exist).
+    /// The tags of `repository`, sorted (empty when the repository does not exist).
     pub async fn tags(&self, repository: &str) -> anyhow::Result<Vec<String>> {
-        let path = format!("/v2/{repository}/tags/list?n=10000");
-        let r = self.send(Method::GET, &path, None).await?;
-        if r.status == StatusCode::NOT_FOUND {
-            return Ok(Vec::new());
-        }
-        if !r.status.is_success() {
-            return Err(self.unexpected(&format!("GET {path}"), &r));
-        }
-        let v: serde_json::Value = serde_json::from_slice(&r.body)?;
-        let mut tags: Vec<String> = v["tags"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|t| t.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default();
-        tags.sort();
-        Ok(tags)
+        self.paged(&format!("/v2/{repository}/tags/list"), "tags")
+            .await
     }
 
     /// Every repository in the registry, sorted.
     pub async fn catalog(&self) -> anyhow::Result<Vec<String>> {
-        let r = self
-            .send(Method::GET, "/v2/_catalog?n=100000", None)
-            .await?;
-        if !r.status.is_success() {
-            return Err(self.unexpected("GET /v2/_catalog", &r));
+        self.paged("/v2/_catalog", "repositories").await
+    }
+
+    /// A paginated list (`n` and `last`, as the distribution spec pages them).
+    async fn paged(&self, path: &str, key: &str) -> anyhow::Result<Vec<String>> {
+        const PAGE: usize = 1000;
+        let mut all: Vec<String> = Vec::new();
+        loop {
+            let mut url = format!("{path}?n={PAGE}");
+            if let Some(last) = all.last() {
+                url.push_str(&format!("&last={last}"));
+            }
+            let r = self.send(Method::GET, &url, None).await?;
+            if r.status == StatusCode::NOT_FOUND {
+                break;
+            }
+            if !r.status.is_success() {
+                return Err(self.unexpected(&format!("GET {url}"), &r));
+            }
+            let v: serde_json::Value = serde_json::from_slice(&r.body)?;
+            let page: Vec<String> = v[key]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|t| t.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let n = page.len();
+            all.extend(page);
+            if n < PAGE {
+                break;
+            }
         }
-        let v: serde_json::Value = serde_json::from_slice(&r.body)?;
-        let mut repos: Vec<String> = v["repositories"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|t| t.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default();
-        repos.sort();
-        Ok(repos)
+        all.sort();
+        all.dedup();
+        Ok(all)
     }
 }
 
