@@ -17,6 +17,8 @@ pub mod naming;
 pub mod plan;
 pub mod progress;
 pub mod registry;
+pub mod release;
 pub mod report;
 pub mod run;
 pub mod store;
+pub mod validate;
