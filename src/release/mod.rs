@@ -148,7 +148,12 @@ pub fn release(fleet: &Fleet, info: &BuildInfo, opts: &Options) -> anyhow::Resul
         return fail(manifest, format!("gate `lint` failed: {why}"));
     }
     say("gate lint: clean");
-    let dirty = gates::dirty_paths(&opts.repo)?;
+    // The manifest a previous release wrote is kiln's own output, not a change.
+    let own_manifest = manifest_in_repo(&opts.repo, &opts.manifest);
+    let dirty: Vec<String> = gates::dirty_paths(&opts.repo)?
+        .into_iter()
+        .filter(|p| Some(p.as_str()) != own_manifest.as_deref())
+        .collect();
     if !dirty.is_empty() {
         if !opts.allow_dirty {
             let shown: Vec<&str> = dirty.iter().take(10).map(String::as_str).collect();
@@ -488,6 +493,22 @@ pub fn release(fleet: &Fleet, info: &BuildInfo, opts: &Options) -> anyhow::Resul
         manifest,
         exit_code,
     })
+}
+
+/// The manifest's path relative to the repository, when it lies inside it.
+fn manifest_in_repo(repo: &std::path::Path, manifest: &std::path::Path) -> Option<String> {
+    let repo = repo.canonicalize().ok()?;
+    let parent = match manifest.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.canonicalize().ok()?,
+        _ => std::env::current_dir().ok()?.canonicalize().ok()?,
+    };
+    let full = parent.join(manifest.file_name()?);
+    Some(
+        full.strip_prefix(&repo)
+            .ok()?
+            .to_string_lossy()
+            .into_owned(),
+    )
 }
 
 /// The closing table: one line per published reference.
