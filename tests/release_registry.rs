@@ -360,6 +360,16 @@ fn release_publishes_verifies_and_restarts() {
         );
     }
     let m = read_manifest(&manifest);
+    let schema: Value = serde_json::from_str(
+        &std::fs::read_to_string(repo_root().join("docs/release-manifest.schema.json")).unwrap(),
+    )
+    .unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let problems: Vec<String> = validator.iter_errors(&m).map(|e| e.to_string()).collect();
+    assert!(
+        problems.is_empty(),
+        "the manifest does not follow docs/release-manifest.schema.json: {problems:?}"
+    );
     assert_eq!(m["complete"], true);
     assert_eq!(m["version"], "v1.0.0");
     let images = m["images"].as_array().unwrap();
