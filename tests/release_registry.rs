@@ -533,6 +533,22 @@ fn release_publishes_verifies_and_restarts() {
         .collect();
     assert_eq!(catalog, expected_repositories("second"));
 
+    // 6. kiln validate answers from its record for unchanged images, and exits 1 for
+    //    a benchmark whose oracle fails (the solution is part of the verdict's key).
+    let out = fleet.kiln(&conf, "v1.1.0", &["validate", "rel-tasks", "rel-shared"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(stdout.matches("valid (recorded)").count(), 3, "{stdout}");
+    std::fs::write(&solve, good.replace("42", "41")).unwrap();
+    let out = fleet.kiln(&conf, "v1.1.0", &["validate", "rel-shared"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("NOT VALID: the oracle scored 0.0000"),
+        "{}",
+        text(&out)
+    );
+    std::fs::write(&solve, &good).unwrap();
+
     assert!(
         !outputs.contains(&reg.password),
         "the password appeared in kiln's output"
