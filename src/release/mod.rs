@@ -522,12 +522,12 @@ fn print_table(m: &Manifest) {
         .unwrap_or(9)
         .max(9);
     println!(
-        "{:<width$}  {:<8}  {:<17}  DIGEST",
+        "{:<width$}  {:<9}  {:<17}  DIGEST",
         "REFERENCE", "KIND", "STATUS"
     );
     for i in &images {
         println!(
-            "{:<width$}  {:<8}  {:<17}  {}",
+            "{:<width$}  {:<9}  {:<17}  {}",
             i.reference, i.kind, i.status, i.digest
         );
     }
