@@ -14,6 +14,7 @@ target "benchmark-metric-backfill" {
     "eval.benchmark.env"                   = "shared-env"
     "eval.benchmark.tasks"                 = "2"
     "eval.benchmark.data_revision"         = "2026-11-01"
+    "eval.benchmark.released"              = "true"
     "org.opencontainers.image.title"       = "benchmarks/metric-backfill"
     "org.opencontainers.image.description" = "Repair a half-run PostgreSQL backfill with duplicates and gaps (gated)"
   }

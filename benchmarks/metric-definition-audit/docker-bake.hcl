@@ -14,6 +14,7 @@ target "benchmark-metric-definition-audit" {
     "eval.benchmark.env"                   = "shared-env"
     "eval.benchmark.tasks"                 = "2"
     "eval.benchmark.data_revision"         = "2026-11-01"
+    "eval.benchmark.released"              = "true"
     "org.opencontainers.image.title"       = "benchmarks/metric-definition-audit"
     "org.opencontainers.image.description" = "Audit metric definitions against a dashboard export (weighted checks)"
   }

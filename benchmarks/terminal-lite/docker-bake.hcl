@@ -19,6 +19,7 @@ target "benchmark-terminal-lite" {
     "eval.benchmark.env"                   = "per-task"
     "eval.benchmark.tasks"                 = "3"
     "eval.benchmark.data_revision"         = "2026-11-01"
+    "eval.benchmark.released"              = "true"
     "org.opencontainers.image.title"       = "benchmarks/terminal-lite"
     "org.opencontainers.image.description" = "Small terminal tasks, each in its own environment (reward tests)"
   }

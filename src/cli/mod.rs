@@ -9,8 +9,10 @@ mod bake;
 mod build;
 mod lint;
 mod list;
+mod release;
 mod report;
 mod run;
+mod validate;
 
 /// Builds, labels and runs the container images of AI-agent evaluations.
 ///
@@ -47,6 +49,10 @@ pub enum Command {
     Run(run::Args),
     /// Aggregate the result.json files under a results directory.
     Report(report::Args),
+    /// Run oracle and null on every task; a benchmark is valid when oracle scores 1.0 and null does not pass.
+    Validate(validate::Args),
+    /// Publish the released benchmarks, the agents and the core images to a registry, gated and verified.
+    Release(release::Args),
 }
 
 /// Runs the parsed command and maps its outcome to the process exit status.
@@ -58,6 +64,8 @@ pub fn main(cli: Cli) -> ExitCode {
         Command::List(args) => list::run(&cli.repo, args),
         Command::Run(args) => run::run(&cli.repo, args),
         Command::Report(args) => report::run(&cli.repo, args),
+        Command::Validate(args) => validate::run(&cli.repo, args),
+        Command::Release(args) => release::run(&cli.repo, args),
     };
     match outcome {
         Ok(code) => code,

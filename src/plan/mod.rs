@@ -100,6 +100,27 @@ pub fn plan_without_bake(
     })
 }
 
+/// [`plan_without_bake`] for several requests at once: one plan, every image once
+/// (validation and release build many eval images that share their bases).
+pub fn plan_many(fleet: &Fleet, requests: &[Request], info: &BuildInfo) -> anyhow::Result<Plan> {
+    let mut g = graph::Graph::new(fleet, info);
+    let mut notes = Vec::new();
+    for request in requests {
+        let (roots, n) = roots(fleet, request)?;
+        notes.extend(n);
+        for root in &roots {
+            g.add(root)?;
+        }
+    }
+    let (builds, extras) = g.into_builds();
+    Ok(Plan {
+        builds,
+        bake: Vec::new(),
+        notes,
+        extras,
+    })
+}
+
 /// The images `request` asks for, checked, in the order they are planned.
 fn roots(fleet: &Fleet, request: &Request) -> anyhow::Result<(Vec<Node>, Vec<String>)> {
     let mut notes = Vec::new();

@@ -1,0 +1,83 @@
+//! `kiln release --registry HOST[:PORT][/PREFIX] [--tag TAG]... [--only NAME]...
+//! [--manifest FILE] [--dry-run] [--force] [--allow-dirty] [--jobs N] [--backend ...]`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use crate::backend::detect::Requested;
+use crate::fleet::Fleet;
+use crate::release::{self, Options};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Where to publish: HOST[:PORT][/PREFIX]. The login is the one `docker login HOST[:PORT]`
+    /// stored ($DOCKER_CONFIG or ~/.docker/config.json: auths, credsStore, credHelpers).
+    #[arg(long, value_name = "HOST[:PORT][/PREFIX]", value_parser = parse_registry)]
+    pub registry: crate::registry::Registry,
+
+    /// Another tag besides the version (repeatable; the version tag comes from
+    /// `git describe --tags --always` and is immutable).
+    #[arg(long = "tag", value_name = "TAG")]
+    pub tags: Vec<String>,
+
+    /// Publish only these benchmarks and/or agents (repeatable); a benchmark must be released.
+    #[arg(long = "only", value_name = "NAME")]
+    pub only: Vec<String>,
+
+    /// The release manifest to write.
+    #[arg(long, default_value = "release-manifest.json", value_name = "FILE")]
+    pub manifest: PathBuf,
+
+    /// Print the gates and the plain docker/podman commands; contact no registry, change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Overwrite a version tag that already names another image in the registry.
+    #[arg(long)]
+    pub force: bool,
+
+    /// Release from a work tree with uncommitted changes (the manifest records it).
+    #[arg(long)]
+    pub allow_dirty: bool,
+
+    /// Builds, runs and pushes at once (default: the number of CPUs).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub jobs: Option<u16>,
+
+    /// How to build missing images (as `kiln build --backend`).
+    #[arg(long, default_value = "auto", value_parser = parse_backend)]
+    pub backend: Requested,
+}
+
+fn parse_backend(s: &str) -> Result<Requested, String> {
+    s.parse()
+}
+
+fn parse_registry(s: &str) -> Result<crate::registry::Registry, String> {
+    crate::registry::Registry::parse(s).map_err(|e| e.to_string())
+}
+
+/// Exit status: 0 everything selected is published and verified; 1 a gate blocked
+/// something, or a push or verification failed; 2 refused input; 3 no backend.
+pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
+    let fleet = Fleet::load(repo, super::build::env_vars())?;
+    let info = super::build::build_info(repo)?;
+    let mut opts = Options {
+        repo: repo.to_path_buf(),
+        registry: args.registry,
+        tags: args.tags,
+        only: args.only,
+        manifest: args.manifest,
+        dry_run: args.dry_run,
+        force: args.force,
+        allow_dirty: args.allow_dirty,
+        jobs: crate::build::Options::new(repo).jobs,
+        backend: args.backend,
+        progress: crate::progress::Mode::Auto,
+    };
+    if let Some(j) = args.jobs {
+        opts.jobs = j.into();
+    }
+    let outcome = release::release(&fleet, &info, &opts)?;
+    Ok(ExitCode::from(outcome.exit_code))
+}

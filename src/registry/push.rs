@@ -1,0 +1,290 @@
+//! Pushing one image from the local store that holds it, then verifying it in the
+//! registry through the distribution API. Only a verified image counts as published.
+//!
+//! - Docker's store: the Engine's push API (bollard) with the login as
+//!   `X-Registry-Auth`; the registry reference is tagged first (the engine pushes by
+//!   name) and untagged again afterwards, so the store is left as it was.
+//! - podman's store: `podman push SOURCE docker://TARGET` with a throw-away
+//!   `--authfile` (mode 0600) holding only this registry's login, so the secret is
+//!   never on a command line.
+//!
+//! Verification: the tag resolves to the digest the push reported, the image config
+//! is the local image's (same config digest, or at least the same
+//! `kiln.inputs.digest`), it carries every required label non-empty, and every layer
+//! blob exists in the repository.
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+
+use anyhow::{anyhow, bail, Context as _};
+use futures_util::StreamExt as _;
+use serde::Serialize;
+
+use super::client::{Client, Manifest};
+use super::reference::Reference;
+use crate::labels;
+use crate::store::{self, Store};
+
+/// One image to publish.
+#[derive(Debug, Clone)]
+pub struct PushRequest {
+    /// The local reference (`kiln.local/...:dev`).
+    pub source: String,
+    /// The store that holds it.
+    pub store: Store,
+    /// Where it goes.
+    pub target: Reference,
+    /// Labels the pushed config must carry, non-empty.
+    pub required_labels: Vec<String>,
+}
+
+/// An image verified in the registry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Published {
+    /// `host/repository:tag`.
+    pub reference: String,
+    /// The manifest digest the tag resolves to.
+    pub digest: String,
+    /// The image config's digest (the local image id for Docker's store).
+    pub config_digest: String,
+    /// Layers plus config, in bytes, as the manifest lists them.
+    pub size: u64,
+    /// True when this call uploaded it; false when it was already there.
+    pub pushed: bool,
+}
+
+/// Pushes `req.source` from `req.store` to `req.target` and verifies the result in the
+/// registry `client` talks to (which must be `req.target.host`). The login used is the
+/// client's. Errors name the reference; they never contain the secret.
+pub async fn push_and_verify(client: &Client, req: &PushRequest) -> anyhow::Result<Published> {
+    let local = store::inspect(req.store, &req.source)
+        .await?
+        .ok_or_else(|| anyhow!("{} is not in {}'s image store", req.source, req.store))?;
+    let reported = match req.store {
+        Store::Docker => push_engine(client, req).await?,
+        Store::Podman => {
+            let (client_creds, req) = (client.credentials().cloned(), req.clone());
+            tokio::task::spawn_blocking(move || push_podman(client_creds.as_ref(), &req)).await??
+        }
+    };
+    let mut published = verify(
+        client,
+        req,
+        &local.id,
+        local.labels.get(labels::INPUTS_DIGEST).map(String::as_str),
+    )
+    .await?;
+    if let Some(d) = reported {
+        if d != published.digest {
+            bail!(
+                "{}: the push reported digest {d} but the registry resolves the tag to {}",
+                req.target,
+                published.digest
+            );
+        }
+    }
+    published.pushed = true;
+    Ok(published)
+}
+
+/// Reads `req.target` back and checks it is the local image (config digest
+/// `local_id`, or the same inputs digest), with every required label and every layer.
+pub async fn verify(
+    client: &Client,
+    req: &PushRequest,
+    local_id: &str,
+    inputs_digest: Option<&str>,
+) -> anyhow::Result<Published> {
+    let t = &req.target;
+    let digest = client
+        .manifest_digest(&t.repository, &t.tag)
+        .await?
+        .ok_or_else(|| anyhow!("{t}: the registry does not resolve the tag after the push"))?;
+    let manifest: Manifest = client
+        .manifest(&t.repository, &digest)
+        .await?
+        .ok_or_else(|| anyhow!("{t}: manifest {digest} is missing"))?;
+    if manifest.digest != digest {
+        bail!(
+            "{t}: the registry serves manifest {} for digest {digest}",
+            manifest.digest
+        );
+    }
+    let got = client
+        .config_labels(&t.repository, &manifest.config.digest)
+        .await?;
+    if manifest.config.digest != local_id {
+        let same_inputs = inputs_digest.is_some()
+            && got.get(labels::INPUTS_DIGEST).map(String::as_str) == inputs_digest;
+        if !same_inputs {
+            bail!(
+                "{t}: the registry holds config {} but the local image {} is {local_id}",
+                manifest.config.digest,
+                req.source
+            );
+        }
+    }
+    let missing: Vec<&str> = req
+        .required_labels
+        .iter()
+        .filter(|k| got.get(k.as_str()).is_none_or(|v| v.trim().is_empty()))
+        .map(String::as_str)
+        .collect();
+    if !missing.is_empty() {
+        bail!(
+            "{t}: the pushed image config lacks the label(s) {}",
+            missing.join(", ")
+        );
+    }
+    for layer in &manifest.layers {
+        if !client.blob_exists(&t.repository, &layer.digest).await? {
+            bail!("{t}: layer {} is missing from the registry", layer.digest);
+        }
+    }
+    Ok(Published {
+        reference: t.to_string(),
+        digest,
+        config_digest: manifest.config.digest.clone(),
+        size: manifest.config.size + manifest.layers.iter().map(|l| l.size).sum::<u64>(),
+        pushed: false,
+    })
+}
+
+/// The engine push: tag, push with `X-Registry-Auth`, untag. Returns the digest the
+/// engine reported.
+async fn push_engine(client: &Client, req: &PushRequest) -> anyhow::Result<Option<String>> {
+    let docker = bollard::Docker::connect_with_local_defaults()
+        .context("connecting to the Docker Engine")?;
+    let name = req.target.name();
+    docker
+        .tag_image(
+            &req.source,
+            Some(bollard::query_parameters::TagImageOptions {
+                repo: Some(name.clone()),
+                tag: Some(req.target.tag.clone()),
+            }),
+        )
+        .await
+        .with_context(|| format!("tagging {} as {}", req.source, req.target))?;
+    let creds = client.credentials().map(|c| c.for_engine(&req.target.host));
+    let mut stream = docker.push_image(
+        &name,
+        Some(bollard::query_parameters::PushImageOptions {
+            tag: Some(req.target.tag.clone()),
+            platform: None,
+        }),
+        creds,
+    );
+    let mut digest = None;
+    let mut failure = None;
+    while let Some(item) = stream.next().await {
+        match item {
+            Ok(info) => {
+                if let Some(e) = info.error_detail.and_then(|d| d.message) {
+                    failure = Some(e);
+                }
+                if let Some(status) = info.status {
+                    if let Some(d) = status.split("digest: ").nth(1) {
+                        digest = d.split_whitespace().next().map(str::to_string);
+                    }
+                }
+            }
+            Err(e) => {
+                failure = Some(e.to_string());
+                break;
+            }
+        }
+    }
+    // The registry tag was only the engine's way to name the push.
+    let _ = docker
+        .remove_image(
+            &req.target.to_string(),
+            Some(bollard::query_parameters::RemoveImageOptions {
+                force: false,
+                noprune: true,
+                ..Default::default()
+            }),
+            None,
+        )
+        .await;
+    if let Some(e) = failure {
+        bail!("pushing {} to {} failed: {e}", req.source, req.target);
+    }
+    Ok(digest)
+}
+
+/// The podman push, with the login in a temporary authfile.
+fn push_podman(
+    creds: Option<&super::Credentials>,
+    req: &PushRequest,
+) -> anyhow::Result<Option<String>> {
+    let dir = tempfile::tempdir()?;
+    let digest_file = dir.path().join("digest");
+    let mut args: Vec<String> = vec!["push".into(), "--quiet".into()];
+    // Loopback registries speak plain HTTP (the client refuses any other).
+    args.push("--tls-verify=false".into());
+    if let Some(c) = creds {
+        let path = dir.path().join("auth.json");
+        let mut f = std::fs::OpenOptions::new();
+        f.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut f, 0o600);
+        f.open(&path)?
+            .write_all(c.authfile_json(&req.target.host).as_bytes())?;
+        args.push(format!("--authfile={}", path.display()));
+    } else {
+        args.push("--creds=".into());
+    }
+    args.push(format!("--digestfile={}", digest_file.display()));
+    args.push(req.source.clone());
+    args.push(format!("docker://{}", req.target));
+    let out = duct::cmd("podman", &args)
+        .stdout_capture()
+        .stderr_capture()
+        .unchecked()
+        .run()
+        .context("running podman push")?;
+    if !out.status.success() {
+        bail!(
+            "podman push {} to {} failed: {}",
+            req.source,
+            req.target,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(std::fs::read_to_string(&digest_file)
+        .ok()
+        .map(|s| s.trim().to_string()))
+}
+
+/// The labels a published image must carry: the contract's for its kind (RULES.md,
+/// Labels) — revision, version, created, source, title, `eval.*`, `kiln.inputs.digest`.
+pub fn required_labels(local: &BTreeMap<String, String>) -> Vec<String> {
+    use crate::naming::Kind;
+    let kind = local.get(labels::TYPE).and_then(|t| {
+        [
+            Kind::Core,
+            Kind::Benchmark,
+            Kind::Task,
+            Kind::Agent,
+            Kind::Eval,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == t)
+    });
+    let per_task =
+        local.get(labels::BENCHMARK_ENV).map(String::as_str) == Some(labels::ENV_PER_TASK);
+    let mut keys: Vec<String> = match kind {
+        Some(k) => labels::required(k, per_task)
+            .into_iter()
+            .map(str::to_string)
+            .collect(),
+        None => labels::COMMON.iter().map(|s| s.to_string()).collect(),
+    };
+    for k in [labels::TYPE, labels::INPUTS_DIGEST] {
+        if !keys.iter().any(|x| x == k) {
+            keys.push(k.to_string());
+        }
+    }
+    keys
+}

@@ -1,0 +1,72 @@
+//! The release gates that need no image: `kiln lint` is clean, and the work tree is
+//! clean (as `cargo publish` requires; `--allow-dirty` overrides and the manifest says so).
+
+use std::path::Path;
+
+use anyhow::Context as _;
+
+/// Every gate in the order a release checks it (for `--dry-run` and the docs).
+pub fn describe(allow_dirty: bool, benchmarks: &[(String, usize)], version: &str) -> Vec<String> {
+    let mut out = vec![
+        "lint: `kiln lint` reports no violation".to_string(),
+        if allow_dirty {
+            "clean work tree: skipped (--allow-dirty); the manifest records dirty=true if `git status --porcelain` lists anything".to_string()
+        } else {
+            "clean work tree: `git status --porcelain` lists nothing".to_string()
+        },
+        "registry login: the registry accepts the login `docker login` stored for it ($DOCKER_CONFIG or ~/.docker/config.json)".to_string(),
+        "build: every image below builds or is up to date, and carries every label of the contract (RULES.md, Labels)".to_string(),
+    ];
+    for (b, tasks) in benchmarks {
+        out.push(format!(
+            "validation: {b} is valid for the very images pushed: oracle scores 1.0 and null does not pass, on each of its {tasks} task(s) \
+             (kiln validate's record, or kiln validate {b} when it has no verdict)"
+        ));
+    }
+    out.push(format!(
+        "immutable version: no tag {version} in the registry names another image (else refused; --force overrides); \
+         an identical image there is already published and not uploaded"
+    ));
+    out
+}
+
+/// `Err(message)` naming every violation when `kiln lint` is not clean.
+pub fn lint(repo: &Path) -> anyhow::Result<Result<(), String>> {
+    let report = crate::lint::lint(repo)?;
+    if report.violations.is_empty() {
+        return Ok(Ok(()));
+    }
+    let lines: Vec<String> = report
+        .violations
+        .iter()
+        .take(20)
+        .map(|v| format!("  {v}"))
+        .collect();
+    Ok(Err(format!(
+        "kiln lint reports {} violation(s):\n{}",
+        report.violations.len(),
+        lines.join("\n")
+    )))
+}
+
+/// The paths `git status --porcelain` lists (empty: clean).
+pub fn dirty_paths(repo: &Path) -> anyhow::Result<Vec<String>> {
+    let out = duct::cmd!("git", "status", "--porcelain")
+        .dir(repo)
+        .stdout_capture()
+        .stderr_capture()
+        .unchecked()
+        .run()
+        .context("running git status")?;
+    if !out.status.success() {
+        anyhow::bail!(
+            "git status failed in {}: {}",
+            repo.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.get(3..).unwrap_or(l).to_string())
+        .collect())
+}
