@@ -3,5 +3,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-export KILN_TEST_DOCKER=1 KILN_TEST_PODMAN=1
+# The Kubernetes tests bring up the one-node cluster of ../shared/tools/k8s themselves;
+# it is stopped at the end (KILN_K8S_KEEP=1 leaves it up).
+export KILN_K8S_TOOLS="${KILN_K8S_TOOLS:-$(cd .. && pwd)/shared/tools/k8s}"
+if [ "${KILN_K8S_KEEP:-0}" != 1 ]; then
+  trap 'bash "$KILN_K8S_TOOLS/down.sh" >/dev/null 2>&1 || true' EXIT
+fi
+export KILN_TEST_DOCKER=1 KILN_TEST_PODMAN=1 KILN_TEST_K8S=1
 cargo test --workspace --locked

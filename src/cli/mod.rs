@@ -11,6 +11,7 @@ mod lint;
 mod list;
 mod report;
 mod run;
+mod run_kubernetes;
 
 /// Builds, labels and runs the container images of AI-agent evaluations.
 ///
@@ -43,7 +44,7 @@ pub enum Command {
     Lint(lint::Args),
     /// List the fleet's benchmarks, agents, tasks or built images.
     List(list::Args),
-    /// Build what is missing and run one eval: benchmark × agent × task.
+    /// Build what is missing and run one eval (benchmark × agent × task), or a matrix on Kubernetes.
     Run(run::Args),
     /// Aggregate the result.json files under a results directory.
     Report(report::Args),

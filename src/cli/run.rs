@@ -11,16 +11,19 @@ use super::Failure;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The benchmark.
-    pub benchmark: String,
+    /// The benchmark (several with --on kubernetes).
+    #[arg(required = true, value_name = "BENCHMARK")]
+    pub benchmarks: Vec<String>,
 
-    /// The agent (`oracle` runs the task's reference solution, `null` does nothing).
-    #[arg(long, value_name = "AGENT")]
-    pub agent: String,
+    /// The agent (`oracle` runs the task's reference solution, `null` does nothing);
+    /// repeatable with --on kubernetes.
+    #[arg(long, required = true, value_name = "AGENT")]
+    pub agent: Vec<String>,
 
-    /// The task to run (a directory name under benchmarks/<benchmark>/tasks/).
+    /// The task to run (a directory name under benchmarks/<benchmark>/tasks/); with
+    /// --on kubernetes repeatable, and every task of each benchmark when absent.
     #[arg(long, value_name = "ID")]
-    pub task_id: String,
+    pub task_id: Vec<String>,
 
     /// Results root: the run writes <DIR>/<benchmark>/<task lowercased>/<agent>/result.json
     /// and its logs, replacing that directory's previous contents.
@@ -51,6 +54,33 @@ pub struct Args {
     /// Do not echo the runner's progress.
     #[arg(long, short)]
     pub quiet: bool,
+
+    /// Where the runs happen: `local` (the Docker Engine or podman) or `kubernetes`
+    /// (the cluster of the current KUBECONFIG context, as Indexed Jobs).
+    #[arg(long, default_value = "local", value_parser = ["local", "kubernetes"])]
+    pub on: String,
+
+    /// --on kubernetes: the registry the cluster pulls eval images from,
+    /// HOST[:PORT][/PREFIX]; kiln pushes them there tagged by their input digest.
+    #[arg(long, value_name = "HOST[:PORT][/PREFIX]")]
+    pub registry: Option<String>,
+
+    /// --on kubernetes: the namespace of kiln's Jobs.
+    #[arg(long, default_value = "default", value_name = "NS")]
+    pub namespace: String,
+
+    /// --on kubernetes: pods running at once, over all Jobs.
+    #[arg(long, default_value_t = 4, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub parallelism: u32,
+
+    /// --on kubernetes: seconds between two looks at the Jobs' status.
+    #[arg(long, default_value_t = 2.0, value_name = "SEC")]
+    pub poll_interval: f64,
+
+    /// --on kubernetes: print the manifests (YAML) and kubectl commands; build, push and
+    /// contact nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 fn parse_backend(s: &str) -> Result<Requested, String> {
@@ -69,7 +99,29 @@ fn valid_env_name(name: &str) -> bool {
 /// (a build failed, the runner reported infra_error, no result came out); 2 refused
 /// input; 3 no backend.
 pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
-    crate::naming::validate_task_id(&args.task_id).map_err(|e| Failure::usage(e.to_string()))?;
+    if args.on == "kubernetes" {
+        return super::run_kubernetes::run(repo, args);
+    }
+    for (what, flag, given) in [
+        ("benchmark", "BENCHMARK", args.benchmarks.len()),
+        ("agent", "--agent", args.agent.len()),
+        ("task", "--task-id", args.task_id.len()),
+    ] {
+        if given != 1 {
+            return Err(Failure::usage(format!(
+                "a local kiln run runs one benchmark × agent × task: give one {what} ({flag}), not {given} \
+                 (several run with --on kubernetes)"
+            )));
+        }
+    }
+    if args.dry_run || args.registry.is_some() {
+        return Err(Failure::usage(
+            "--dry-run and --registry apply to --on kubernetes only",
+        ));
+    }
+    let task_id = args.task_id[0].clone();
+    let agent = args.agent[0].clone();
+    crate::naming::validate_task_id(&task_id).map_err(|e| Failure::usage(e.to_string()))?;
     if let Some(bad) = args.pass_env.iter().find(|n| !valid_env_name(n)) {
         return Err(Failure::usage(format!(
             "--pass-env {bad:?} is not an environment variable name"
@@ -82,22 +134,22 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
     }
     let fleet = Fleet::load(repo, super::build::env_vars())?;
     let benchmark = fleet
-        .benchmark(&args.benchmark)
+        .benchmark(&args.benchmarks[0])
         .map_err(|r| Failure::usage(r.0))?
         .clone();
-    fleet.agent(&args.agent).map_err(|r| Failure::usage(r.0))?;
+    fleet.agent(&agent).map_err(|r| Failure::usage(r.0))?;
     let task = benchmark
-        .task(&args.task_id)
+        .task(&task_id)
         .map_err(super::build::refused_to_usage)?
         .to_string();
     let per_task = benchmark.env == Env::PerTask;
     let image = fleet.naming.eval(
         &benchmark.name,
         per_task.then_some(task.as_str()),
-        &args.agent,
+        &agent,
     );
 
-    let solution = if args.agent == run::ORACLE {
+    let solution = if agent == run::ORACLE {
         let dir = repo
             .join("benchmarks")
             .join(&benchmark.name)
@@ -129,6 +181,7 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
             repo,
             &fleet,
             &args,
+            &agent,
             &benchmark.name,
             per_task.then(|| task.clone()),
             &image,
@@ -138,7 +191,7 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
     let spec = RunSpec {
         benchmark: benchmark.name.clone(),
         task: task.clone(),
-        agent: args.agent.clone(),
+        agent: agent.clone(),
         image: image.clone(),
         store,
         model: args.model.clone(),
@@ -149,8 +202,7 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
         echo_progress: !args.quiet,
     };
     eprintln!(
-        "running {image} [{store}]: task {task}, agent {}",
-        args.agent
+        "running {image} [{store}]: task {task}, agent {agent}"
     );
     let outcome = run::execute(&spec)?;
     let shown = outcome.dir.join("result.json");
@@ -163,7 +215,7 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
             println!(
                 "{}/{task} × {}: {}, score {:.4} ({}{gates}), {} in {:.1}s → {}",
                 benchmark.name,
-                args.agent,
+                agent,
                 r.status,
                 r.score.value,
                 r.score.mode,
@@ -203,10 +255,11 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
 
 /// Builds the eval image and everything under it that is missing or stale (the
 /// executor skips up-to-date images) and returns the store that holds it.
-fn build(
+pub(super) fn build(
     repo: &Path,
     fleet: &Fleet,
     args: &Args,
+    agent: &str,
     benchmark: &str,
     task: Option<String>,
     image: &str,
@@ -214,7 +267,7 @@ fn build(
     run::stage::stage_runner(repo)?;
     let request = Request::Eval {
         benchmark: benchmark.to_string(),
-        agent: args.agent.clone(),
+        agent: agent.to_string(),
         task,
     };
     let info = super::build::build_info(repo)?;
