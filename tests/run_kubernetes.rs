@@ -308,6 +308,8 @@ fn on_k8s<'a>(c: &'a Cluster, ns: &'a str, out: &'a str) -> Vec<String> {
         "--poll-interval",
         "0.5",
         "--quiet",
+        "--backend",
+        "engine",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -354,7 +356,7 @@ fn matrix_on_kubernetes_scores_like_local_runs(c: &Cluster) {
             for a in ["oracle", "null"] {
                 let out = kiln(
                     &[
-                        "run", b, "--agent", a, "--task-id", t, "--quiet", "--output",
+                        "run", b, "--agent", a, "--task-id", t, "--quiet", "--backend", "engine", "--output",
                         &local_out.to_string_lossy(),
                     ],
                     &[],
