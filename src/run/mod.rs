@@ -16,6 +16,7 @@
 //! `/kiln/solutions/<t>/` before it starts, where the runner hands it to the agent.
 
 pub mod container;
+pub mod matrix;
 pub mod stage;
 
 use std::path::{Component, Path, PathBuf};
