@@ -43,7 +43,7 @@ pub enum Command {
     Lint(lint::Args),
     /// List the fleet's benchmarks, agents, tasks or built images.
     List(list::Args),
-    /// Build what is missing and run one eval: benchmark × agent × task.
+    /// Build what is missing and run evals: one benchmark × agent × task, or a whole matrix.
     Run(run::Args),
     /// Aggregate the result.json files under a results directory.
     Report(report::Args),

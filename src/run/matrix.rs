@@ -25,8 +25,7 @@ use serde::{Deserialize, Serialize};
 use crate::fleet::{Env, Fleet, Refused};
 use crate::plan::Request;
 
-/// The agent-directory level of repeat `k` when repeats are on.
-pub const REPEAT_PREFIX: &str = "repeat-";
+pub use crate::report::{repeat_of_dir_name, REPEAT_PREFIX};
 
 /// What a command asked for, before it is checked.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -286,14 +285,6 @@ pub fn has_repeat_level(agent_dir: &Path) -> bool {
                 && e.path().is_dir()
         })
     })
-}
-
-/// `repeat-3` → 3.
-pub fn repeat_of_dir_name(name: &str) -> Option<u32> {
-    name.strip_prefix(REPEAT_PREFIX)?
-        .parse()
-        .ok()
-        .filter(|k| *k > 0)
 }
 
 /// Where `run`'s result goes: the agent directory, or its `repeat-<k>/` when the command
