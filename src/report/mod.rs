@@ -232,6 +232,7 @@ fn benchmark_of(path: &Path) -> String {
     };
     leaf.and_then(Path::parent)
         .and_then(Path::parent)
+        .and_then(Path::parent)
         .and_then(Path::file_name)
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default()

@@ -96,7 +96,10 @@ enum End {
     Completed(Box<Outcome>),
     /// Started, but no result came out (infrastructure error), and why.
     Failed(String),
+    /// Stopped by SIGINT/SIGTERM: its container removed, nothing written.
     Interrupted,
+    /// Not started before the interrupt.
+    NotStarted,
 }
 
 /// Runs `selection` from the repository at `repo`; returns the exit status.
@@ -239,7 +242,9 @@ pub fn run(repo: &Path, selection: &Selection, opts: &Options) -> anyhow::Result
         board.finish();
         ends
     };
-    let interrupted = ends.iter().any(|e| matches!(e, End::Interrupted));
+    let interrupted = ends
+        .iter()
+        .any(|e| matches!(e, End::Interrupted | End::NotStarted));
     let failed = ends.iter().filter(|e| matches!(e, End::Failed(_))).count();
     let not_completed = ends
         .iter()
@@ -392,7 +397,7 @@ async fn run_all(ready: &[Ready], jobs: usize, board: Option<&Board>) -> Vec<End
     }
     signals.abort();
     ends.into_iter()
-        .map(|e| e.unwrap_or(End::Interrupted))
+        .map(|e| e.unwrap_or(End::NotStarted))
         .collect()
 }
 
@@ -440,7 +445,7 @@ fn show(board: &Board, run: &PlannedRun, end: &End) {
             ),
         },
         End::Failed(why) => board.failed(&what, why),
-        End::Interrupted => {}
+        End::Interrupted | End::NotStarted => {}
     }
 }
 
@@ -488,7 +493,7 @@ fn print_single(end: &End, ready: &Ready) {
             ),
         },
         End::Failed(why) => eprintln!("error: {why}"),
-        End::Interrupted => eprintln!(
+        End::Interrupted | End::NotStarted => eprintln!(
             "interrupted: container {} stopped and removed; nothing was written",
             spec.container
         ),
@@ -630,8 +635,9 @@ fn build(
             eprintln!("note: {note}");
         }
     }
-    // Everything up to date (the usual case once built): no backend probe, no build.
-    if opts.backend == Requested::Auto {
+    // Everything up to date in Docker's store (the usual case once built): no backend
+    // probe, no build.
+    if opts.backend != Requested::Podman {
         if let Some(digests) = runtime.block_on(all_current(repo, &plan.builds))? {
             return Ok(matrix
                 .images
