@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs every test: unit tests, bake parity, and the tests against the real Docker Engine and podman.
+# Runs every test: unit tests, bake parity, and the tests against the real Docker Engine,
+# podman and a headless Chromium (the HTML report).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -9,5 +10,5 @@ export KILN_K8S_TOOLS="${KILN_K8S_TOOLS:-$(cd .. && pwd)/shared/tools/k8s}"
 if [ "${KILN_K8S_KEEP:-0}" != 1 ]; then
   trap 'bash "$KILN_K8S_TOOLS/down.sh" >/dev/null 2>&1 || true' EXIT
 fi
-export KILN_TEST_DOCKER=1 KILN_TEST_PODMAN=1 KILN_TEST_K8S=1
+export KILN_TEST_DOCKER=1 KILN_TEST_PODMAN=1 KILN_TEST_BROWSER=1 KILN_TEST_K8S=1
 cargo test --workspace --locked

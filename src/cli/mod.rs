@@ -44,7 +44,8 @@ pub enum Command {
     Lint(lint::Args),
     /// List the fleet's benchmarks, agents, tasks or built images.
     List(list::Args),
-    /// Build what is missing and run one eval (benchmark × agent × task), or a matrix on Kubernetes.
+    /// Build what is missing and run evals: one benchmark × agent × task, or a whole matrix,
+    /// here or on Kubernetes (--on kubernetes).
     Run(run::Args),
     /// Aggregate the result.json files under a results directory.
     Report(report::Args),

@@ -87,10 +87,13 @@ pub struct PodRecord<'a> {
     /// The pod's phase and, when it failed, why.
     pub pod_phase: &'a str,
     pub pod_reason: Option<&'a str>,
-    pub runner_exit: Option<i32>,
-    /// From the container's start to its end, as the kubelet saw it.
+    /// The runner container's exit status; -1 when it has none (never ran, killed).
+    pub runner_exit: i64,
+    /// From the container's start to its end, as the kubelet saw it (whole seconds).
     pub wall_sec: Option<f64>,
     pub kiln_version: &'static str,
+    /// What the result is made from (`matrix::existing` compares it on the next run).
+    pub made_from: Option<crate::run::matrix::MadeFrom>,
 }
 
 /// A result.json for a run that produced none (docs/result.schema.json, status infra_error).
@@ -165,11 +168,6 @@ pub fn write(
     Ok((dir.to_path_buf(), result))
 }
 
-/// Whether `dir` holds a complete result (readable, and not an infrastructure error):
-/// such runs are not run again.
-pub fn is_complete(dir: &Path) -> bool {
-    report::read_result(&dir.join("result.json")).is_ok_and(|r| r.status != "infra_error")
-}
 
 #[cfg(test)]
 mod tests {
@@ -196,9 +194,10 @@ mod tests {
             completion_index: 0,
             pod_phase: "Failed",
             pod_reason: Some("Evicted"),
-            runner_exit: None,
+            runner_exit: -1,
             wall_sec: None,
             kiln_version: "0",
+            made_from: None,
         }
     }
 
@@ -226,7 +225,16 @@ mod tests {
         assert_eq!(r.status, "infra_error");
         assert_eq!(r.errors[0].message, "pod evicted");
         assert!(dir.join("pod.log").is_file() && dir.join("run.json").is_file());
-        assert!(!is_complete(&dir));
+        let want = crate::run::matrix::MadeFrom {
+            inputs_digest: "d".into(),
+            model: None,
+            replay: None,
+            repeat: 1,
+        };
+        assert!(matches!(
+            crate::run::matrix::existing(&dir, &want),
+            crate::run::matrix::Existing::Redo(_)
+        ));
     }
 
     #[test]

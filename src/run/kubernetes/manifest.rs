@@ -27,10 +27,12 @@ pub const INDEX_ANNOTATION: &str = "batch.kubernetes.io/job-completion-index";
 /// The runner's container: the only one in the pod.
 pub const CONTAINER: &str = "runner";
 
-/// One completion index of a Job: which task it runs.
+/// One completion index of a Job: which task it runs, and which repeat of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
     pub task: String,
+    /// 1-based.
+    pub repeat: u32,
 }
 
 /// One solution file for an oracle Job: where it goes under `/kiln/solutions`.
@@ -187,7 +189,7 @@ pub fn job(run_id: &str, namespace: &str, job: &JobPlan) -> Job {
         .entries
         .iter()
         .enumerate()
-        .map(|(i, e)| serde_json::json!({"index": i, "task": e.task}))
+        .map(|(i, e)| serde_json::json!({"index": i, "task": e.task, "repeat": e.repeat}))
         .collect();
     let completions = job.entries.len() as i32;
     Job {
@@ -278,9 +280,11 @@ mod tests {
             entries: vec![
                 Entry {
                     task: "churn-dashboard".into(),
+                    repeat: 1,
                 },
                 Entry {
                     task: "q3-revenue-dashboard".into(),
+                    repeat: 1,
                 },
             ],
             shared_env: shared,

@@ -26,22 +26,31 @@ use kube::api::{Api, DeleteParams, ListParams, LogParams, PostParams};
 pub use collect::TaskInfo;
 use manifest::{Entry, JobPlan, SolutionFile};
 
+use super::matrix::{self, Existing, MadeFrom, Selection};
+use crate::fleet::{Env, Fleet};
+use crate::store::Store;
+
 /// Seconds added to a task's summed timeouts for the pod's `activeDeadlineSeconds`
 /// (image pull, start, copying, the runner's own bookkeeping).
 const DEADLINE_MARGIN_SEC: u64 = 300;
 
-/// One run of the matrix (benchmark × task × agent), its image built locally.
+/// One run of the matrix (benchmark × task × agent × repeat), its image built locally.
 #[derive(Debug, Clone)]
 pub struct Run {
     pub benchmark: String,
     pub task: String,
     pub agent: String,
+    pub repeat: u32,
     pub shared_env: bool,
     /// The eval image in Docker's store.
     pub local_image: String,
     /// The task's `solution/` directory: oracle runs only.
     pub solution: Option<PathBuf>,
     pub info: TaskInfo,
+    /// Where its result goes (`matrix::result_dir`).
+    pub dir: PathBuf,
+    /// What its result is made from (None in a dry run, before any build).
+    pub made_from: Option<MadeFrom>,
 }
 
 #[derive(Debug, Clone)]
@@ -57,6 +66,8 @@ pub struct Options {
     /// Print manifests and kubectl commands; contact nothing.
     pub dry_run: bool,
     pub poll: Duration,
+    /// Run again even when a complete, current result exists.
+    pub force: bool,
 }
 
 /// How a run ended, as the summary counts it.
@@ -145,9 +156,12 @@ pub fn plan_jobs(
     for (n, ((benchmark, agent, _), members)) in groups.into_iter().enumerate() {
         let first = members[0];
         let mut solutions = Vec::new();
+        let mut seen = BTreeSet::new();
         for r in &members {
             if let Some(dir) = &r.solution {
-                solutions.extend(solution_files(&r.task, dir)?);
+                if seen.insert(r.task.clone()) {
+                    solutions.extend(solution_files(&r.task, dir)?);
+                }
             }
         }
         let size: usize = solutions.iter().map(|f| f.bytes.len()).sum();
@@ -170,6 +184,7 @@ pub fn plan_jobs(
                 .iter()
                 .map(|r| Entry {
                     task: r.task.clone(),
+                    repeat: r.repeat,
                 })
                 .collect(),
             shared_env: first.shared_env,
@@ -182,23 +197,121 @@ pub fn plan_jobs(
     Ok(jobs)
 }
 
+/// Runs `selection` on the cluster (or prints what it would do) and writes the results
+/// where local runs put them. Returns the exit status (0, 1 infra errors, 130 interrupted).
+pub fn run(
+    repo: &Path,
+    selection: &Selection,
+    local: &super::local::Options,
+    opts: &Options,
+) -> anyhow::Result<u8> {
+    let fleet = Fleet::load(repo, local.vars.clone())?;
+    let plan = matrix::select(&fleet, selection).map_err(super::local::refused)?;
+    let solutions = super::local::solutions(repo, &plan.runs)?;
+    let mut infos = BTreeMap::new();
+    for r in &plan.runs {
+        if !infos.contains_key(&(r.benchmark.clone(), r.task.clone())) {
+            let dir = repo.join("benchmarks").join(&r.benchmark).join("tasks").join(&r.task);
+            infos.insert(
+                (r.benchmark.clone(), r.task.clone()),
+                TaskInfo::read(&dir, opts.agent_timeout)?,
+            );
+        }
+    }
+    let digests = if opts.dry_run {
+        BTreeMap::new()
+    } else {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?;
+        let built = super::local::build(repo, &fleet, &plan, local, &runtime)?;
+        let mut digests = BTreeMap::new();
+        for (image, (store, digest)) in built {
+            if store != Store::Docker {
+                bail!("{image} is in {store}'s store; --on kubernetes pushes from Docker's (build with --backend engine or bake)");
+            }
+            digests.insert(image, digest);
+        }
+        for note in matrix::adopt_flat_results(&opts.output, &plan.runs)? {
+            eprintln!("note: {note}");
+        }
+        digests
+    };
+    let runs: Vec<Run> = plan
+        .runs
+        .iter()
+        .map(|r| {
+            let shared_env = fleet
+                .benchmark(&r.benchmark)
+                .map(|b| b.env != Env::PerTask)
+                .unwrap_or(true);
+            Run {
+                benchmark: r.benchmark.clone(),
+                task: r.task.clone(),
+                agent: r.agent.clone(),
+                repeat: r.repeat,
+                shared_env,
+                local_image: r.image.clone(),
+                // Only oracle runs: the map holds every task some oracle run has.
+                solution: (r.agent == super::ORACLE)
+                    .then(|| solutions.get(&(r.benchmark.clone(), r.task.clone())).cloned())
+                    .flatten(),
+                info: infos[&(r.benchmark.clone(), r.task.clone())].clone(),
+                dir: matrix::result_dir(&opts.output, r),
+                made_from: digests.get(&r.image).map(|d| r.made_from(d)),
+            }
+        })
+        .collect();
+    let summary = execute(runs, opts)?;
+    if opts.dry_run {
+        return Ok(0);
+    }
+    super::local::print_summary(&plan.runs, &opts.output);
+    let t = &summary.timing;
+    eprintln!(
+        "kubernetes: {} passed, {} not passed, {} infra errors, {} kept{}; wall {:.1}s \
+         (kiln: push {:.1}s, create {:.2}s, poll {:.2}s in {} polls, collect {:.2}s, cleanup {:.2}s; runners ran {:.1}s in all) → {}",
+        summary.passed,
+        summary.not_passed,
+        summary.infra_errors,
+        summary.skipped,
+        if summary.interrupted { ", interrupted" } else { "" },
+        t.wall.as_secs_f64(),
+        t.push.as_secs_f64(),
+        t.create.as_secs_f64(),
+        t.poll.as_secs_f64(),
+        t.polls,
+        t.collect.as_secs_f64(),
+        t.cleanup.as_secs_f64(),
+        t.pods.as_secs_f64(),
+        opts.output.display()
+    );
+    Ok(if summary.interrupted {
+        130
+    } else if summary.ok() {
+        0
+    } else {
+        1
+    })
+}
+
 /// Runs `runs` on the cluster (or prints what it would do) and writes their results.
 pub fn execute(runs: Vec<Run>, opts: &Options) -> anyhow::Result<Summary> {
     let started = Instant::now();
     let mut summary = Summary::default();
     let (todo, done): (Vec<Run>, Vec<Run>) = runs.into_iter().partition(|r| {
         opts.dry_run
-            || !collect::is_complete(&super::result_dir(
-                &opts.output,
-                &r.benchmark,
-                &r.task,
-                &r.agent,
-            ))
+            || opts.force
+            || match &r.made_from {
+                Some(m) => matrix::existing(&r.dir, m) != Existing::Current,
+                None => true,
+            }
     });
     summary.skipped = done.len();
     if !done.is_empty() {
         eprintln!(
-            "kubernetes: {} run(s) already have a complete result in {}; not run again",
+            "kubernetes: {} run(s) already have a complete, current result in {}: kept (--force runs them again)",
             done.len(),
             opts.output.display()
         );
@@ -252,11 +365,11 @@ pub fn execute(runs: Vec<Run>, opts: &Options) -> anyhow::Result<Summary> {
     summary.timing.push = t.elapsed();
 
     let jobs = plan_jobs(&run_id, &todo, &images, opts)?;
-    let by_key: BTreeMap<(String, String, String), &Run> = todo
+    let by_key: BTreeMap<RunKey, &Run> = todo
         .iter()
         .map(|r| {
             (
-                (r.benchmark.clone(), r.task.clone(), r.agent.clone()),
+                (r.benchmark.clone(), r.task.clone(), r.agent.clone(), r.repeat),
                 r,
             )
         })
@@ -269,6 +382,15 @@ pub fn execute(runs: Vec<Run>, opts: &Options) -> anyhow::Result<Summary> {
         summary,
         collected: BTreeSet::new(),
         results: BTreeSet::new(),
+        repeats: jobs
+            .iter()
+            .enumerate()
+            .flat_map(|(i, j)| j.entries.iter().map(move |e| ((i, e.task.clone()), e.repeat)))
+            .fold(BTreeMap::new(), |mut m, (k, r)| {
+                let v = m.entry(k).or_insert(0);
+                *v = (*v).max(r);
+                m
+            }),
     };
     rt.block_on(session.drive())?;
     let mut summary = session.summary;
@@ -276,17 +398,22 @@ pub fn execute(runs: Vec<Run>, opts: &Options) -> anyhow::Result<Summary> {
     Ok(summary)
 }
 
+/// Benchmark, task, agent, repeat.
+type RunKey = (String, String, String, u32);
+
 /// The state of a run on the cluster.
 struct Session<'a> {
     run_id: String,
     opts: &'a Options,
     jobs: &'a [JobPlan],
-    runs: &'a BTreeMap<(String, String, String), &'a Run>,
+    runs: &'a BTreeMap<RunKey, &'a Run>,
     summary: Summary,
     /// Pods whose log has been read.
     collected: BTreeSet<String>,
     /// (job index, completion index) with a result written.
     results: BTreeSet<(usize, usize)>,
+    /// How many repeats each (job, task) has: labels show `#k` when more than one.
+    repeats: BTreeMap<(usize, String), u32>,
 }
 
 fn selector(run_id: &str) -> ListParams {
@@ -552,11 +679,13 @@ impl Session<'_> {
         fallback_reason: &str,
     ) -> anyhow::Result<()> {
         let job = &self.jobs[i];
-        let run = self.runs[&(job.benchmark.clone(), entry.task.clone(), job.agent.clone())];
+        let run = self.runs[&(
+            job.benchmark.clone(),
+            entry.task.clone(),
+            job.agent.clone(),
+            entry.repeat,
+        )];
         let (runner_exit, wall) = pod.map(container_times).unwrap_or((None, None));
-        if let Some(w) = wall {
-            self.summary.timing.pods += Duration::from_secs_f64(w);
-        }
         let record = collect::PodRecord {
             benchmark: &job.benchmark,
             task: &entry.task,
@@ -569,11 +698,12 @@ impl Session<'_> {
             completion_index: index,
             pod_phase: phase,
             pod_reason: reason,
-            runner_exit,
+            runner_exit: runner_exit.map_or(-1, i64::from),
             wall_sec: wall,
             kiln_version: env!("CARGO_PKG_VERSION"),
+            made_from: run.made_from.clone(),
         };
-        let dir = super::result_dir(&self.opts.output, &job.benchmark, &entry.task, &job.agent);
+        let dir = run.dir.clone();
         let run_id = format!("{}-{}-{index}", self.run_id, job.name);
         let (dir, result) = collect::write(
             &dir,
@@ -591,6 +721,12 @@ impl Session<'_> {
             &record,
         )?;
         self.results.insert((i, index));
+        self.summary.timing.pods += Duration::from_secs_f64(result.timing.wall_sec.max(0.0));
+        let label = if self.repeats.get(&(i, entry.task.clone())).copied().unwrap_or(1) > 1 {
+            format!("{}/{} × {} #{}", job.benchmark, entry.task, job.agent, entry.repeat)
+        } else {
+            format!("{}/{} × {}", job.benchmark, entry.task, job.agent)
+        };
         if result.status == "infra_error" {
             self.summary.infra_errors += 1;
             let why = result
@@ -599,10 +735,7 @@ impl Session<'_> {
                 .map(|e| e.message.clone())
                 .unwrap_or_default();
             println!(
-                "{}/{} × {}: infra_error: {why} → {}",
-                job.benchmark,
-                entry.task,
-                job.agent,
+                "{label}: infra_error: {why} → {}",
                 dir.join("result.json").display()
             );
         } else {
@@ -616,14 +749,11 @@ impl Session<'_> {
                 _ => String::new(),
             };
             println!(
-                "{}/{} × {}: {}, score {:.4} ({}{gates}), {:.1}s → {}",
-                job.benchmark,
-                entry.task,
-                job.agent,
+                "{label}: {}, score {:.4} ({}{gates}), {:.1}s → {}",
                 result.status,
                 result.score.value,
                 if result.score.passed { "passed" } else { "not passed" },
-                wall.unwrap_or(result.timing.wall_sec),
+                result.timing.wall_sec,
                 dir.join("result.json").display()
             );
         }
