@@ -67,20 +67,42 @@ fn dry_run_prints_manifests_and_contacts_nothing() {
 fn bad_kubernetes_flags_are_refused() {
     for (args, needle) in [
         (
-            vec!["run", "terminal-lite", "--agent", "null", "--on", "kubernetes"],
+            vec![
+                "run",
+                "terminal-lite",
+                "--agent",
+                "null",
+                "--on",
+                "kubernetes",
+            ],
             "--registry",
         ),
         (
             vec![
-                "run", "terminal-lite", "--agent", "null", "--on", "kubernetes", "--registry",
+                "run",
+                "terminal-lite",
+                "--agent",
+                "null",
+                "--on",
+                "kubernetes",
+                "--registry",
                 "http://r:5000",
             ],
             "without a scheme",
         ),
         (
             vec![
-                "run", "terminal-lite", "--agent", "null", "--task-id", "nope", "--on",
-                "kubernetes", "--registry", "r:5000", "--dry-run",
+                "run",
+                "terminal-lite",
+                "--agent",
+                "null",
+                "--task-id",
+                "nope",
+                "--on",
+                "kubernetes",
+                "--registry",
+                "r:5000",
+                "--dry-run",
             ],
             "nope",
         ),
@@ -278,10 +300,7 @@ impl Drop for TestNamespace {
 }
 
 fn report_rows(dir: &Path) -> Vec<serde_json::Value> {
-    let out = kiln(
-        &["report", &dir.to_string_lossy(), "--format", "json"],
-        &[],
-    );
+    let out = kiln(&["report", &dir.to_string_lossy(), "--format", "json"], &[]);
     assert!(out.status.success());
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let mut rows = v["results"].as_array().unwrap().clone();
@@ -350,6 +369,11 @@ fn matrix_on_kubernetes_scores_like_local_runs(c: &Cluster) {
         .count();
     assert_eq!(lines, 10, "one line per run");
     assert_eq!(ns.objects(), (0, 0), "kiln deleted its Jobs and pods");
+    // A re-run finds every result complete and current, and runs nothing.
+    let out = kiln(&args(&matrix, &tail), &env);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("10 run(s) already have a complete, current result"));
 
     // The same matrix locally.
     let local_out_s = local_out.to_string_lossy().to_string();
@@ -364,20 +388,12 @@ fn matrix_on_kubernetes_scores_like_local_runs(c: &Cluster) {
     ];
     let out = kiln(&args(&matrix[..7], &local_tail), &[]);
     assert!(out.status.success());
-    let (k8s_rows, local_rows) = (
-        report_rows(Path::new(&k8s_out)),
-        report_rows(&local_out),
-    );
+    let (k8s_rows, local_rows) = (report_rows(Path::new(&k8s_out)), report_rows(&local_out));
     assert_eq!(k8s_rows.len(), 10);
     assert_eq!(k8s_rows, local_rows, "kiln report: kubernetes vs local");
     assert!(k8s_rows
         .iter()
         .any(|r| r["agent"] == "oracle" && r["passed"] == true));
-
-    // A re-run finds every result complete and runs nothing.
-    let out = kiln(&args(&matrix, &tail), &env);
-    assert!(out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("10 run(s) already have a complete, current result"));
 }
 
 /// Deletes the run's first pod as soon as it runs (the runner is at work then).
@@ -388,9 +404,10 @@ fn kill_first_pod(kubeconfig: &str, ns: &str, timeout: Duration) -> Option<Strin
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
             let list = pods.list(&lp).await.ok()?;
-            let running = list.items.iter().find(|p| {
-                p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
-            });
+            let running = list
+                .items
+                .iter()
+                .find(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"));
             if let Some(p) = running {
                 let name = p.metadata.name.clone()?;
                 pods.delete(&name, &DeleteParams::default().grace_period(0))
@@ -410,7 +427,14 @@ fn killed_pod_is_an_infra_error_and_a_rerun_completes_it(c: &Cluster) {
     let out_dir = results.path().to_string_lossy().to_string();
     let env = [("KUBECONFIG", c.kubeconfig.as_str())];
     let tail = on_k8s(c, &ns.name, &out_dir);
-    let cmd = ["run", "terminal-lite", "--agent", "oracle", "--task-id", "count-lines"];
+    let cmd = [
+        "run",
+        "terminal-lite",
+        "--agent",
+        "oracle",
+        "--task-id",
+        "count-lines",
+    ];
     // Build and push first, so the pod is there to kill right after the Job is created.
     let child = {
         let mut cmd_line = Command::new(env!("CARGO_BIN_EXE_kiln"));
@@ -431,7 +455,9 @@ fn killed_pod_is_an_infra_error_and_a_rerun_completes_it(c: &Cluster) {
     );
     let killed = killed.expect("a pod to kill");
     assert_eq!(out.status.code(), Some(1), "an infra error fails the run");
-    let result = results.path().join("terminal-lite/count-lines/oracle/result.json");
+    let result = results
+        .path()
+        .join("terminal-lite/count-lines/oracle/result.json");
     let r: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&result).unwrap()).unwrap();
     assert_eq!(r["status"], "infra_error");
@@ -452,7 +478,14 @@ fn ctrl_c_leaves_no_job_or_pod(c: &Cluster) {
     let results = tempfile::tempdir().unwrap();
     let out_dir = results.path().to_string_lossy().to_string();
     let tail = on_k8s(c, &ns.name, &out_dir);
-    let cmd = ["run", "terminal-lite", "--agent", "null", "--parallelism", "1"];
+    let cmd = [
+        "run",
+        "terminal-lite",
+        "--agent",
+        "null",
+        "--parallelism",
+        "1",
+    ];
     let child = Command::new(env!("CARGO_BIN_EXE_kiln"))
         .args(args(&cmd, &tail))
         .env("KUBECONFIG", &c.kubeconfig)

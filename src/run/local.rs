@@ -187,7 +187,11 @@ pub fn run(repo: &Path, selection: &Selection, opts: &Options) -> anyhow::Result
             // Only the oracle gets the solution, even when the matrix also runs the task
             // with another agent.
             solution: (run.agent == ORACLE)
-                .then(|| solutions.get(&(run.benchmark.clone(), run.task.clone())).cloned())
+                .then(|| {
+                    solutions
+                        .get(&(run.benchmark.clone(), run.task.clone()))
+                        .cloned()
+                })
                 .flatten(),
             dir,
             echo_progress: single && !quiet,

@@ -416,7 +416,9 @@ mod tests {
         assert_eq!(task_from_table("a,b,a", "2").unwrap(), "a");
         assert_eq!(task_from_table("a, b", "1").unwrap(), "b");
         assert!(task_from_table("a,b", "2").unwrap_err().contains("no task"));
-        assert!(task_from_table("a,b", "x").unwrap_err().contains("not an index"));
+        assert!(task_from_table("a,b", "x")
+            .unwrap_err()
+            .contains("not an index"));
         assert!(task_from_table("a,,b", "1").is_err());
     }
 

@@ -24,8 +24,8 @@ impl TaskInfo {
     /// Reads `<task dir>/scenario.toml` (defaults as in docs/scenario-format.md §3).
     pub fn read(task_dir: &Path, agent_timeout: Option<u64>) -> anyhow::Result<TaskInfo> {
         let path = task_dir.join("scenario.toml");
-        let text =
-            std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
         let doc: toml::Value =
             toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
         let int = |table: &str, key: &str, default: u64| -> u64 {
@@ -167,7 +167,6 @@ pub fn write(
     let result = report::read_result(&dir.join("result.json"))?;
     Ok((dir.to_path_buf(), result))
 }
-
 
 #[cfg(test)]
 mod tests {

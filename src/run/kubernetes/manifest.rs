@@ -315,7 +315,10 @@ mod tests {
         assert_eq!(pod.active_deadline_seconds, Some(2400));
         let c = &pod.containers[0];
         assert_eq!(c.args.as_deref(), Some(&["all".to_string()][..]));
-        assert!(c.command.is_none(), "the image's entry point (the runner) runs");
+        assert!(
+            c.command.is_none(),
+            "the image's entry point (the runner) runs"
+        );
         let env = c.env.as_ref().unwrap();
         assert!(env.iter().any(|e| e.name == "KILN_TASK_TABLE"
             && e.value.as_deref() == Some("churn-dashboard,q3-revenue-dashboard")));

@@ -170,7 +170,11 @@ pub fn plan_jobs(
                 "the solutions of {benchmark} × {agent} hold {size} bytes: more than a ConfigMap (1 MiB) takes"
             );
         }
-        let longest = members.iter().map(|r| r.info.timeouts_sec).max().unwrap_or(0);
+        let longest = members
+            .iter()
+            .map(|r| r.info.timeouts_sec)
+            .max()
+            .unwrap_or(0);
         jobs.push(JobPlan {
             name: format!("kiln-{run_id}-{n}"),
             benchmark,
@@ -211,7 +215,11 @@ pub fn run(
     let mut infos = BTreeMap::new();
     for r in &plan.runs {
         if !infos.contains_key(&(r.benchmark.clone(), r.task.clone())) {
-            let dir = repo.join("benchmarks").join(&r.benchmark).join("tasks").join(&r.task);
+            let dir = repo
+                .join("benchmarks")
+                .join(&r.benchmark)
+                .join("tasks")
+                .join(&r.task);
             infos.insert(
                 (r.benchmark.clone(), r.task.clone()),
                 TaskInfo::read(&dir, opts.agent_timeout)?,
@@ -255,7 +263,11 @@ pub fn run(
                 local_image: r.image.clone(),
                 // Only oracle runs: the map holds every task some oracle run has.
                 solution: (r.agent == super::ORACLE)
-                    .then(|| solutions.get(&(r.benchmark.clone(), r.task.clone())).cloned())
+                    .then(|| {
+                        solutions
+                            .get(&(r.benchmark.clone(), r.task.clone()))
+                            .cloned()
+                    })
                     .flatten(),
                 info: infos[&(r.benchmark.clone(), r.task.clone())].clone(),
                 dir: matrix::result_dir(&opts.output, r),
@@ -301,12 +313,20 @@ pub fn execute(runs: Vec<Run>, opts: &Options) -> anyhow::Result<Summary> {
     let started = Instant::now();
     let mut summary = Summary::default();
     let (todo, done): (Vec<Run>, Vec<Run>) = runs.into_iter().partition(|r| {
-        opts.dry_run
-            || opts.force
-            || match &r.made_from {
-                Some(m) => matrix::existing(&r.dir, m) != Existing::Current,
-                None => true,
+        if opts.dry_run || opts.force {
+            return true;
+        }
+        match r.made_from.as_ref().map(|m| matrix::existing(&r.dir, m)) {
+            Some(Existing::Current) => false,
+            Some(Existing::Redo(why)) => {
+                eprintln!(
+                    "{}/{} × {}: running again: {why}",
+                    r.benchmark, r.task, r.agent
+                );
+                true
             }
+            _ => true,
+        }
     });
     summary.skipped = done.len();
     if !done.is_empty() {
@@ -335,8 +355,13 @@ pub fn execute(runs: Vec<Run>, opts: &Options) -> anyhow::Result<Summary> {
             );
         }
         let jobs = plan_jobs(&run_id, &todo, &images, opts)?;
-        println!("# kiln run --on kubernetes (dry run): {} run(s) in {} Job(s), namespace {}; \
-                  image tags are the images' input digests once built", todo.len(), jobs.len(), opts.namespace);
+        println!(
+            "# kiln run --on kubernetes (dry run): {} run(s) in {} Job(s), namespace {}; \
+                  image tags are the images' input digests once built",
+            todo.len(),
+            jobs.len(),
+            opts.namespace
+        );
         for l in &locals {
             println!("# docker tag {l} {0} && docker push {0}", images[l]);
         }
@@ -369,7 +394,12 @@ pub fn execute(runs: Vec<Run>, opts: &Options) -> anyhow::Result<Summary> {
         .iter()
         .map(|r| {
             (
-                (r.benchmark.clone(), r.task.clone(), r.agent.clone(), r.repeat),
+                (
+                    r.benchmark.clone(),
+                    r.task.clone(),
+                    r.agent.clone(),
+                    r.repeat,
+                ),
                 r,
             )
         })
@@ -385,7 +415,11 @@ pub fn execute(runs: Vec<Run>, opts: &Options) -> anyhow::Result<Summary> {
         repeats: jobs
             .iter()
             .enumerate()
-            .flat_map(|(i, j)| j.entries.iter().map(move |e| ((i, e.task.clone()), e.repeat)))
+            .flat_map(|(i, j)| {
+                j.entries
+                    .iter()
+                    .map(move |e| ((i, e.task.clone()), e.repeat))
+            })
             .fold(BTreeMap::new(), |mut m, (k, r)| {
                 let v = m.entry(k).or_insert(0);
                 *v = (*v).max(r);
@@ -462,7 +496,9 @@ fn pod_failure(pod: &Pod) -> String {
                 cs.name,
                 t.reason.as_deref().unwrap_or("terminated"),
                 t.exit_code,
-                t.signal.map(|s| format!(", signal {s}")).unwrap_or_default()
+                t.signal
+                    .map(|s| format!(", signal {s}"))
+                    .unwrap_or_default()
             ));
         }
     }
@@ -531,7 +567,9 @@ impl Session<'_> {
                     cms_api
                         .create(&PostParams::default(), &cm)
                         .await
-                        .with_context(|| format!("creating ConfigMap {}", plan.config_map_name()))?;
+                        .with_context(|| {
+                            format!("creating ConfigMap {}", plan.config_map_name())
+                        })?;
                 }
                 jobs_api
                     .create(
@@ -554,8 +592,14 @@ impl Session<'_> {
             }
 
             let t = Instant::now();
-            let job_list = jobs_api.list(&selector(&self.run_id)).await.context("listing kiln's Jobs")?;
-            let pod_list = pods_api.list(&selector(&self.run_id)).await.context("listing kiln's pods")?;
+            let job_list = jobs_api
+                .list(&selector(&self.run_id))
+                .await
+                .context("listing kiln's Jobs")?;
+            let pod_list = pods_api
+                .list(&selector(&self.run_id))
+                .await
+                .context("listing kiln's pods")?;
             self.summary.timing.poll += t.elapsed();
             self.summary.timing.polls += 1;
 
@@ -600,8 +644,20 @@ impl Session<'_> {
         for (i, (kind, why)) in &finished_jobs {
             for (index, entry) in self.jobs[*i].entries.iter().enumerate() {
                 if !self.results.contains(&(*i, index)) {
-                    let reason = format!("Job {} ended {kind} ({why}) before index {index} left a result", self.jobs[*i].name);
-                    self.write_result(*i, index, entry, None, None, "Unknown", Some(&reason), &reason)?;
+                    let reason = format!(
+                        "Job {} ended {kind} ({why}) before index {index} left a result",
+                        self.jobs[*i].name
+                    );
+                    self.write_result(
+                        *i,
+                        index,
+                        entry,
+                        None,
+                        None,
+                        "Unknown",
+                        Some(&reason),
+                        &reason,
+                    )?;
                 }
             }
         }
@@ -722,8 +778,17 @@ impl Session<'_> {
         )?;
         self.results.insert((i, index));
         self.summary.timing.pods += Duration::from_secs_f64(result.timing.wall_sec.max(0.0));
-        let label = if self.repeats.get(&(i, entry.task.clone())).copied().unwrap_or(1) > 1 {
-            format!("{}/{} × {} #{}", job.benchmark, entry.task, job.agent, entry.repeat)
+        let label = if self
+            .repeats
+            .get(&(i, entry.task.clone()))
+            .copied()
+            .unwrap_or(1)
+            > 1
+        {
+            format!(
+                "{}/{} × {} #{}",
+                job.benchmark, entry.task, job.agent, entry.repeat
+            )
         } else {
             format!("{}/{} × {}", job.benchmark, entry.task, job.agent)
         };
@@ -752,7 +817,11 @@ impl Session<'_> {
                 "{label}: {}, score {:.4} ({}{gates}), {:.1}s → {}",
                 result.status,
                 result.score.value,
-                if result.score.passed { "passed" } else { "not passed" },
+                if result.score.passed {
+                    "passed"
+                } else {
+                    "not passed"
+                },
                 result.timing.wall_sec,
                 dir.join("result.json").display()
             );
@@ -803,7 +872,10 @@ impl Session<'_> {
             // Pods of a deleted Job get no grace from kiln: they are removed as the
             // kubelet stops them.
             pods_api
-                .delete_collection(&DeleteParams::background().grace_period(0), &selector(&self.run_id))
+                .delete_collection(
+                    &DeleteParams::background().grace_period(0),
+                    &selector(&self.run_id),
+                )
                 .await
                 .context("deleting kiln's pods")?;
             loop {
