@@ -128,6 +128,23 @@ fn now_rfc3339() -> String {
     k8s_openapi::chrono::Utc::now().to_rfc3339_opts(k8s_openapi::chrono::SecondsFormat::Secs, true)
 }
 
+/// The runner's progress lines on stderr start with this.
+const RUNNER_LOG_PREFIX: &str = "[kiln-runner ";
+
+/// The result JSON between the markers of a pod log. The log interleaves stdout and
+/// stderr line by line, so a progress line of the runner may sit inside the JSON: such
+/// lines are dropped.
+pub fn result_in_log(log: &str) -> Option<String> {
+    let block = super::super::between_markers(log)?;
+    let json: String = block
+        .lines()
+        .filter(|l| !l.starts_with(RUNNER_LOG_PREFIX))
+        .collect::<Vec<_>>()
+        .join("\n");
+    serde_json::from_str::<serde_json::Value>(&json).ok()?;
+    Some(json)
+}
+
 /// Writes a run's results into `dir` (replacing what was there only once complete) and
 /// returns the result as read back. `log` is the pod's log (stdout and stderr together);
 /// `fallback` is the result to write when the log holds none.
@@ -146,11 +163,8 @@ pub fn write(
     if let Some(log) = log {
         std::fs::write(staging.path().join("pod.log"), log)?;
     }
-    let from_log = log
-        .and_then(super::super::between_markers)
-        .filter(|json| serde_json::from_str::<serde_json::Value>(json).is_ok());
-    let json = match from_log {
-        Some(json) => json.to_string(),
+    let json = match log.and_then(result_in_log) {
+        Some(json) => json,
         None => serde_json::to_string_pretty(&fallback())?,
     };
     std::fs::write(staging.path().join("result.json"), format!("{json}\n"))?;
@@ -234,6 +248,18 @@ mod tests {
             crate::run::matrix::existing(&dir, &want),
             crate::run::matrix::Existing::Redo(_)
         ));
+    }
+
+    #[test]
+    fn progress_lines_inside_the_result_are_dropped() {
+        let log = "[kiln-runner t] start\n==== KILN RESULT BEGIN ====\n{\n  \"a\": 1,\n\
+                   [kiln-runner t] result: done\n  \"b\": 2\n}\n==== KILN RESULT END ====\n";
+        let json = result_in_log(log).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(v["b"], 2);
+        assert!(
+            result_in_log("==== KILN RESULT BEGIN ====\n{\n==== KILN RESULT END ====").is_none()
+        );
     }
 
     #[test]
