@@ -214,16 +214,15 @@ pub fn run(
     let solutions = super::local::solutions(repo, &plan.runs)?;
     let mut infos = BTreeMap::new();
     for r in &plan.runs {
-        if !infos.contains_key(&(r.benchmark.clone(), r.task.clone())) {
+        if let std::collections::btree_map::Entry::Vacant(slot) =
+            infos.entry((r.benchmark.clone(), r.task.clone()))
+        {
             let dir = repo
                 .join("benchmarks")
                 .join(&r.benchmark)
                 .join("tasks")
                 .join(&r.task);
-            infos.insert(
-                (r.benchmark.clone(), r.task.clone()),
-                TaskInfo::read(&dir, opts.agent_timeout)?,
-            );
+            slot.insert(TaskInfo::read(&dir, opts.agent_timeout)?);
         }
     }
     let digests = if opts.dry_run {
