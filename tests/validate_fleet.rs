@@ -253,9 +253,20 @@ fn an_agent_cannot_read_the_graders() {
         pass_env: vec!["KILN_TEST_API_KEY".into()],
         agent_timeout: Some(120),
         solution: None,
-        dir: kiln::run::result_dir(out.path(), "metric-definition-audit", "churn-dashboard", "snoop"),
+        dir: kiln::run::result_dir(
+            out.path(),
+            "metric-definition-audit",
+            "churn-dashboard",
+            "snoop",
+        ),
         echo_progress: false,
-        container: kiln::run::container_name(0, "metric-definition-audit", "churn-dashboard", "snoop", 1),
+        container: kiln::run::container_name(
+            0,
+            "metric-definition-audit",
+            "churn-dashboard",
+            "snoop",
+            1,
+        ),
         labels: kiln::run::reap::Owner::current().labels(),
         made_from: None,
     };
