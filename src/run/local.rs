@@ -679,7 +679,11 @@ fn build(
     build_opts.progress = opts.progress;
     let summary = crate::build::run(&plan.builds, &plan.bake, &decision, &build_opts)?;
     if summary.interrupted {
-        anyhow::bail!("interrupted while building; nothing was run");
+        return Err(Failure {
+            code: 130,
+            message: "interrupted while building; nothing was run".into(),
+        }
+        .into());
     }
     if !summary.ok() {
         anyhow::bail!(
