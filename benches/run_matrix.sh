@@ -37,7 +37,10 @@ for image in "$null_image" "$oracle_image"; do
   }
 done
 
-# The plain commands of one run (what kiln does, without kiln).
+# The plain commands of one run (what kiln does, without kiln). /kiln/solutions does not
+# exist in the image, so the copy brings the solutions/ directory into /kiln.
+mkdir -p "$work/kiln/solutions"
+cp -a "$solution" "$work/kiln/solutions/$task"
 cat > "$work/plain.sh" <<EOF
 #!/bin/sh
 set -e
@@ -46,9 +49,9 @@ case "\$1" in
     docker run --rm -e KILN_TASK_ID=$task -e KILN_AGENT_ID=null $null_image all --task $task >/dev/null 2>&1 ;;
   oracle)
     id=\$(docker create -e KILN_TASK_ID=$task -e KILN_AGENT_ID=oracle $oracle_image all --task $task)
-    docker cp $solution "\$id:/kiln/solutions/$task"
-    docker start -a "\$id" >/dev/null 2>&1
-    docker rm "\$id" >/dev/null ;;
+    trap 'docker rm -f "\$id" >/dev/null' EXIT
+    docker cp $work/kiln/solutions "\$id:/kiln/"
+    docker start -a "\$id" >/dev/null 2>&1 ;;
 esac
 EOF
 chmod +x "$work/plain.sh"
