@@ -67,7 +67,7 @@ for j in ${JOBS:-1 2 4}; do
   xargs -P "$j" -n 1 "$work/plain.sh" < "$work/list"
   t1=$(now)
   "$kiln" run terminal-lite --task-id "$task" --agent null --agent oracle --repeat "$half" \
-    --jobs "$j" --no-build --force --progress quiet --output "$work/results" >/dev/null
+    --jobs "$j" --no-build --force --progress quiet --output "$work/results" >/dev/null 2>&1
   t2=$(now)
   awk -v n="$n" -v j="$j" -v a="$t0" -v b="$t1" -v c="$t2" 'BEGIN {
     loop = b - a; k = c - b;
@@ -82,4 +82,4 @@ hyperfine -N -w 2 -r "$runs" --output=pipe \
   -n "kiln run --no-build (null)" "$kiln run terminal-lite --task-id $task --agent null --no-build --force -q -o $work/one" \
   -n "create+cp+start (oracle)" "$work/plain.sh oracle" \
   -n "kiln run --no-build (oracle)" "$kiln run terminal-lite --task-id $task --agent oracle --no-build --force -q -o $work/one" \
-  -n "kiln run (oracle, up-to-date check)" "$kiln run terminal-lite --task-id $task --agent oracle --force -q -o $work/one"
+  -n "kiln run (oracle, up-to-date check)" "$kiln run terminal-lite --task-id $task --agent oracle --force -q --backend engine -o $work/one"
