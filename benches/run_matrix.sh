@@ -37,7 +37,10 @@ for image in "$null_image" "$oracle_image"; do
   }
 done
 
-# The plain commands of one run (what kiln does, without kiln).
+# The plain commands of one run (what kiln does, without kiln). /kiln/solutions does not
+# exist in the image, so the copy brings the solutions/ directory into /kiln.
+mkdir -p "$work/kiln/solutions"
+cp -a "$solution" "$work/kiln/solutions/$task"
 cat > "$work/plain.sh" <<EOF
 #!/bin/sh
 set -e
@@ -46,9 +49,9 @@ case "\$1" in
     docker run --rm -e KILN_TASK_ID=$task -e KILN_AGENT_ID=null $null_image all --task $task >/dev/null 2>&1 ;;
   oracle)
     id=\$(docker create -e KILN_TASK_ID=$task -e KILN_AGENT_ID=oracle $oracle_image all --task $task)
-    docker cp $solution "\$id:/kiln/solutions/$task"
-    docker start -a "\$id" >/dev/null 2>&1
-    docker rm "\$id" >/dev/null ;;
+    trap 'docker rm -f "\$id" >/dev/null' EXIT
+    docker cp $work/kiln/solutions "\$id:/kiln/"
+    docker start -a "\$id" >/dev/null 2>&1 ;;
 esac
 EOF
 chmod +x "$work/plain.sh"
@@ -64,7 +67,7 @@ for j in ${JOBS:-1 2 4}; do
   xargs -P "$j" -n 1 "$work/plain.sh" < "$work/list"
   t1=$(now)
   "$kiln" run terminal-lite --task-id "$task" --agent null --agent oracle --repeat "$half" \
-    --jobs "$j" --no-build --force --progress quiet --output "$work/results" >/dev/null
+    --jobs "$j" --no-build --force --progress quiet --output "$work/results" >/dev/null 2>&1
   t2=$(now)
   awk -v n="$n" -v j="$j" -v a="$t0" -v b="$t1" -v c="$t2" 'BEGIN {
     loop = b - a; k = c - b;
@@ -79,4 +82,4 @@ hyperfine -N -w 2 -r "$runs" --output=pipe \
   -n "kiln run --no-build (null)" "$kiln run terminal-lite --task-id $task --agent null --no-build --force -q -o $work/one" \
   -n "create+cp+start (oracle)" "$work/plain.sh oracle" \
   -n "kiln run --no-build (oracle)" "$kiln run terminal-lite --task-id $task --agent oracle --no-build --force -q -o $work/one" \
-  -n "kiln run (oracle, up-to-date check)" "$kiln run terminal-lite --task-id $task --agent oracle --force -q -o $work/one"
+  -n "kiln run (oracle, up-to-date check)" "$kiln run terminal-lite --task-id $task --agent oracle --force -q --backend engine -o $work/one"

@@ -263,27 +263,24 @@ pub fn run(repo: &Path, selection: &Selection, opts: &Options) -> anyhow::Result
         print_kept_single(&kept[0].1);
     } else {
         print_summary(&matrix.runs, &opts.output);
-        let ran = ends.len();
-        let done = ends
-            .iter()
-            .filter(|e| matches!(e, End::Completed(_)))
-            .count();
-        eprintln!(
-            "{} runs: {} kept, {done} ran{}, {} failed to run{}",
+        let count = |f: fn(&End) -> bool| ends.iter().filter(|e| f(e)).count();
+        let done = count(|e| matches!(e, End::Completed(_)));
+        let stopped = count(|e| matches!(e, End::Interrupted));
+        let not_started = count(|e| matches!(e, End::NotStarted));
+        let mut line = format!(
+            "{} runs: {} kept, {} completed, {} failed to run",
             matrix.runs.len(),
             kept.len(),
-            if ran > done {
-                format!(" of {ran} started")
-            } else {
-                String::new()
-            },
+            done - not_completed,
             failed + not_completed,
-            if interrupted {
-                "; interrupted: running containers stopped and removed, finished results kept (run the same command again to finish)"
-            } else {
-                ""
-            }
         );
+        if interrupted {
+            line.push_str(&format!(
+                "; interrupted: {stopped} stopped (containers removed, nothing written), \
+                 {not_started} not started; run the same command again to finish"
+            ));
+        }
+        eprintln!("{line}");
     }
     Ok(if interrupted {
         130
@@ -685,7 +682,11 @@ pub(crate) fn build(
     build_opts.progress = opts.progress;
     let summary = crate::build::run(&plan.builds, &plan.bake, &decision, &build_opts)?;
     if summary.interrupted {
-        anyhow::bail!("interrupted while building; nothing was run");
+        return Err(Failure {
+            code: 130,
+            message: "interrupted while building; nothing was run".into(),
+        }
+        .into());
     }
     if !summary.ok() {
         anyhow::bail!(

@@ -327,6 +327,25 @@ pub async fn execute(
     })
 }
 
+/// [`execute`] outside a runtime, stopped by Ctrl-C (for tests and one-off callers).
+pub fn execute_blocking(spec: &RunSpec) -> anyhow::Result<Outcome> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    runtime.block_on(async {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        let interrupt = tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                let _ = tx.send(true);
+            }
+        });
+        let outcome = execute(spec, rx).await;
+        interrupt.abort();
+        outcome
+    })
+}
+
 /// Puts `staging` at `dir`: the previous results are moved aside first (so `dir` never
 /// holds a mix), then removed.
 fn replace_dir(staging: tempfile::TempDir, dir: &Path) -> anyhow::Result<()> {
