@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Runs every test: unit tests, bake parity, and the tests against the real Docker Engine and podman.
+# Runs every test: unit tests, bake parity, and the tests against the real Docker Engine,
+# podman and a headless Chromium (the HTML report).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-export KILN_TEST_DOCKER=1 KILN_TEST_PODMAN=1 KILN_TEST_BUILDX=1
+export KILN_TEST_DOCKER=1 KILN_TEST_PODMAN=1 KILN_TEST_BUILDX=1 KILN_TEST_BROWSER=1 KILN_TEST_K8S=1
 # A real BuildKit daemon as the `remote` builder kiln-remote (shared by the machine:
 # started when it does not answer, never stopped here). Without it the remote-builder
 # tests say why and skip.
@@ -16,5 +17,11 @@ if [ -f "$remote" ]; then
   fi
 else
   echo "test.sh: $remote not found; the remote BuildKit tests are skipped" >&2
+fi
+# The Kubernetes tests bring up the one-node cluster of ../shared/tools/k8s themselves;
+# it is stopped at the end (KILN_K8S_KEEP=1 leaves it up).
+export KILN_K8S_TOOLS="${KILN_K8S_TOOLS:-$(cd .. && pwd)/shared/tools/k8s}"
+if [ "${KILN_K8S_KEEP:-0}" != 1 ]; then
+  trap 'bash "$KILN_K8S_TOOLS/down.sh" >/dev/null 2>&1 || true' EXIT
 fi
 cargo test --workspace --locked

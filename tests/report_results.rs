@@ -262,3 +262,222 @@ fn an_empty_directory_reports_nothing() {
     assert!(out.status.success());
     assert_eq!(String::from_utf8_lossy(&out.stdout), "no results\n");
 }
+
+#[test]
+fn repeats_count_once_each_and_hidden_partial_runs_are_not_results() {
+    let dir = results_dir();
+    // Two repeats of one cell, and a run still being written (hidden directory).
+    for (k, value, passed) in [(1, 1.0, true), (2, 0.0, false)] {
+        let at = dir
+            .path()
+            .join(format!("terminal-lite/count-lines/null/repeat-{k}"));
+        std::fs::create_dir_all(&at).unwrap();
+        let r = sample("count-lines", "Count", "null", "reward", value, passed);
+        std::fs::write(at.join("result.json"), r.to_string()).unwrap();
+    }
+    let partial = dir
+        .path()
+        .join("terminal-lite/count-lines/null/.repeat-3.partial-x");
+    std::fs::create_dir_all(&partial).unwrap();
+    std::fs::write(
+        partial.join("result.json"),
+        sample("count-lines", "Count", "null", "reward", 1.0, true).to_string(),
+    )
+    .unwrap();
+    let out = kiln(&["report", dir.path().to_str().unwrap(), "--format", "json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let repeats: Vec<(String, Value)> = report["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["task"] == "count-lines")
+        .map(|r| {
+            (
+                r["benchmark"].as_str().unwrap().to_string(),
+                r["repeat"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        repeats,
+        vec![
+            ("terminal-lite".to_string(), json!(1)),
+            ("terminal-lite".to_string(), json!(2))
+        ]
+    );
+    let null = report["summary"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["benchmark"] == "terminal-lite" && s["agent"] == "null")
+        .unwrap();
+    assert_eq!(
+        (null["runs"].clone(), null["passed"].clone()),
+        (json!(2), json!(1))
+    );
+    let table = kiln(&["report", dir.path().to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&table.stdout).contains("count-lines #2"));
+}
+
+/// The page `kiln report --format html -o` writes for the sample results.
+fn html_page(dir: &Path) -> (std::path::PathBuf, String) {
+    let page = dir.join("report.html");
+    let out = kiln(&[
+        "report",
+        dir.to_str().unwrap(),
+        "--format",
+        "html",
+        "-o",
+        page.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.stdout.is_empty(), "-o writes the file, not stdout");
+    let text = std::fs::read_to_string(&page).unwrap();
+    (page, text)
+}
+
+#[test]
+fn html_is_one_self_contained_page() {
+    let dir = results_dir();
+    let (_, text) = html_page(dir.path());
+    assert!(text.starts_with("<!DOCTYPE html>"), "{text}");
+    for external in [
+        "<script", "<link", " src=", "http://", "https://", "@import", "url(",
+    ] {
+        assert!(!text.contains(external), "{external} in the page");
+    }
+    // Escaped text, relative links to each run's files, the capped mark.
+    assert!(text.contains("churn-dashboard"));
+    assert!(
+        text.contains("href=\"metric-backfill/orders-daily/null/runner.stderr.log\""),
+        "{text}"
+    );
+    assert!(text.contains("capped</span>"));
+}
+
+/// Runs headless Chromium on `page`; returns (stdout, stderr).
+fn chromium(profile: &Path, args: &[&str], page: &Path) -> (String, String) {
+    let out = Command::new("chromium")
+        .args([
+            "--headless",
+            "--disable-gpu",
+            "--no-sandbox",
+            "--no-first-run",
+            "--disable-extensions",
+            "--enable-logging=stderr",
+            "--v=0",
+            &format!("--user-data-dir={}", profile.display()),
+        ])
+        .args(args)
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .expect("chromium runs (apt-get install chromium; scripts/setup.sh does)");
+    assert!(
+        out.status.success(),
+        "chromium failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Chromium's log lines for messages of the page's console.
+fn console_lines(stderr: &str) -> Vec<&str> {
+    stderr.lines().filter(|l| l.contains("CONSOLE")).collect()
+}
+
+#[test]
+fn html_renders_in_chromium_without_console_errors() {
+    if std::env::var("KILN_TEST_BROWSER").as_deref() != Ok("1") {
+        eprintln!("skipped: set KILN_TEST_BROWSER=1 to load the HTML report in headless Chromium");
+        return;
+    }
+    let dir = results_dir();
+    let (page, _) = html_page(dir.path());
+    let profile = tempfile::tempdir().unwrap();
+
+    // The console check can fail: a page that logs an error is caught.
+    let control = dir.path().join("control.html");
+    std::fs::write(
+        &control,
+        "<!DOCTYPE html><html><body><script>console.error('kiln-control-error')</script></body></html>",
+    )
+    .unwrap();
+    let (_, stderr) = chromium(profile.path(), &["--dump-dom"], &control);
+    assert!(
+        console_lines(&stderr)
+            .iter()
+            .any(|l| l.contains("kiln-control-error")),
+        "chromium did not report the control page's console error:\n{stderr}"
+    );
+
+    let (dom, stderr) = chromium(profile.path(), &["--dump-dom"], &page);
+    assert_eq!(
+        console_lines(&stderr),
+        Vec::<&str>::new(),
+        "console messages:\n{stderr}"
+    );
+    // The rendered DOM holds the matrix cells and the run rows.
+    let cell = |benchmark: &str, agent: &str| -> String {
+        let start = dom
+            .find(&format!(
+                "data-benchmark=\"{benchmark}\" data-agent=\"{agent}\""
+            ))
+            .unwrap_or_else(|| panic!("no cell {benchmark} × {agent} in:\n{dom}"));
+        dom[start..start + dom[start..].find("</td>").unwrap()].to_string()
+    };
+    let c = cell("metric-backfill", "oracle");
+    assert!(
+        c.contains("100%") && c.contains("1 of 1 passed") && c.contains("1.0000"),
+        "{c}"
+    );
+    assert!(c.contains("hsl(120, 70%, 80%)"), "green for 1.0: {c}");
+    let c = cell("metric-backfill", "null");
+    assert!(
+        c.contains("0%") && c.contains("0 of 1 passed") && c.contains("0.2000"),
+        "{c}"
+    );
+    assert!(c.contains("hsl(24, 70%, 80%)"), "{c}");
+    assert!(
+        dom.contains("<td class=\"empty\">–</td>"),
+        "terminal-lite × null has no runs"
+    );
+    assert_eq!(dom.matches("<tr class=\"run\"").count(), 4, "{dom}");
+    assert!(dom.contains("0.6900<span class=\"mark capped\""), "{dom}");
+    assert!(dom.contains("agent: agent exited 3, \"oops\""), "{dom}");
+
+    let shot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("report-html.png");
+    let _ = std::fs::remove_file(&shot);
+    let (_, stderr) = chromium(
+        profile.path(),
+        &[
+            &format!("--screenshot={}", shot.display()),
+            "--window-size=1200,800",
+            "--hide-scrollbars",
+        ],
+        &page,
+    );
+    assert_eq!(
+        console_lines(&stderr),
+        Vec::<&str>::new(),
+        "console messages:\n{stderr}"
+    );
+    let png = std::fs::read(&shot).expect("a screenshot");
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 10_000,
+        "{} bytes",
+        png.len()
+    );
+    eprintln!("screenshot: {}", shot.display());
+}

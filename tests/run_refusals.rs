@@ -148,3 +148,33 @@ fn every_shipped_task_has_a_reference_solution_outside_the_image_context() {
         }
     }
 }
+
+#[test]
+fn matrix_selections_are_checked_before_anything_runs() {
+    refused(&["run", "terminal-lite"], "--agent");
+    refused(&["run", "--agent", "null"], "--all");
+    refused(
+        &["run", "terminal-lite", "--agent", "null", "--repeat", "0"],
+        "--repeat",
+    );
+    refused(
+        &["run", "terminal-lite", "--agent", "null", "--jobs", "0"],
+        "--jobs",
+    );
+    refused(
+        &["run", "--all", "--agent", "null", "--agent", "nobody"],
+        "nobody",
+    );
+    refused(
+        &[
+            "run",
+            "terminal-lite",
+            "metric-backfill",
+            "--agent",
+            "null",
+            "--task-id",
+            "no-such-task",
+        ],
+        "\"no-such-task\" is in none of the selected benchmarks (terminal-lite, metric-backfill)",
+    );
+}

@@ -253,12 +253,26 @@ fn an_agent_cannot_read_the_graders() {
         pass_env: vec!["KILN_TEST_API_KEY".into()],
         agent_timeout: Some(120),
         solution: None,
-        output: out.path().to_path_buf(),
+        dir: kiln::run::result_dir(
+            out.path(),
+            "metric-definition-audit",
+            "churn-dashboard",
+            "snoop",
+        ),
         echo_progress: false,
+        container: kiln::run::container_name(
+            0,
+            "metric-definition-audit",
+            "churn-dashboard",
+            "snoop",
+            1,
+        ),
+        labels: kiln::run::reap::Owner::current().labels(),
+        made_from: None,
     };
     let secret = "sk-kiln-test-0123456789abcdef";
     std::env::set_var("KILN_TEST_API_KEY", secret);
-    let outcome = kiln::run::execute(&spec);
+    let outcome = kiln::run::execute_blocking(&spec);
     let _ = Command::new("docker").args(["rmi", "-f", image]).output();
     let outcome = outcome.expect("the snooping run completes");
     let result = checked_result(&outcome.dir.join("result.json"), &validator()).unwrap();
@@ -325,10 +339,13 @@ fn a_missing_readme_fails_only_the_production_gate() {
         pass_env: Vec::new(),
         agent_timeout: Some(300),
         solution: Some(repo().join("benchmarks/metric-backfill/tasks/orders-daily/solution")),
-        output: out.path().to_path_buf(),
+        dir: kiln::run::result_dir(out.path(), "metric-backfill", "orders-daily", "partial"),
         echo_progress: false,
+        container: kiln::run::container_name(0, "metric-backfill", "orders-daily", "partial", 1),
+        labels: kiln::run::reap::Owner::current().labels(),
+        made_from: None,
     };
-    let outcome = kiln::run::execute(&spec);
+    let outcome = kiln::run::execute_blocking(&spec);
     let _ = Command::new("docker").args(["rmi", "-f", image]).output();
     let outcome = outcome.expect("the run completes");
     let result = checked_result(&outcome.dir.join("result.json"), &validator()).unwrap();

@@ -12,6 +12,7 @@ mod list;
 mod release;
 mod report;
 mod run;
+mod run_kubernetes;
 mod validate;
 
 /// Builds, labels and runs the container images of AI-agent evaluations.
@@ -45,7 +46,8 @@ pub enum Command {
     Lint(lint::Args),
     /// List the fleet's benchmarks, agents, tasks or built images.
     List(list::Args),
-    /// Build what is missing and run one eval: benchmark × agent × task.
+    /// Build what is missing and run evals: one benchmark × agent × task, or a whole matrix,
+    /// here or on Kubernetes (--on kubernetes).
     Run(run::Args),
     /// Aggregate the result.json files under a results directory.
     Report(report::Args),

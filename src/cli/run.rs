@@ -1,30 +1,61 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use crate::backend::detect::{self, Requested};
-use crate::fleet::{Env, Fleet};
-use crate::plan::{self, Request};
-use crate::run::{self, RunSpec};
-use crate::store::{self, Store};
+use crate::backend::detect::Requested;
+use crate::run::local::{self, Options};
+use crate::run::matrix::Selection;
 
 use super::Failure;
 
+/// `kiln run`: one eval, or a matrix of them (benchmarks × agents × tasks × repeats).
 #[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Examples:
+  kiln run terminal-lite --agent oracle --task-id count-lines     one run
+  kiln run terminal-lite metric-backfill --agent oracle --agent null --repeat 3
+  kiln run --all --agent null --jobs 4 --output results
+
+Runs whose complete result already exists for the same eval image (input digest), model,
+replay fixture and repeat are kept (--force runs them again). Ctrl-C stops and removes the
+running containers, keeps finished results and exits 130; run the same command again to
+finish. Exit status: 0 every run completed (whatever the scores); 1 a run could not
+complete (infrastructure error) or a build failed; 2 refused input; 3 no backend; 130
+interrupted.")]
 pub struct Args {
-    /// The benchmark.
-    pub benchmark: String,
+    /// Benchmarks to run (every task of each, unless --task-id).
+    #[arg(value_name = "BENCHMARK")]
+    pub benchmarks: Vec<String>,
 
-    /// The agent (`oracle` runs the task's reference solution, `null` does nothing).
-    #[arg(long, value_name = "AGENT")]
-    pub agent: String,
+    /// Every benchmark of the fleet.
+    #[arg(long)]
+    pub all: bool,
 
-    /// The task to run (a directory name under benchmarks/<benchmark>/tasks/).
-    #[arg(long, value_name = "ID")]
-    pub task_id: String,
+    /// An agent (`oracle` runs the task's reference solution, `null` does nothing);
+    /// repeatable, at least one.
+    #[arg(long = "agent", value_name = "AGENT")]
+    pub agents: Vec<String>,
 
-    /// Results root: the run writes <DIR>/<benchmark>/<task lowercased>/<agent>/result.json
-    /// and its logs, replacing that directory's previous contents.
-    #[arg(long, default_value = "results", value_name = "DIR")]
+    /// A task (a directory name under benchmarks/<benchmark>/tasks/); repeatable. It
+    /// applies to every named benchmark that has it.
+    #[arg(long = "task-id", value_name = "ID")]
+    pub tasks: Vec<String>,
+
+    /// Runs per benchmark × agent × task; with N > 1 results go to one more level,
+    /// <agent>/repeat-<k>/.
+    #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub repeat: u32,
+
+    /// Runs at once (default: twice the CPUs, at most one per 512 MiB of available memory).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub jobs: Option<u16>,
+
+    /// Run again even when a complete result made from the same inputs exists.
+    #[arg(long)]
+    pub force: bool,
+
+    /// Results root: a run writes <DIR>/<benchmark>/<task lowercased>/<agent>/[repeat-<k>/]
+    /// result.json and its logs, replacing that directory's previous contents.
+    #[arg(long, short = 'o', default_value = "results", value_name = "DIR")]
     pub output: PathBuf,
 
     /// The model the agent should use (given to it as MODEL).
@@ -44,247 +75,95 @@ pub struct Args {
     #[arg(long, default_value = "auto", value_parser = parse_backend)]
     pub backend: Requested,
 
-    /// Do not build: run the eval image as it is (an error if it does not exist).
+    /// Do not build: run the eval images as they are (an error if one does not exist).
     #[arg(long)]
     pub no_build: bool,
 
-    /// Do not echo the runner's progress.
+    /// auto (a bar on a terminal, lines otherwise), tty, plain or quiet.
+    #[arg(long, default_value = "auto", value_parser = parse_progress)]
+    pub progress: crate::progress::Mode,
+
+    /// Do not echo the runner's progress or per-run lines (same as --progress quiet).
     #[arg(long, short)]
     pub quiet: bool,
+
+    /// Where the runs happen: `local` (the Docker Engine or podman) or `kubernetes`
+    /// (the cluster of the current KUBECONFIG context, as Indexed Jobs).
+    #[arg(long, default_value = "local", value_parser = ["local", "kubernetes"])]
+    pub on: String,
+
+    /// --on kubernetes: the registry the cluster pulls eval images from,
+    /// HOST[:PORT][/PREFIX]; kiln pushes them there tagged by their input digest.
+    #[arg(long, value_name = "HOST[:PORT][/PREFIX]")]
+    pub registry: Option<String>,
+
+    /// --on kubernetes: the namespace of kiln's Jobs.
+    #[arg(long, default_value = "default", value_name = "NS")]
+    pub namespace: String,
+
+    /// --on kubernetes: pods running at once, over all Jobs.
+    #[arg(long, default_value_t = 4, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub parallelism: u32,
+
+    /// --on kubernetes: seconds between two looks at the Jobs' status.
+    #[arg(long, default_value_t = 2.0, value_name = "SEC")]
+    pub poll_interval: f64,
+
+    /// --on kubernetes: print the manifests (YAML) and kubectl commands; build, push and
+    /// contact nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 fn parse_backend(s: &str) -> Result<Requested, String> {
     s.parse()
 }
 
-fn valid_env_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+fn parse_progress(s: &str) -> Result<crate::progress::Mode, String> {
+    s.parse()
 }
 
-/// Exit status: 0 when the run completed (whatever the score); 1 when it could not
-/// (a build failed, the runner reported infra_error, no result came out); 2 refused
-/// input; 3 no backend.
 pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
-    crate::naming::validate_task_id(&args.task_id).map_err(|e| Failure::usage(e.to_string()))?;
-    if let Some(bad) = args.pass_env.iter().find(|n| !valid_env_name(n)) {
-        return Err(Failure::usage(format!(
-            "--pass-env {bad:?} is not an environment variable name"
-        )));
+    if args.on == "kubernetes" {
+        return super::run_kubernetes::run(repo, args);
     }
-    if let Some(missing) = args.pass_env.iter().find(|n| std::env::var_os(n).is_none()) {
-        return Err(Failure::usage(format!(
-            "--pass-env {missing}: {missing} is not set in kiln's environment"
-        )));
+    if args.dry_run || args.registry.is_some() {
+        return Err(Failure::usage(
+            "--dry-run and --registry apply to --on kubernetes only",
+        ));
     }
-    let fleet = Fleet::load(repo, super::build::env_vars())?;
-    let benchmark = fleet
-        .benchmark(&args.benchmark)
-        .map_err(|r| Failure::usage(r.0))?
-        .clone();
-    fleet.agent(&args.agent).map_err(|r| Failure::usage(r.0))?;
-    let task = benchmark
-        .task(&args.task_id)
-        .map_err(super::build::refused_to_usage)?
-        .to_string();
-    let per_task = benchmark.env == Env::PerTask;
-    let image = fleet.naming.eval(
-        &benchmark.name,
-        per_task.then_some(task.as_str()),
-        &args.agent,
-    );
-
-    let solution = if args.agent == run::ORACLE {
-        let dir = repo
-            .join("benchmarks")
-            .join(&benchmark.name)
-            .join("tasks")
-            .join(&task)
-            .join("solution");
-        if !dir.join("solve.sh").is_file() {
-            return Err(Failure::usage(format!(
-                "task {task} of {} has no reference solution ({}/solve.sh): the oracle cannot run it",
-                benchmark.name,
-                dir.display()
-            )));
-        }
-        Some(dir)
-    } else {
-        None
+    for t in &args.tasks {
+        // Checked before the repository is even read.
+        crate::naming::validate_task_id(t).map_err(|e| Failure::usage(e.to_string()))?;
+    }
+    let selection = Selection {
+        benchmarks: args.benchmarks,
+        all: args.all,
+        agents: args.agents,
+        tasks: args.tasks,
+        repeat: args.repeat,
+        model: args.model,
+        replay: None,
     };
-
-    let store = if args.no_build {
-        let found = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?
-            .block_on(store::locate_async(&image));
-        *found.first().ok_or_else(|| {
-            anyhow::anyhow!("{image} is in neither Docker's nor podman's image store; run without --no-build to build it")
-        })?
-    } else {
-        build(
-            repo,
-            &fleet,
-            &args,
-            &benchmark.name,
-            per_task.then(|| task.clone()),
-            &image,
-        )?
-    };
-
-    let spec = RunSpec {
-        benchmark: benchmark.name.clone(),
-        task: task.clone(),
-        agent: args.agent.clone(),
-        image: image.clone(),
-        store,
-        model: args.model.clone(),
-        pass_env: args.pass_env.clone(),
+    let opts = Options {
+        output: args.output,
+        jobs: args.jobs.map(usize::from),
+        force: args.force,
+        no_build: args.no_build,
+        backend: args.backend,
+        pass_env: args.pass_env,
         agent_timeout: args.agent_timeout,
-        solution,
-        output: args.output.clone(),
-        echo_progress: !args.quiet,
+        progress: if args.quiet {
+            crate::progress::Mode::Quiet
+        } else {
+            args.progress
+        },
+        vars: super::build::env_vars(),
+        build_info: if args.no_build {
+            None
+        } else {
+            Some(super::build::build_info(repo)?)
+        },
     };
-    eprintln!(
-        "running {image} [{store}]: task {task}, agent {}",
-        args.agent
-    );
-    let outcome = run::execute(&spec)?;
-    let shown = outcome.dir.join("result.json");
-    match (&outcome.result, outcome.runner_exit) {
-        (Some(r), 0) => {
-            let gates = match (r.score.highest_gate, r.score.n_gates) {
-                (Some(h), Some(n)) => format!(", gates {h}/{n}"),
-                _ => String::new(),
-            };
-            println!(
-                "{}/{task} × {}: {}, score {:.4} ({}{gates}), {} in {:.1}s → {}",
-                benchmark.name,
-                args.agent,
-                r.status,
-                r.score.value,
-                r.score.mode,
-                if r.score.passed {
-                    "passed"
-                } else {
-                    "not passed"
-                },
-                outcome.wall.as_secs_f64(),
-                shown.display()
-            );
-            Ok(ExitCode::SUCCESS)
-        }
-        (Some(r), code) => {
-            let why = r
-                .errors
-                .first()
-                .map(|e| format!(": {}: {}", e.phase, e.message))
-                .unwrap_or_default();
-            eprintln!(
-                "error: the run did not complete (runner exit {code}, status {}{why}); logs in {}",
-                r.status,
-                outcome.dir.display()
-            );
-            Ok(ExitCode::FAILURE)
-        }
-        (None, code) => {
-            eprintln!(
-                "error: the run left no readable result (runner exit {code}): {}; logs in {}",
-                outcome.result_error.as_deref().unwrap_or("unknown"),
-                outcome.dir.display()
-            );
-            Ok(ExitCode::FAILURE)
-        }
-    }
-}
-
-/// Builds the eval image and everything under it that is missing or stale (the
-/// executor skips up-to-date images) and returns the store that holds it.
-fn build(
-    repo: &Path,
-    fleet: &Fleet,
-    args: &Args,
-    benchmark: &str,
-    task: Option<String>,
-    image: &str,
-) -> anyhow::Result<Store> {
-    run::stage::stage_runner(repo)?;
-    let request = Request::Eval {
-        benchmark: benchmark.to_string(),
-        agent: args.agent.clone(),
-        task,
-    };
-    let info = super::build::build_info(repo)?;
-    let plan = plan::plan(fleet, &request, &info).map_err(super::build::refused_to_usage)?;
-    for note in &plan.notes {
-        eprintln!("note: {note}");
-    }
-    let probes = detect::probe(None);
-    let store_blind = probes
-        .builder
-        .as_ref()
-        .is_none_or(|b| !b.reads_engine_store());
-    let local_only = if probes.buildx.is_some() && store_blind {
-        let bases = detect::external_bases(&plan.builds);
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?
-            .block_on(detect::local_only_bases(&bases))
-    } else {
-        Vec::new()
-    };
-    let mut decision = detect::decide(args.backend, &probes, &local_only)?;
-    // The run itself happens on the engine when it answers, so an automatic choice
-    // builds into the engine's store rather than podman's (no copy between stores).
-    if args.backend == Requested::Auto && decision.backend.store() == Store::Podman {
-        if let Ok(version) = &probes.engine {
-            decision = detect::Decision::new(
-                crate::backend::BackendKind::Engine,
-                format!(
-                    "kiln run runs the eval on the Docker Engine ({version}), so it builds into the engine's store \
-                     (auto would have chosen {}: {})",
-                    decision.backend, decision.reason
-                ),
-            );
-        }
-    }
-    let mut opts = crate::build::Options::new(repo);
-    if args.quiet {
-        opts.progress = crate::progress::Mode::Quiet;
-    }
-    let summary = crate::build::run(&plan.builds, &plan.bake, &decision, &opts)?;
-    if !summary.ok() {
-        anyhow::bail!("building {image} failed; nothing was run (see the build output above)");
-    }
-    let store = summary
-        .outcomes
-        .iter()
-        .find(|o| o.image == image)
-        .map(|o| o.store)
-        .ok_or_else(|| anyhow::anyhow!("the plan for {image} did not build it (a kiln bug: the plan and the eval name disagree)"))?;
-    prefer_engine(image, store)
-}
-
-/// An image current in podman's store that the engine holds with the same inputs runs
-/// on the engine: kiln runs containers there when it can.
-fn prefer_engine(image: &str, store: Store) -> anyhow::Result<Store> {
-    if store != Store::Podman {
-        return Ok(store);
-    }
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let digest = |s: Store| -> Option<String> {
-        rt.block_on(store::inspect(s, image))
-            .ok()
-            .flatten()
-            .and_then(|i| i.labels.get(crate::labels::INPUTS_DIGEST).cloned())
-    };
-    match (digest(Store::Podman), digest(Store::Docker)) {
-        (Some(p), Some(d)) if p == d => Ok(Store::Docker),
-        _ => Ok(Store::Podman),
-    }
+    Ok(ExitCode::from(local::run(repo, &selection, &opts)?))
 }

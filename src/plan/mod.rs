@@ -34,6 +34,8 @@ pub enum Request {
     },
     /// Every image: core, agents, benchmarks and per-task bases, and every eval image.
     All,
+    /// Several requests planned as one (each image once): what a `kiln run` matrix needs.
+    Many(Vec<Request>),
 }
 
 /// The ordered builds of a request.
@@ -208,6 +210,17 @@ fn roots(fleet: &Fleet, request: &Request) -> anyhow::Result<(Vec<Node>, Vec<Str
                             agent: a.name.clone(),
                             task: t.clone(),
                         });
+                    }
+                }
+            }
+        }
+        Request::Many(requests) => {
+            for r in requests {
+                let (more, more_notes) = self::roots(fleet, r)?;
+                roots.extend(more);
+                for n in more_notes {
+                    if !notes.contains(&n) {
+                        notes.push(n);
                     }
                 }
             }

@@ -1,5 +1,6 @@
-//! The three renderings of a [`Report`]: an aligned table for people, JSON (serde)
-//! and CSV (the `csv` crate, so fields holding commas, quotes or newlines are quoted).
+//! The renderings of a [`Report`]: an aligned table for people, JSON (serde), CSV (the
+//! `csv` crate, so fields holding commas, quotes or newlines are quoted) and one HTML
+//! page ([`super::html`]).
 
 use super::{Report, Row};
 
@@ -8,6 +9,7 @@ pub enum Format {
     Table,
     Json,
     Csv,
+    Html,
 }
 
 /// The report as text in `format`.
@@ -20,6 +22,7 @@ pub fn render(report: &Report, format: Format) -> anyhow::Result<String> {
             Ok(text)
         }
         Format::Csv => csv(&report.results),
+        Format::Html => Ok(super::html::render(report, "kiln report", None)),
     }
 }
 
@@ -112,6 +115,26 @@ fn aligned(header: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
+/// The benchmark × agent summary lines of the table format.
+pub fn summary_table(summary: &[super::Summary]) -> String {
+    let rows: Vec<Vec<String>> = summary
+        .iter()
+        .map(|s| {
+            vec![
+                s.benchmark.clone(),
+                s.agent.clone(),
+                s.runs.to_string(),
+                s.passed.to_string(),
+                format!("{:.4}", s.mean_score),
+            ]
+        })
+        .collect();
+    aligned(
+        &["BENCHMARK", "AGENT", "RUNS", "PASSED", "MEAN SCORE"],
+        &rows,
+    )
+}
+
 fn table(report: &Report) -> String {
     if report.results.is_empty() {
         return "no results\n".to_string();
@@ -126,7 +149,10 @@ fn table(report: &Report) -> String {
             }
             vec![
                 r.benchmark.clone(),
-                r.task.clone(),
+                match r.repeat {
+                    Some(k) => format!("{} #{k}", r.task),
+                    None => r.task.clone(),
+                },
                 r.agent.clone(),
                 r.status.clone(),
                 r.mode.clone(),
@@ -157,23 +183,7 @@ fn table(report: &Report) -> String {
         &rows,
     );
     out.push('\n');
-    let summary: Vec<Vec<String>> = report
-        .summary
-        .iter()
-        .map(|s| {
-            vec![
-                s.benchmark.clone(),
-                s.agent.clone(),
-                s.runs.to_string(),
-                s.passed.to_string(),
-                format!("{:.4}", s.mean_score),
-            ]
-        })
-        .collect();
-    out.push_str(&aligned(
-        &["BENCHMARK", "AGENT", "RUNS", "PASSED", "MEAN SCORE"],
-        &summary,
-    ));
+    out.push_str(&summary_table(&report.summary));
     let errors: Vec<&Row> = report
         .results
         .iter()

@@ -8,13 +8,14 @@
 //! and which comes from the directory layout.
 
 mod format;
+pub mod html;
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 
-pub use format::{render, Format};
+pub use format::{render, summary_table, Format};
 
 /// The subset of result.json v1 the report reads. Unknown fields are ignored, so a
 /// later runner that only adds fields stays readable; `schema_version` is checked.
@@ -118,6 +119,9 @@ pub struct Row {
     /// The runner's first error, if any (`phase: message`).
     pub error: String,
     pub path: PathBuf,
+    /// The repeat index, for results in a `repeat-<k>/` directory (`kiln run --repeat`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub repeat: Option<u32>,
 }
 
 /// What one benchmark × agent pair scored over its tasks.
@@ -175,9 +179,29 @@ impl Row {
                 .first()
                 .map(|e| format!("{}: {}", e.phase, e.message))
                 .unwrap_or_default(),
+            repeat: repeat_of(&path),
             path,
         }
     }
+}
+
+/// The agent-directory level of repeat `k` (`kiln run --repeat N`, N > 1): `repeat-<k>`.
+pub const REPEAT_PREFIX: &str = "repeat-";
+
+/// `repeat-3` → 3.
+pub fn repeat_of_dir_name(name: &str) -> Option<u32> {
+    name.strip_prefix(REPEAT_PREFIX)?
+        .parse()
+        .ok()
+        .filter(|k| *k > 0)
+}
+
+/// The repeat a result.json belongs to, from its directory (`…/repeat-<k>/result.json`).
+fn repeat_of(path: &Path) -> Option<u32> {
+    path.parent()
+        .and_then(Path::file_name)
+        .and_then(|n| n.to_str())
+        .and_then(repeat_of_dir_name)
 }
 
 /// Reads and checks one result.json.
@@ -197,9 +221,16 @@ pub fn read_result(path: &Path) -> anyhow::Result<RunnerResult> {
 }
 
 /// The benchmark a result belongs to: the third directory above result.json
-/// (`<benchmark>/<task>/<agent>/result.json`), whatever directory the report started from.
+/// (`<benchmark>/<task>/<agent>/result.json`), or the fourth for a repeat
+/// (`<benchmark>/<task>/<agent>/repeat-<k>/result.json`), whatever directory the report
+/// started from.
 fn benchmark_of(path: &Path) -> String {
-    path.parent()
+    let leaf = if repeat_of(path).is_some() {
+        path.parent()
+    } else {
+        Some(path)
+    };
+    leaf.and_then(Path::parent)
         .and_then(Path::parent)
         .and_then(Path::parent)
         .and_then(Path::file_name)
@@ -220,7 +251,12 @@ pub fn collect(dir: &Path) -> anyhow::Result<Report> {
         .canonicalize()
         .with_context(|| format!("resolving {}", dir.display()))?;
     let mut report = Report::default();
-    for entry in walkdir::WalkDir::new(&absolute).sort_by_file_name() {
+    // Hidden directories hold runs being written (`.<name>.partial-*`): not results yet.
+    let walk = walkdir::WalkDir::new(&absolute)
+        .sort_by_file_name()
+        .into_iter()
+        .filter_entry(|e| e.depth() == 0 || !e.file_name().to_string_lossy().starts_with('.'));
+    for entry in walk {
         let entry = entry.with_context(|| format!("walking {}", dir.display()))?;
         if !entry.file_type().is_file() || entry.file_name() != "result.json" {
             continue;
@@ -235,18 +271,27 @@ pub fn collect(dir: &Path) -> anyhow::Result<Report> {
         }
     }
     report.results.sort_by(|a, b| {
-        (&a.benchmark, a.task.to_lowercase(), &a.agent, &a.path).cmp(&(
-            &b.benchmark,
-            b.task.to_lowercase(),
-            &b.agent,
-            &b.path,
-        ))
+        (
+            &a.benchmark,
+            a.task.to_lowercase(),
+            &a.agent,
+            a.repeat,
+            &a.path,
+        )
+            .cmp(&(
+                &b.benchmark,
+                b.task.to_lowercase(),
+                &b.agent,
+                b.repeat,
+                &b.path,
+            ))
     });
     report.summary = summarize(&report.results);
     Ok(report)
 }
 
-fn summarize(rows: &[Row]) -> Vec<Summary> {
+/// Per benchmark × agent: runs, passed, mean score (rounded to 4 places).
+pub fn summarize(rows: &[Row]) -> Vec<Summary> {
     let mut out: Vec<Summary> = Vec::new();
     for row in rows {
         let pos = out

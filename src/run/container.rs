@@ -14,6 +14,7 @@ use bollard::query_parameters::{
     RemoveContainerOptionsBuilder, UploadToContainerOptionsBuilder,
 };
 use futures_util::{StreamExt as _, TryStreamExt as _};
+use tokio::sync::watch;
 
 use crate::store::Store;
 
@@ -40,7 +41,14 @@ pub struct Container {
     pub solution_tar: Option<Vec<u8>>,
     /// Copy the runner's stderr (its progress lines) to ours as it comes.
     pub echo_progress: bool,
+    /// Labels on the container: which kiln process and run started it (see [`super::reap`]).
+    pub labels: Vec<(String, String)>,
 }
+
+/// The run was stopped by SIGINT/SIGTERM; its container is stopped and removed.
+#[derive(Debug, thiserror::Error)]
+#[error("interrupted: container {0} stopped and removed")]
+pub struct Interrupted(pub String);
 
 /// What came out of a container.
 #[derive(Debug, Clone)]
@@ -58,17 +66,23 @@ pub struct Finished {
 
 /// Runs `c` to completion. Errors are infrastructure failures (no engine, no image,
 /// the container could not start); the runner's own exit status is in [`Finished`].
-pub fn run(c: &Container) -> anyhow::Result<Finished> {
+/// `cancel` turning true stops the container and removes it ([`Interrupted`]).
+pub async fn run(c: &Container, cancel: watch::Receiver<bool>) -> anyhow::Result<Finished> {
     match c.store {
-        Store::Docker => {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .context("starting the tokio runtime")?;
-            rt.block_on(run_engine(c))
+        Store::Docker => run_engine(c, cancel).await,
+        Store::Podman => run_podman(c, cancel).await,
+    }
+}
+
+/// Resolves when `cancel` is (or turns) true; never when its sender is gone.
+pub async fn cancelled(mut cancel: watch::Receiver<bool>) {
+    loop {
+        if *cancel.borrow_and_update() {
+            return;
         }
-        Store::Podman => run_podman(c),
+        if cancel.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
     }
 }
 
@@ -78,7 +92,7 @@ fn echo(c: &Container, bytes: &[u8]) {
     }
 }
 
-async fn run_engine(c: &Container) -> anyhow::Result<Finished> {
+async fn run_engine(c: &Container, cancel: watch::Receiver<bool>) -> anyhow::Result<Finished> {
     let docker = bollard::Docker::connect_with_local_defaults()
         .context("connecting to the Docker Engine")?;
     let env: Vec<String> = c
@@ -91,11 +105,7 @@ async fn run_engine(c: &Container) -> anyhow::Result<Finished> {
         image: Some(c.image.clone()),
         cmd: Some(c.args.clone()),
         env: Some(env),
-        labels: Some(
-            [("kiln.run".to_string(), "true".to_string())]
-                .into_iter()
-                .collect(),
-        ),
+        labels: Some(c.labels.iter().cloned().collect()),
         ..Default::default()
     };
     let options = CreateContainerOptionsBuilder::default()
@@ -105,8 +115,12 @@ async fn run_engine(c: &Container) -> anyhow::Result<Finished> {
         .create_container(Some(options), body)
         .await
         .with_context(|| format!("creating a container of {} on the Docker Engine", c.image))?;
-    let outcome = drive_engine(&docker, c).await;
-    // Removed whatever happened, so a failed run leaves nothing behind.
+    let outcome = tokio::select! {
+        finished = drive_engine(&docker, c) => finished,
+        () = cancelled(cancel) => Err(Interrupted(c.name.clone()).into()),
+    };
+    // Removed whatever happened (force: a running one is killed), so an interrupted or
+    // failed run leaves nothing behind.
     let remove = RemoveContainerOptionsBuilder::default().force(true).build();
     let removed = docker.remove_container(&c.name, Some(remove)).await;
     let finished = outcome?;
@@ -138,23 +152,21 @@ async fn drive_engine(docker: &bollard::Docker, c: &Container) -> anyhow::Result
         .stderr(true)
         .build();
     let mut logs = docker.logs(&c.name, Some(options));
-    let interrupted = loop {
-        tokio::select! {
-            chunk = logs.next() => match chunk {
-                None => break false,
-                Some(Ok(bollard::container::LogOutput::StdOut { message })) => stdout.extend_from_slice(&message),
-                Some(Ok(bollard::container::LogOutput::StdErr { message })) => {
-                    echo(c, &message);
-                    stderr.extend_from_slice(&message);
-                }
-                Some(Ok(_)) => {}
-                Some(Err(e)) => return Err(e).with_context(|| format!("reading the output of container {}", c.name)),
-            },
-            _ = tokio::signal::ctrl_c() => break true,
+    while let Some(chunk) = logs.next().await {
+        match chunk {
+            Ok(bollard::container::LogOutput::StdOut { message }) => {
+                stdout.extend_from_slice(&message)
+            }
+            Ok(bollard::container::LogOutput::StdErr { message }) => {
+                echo(c, &message);
+                stderr.extend_from_slice(&message);
+            }
+            Ok(_) => {}
+            Err(e) => {
+                return Err(e)
+                    .with_context(|| format!("reading the output of container {}", c.name))
+            }
         }
-    };
-    if interrupted {
-        bail!("interrupted: container {} stopped and removed", c.name);
     }
     let exit_code = match docker.wait_container(&c.name, None).next().await {
         Some(Ok(r)) => r.status_code,
@@ -212,14 +224,35 @@ fn checked(
     Ok(out)
 }
 
-fn run_podman(c: &Container) -> anyhow::Result<Finished> {
-    let mut create: Vec<String> = vec![
-        "create".into(),
-        "--name".into(),
-        c.name.clone(),
-        "--label".into(),
-        "kiln.run=true".into(),
-    ];
+async fn run_podman(c: &Container, cancel: watch::Receiver<bool>) -> anyhow::Result<Finished> {
+    let owned = c.clone();
+    let created = tokio::task::spawn_blocking(move || create_podman(&owned));
+    created.await.context("creating the podman container")??;
+    let owned = c.clone();
+    let drive = tokio::task::spawn_blocking(move || drive_podman(&owned));
+    let outcome = tokio::select! {
+        finished = drive => finished.context("running the podman container").and_then(|r| r),
+        () = cancelled(cancel) => Err(Interrupted(c.name.clone()).into()),
+    };
+    let name = c.name.clone();
+    let removed = tokio::task::spawn_blocking(move || {
+        checked(
+            &format!("remove container {name}"),
+            podman(&["rm", "--force", &name]).run(),
+        )
+    })
+    .await
+    .context("removing the podman container")?;
+    let finished = outcome?;
+    removed?;
+    Ok(finished)
+}
+
+fn create_podman(c: &Container) -> anyhow::Result<()> {
+    let mut create: Vec<String> = vec!["create".into(), "--name".into(), c.name.clone()];
+    for (k, v) in &c.labels {
+        create.extend(["--label".into(), format!("{k}={v}")]);
+    }
     for (k, v) in &c.env {
         create.extend(["--env".into(), format!("{k}={v}")]);
     }
@@ -238,14 +271,7 @@ fn run_podman(c: &Container) -> anyhow::Result<Finished> {
         expr = expr.env(k, v);
     }
     checked(&format!("create a container of {}", c.image), expr.run())?;
-    let outcome = drive_podman(c);
-    let removed = checked(
-        &format!("remove container {}", c.name),
-        podman(&["rm", "--force", &c.name]).run(),
-    );
-    let finished = outcome?;
-    removed?;
-    Ok(finished)
+    Ok(())
 }
 
 fn drive_podman(c: &Container) -> anyhow::Result<Finished> {

@@ -1,14 +1,23 @@
-//! `kiln run`: one eval (benchmark × agent × task) run in its eval image, and its
-//! results put where `kiln report` finds them:
+//! `kiln run`: evals (benchmark × agent × task, repeated) run in their eval images, and
+//! their results put where `kiln report` finds them:
 //!
 //! ```text
-//! <output>/<benchmark>/<task id lowercased>/<agent>/
+//! <output>/<benchmark>/<task id lowercased>/<agent>/        (one repeat)
+//! <output>/<benchmark>/<task id lowercased>/<agent>/repeat-<k>/   (--repeat N, N > 1)
 //!     result.json          the runner's result (docs/scenario-format.md §9)
 //!     runner.log, agent/, grader/, services/, setup/, state/   the runner's /output
 //!     runner.stdout.log    the container's stdout (the result between markers)
 //!     runner.stderr.log    the container's stderr (the runner's progress)
-//!     run.json             kiln's own record: image, store, exit status, wall time
+//!     run.json             kiln's own record: image, store, exit status, wall time,
+//!                          and `made_from` (the eval image's input digest, model,
+//!                          replay fixture, repeat): what makes a result current
 //! ```
+//!
+//! A result directory appears whole or not at all: the run writes to a hidden
+//! `.<name>.partial-*` sibling and renames it into place when complete.
+//! [`matrix`] says which runs a command means and which results are kept;
+//! [`local`] runs them on this machine; [`execute`] is one run, start to tear-down;
+//! [`reap`] removes the containers of kiln processes that died.
 //!
 //! Solutions reach oracle runs only: no image holds one (benchmark Dockerfiles
 //! leave `solution/` out), and for the agent named `oracle` kiln copies
@@ -16,6 +25,11 @@
 //! `/kiln/solutions/<t>/` before it starts, where the runner hands it to the agent.
 
 pub mod container;
+pub mod display;
+pub mod kubernetes;
+pub mod local;
+pub mod matrix;
+pub mod reap;
 pub mod stage;
 
 use std::path::{Component, Path, PathBuf};
@@ -49,15 +63,21 @@ pub struct RunSpec {
     pub agent_timeout: Option<u64>,
     /// The task's `solution/` directory: set for oracle runs only.
     pub solution: Option<PathBuf>,
-    /// The results root (`--output`).
-    pub output: PathBuf,
+    /// Where the result goes (see [`matrix::result_dir`]); replaced only when the run ends.
+    pub dir: PathBuf,
     pub echo_progress: bool,
+    /// The container's name (unique among running containers).
+    pub container: String,
+    /// Labels naming the kiln process and run ([`reap::Owner::labels`]).
+    pub labels: Vec<(String, String)>,
+    /// What the result is made from, recorded in run.json.
+    pub made_from: Option<matrix::MadeFrom>,
 }
 
 /// What a run left.
 #[derive(Debug)]
 pub struct Outcome {
-    /// `<output>/<benchmark>/<task lowercased>/<agent>`.
+    /// The result directory.
     pub dir: PathBuf,
     pub runner_exit: i64,
     pub result: Option<RunnerResult>,
@@ -78,14 +98,40 @@ struct RunRecord<'a> {
     wall_sec: f64,
     kiln_version: &'static str,
     output_error: Option<&'a str>,
+    container: &'a str,
+    made_from: Option<&'a matrix::MadeFrom>,
 }
 
-/// Where a run's results go.
+/// Where a single run's results go (no repeats): `<output>/<benchmark>/<task lowercased>/<agent>`.
 pub fn result_dir(output: &Path, benchmark: &str, task: &str, agent: &str) -> PathBuf {
-    output
-        .join(benchmark)
-        .join(crate::naming::task_component(task))
-        .join(agent)
+    matrix::agent_dir(output, benchmark, task, agent)
+}
+
+/// A container name for a run: kiln's pid and a sequence number make it unique, the
+/// rest says what runs in it.
+pub fn container_name(seq: usize, benchmark: &str, task: &str, agent: &str, repeat: u32) -> String {
+    let clean = |s: &str| -> String {
+        s.chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c.to_ascii_lowercase()
+                } else {
+                    '-'
+                }
+            })
+            .collect()
+    };
+    let mut name = format!(
+        "kiln-{}-{seq}-{}-{}-{}",
+        std::process::id(),
+        clean(benchmark),
+        clean(task),
+        clean(agent)
+    );
+    if repeat > 1 {
+        name.push_str(&format!("-{repeat}"));
+    }
+    name
 }
 
 /// Tars `solution` as `kiln/solutions/<task>/…` for extraction at `/`, root-owned.
@@ -168,31 +214,15 @@ fn scrub(dir: &Path, secrets: &[(String, String)]) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn container_name(spec: &RunSpec) -> String {
-    let clean = |s: &str| -> String {
-        s.chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' {
-                    c.to_ascii_lowercase()
-                } else {
-                    '-'
-                }
-            })
-            .collect()
-    };
-    format!(
-        "kiln-run-{}-{}-{}-{}",
-        clean(&spec.benchmark),
-        clean(&spec.task),
-        clean(&spec.agent),
-        std::process::id()
-    )
-}
-
 /// Runs `spec` and writes its results. Errors are infrastructure failures with
-/// nothing to report; a run whose runner failed still returns an [`Outcome`] (with
-/// whatever result and logs it produced).
-pub fn execute(spec: &RunSpec) -> anyhow::Result<Outcome> {
+/// nothing to report (a [`container::Interrupted`] when `cancel` turned true: the
+/// container is gone and nothing was written); a run whose runner failed still
+/// returns an [`Outcome`] (with whatever result and logs it produced). The one place
+/// a run is started and torn down.
+pub async fn execute(
+    spec: &RunSpec,
+    cancel: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<Outcome> {
     let mut secret_env = Vec::new();
     for name in &spec.pass_env {
         let value = std::env::var(name).map_err(|_| {
@@ -221,21 +251,26 @@ pub fn execute(spec: &RunSpec) -> anyhow::Result<Outcome> {
     let c = container::Container {
         image: spec.image.clone(),
         store: spec.store,
-        name: container_name(spec),
+        name: spec.container.clone(),
         args,
         env,
         secret_env: secret_env.clone(),
         solution_tar,
         echo_progress: spec.echo_progress,
+        labels: spec.labels.clone(),
     };
-    let finished = container::run(&c)?;
+    let finished = container::run(&c, cancel).await?;
 
     // Results go to a fresh directory that replaces the previous run's only when complete.
-    let dir = result_dir(&spec.output, &spec.benchmark, &spec.task, &spec.agent);
+    let dir = spec.dir.clone();
     let parent = dir.parent().expect("result_dir has a parent");
     std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    let leaf = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let staging = tempfile::Builder::new()
-        .prefix(&format!(".{}.partial-", spec.agent))
+        .prefix(&format!(".{leaf}.partial-"))
         .tempdir_in(parent)
         .with_context(|| format!("creating a directory in {}", parent.display()))?;
     let mut output_error = finished.output_error.clone();
@@ -263,18 +298,15 @@ pub fn execute(spec: &RunSpec) -> anyhow::Result<Outcome> {
         wall_sec: (finished.wall.as_secs_f64() * 1000.0).round() / 1000.0,
         kiln_version: env!("CARGO_PKG_VERSION"),
         output_error: output_error.as_deref(),
+        container: &spec.container,
+        made_from: spec.made_from.as_ref(),
     };
     std::fs::write(
         staging.path().join("run.json"),
         serde_json::to_string_pretty(&record)? + "\n",
     )?;
     scrub(staging.path(), &secret_env)?;
-    if dir.exists() {
-        std::fs::remove_dir_all(&dir)
-            .with_context(|| format!("removing the previous results in {}", dir.display()))?;
-    }
-    let kept = staging.keep();
-    std::fs::rename(&kept, &dir).with_context(|| format!("moving results to {}", dir.display()))?;
+    replace_dir(staging, &dir)?;
 
     let (result, result_error) = if dir.join("result.json").is_file() {
         match report::read_result(&dir.join("result.json")) {
@@ -293,6 +325,45 @@ pub fn execute(spec: &RunSpec) -> anyhow::Result<Outcome> {
         result_error,
         wall: finished.wall,
     })
+}
+
+/// [`execute`] outside a runtime, stopped by Ctrl-C (for tests and one-off callers).
+pub fn execute_blocking(spec: &RunSpec) -> anyhow::Result<Outcome> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    runtime.block_on(async {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        let interrupt = tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                let _ = tx.send(true);
+            }
+        });
+        let outcome = execute(spec, rx).await;
+        interrupt.abort();
+        outcome
+    })
+}
+
+/// Puts `staging` at `dir`: the previous results are moved aside first (so `dir` never
+/// holds a mix), then removed.
+fn replace_dir(staging: tempfile::TempDir, dir: &Path) -> anyhow::Result<()> {
+    let parent = dir.parent().expect("result dir has a parent");
+    let old = if dir.exists() {
+        let aside = tempfile::Builder::new()
+            .prefix(".replaced-")
+            .tempdir_in(parent)?;
+        std::fs::rename(dir, aside.path().join("old"))
+            .with_context(|| format!("moving the previous results in {} aside", dir.display()))?;
+        Some(aside)
+    } else {
+        None
+    };
+    let kept = staging.keep();
+    std::fs::rename(&kept, dir).with_context(|| format!("moving results to {}", dir.display()))?;
+    drop(old);
+    Ok(())
 }
 
 #[cfg(test)]

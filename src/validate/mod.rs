@@ -322,7 +322,7 @@ fn run_job(fleet: &Fleet, job: &Job, output: &Path) -> anyhow::Result<Verdict> {
     let run_one = |agent: &str,
                    (image, store, _): &(String, Store, String)|
      -> anyhow::Result<run::Outcome> {
-        run::execute(&RunSpec {
+        run::execute_blocking(&RunSpec {
             benchmark: job.benchmark.clone(),
             task: job.task.clone(),
             agent: agent.to_string(),
@@ -332,8 +332,11 @@ fn run_job(fleet: &Fleet, job: &Job, output: &Path) -> anyhow::Result<Verdict> {
             pass_env: Vec::new(),
             agent_timeout: None,
             solution: (agent == ORACLE).then(|| solution.clone()),
-            output: output.to_path_buf(),
+            dir: run::result_dir(output, &job.benchmark, &job.task, agent),
             echo_progress: false,
+            container: run::container_name(0, &job.benchmark, &job.task, agent, 1),
+            labels: run::reap::Owner::current().labels(),
+            made_from: None,
         })
     };
     if !solution.join("solve.sh").is_file() {

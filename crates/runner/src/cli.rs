@@ -130,13 +130,46 @@ fn usage_error(msg: &str) -> ExitCode {
     ExitCode::from(2)
 }
 
-/// The task to run: --task › $KILN_TASK_ID › the only task in the image.
+/// The task at `index` of a comma-separated task table (`KILN_TASK_TABLE`): an Indexed
+/// Kubernetes Job runs one pod per entry and gives each its `JOB_COMPLETION_INDEX`.
+pub fn task_from_table(table: &str, index: &str) -> Result<String, String> {
+    let i: usize = index
+        .trim()
+        .parse()
+        .map_err(|_| format!("JOB_COMPLETION_INDEX={index:?} is not an index"))?;
+    let entries: Vec<&str> = table.split(',').map(str::trim).collect();
+    match entries.get(i) {
+        Some(id) if !id.is_empty() => Ok(id.to_string()),
+        _ => Err(format!(
+            "JOB_COMPLETION_INDEX {i} has no task in KILN_TASK_TABLE ({} entries)",
+            entries.len()
+        )),
+    }
+}
+
+/// The task to run: --task › $KILN_TASK_ID › the entry of $KILN_TASK_TABLE at
+/// $JOB_COMPLETION_INDEX › the only task in the image.
 fn choose_task(args: &Args, tasks_dir: &std::path::Path) -> Result<String, String> {
     let ids = scenario::task_ids(tasks_dir);
-    let wanted = args
+    let from_table = || -> Result<Option<String>, String> {
+        match std::env::var("KILN_TASK_TABLE") {
+            Ok(table) if !table.is_empty() => {
+                let index = std::env::var("JOB_COMPLETION_INDEX").map_err(|_| {
+                    "KILN_TASK_TABLE is set but JOB_COMPLETION_INDEX is not".to_string()
+                })?;
+                task_from_table(&table, &index).map(Some)
+            }
+            _ => Ok(None),
+        }
+    };
+    let wanted = match args
         .task
         .clone()
-        .or_else(|| std::env::var("KILN_TASK_ID").ok().filter(|s| !s.is_empty()));
+        .or_else(|| std::env::var("KILN_TASK_ID").ok().filter(|s| !s.is_empty()))
+    {
+        Some(id) => Some(id),
+        None => from_table()?,
+    };
     match wanted {
         Some(id) if ids.contains(&id) => Ok(id),
         Some(id) => Err(format!(
@@ -376,6 +409,17 @@ mod tests {
 
     fn argv(s: &str) -> Vec<String> {
         s.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn task_table_entry_by_completion_index() {
+        assert_eq!(task_from_table("a,b,a", "2").unwrap(), "a");
+        assert_eq!(task_from_table("a, b", "1").unwrap(), "b");
+        assert!(task_from_table("a,b", "2").unwrap_err().contains("no task"));
+        assert!(task_from_table("a,b", "x")
+            .unwrap_err()
+            .contains("not an index"));
+        assert!(task_from_table("a,,b", "1").is_err());
     }
 
     #[test]

@@ -1,0 +1,92 @@
+//! `kiln run … --on kubernetes`: the same selection as a local run, then
+//! `run::kubernetes::run`.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use crate::run::kubernetes::{self, Options};
+use crate::run::local;
+use crate::run::matrix::Selection;
+
+use super::run::Args;
+use super::Failure;
+
+pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
+    if !args.pass_env.is_empty() {
+        return Err(Failure::usage(
+            "--pass-env is not supported with --on kubernetes yet (API keys would need a Secret)",
+        ));
+    }
+    if args.no_build {
+        return Err(Failure::usage(
+            "--no-build is not supported with --on kubernetes (kiln pushes the images it builds)",
+        ));
+    }
+    let registry = match &args.registry {
+        Some(r) if !r.trim().is_empty() && !r.contains("://") => r.trim().to_string(),
+        Some(r) => {
+            return Err(Failure::usage(format!(
+                "--registry {r:?}: give HOST[:PORT][/PREFIX], without a scheme"
+            )))
+        }
+        None => {
+            return Err(Failure::usage(
+                "--on kubernetes needs --registry HOST[:PORT][/PREFIX] (where the cluster pulls eval images from)",
+            ))
+        }
+    };
+    if !(args.poll_interval > 0.0 && args.poll_interval <= 600.0) {
+        return Err(Failure::usage(format!(
+            "--poll-interval {}: give seconds between 0 and 600",
+            args.poll_interval
+        )));
+    }
+    for t in &args.tasks {
+        crate::naming::validate_task_id(t).map_err(|e| Failure::usage(e.to_string()))?;
+    }
+    let selection = Selection {
+        benchmarks: args.benchmarks,
+        all: args.all,
+        agents: args.agents,
+        tasks: args.tasks,
+        repeat: args.repeat,
+        model: args.model.clone(),
+        replay: None,
+    };
+    let progress = if args.quiet {
+        crate::progress::Mode::Quiet
+    } else {
+        args.progress
+    };
+    let local = local::Options {
+        output: args.output.clone(),
+        jobs: None,
+        force: args.force,
+        no_build: false,
+        backend: args.backend,
+        pass_env: Vec::new(),
+        agent_timeout: args.agent_timeout,
+        progress,
+        vars: super::build::env_vars(),
+        build_info: if args.dry_run {
+            None
+        } else {
+            Some(super::build::build_info(repo)?)
+        },
+    };
+    let opts = Options {
+        registry,
+        namespace: args.namespace,
+        parallelism: args.parallelism,
+        output: args.output,
+        model: args.model,
+        agent_timeout: args.agent_timeout,
+        dry_run: args.dry_run,
+        poll: Duration::from_secs_f64(args.poll_interval),
+        force: args.force,
+    };
+    Ok(ExitCode::from(kubernetes::run(
+        repo, &selection, &local, &opts,
+    )?))
+}

@@ -1,0 +1,901 @@
+//! `kiln run --on kubernetes`: the runs of a matrix as Kubernetes Indexed Jobs on the
+//! cluster of the current KUBECONFIG context, images through a registry, results back
+//! in the layout of local runs (`super::result_dir`).
+//!
+//! - One Job per image: a shared-env benchmark × agent × model is one Indexed Job whose
+//!   completion index picks the task from the table in `KILN_TASK_TABLE` (the runner
+//!   reads it); a per-task benchmark's task is one Job with `--task` as locally.
+//! - Oracle solutions travel in a ConfigMap mounted only into oracle pods (never in an
+//!   image, so never in a registry) and deleted with the run.
+//! - kiln polls Job and Pod lists (two requests per poll, whatever the number of runs),
+//!   reads each finished pod's log once, then deletes what it created.
+
+pub mod collect;
+pub mod manifest;
+pub mod push;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use kube::api::{Api, DeleteParams, ListParams, LogParams, PostParams};
+
+pub use collect::TaskInfo;
+use manifest::{Entry, JobPlan, SolutionFile};
+
+use super::matrix::{self, Existing, MadeFrom, Selection};
+use crate::fleet::{Env, Fleet};
+use crate::store::Store;
+
+/// Seconds added to a task's summed timeouts for the pod's `activeDeadlineSeconds`
+/// (image pull, start, copying, the runner's own bookkeeping).
+const DEADLINE_MARGIN_SEC: u64 = 300;
+
+/// One run of the matrix (benchmark × task × agent × repeat), its image built locally.
+#[derive(Debug, Clone)]
+pub struct Run {
+    pub benchmark: String,
+    pub task: String,
+    pub agent: String,
+    pub repeat: u32,
+    pub shared_env: bool,
+    /// The eval image in Docker's store.
+    pub local_image: String,
+    /// The task's `solution/` directory: oracle runs only.
+    pub solution: Option<PathBuf>,
+    pub info: TaskInfo,
+    /// Where its result goes (`matrix::result_dir`).
+    pub dir: PathBuf,
+    /// What its result is made from (None in a dry run, before any build).
+    pub made_from: Option<MadeFrom>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// `HOST[:PORT][/PREFIX]` the cluster pulls from.
+    pub registry: String,
+    pub namespace: String,
+    /// Pods running at once, over all Jobs.
+    pub parallelism: u32,
+    pub output: PathBuf,
+    pub model: Option<String>,
+    pub agent_timeout: Option<u64>,
+    /// Print manifests and kubectl commands; contact nothing.
+    pub dry_run: bool,
+    pub poll: Duration,
+    /// Run again even when a complete, current result exists.
+    pub force: bool,
+}
+
+/// How a run ended, as the summary counts it.
+#[derive(Debug, Default, Clone)]
+pub struct Summary {
+    pub skipped: usize,
+    pub passed: usize,
+    pub not_passed: usize,
+    pub infra_errors: usize,
+    pub interrupted: bool,
+    /// Where kiln's own time went.
+    pub timing: Timing,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct Timing {
+    pub push: Duration,
+    pub create: Duration,
+    pub poll: Duration,
+    pub polls: usize,
+    pub collect: Duration,
+    pub cleanup: Duration,
+    pub wall: Duration,
+    /// Sum of the runner containers' own run times.
+    pub pods: Duration,
+}
+
+impl Summary {
+    pub fn ok(&self) -> bool {
+        !self.interrupted && self.infra_errors == 0
+    }
+}
+
+/// A short id naming this run's objects (label `kiln.dev/run`).
+fn new_run_id() -> String {
+    use sha2::Digest as _;
+    let seed = format!(
+        "{}-{:?}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+    );
+    hex::encode(sha2::Sha256::digest(seed.as_bytes()))[..8].to_string()
+}
+
+/// Every file under a solution directory, as `<task>/<relative path>`.
+fn solution_files(task: &str, dir: &Path) -> anyhow::Result<Vec<SolutionFile>> {
+    let mut out = Vec::new();
+    for entry in walkdir::WalkDir::new(dir).sort_by_file_name() {
+        let entry = entry.with_context(|| format!("reading {}", dir.display()))?;
+        if !entry.file_type().is_file() {
+            continue;
+        }
+        let rel = entry.path().strip_prefix(dir).expect("under dir");
+        out.push(SolutionFile {
+            path: format!("{task}/{}", rel.display()),
+            bytes: std::fs::read(entry.path())
+                .with_context(|| format!("reading {}", entry.path().display()))?,
+        });
+    }
+    Ok(out)
+}
+
+/// Groups runs into Jobs: one per (benchmark, agent) for shared-env benchmarks, one per
+/// task for per-task ones. `images` maps local image → registry reference.
+pub fn plan_jobs(
+    run_id: &str,
+    runs: &[Run],
+    images: &BTreeMap<String, String>,
+    opts: &Options,
+) -> anyhow::Result<Vec<JobPlan>> {
+    let mut groups: BTreeMap<(String, String, String), Vec<&Run>> = BTreeMap::new();
+    for r in runs {
+        let key = if r.shared_env {
+            String::new()
+        } else {
+            r.task.clone()
+        };
+        groups
+            .entry((r.benchmark.clone(), r.agent.clone(), key))
+            .or_default()
+            .push(r);
+    }
+    let mut jobs = Vec::new();
+    for (n, ((benchmark, agent, _), members)) in groups.into_iter().enumerate() {
+        let first = members[0];
+        let mut solutions = Vec::new();
+        let mut seen = BTreeSet::new();
+        for r in &members {
+            if let Some(dir) = &r.solution {
+                if seen.insert(r.task.clone()) {
+                    solutions.extend(solution_files(&r.task, dir)?);
+                }
+            }
+        }
+        let size: usize = solutions.iter().map(|f| f.bytes.len()).sum();
+        if size > 900 * 1024 {
+            bail!(
+                "the solutions of {benchmark} × {agent} hold {size} bytes: more than a ConfigMap (1 MiB) takes"
+            );
+        }
+        let longest = members
+            .iter()
+            .map(|r| r.info.timeouts_sec)
+            .max()
+            .unwrap_or(0);
+        jobs.push(JobPlan {
+            name: format!("kiln-{run_id}-{n}"),
+            benchmark,
+            agent,
+            model: opts.model.clone(),
+            image: images
+                .get(&first.local_image)
+                .cloned()
+                .unwrap_or_else(|| first.local_image.clone()),
+            entries: members
+                .iter()
+                .map(|r| Entry {
+                    task: r.task.clone(),
+                    repeat: r.repeat,
+                })
+                .collect(),
+            shared_env: first.shared_env,
+            agent_timeout: opts.agent_timeout,
+            deadline_sec: (longest + DEADLINE_MARGIN_SEC) as i64,
+            parallelism: opts.parallelism as i32,
+            solutions,
+        });
+    }
+    Ok(jobs)
+}
+
+/// Runs `selection` on the cluster (or prints what it would do) and writes the results
+/// where local runs put them. Returns the exit status (0, 1 infra errors, 130 interrupted).
+pub fn run(
+    repo: &Path,
+    selection: &Selection,
+    local: &super::local::Options,
+    opts: &Options,
+) -> anyhow::Result<u8> {
+    let fleet = Fleet::load(repo, local.vars.clone())?;
+    let plan = matrix::select(&fleet, selection).map_err(super::local::refused)?;
+    let solutions = super::local::solutions(repo, &plan.runs)?;
+    let mut infos = BTreeMap::new();
+    for r in &plan.runs {
+        if let std::collections::btree_map::Entry::Vacant(slot) =
+            infos.entry((r.benchmark.clone(), r.task.clone()))
+        {
+            let dir = repo
+                .join("benchmarks")
+                .join(&r.benchmark)
+                .join("tasks")
+                .join(&r.task);
+            slot.insert(TaskInfo::read(&dir, opts.agent_timeout)?);
+        }
+    }
+    let digests = if opts.dry_run {
+        BTreeMap::new()
+    } else {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?;
+        let built = super::local::build(repo, &fleet, &plan, local, &runtime)?;
+        let mut digests = BTreeMap::new();
+        for (image, (store, digest)) in built {
+            if store != Store::Docker {
+                bail!("{image} is in {store}'s store; --on kubernetes pushes from Docker's (build with --backend engine or bake)");
+            }
+            digests.insert(image, digest);
+        }
+        for note in matrix::adopt_flat_results(&opts.output, &plan.runs)? {
+            eprintln!("note: {note}");
+        }
+        digests
+    };
+    let runs: Vec<Run> = plan
+        .runs
+        .iter()
+        .map(|r| {
+            let shared_env = fleet
+                .benchmark(&r.benchmark)
+                .map(|b| b.env != Env::PerTask)
+                .unwrap_or(true);
+            Run {
+                benchmark: r.benchmark.clone(),
+                task: r.task.clone(),
+                agent: r.agent.clone(),
+                repeat: r.repeat,
+                shared_env,
+                local_image: r.image.clone(),
+                // Only oracle runs: the map holds every task some oracle run has.
+                solution: (r.agent == super::ORACLE)
+                    .then(|| {
+                        solutions
+                            .get(&(r.benchmark.clone(), r.task.clone()))
+                            .cloned()
+                    })
+                    .flatten(),
+                info: infos[&(r.benchmark.clone(), r.task.clone())].clone(),
+                dir: matrix::result_dir(&opts.output, r),
+                made_from: digests.get(&r.image).map(|d| r.made_from(d)),
+            }
+        })
+        .collect();
+    let summary = execute(runs, opts)?;
+    if opts.dry_run {
+        return Ok(0);
+    }
+    super::local::print_summary(&plan.runs, &opts.output);
+    let t = &summary.timing;
+    eprintln!(
+        "kubernetes: {} passed, {} not passed, {} infra errors, {} kept{}; wall {:.1}s \
+         (kiln: push {:.1}s, create {:.2}s, poll {:.2}s in {} polls, collect {:.2}s, cleanup {:.2}s; runners ran {:.1}s in all) → {}",
+        summary.passed,
+        summary.not_passed,
+        summary.infra_errors,
+        summary.skipped,
+        if summary.interrupted { ", interrupted" } else { "" },
+        t.wall.as_secs_f64(),
+        t.push.as_secs_f64(),
+        t.create.as_secs_f64(),
+        t.poll.as_secs_f64(),
+        t.polls,
+        t.collect.as_secs_f64(),
+        t.cleanup.as_secs_f64(),
+        t.pods.as_secs_f64(),
+        opts.output.display()
+    );
+    Ok(if summary.interrupted {
+        130
+    } else if summary.ok() {
+        0
+    } else {
+        1
+    })
+}
+
+/// Runs `runs` on the cluster (or prints what it would do) and writes their results.
+pub fn execute(runs: Vec<Run>, opts: &Options) -> anyhow::Result<Summary> {
+    let started = Instant::now();
+    let mut summary = Summary::default();
+    let (todo, done): (Vec<Run>, Vec<Run>) = runs.into_iter().partition(|r| {
+        if opts.dry_run || opts.force {
+            return true;
+        }
+        match r.made_from.as_ref().map(|m| matrix::existing(&r.dir, m)) {
+            Some(Existing::Current) => false,
+            Some(Existing::Redo(why)) => {
+                eprintln!(
+                    "{}/{} × {}: running again: {why}",
+                    r.benchmark, r.task, r.agent
+                );
+                true
+            }
+            _ => true,
+        }
+    });
+    summary.skipped = done.len();
+    if !done.is_empty() {
+        eprintln!(
+            "kubernetes: {} run(s) already have a complete, current result in {}: kept (--force runs them again)",
+            done.len(),
+            opts.output.display()
+        );
+    }
+    if todo.is_empty() {
+        return Ok(summary);
+    }
+    let run_id = new_run_id();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+
+    let locals: BTreeSet<String> = todo.iter().map(|r| r.local_image.clone()).collect();
+    let mut images = BTreeMap::new();
+    if opts.dry_run {
+        for l in &locals {
+            images.insert(
+                l.clone(),
+                push::registry_ref(&opts.registry, l, "<inputs-digest>"),
+            );
+        }
+        let jobs = plan_jobs(&run_id, &todo, &images, opts)?;
+        println!(
+            "# kiln run --on kubernetes (dry run): {} run(s) in {} Job(s), namespace {}; \
+                  image tags are the images' input digests once built",
+            todo.len(),
+            jobs.len(),
+            opts.namespace
+        );
+        for l in &locals {
+            println!("# docker tag {l} {0} && docker push {0}", images[l]);
+        }
+        print!(
+            "{}",
+            manifest::dry_run_text(&run_id, &opts.namespace, &jobs)?
+        );
+        println!("---");
+        for c in manifest::kubectl_commands(&run_id, &opts.namespace) {
+            println!("# {c}");
+        }
+        return Ok(summary);
+    }
+
+    let t = Instant::now();
+    rt.block_on(async {
+        for l in &locals {
+            let digest = push::inputs_digest(l).await?;
+            let remote = push::registry_ref(&opts.registry, l, &digest);
+            eprintln!("kubernetes: pushing {remote}");
+            push::push(l, &remote).await?;
+            images.insert(l.clone(), remote);
+        }
+        anyhow::Ok(())
+    })?;
+    summary.timing.push = t.elapsed();
+
+    let jobs = plan_jobs(&run_id, &todo, &images, opts)?;
+    let by_key: BTreeMap<RunKey, &Run> = todo
+        .iter()
+        .map(|r| {
+            (
+                (
+                    r.benchmark.clone(),
+                    r.task.clone(),
+                    r.agent.clone(),
+                    r.repeat,
+                ),
+                r,
+            )
+        })
+        .collect();
+    let mut session = Session {
+        run_id: run_id.clone(),
+        opts,
+        jobs: &jobs,
+        runs: &by_key,
+        summary,
+        collected: BTreeSet::new(),
+        results: BTreeSet::new(),
+        repeats: jobs
+            .iter()
+            .enumerate()
+            .flat_map(|(i, j)| {
+                j.entries
+                    .iter()
+                    .map(move |e| ((i, e.task.clone()), e.repeat))
+            })
+            .fold(BTreeMap::new(), |mut m, (k, r)| {
+                let v = m.entry(k).or_insert(0);
+                *v = (*v).max(r);
+                m
+            }),
+    };
+    rt.block_on(session.drive())?;
+    let mut summary = session.summary;
+    summary.timing.wall = started.elapsed();
+    Ok(summary)
+}
+
+/// Benchmark, task, agent, repeat.
+type RunKey = (String, String, String, u32);
+
+/// The state of a run on the cluster.
+struct Session<'a> {
+    run_id: String,
+    opts: &'a Options,
+    jobs: &'a [JobPlan],
+    runs: &'a BTreeMap<RunKey, &'a Run>,
+    summary: Summary,
+    /// Pods whose log has been read.
+    collected: BTreeSet<String>,
+    /// (job index, completion index) with a result written.
+    results: BTreeSet<(usize, usize)>,
+    /// How many repeats each (job, task) has: labels show `#k` when more than one.
+    repeats: BTreeMap<(usize, String), u32>,
+}
+
+fn selector(run_id: &str) -> ListParams {
+    ListParams::default().labels(&format!("{}={run_id}", manifest::RUN_LABEL))
+}
+
+/// A Job's final condition (`Complete` or `Failed`) with its reason and message.
+fn finished(job: &Job) -> Option<(String, String)> {
+    job.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| (c.type_ == "Complete" || c.type_ == "Failed") && c.status == "True")
+        .map(|c| {
+            (
+                c.type_.clone(),
+                format!(
+                    "{}{}",
+                    c.reason.clone().unwrap_or_default(),
+                    c.message
+                        .as_ref()
+                        .map(|m| format!(": {m}"))
+                        .unwrap_or_default()
+                ),
+            )
+        })
+}
+
+/// Why a pod failed, from its status.
+fn pod_failure(pod: &Pod) -> String {
+    let Some(status) = &pod.status else {
+        return "no pod status".into();
+    };
+    let mut parts = Vec::new();
+    if let Some(r) = &status.reason {
+        parts.push(r.clone());
+    }
+    if let Some(m) = &status.message {
+        parts.push(m.clone());
+    }
+    for cs in status.container_statuses.iter().flatten() {
+        if let Some(t) = cs.state.as_ref().and_then(|s| s.terminated.as_ref()) {
+            parts.push(format!(
+                "container {} {} (exit {}{})",
+                cs.name,
+                t.reason.as_deref().unwrap_or("terminated"),
+                t.exit_code,
+                t.signal
+                    .map(|s| format!(", signal {s}"))
+                    .unwrap_or_default()
+            ));
+        }
+    }
+    if parts.is_empty() {
+        "the pod failed without a reason".into()
+    } else {
+        parts.join("; ")
+    }
+}
+
+fn container_times(pod: &Pod) -> (Option<i32>, Option<f64>) {
+    let term = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_ref())
+        .and_then(|cs| cs.first())
+        .and_then(|c| c.state.as_ref())
+        .and_then(|s| s.terminated.as_ref());
+    match term {
+        Some(t) => {
+            let wall = match (&t.started_at, &t.finished_at) {
+                (Some(a), Some(b)) => Some((b.0 - a.0).num_milliseconds().max(0) as f64 / 1000.0),
+                _ => None,
+            };
+            (Some(t.exit_code), wall)
+        }
+        None => (None, None),
+    }
+}
+
+impl Session<'_> {
+    async fn drive(&mut self) -> anyhow::Result<()> {
+        let client = kube::Client::try_default()
+            .await
+            .context("connecting to the cluster of the current KUBECONFIG context")?;
+        let ns = &self.opts.namespace;
+        let jobs_api: Api<Job> = Api::namespaced(client.clone(), ns);
+        let pods_api: Api<Pod> = Api::namespaced(client.clone(), ns);
+        let cms_api: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
+        let total: usize = self.jobs.iter().map(|j| j.entries.len()).sum();
+        eprintln!(
+            "kubernetes: run {} — {total} run(s) in {} Job(s) in namespace {ns}, at most {} pod(s) at a time",
+            self.run_id,
+            self.jobs.len(),
+            self.opts.parallelism
+        );
+
+        let mut next_job = 0;
+        // Parallelism each created, unfinished Job holds.
+        let mut holding: BTreeMap<usize, i32> = BTreeMap::new();
+        let mut finished_jobs: BTreeMap<usize, (String, String)> = BTreeMap::new();
+        let mut last_progress = String::new();
+        let mut interrupt = std::pin::pin!(tokio::signal::ctrl_c());
+        loop {
+            // Create Jobs while there is room.
+            let t = Instant::now();
+            while next_job < self.jobs.len() {
+                let used: i32 = holding.values().sum();
+                let room = self.opts.parallelism as i32 - used;
+                if room <= 0 {
+                    break;
+                }
+                let mut plan = self.jobs[next_job].clone();
+                plan.parallelism = room.min(plan.entries.len() as i32);
+                if let Some(cm) = manifest::config_map(&self.run_id, ns, &plan) {
+                    cms_api
+                        .create(&PostParams::default(), &cm)
+                        .await
+                        .with_context(|| {
+                            format!("creating ConfigMap {}", plan.config_map_name())
+                        })?;
+                }
+                jobs_api
+                    .create(
+                        &PostParams::default(),
+                        &manifest::job(&self.run_id, ns, &plan),
+                    )
+                    .await
+                    .with_context(|| format!("creating Job {} in namespace {ns}", plan.name))?;
+                holding.insert(next_job, plan.parallelism);
+                next_job += 1;
+            }
+            self.summary.timing.create += t.elapsed();
+
+            tokio::select! {
+                _ = tokio::time::sleep(self.opts.poll) => {}
+                _ = &mut interrupt => {
+                    self.summary.interrupted = true;
+                    return self.interrupted(&jobs_api, &pods_api, &cms_api).await;
+                }
+            }
+
+            let t = Instant::now();
+            let job_list = jobs_api
+                .list(&selector(&self.run_id))
+                .await
+                .context("listing kiln's Jobs")?;
+            let pod_list = pods_api
+                .list(&selector(&self.run_id))
+                .await
+                .context("listing kiln's pods")?;
+            self.summary.timing.poll += t.elapsed();
+            self.summary.timing.polls += 1;
+
+            let index_of = |name: &str| self.jobs.iter().position(|j| j.name == name);
+            let (mut active, mut succeeded, mut failed) = (0, 0, 0);
+            for job in &job_list.items {
+                let Some(i) = job.metadata.name.as_deref().and_then(index_of) else {
+                    continue;
+                };
+                if let Some(s) = &job.status {
+                    active += s.active.unwrap_or(0);
+                    succeeded += s.succeeded.unwrap_or(0);
+                    failed += s.failed.unwrap_or(0);
+                }
+                if let Some(f) = finished(job) {
+                    holding.remove(&i);
+                    finished_jobs.entry(i).or_insert(f);
+                }
+            }
+            let t = Instant::now();
+            for pod in &pod_list.items {
+                self.collect_pod(&pods_api, pod).await?;
+            }
+            self.summary.timing.collect += t.elapsed();
+
+            let progress = format!(
+                "kubernetes: {}/{total} done ({} passed, {} not passed, {} infra errors), {active} running; Jobs: {succeeded} succeeded, {failed} failed pod(s)",
+                self.results.len(),
+                self.summary.passed,
+                self.summary.not_passed,
+                self.summary.infra_errors
+            );
+            if progress != last_progress {
+                eprintln!("{progress}");
+                last_progress = progress;
+            }
+            if next_job == self.jobs.len() && finished_jobs.len() == self.jobs.len() {
+                break;
+            }
+        }
+        // Indexes of failed Jobs that left no pod to read.
+        for (i, (kind, why)) in &finished_jobs {
+            for (index, entry) in self.jobs[*i].entries.iter().enumerate() {
+                if !self.results.contains(&(*i, index)) {
+                    let reason = format!(
+                        "Job {} ended {kind} ({why}) before index {index} left a result",
+                        self.jobs[*i].name
+                    );
+                    self.write_result(
+                        *i,
+                        index,
+                        entry,
+                        None,
+                        None,
+                        "Unknown",
+                        Some(&reason),
+                        &reason,
+                    )?;
+                }
+            }
+        }
+        let t = Instant::now();
+        self.cleanup(&jobs_api, &cms_api).await?;
+        self.summary.timing.cleanup = t.elapsed();
+        Ok(())
+    }
+
+    /// Reads a finished pod's log (once) and writes its run's results.
+    async fn collect_pod(&mut self, pods_api: &Api<Pod>, pod: &Pod) -> anyhow::Result<()> {
+        let Some(name) = pod.metadata.name.clone() else {
+            return Ok(());
+        };
+        let phase = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.phase.clone())
+            .unwrap_or_default();
+        if self.collected.contains(&name) || (phase != "Succeeded" && phase != "Failed") {
+            return Ok(());
+        }
+        let labels = pod.metadata.labels.clone().unwrap_or_default();
+        let annotations = pod.metadata.annotations.clone().unwrap_or_default();
+        let job_name = labels.get("job-name").cloned().unwrap_or_default();
+        let (Some(i), Some(index)) = (
+            self.jobs.iter().position(|j| j.name == job_name),
+            annotations
+                .get(manifest::INDEX_ANNOTATION)
+                .and_then(|v| v.parse::<usize>().ok()),
+        ) else {
+            return Ok(());
+        };
+        let Some(entry) = self.jobs[i].entries.get(index).cloned() else {
+            return Ok(());
+        };
+        self.collected.insert(name.clone());
+        let log = pods_api
+            .logs(
+                &name,
+                &LogParams {
+                    container: Some(manifest::CONTAINER.into()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .ok();
+        let reason = (phase == "Failed").then(|| pod_failure(pod));
+        let fallback_reason = match &reason {
+            Some(r) => format!("pod {name} failed: {r}"),
+            None => format!("pod {name} succeeded but its log holds no result"),
+        };
+        self.write_result(
+            i,
+            index,
+            &entry,
+            Some(pod),
+            log.as_deref(),
+            &phase,
+            reason.as_deref(),
+            &fallback_reason,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn write_result(
+        &mut self,
+        i: usize,
+        index: usize,
+        entry: &Entry,
+        pod: Option<&Pod>,
+        log: Option<&str>,
+        phase: &str,
+        reason: Option<&str>,
+        fallback_reason: &str,
+    ) -> anyhow::Result<()> {
+        let job = &self.jobs[i];
+        let run = self.runs[&(
+            job.benchmark.clone(),
+            entry.task.clone(),
+            job.agent.clone(),
+            entry.repeat,
+        )];
+        let (runner_exit, wall) = pod.map(container_times).unwrap_or((None, None));
+        let record = collect::PodRecord {
+            benchmark: &job.benchmark,
+            task: &entry.task,
+            agent: &job.agent,
+            image: &job.image,
+            on: "kubernetes",
+            namespace: &self.opts.namespace,
+            job: &job.name,
+            pod: pod.and_then(|p| p.metadata.name.as_deref()),
+            completion_index: index,
+            pod_phase: phase,
+            pod_reason: reason,
+            runner_exit: runner_exit.map_or(-1, i64::from),
+            wall_sec: wall,
+            kiln_version: env!("CARGO_PKG_VERSION"),
+            made_from: run.made_from.clone(),
+        };
+        let dir = run.dir.clone();
+        let run_id = format!("{}-{}-{index}", self.run_id, job.name);
+        let (dir, result) = collect::write(
+            &dir,
+            log,
+            || {
+                collect::infra_error_result(
+                    &entry.task,
+                    &run.info,
+                    &job.agent,
+                    job.model.as_deref(),
+                    &run_id,
+                    fallback_reason,
+                )
+            },
+            &record,
+        )?;
+        self.results.insert((i, index));
+        self.summary.timing.pods += Duration::from_secs_f64(result.timing.wall_sec.max(0.0));
+        let label = if self
+            .repeats
+            .get(&(i, entry.task.clone()))
+            .copied()
+            .unwrap_or(1)
+            > 1
+        {
+            format!(
+                "{}/{} × {} #{}",
+                job.benchmark, entry.task, job.agent, entry.repeat
+            )
+        } else {
+            format!("{}/{} × {}", job.benchmark, entry.task, job.agent)
+        };
+        if result.status == "infra_error" {
+            self.summary.infra_errors += 1;
+            let why = result
+                .errors
+                .first()
+                .map(|e| e.message.clone())
+                .unwrap_or_default();
+            println!(
+                "{label}: infra_error: {why} → {}",
+                dir.join("result.json").display()
+            );
+        } else {
+            if result.score.passed {
+                self.summary.passed += 1;
+            } else {
+                self.summary.not_passed += 1;
+            }
+            let gates = match (result.score.highest_gate, result.score.n_gates) {
+                (Some(h), Some(n)) => format!(", gates {h}/{n}"),
+                _ => String::new(),
+            };
+            println!(
+                "{label}: {}, score {:.4} ({}{gates}), {:.1}s → {}",
+                result.status,
+                result.score.value,
+                if result.score.passed {
+                    "passed"
+                } else {
+                    "not passed"
+                },
+                result.timing.wall_sec,
+                dir.join("result.json").display()
+            );
+        }
+        Ok(())
+    }
+
+    /// Deletes the run's Jobs (their pods with them) and ConfigMaps.
+    async fn cleanup(&self, jobs_api: &Api<Job>, cms_api: &Api<ConfigMap>) -> anyhow::Result<()> {
+        jobs_api
+            .delete_collection(&DeleteParams::background(), &selector(&self.run_id))
+            .await
+            .context("deleting kiln's Jobs")?;
+        cms_api
+            .delete_collection(&DeleteParams::background(), &selector(&self.run_id))
+            .await
+            .context("deleting kiln's ConfigMaps")?;
+        Ok(())
+    }
+
+    /// First Ctrl-C: delete Jobs and pods (foreground: the Job goes once its pods are
+    /// gone) and wait for the pods to go; a second Ctrl-C leaves them.
+    async fn interrupted(
+        &mut self,
+        jobs_api: &Api<Job>,
+        pods_api: &Api<Pod>,
+        cms_api: &Api<ConfigMap>,
+    ) -> anyhow::Result<()> {
+        let ns = &self.opts.namespace;
+        let how = format!(
+            "kubectl delete jobs,configmaps -n {ns} -l {}={} --cascade=foreground",
+            manifest::RUN_LABEL,
+            self.run_id
+        );
+        eprintln!(
+            "kubernetes: interrupted: deleting run {}'s Jobs and pods (finished results are kept); Ctrl-C again to leave them",
+            self.run_id
+        );
+        let work = async {
+            jobs_api
+                .delete_collection(&DeleteParams::foreground(), &selector(&self.run_id))
+                .await
+                .context("deleting kiln's Jobs")?;
+            cms_api
+                .delete_collection(&DeleteParams::background(), &selector(&self.run_id))
+                .await
+                .context("deleting kiln's ConfigMaps")?;
+            // Pods of a deleted Job get no grace from kiln: they are removed as the
+            // kubelet stops them.
+            pods_api
+                .delete_collection(
+                    &DeleteParams::background().grace_period(0),
+                    &selector(&self.run_id),
+                )
+                .await
+                .context("deleting kiln's pods")?;
+            loop {
+                let pods = pods_api.list(&selector(&self.run_id)).await?;
+                let jobs = jobs_api.list(&selector(&self.run_id)).await?;
+                if pods.items.is_empty() && jobs.items.is_empty() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            anyhow::Ok(())
+        };
+        tokio::select! {
+            r = work => {
+                r.with_context(|| format!("cleaning up; to finish by hand: {how}"))?;
+                eprintln!("kubernetes: run {}'s Jobs and pods are deleted", self.run_id);
+            }
+            _ = tokio::signal::ctrl_c() => {
+                eprintln!("kubernetes: leaving run {}'s Jobs and pods; delete them with:\n  {how}", self.run_id);
+            }
+        }
+        Ok(())
+    }
+}

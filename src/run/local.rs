@@ -1,0 +1,748 @@
+//! Running a matrix on this machine: the selection checked, the containers of dead kiln
+//! processes removed, every eval image built by one plan (or, when all are up to
+//! date, only checked), kept results skipped, then at most `jobs` runs at a time;
+//! SIGINT/SIGTERM stops and removes the running containers and exits 130 with the
+//! finished results kept.
+//!
+//! Entry point: [`run`]; it returns the exit status (0 every run completed, 1 one
+//! could not, 130 interrupted; refused input and no backend are errors carrying 2/3).
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use tokio::sync::watch;
+
+use super::display::Board;
+use super::matrix::{self, Existing, PlannedRun, Selection};
+use super::reap::{self, Owner};
+use super::{container, Outcome, RunSpec, ORACLE};
+use crate::backend::detect::{self, Requested};
+use crate::error::Failure;
+use crate::fleet::Fleet;
+use crate::plan::{self, BuildSpec};
+use crate::progress::Mode;
+use crate::report;
+use crate::store::{self, Store};
+
+/// How to run a matrix.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The results root (`--output`).
+    pub output: PathBuf,
+    /// Runs at once; None: [`default_jobs`].
+    pub jobs: Option<usize>,
+    /// Run again even when a complete, current result exists.
+    pub force: bool,
+    /// Do not build: the eval images must exist.
+    pub no_build: bool,
+    pub backend: Requested,
+    /// Environment variables handed to the agent (names; values from kiln's environment).
+    pub pass_env: Vec<String>,
+    pub agent_timeout: Option<u64>,
+    pub progress: Mode,
+    /// The `REGISTRY`/`TAG` bake variables from the environment.
+    pub vars: BTreeMap<String, String>,
+    /// The build-time label values (from git or the environment); needed unless `no_build`.
+    pub build_info: Option<crate::labels::BuildInfo>,
+}
+
+/// Memory one run is given room for when choosing the default `--jobs` (the shipped
+/// tasks' largest, a runner with PostgreSQL as a service, peaks near 200 MiB; agents
+/// that call a model API hold little more, so 512 MiB leaves room).
+pub const MEMORY_PER_RUN: u64 = 512 << 20;
+
+/// The default number of runs at once: twice the CPUs (a run mostly waits: on the
+/// engine, on its services, on a model API), but no more than the available memory
+/// holds at [`MEMORY_PER_RUN`] each, and at least 1.
+pub fn default_jobs() -> usize {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let by_memory = available_memory().map_or(usize::MAX, |m| (m / MEMORY_PER_RUN) as usize);
+    (2 * cpus).min(by_memory).max(1)
+}
+
+/// `MemAvailable` of /proc/meminfo, in bytes.
+fn available_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+fn valid_env_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+pub(crate) fn refused(err: anyhow::Error) -> anyhow::Error {
+    if let Some(r) = err.downcast_ref::<crate::fleet::Refused>() {
+        return Failure::usage(r.0.clone());
+    }
+    err
+}
+
+/// One run, ready to go.
+struct Ready {
+    run: PlannedRun,
+    spec: RunSpec,
+}
+
+/// How a run ended.
+enum End {
+    Completed(Box<Outcome>),
+    /// Started, but no result came out (infrastructure error), and why.
+    Failed(String),
+    /// Stopped by SIGINT/SIGTERM: its container removed, nothing written.
+    Interrupted,
+    /// Not started before the interrupt.
+    NotStarted,
+}
+
+/// Runs `selection` from the repository at `repo`; returns the exit status.
+pub fn run(repo: &Path, selection: &Selection, opts: &Options) -> anyhow::Result<u8> {
+    if let Some(bad) = opts.pass_env.iter().find(|n| !valid_env_name(n)) {
+        return Err(Failure::usage(format!(
+            "--pass-env {bad:?} is not an environment variable name"
+        )));
+    }
+    if let Some(missing) = opts.pass_env.iter().find(|n| std::env::var_os(n).is_none()) {
+        return Err(Failure::usage(format!(
+            "--pass-env {missing}: {missing} is not set in kiln's environment"
+        )));
+    }
+    let fleet = Fleet::load(repo, opts.vars.clone())?;
+    let matrix = matrix::select(&fleet, selection).map_err(refused)?;
+    let solutions = solutions(repo, &matrix.runs)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+
+    let single = matrix.runs.len() == 1;
+    let quiet = opts.progress == Mode::Quiet;
+    let say = |line: String| {
+        if !quiet {
+            eprintln!("{line}");
+        }
+    };
+
+    // Containers of kiln processes that died (SIGKILL) go first.
+    for r in runtime.block_on(reap::reap(&[Store::Docker]))? {
+        eprintln!(
+            "removed container {} ({} store) left by kiln process {} (run {}), which is no longer running",
+            r.name, r.store, r.pid, r.run_id
+        );
+    }
+
+    let images = if opts.no_build {
+        runtime.block_on(existing_images(&matrix.images))?
+    } else {
+        build(repo, &fleet, &matrix, opts, &runtime)?
+    };
+    if images.values().any(|(s, _)| *s == Store::Podman) {
+        for r in runtime.block_on(reap::reap(&[Store::Podman]))? {
+            eprintln!(
+                "removed container {} ({} store) left by kiln process {} (run {}), which is no longer running",
+                r.name, r.store, r.pid, r.run_id
+            );
+        }
+    }
+
+    for note in matrix::adopt_flat_results(&opts.output, &matrix.runs)? {
+        say(format!("note: {note}"));
+    }
+    let owner = Owner::current();
+    let mut ready = Vec::new();
+    let mut kept = Vec::new();
+    for (seq, run) in matrix.runs.iter().enumerate() {
+        let (store, digest) = images[&run.image].clone();
+        let made_from = run.made_from(&digest);
+        let dir = matrix::result_dir(&opts.output, run);
+        if !opts.force {
+            match matrix::existing(&dir, &made_from) {
+                Existing::Current => {
+                    kept.push((run.clone(), dir));
+                    continue;
+                }
+                Existing::Redo(why) if !single => {
+                    say(format!("{}: running again: {why}", run.label()));
+                }
+                _ => {}
+            }
+        }
+        let spec = RunSpec {
+            benchmark: run.benchmark.clone(),
+            task: run.task.clone(),
+            agent: run.agent.clone(),
+            image: run.image.clone(),
+            store,
+            model: run.model.clone(),
+            pass_env: opts.pass_env.clone(),
+            agent_timeout: opts.agent_timeout,
+            // Only the oracle gets the solution, even when the matrix also runs the task
+            // with another agent.
+            solution: (run.agent == ORACLE)
+                .then(|| {
+                    solutions
+                        .get(&(run.benchmark.clone(), run.task.clone()))
+                        .cloned()
+                })
+                .flatten(),
+            dir,
+            echo_progress: single && !quiet,
+            container: super::container_name(
+                seq,
+                &run.benchmark,
+                &run.task,
+                &run.agent,
+                run.repeat,
+            ),
+            labels: owner.labels(),
+            made_from: Some(made_from),
+        };
+        ready.push(Ready {
+            run: run.clone(),
+            spec,
+        });
+    }
+    if !kept.is_empty() {
+        if single {
+            eprintln!(
+                "kept: {} already has a complete result made from the same eval image, model and repeat \
+                 (--force runs it again)",
+                kept[0].1.display()
+            );
+        } else {
+            say(format!(
+                "{} of {} runs already have a complete, current result: kept (--force runs them again)",
+                kept.len(),
+                matrix.runs.len()
+            ));
+        }
+    }
+
+    let jobs = opts.jobs.unwrap_or_else(default_jobs).max(1);
+    let ends = if ready.is_empty() {
+        Vec::new()
+    } else if single {
+        let r = &ready[0];
+        eprintln!(
+            "running {} [{}]: task {}, agent {}",
+            r.spec.image, r.spec.store, r.spec.task, r.spec.agent
+        );
+        runtime.block_on(run_all(&ready, 1, None))
+    } else {
+        say(format!(
+            "running {} of {} runs, {jobs} at a time (results in {})",
+            ready.len(),
+            matrix.runs.len(),
+            opts.output.display()
+        ));
+        let board = Board::new(opts.progress, ready.len());
+        let ends = runtime.block_on(run_all(&ready, jobs, Some(&board)));
+        board.finish();
+        ends
+    };
+    let interrupted = ends
+        .iter()
+        .any(|e| matches!(e, End::Interrupted | End::NotStarted));
+    let failed = ends.iter().filter(|e| matches!(e, End::Failed(_))).count();
+    let not_completed = ends
+        .iter()
+        .filter(|e| matches!(e, End::Completed(o) if !completed(o)))
+        .count();
+
+    if single && !ready.is_empty() {
+        print_single(&ends[0], &ready[0]);
+    } else if single {
+        print_kept_single(&kept[0].1);
+    } else {
+        print_summary(&matrix.runs, &opts.output);
+        let count = |f: fn(&End) -> bool| ends.iter().filter(|e| f(e)).count();
+        let done = count(|e| matches!(e, End::Completed(_)));
+        let stopped = count(|e| matches!(e, End::Interrupted));
+        let not_started = count(|e| matches!(e, End::NotStarted));
+        let mut line = format!(
+            "{} runs: {} kept, {} completed, {} failed to run",
+            matrix.runs.len(),
+            kept.len(),
+            done - not_completed,
+            failed + not_completed,
+        );
+        if interrupted {
+            line.push_str(&format!(
+                "; interrupted: {stopped} stopped (containers removed, nothing written), \
+                 {not_started} not started; run the same command again to finish"
+            ));
+        }
+        eprintln!("{line}");
+    }
+    Ok(if interrupted {
+        130
+    } else if failed + not_completed > 0 {
+        1
+    } else {
+        0
+    })
+}
+
+/// Completed means the runner exited 0 with a readable result (whatever the score).
+fn completed(o: &Outcome) -> bool {
+    o.runner_exit == 0 && o.result.is_some()
+}
+
+/// The reference solution of every task an oracle runs, checked before anything runs.
+pub(crate) fn solutions(
+    repo: &Path,
+    runs: &[PlannedRun],
+) -> anyhow::Result<HashMap<(String, String), PathBuf>> {
+    let mut out = HashMap::new();
+    for run in runs.iter().filter(|r| r.agent == ORACLE) {
+        let dir = repo
+            .join("benchmarks")
+            .join(&run.benchmark)
+            .join("tasks")
+            .join(&run.task)
+            .join("solution");
+        if !dir.join("solve.sh").is_file() {
+            return Err(Failure::usage(format!(
+                "task {} of {} has no reference solution ({}/solve.sh): the oracle cannot run it",
+                run.task,
+                run.benchmark,
+                dir.display()
+            )));
+        }
+        out.insert((run.benchmark.clone(), run.task.clone()), dir);
+    }
+    Ok(out)
+}
+
+/// Runs `ready`, `jobs` at a time, until done or SIGINT/SIGTERM; one end per run, in order
+/// (runs never started count as interrupted).
+async fn run_all(ready: &[Ready], jobs: usize, board: Option<&Board>) -> Vec<End> {
+    let (cancel_tx, cancel_rx) = watch::channel(false);
+    let cancel_tx = Arc::new(cancel_tx);
+    let signals = {
+        let tx = cancel_tx.clone();
+        tokio::spawn(async move {
+            use tokio::signal::unix::{signal, SignalKind};
+            let (Ok(mut int), Ok(mut term)) = (
+                signal(SignalKind::interrupt()),
+                signal(SignalKind::terminate()),
+            ) else {
+                return;
+            };
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+            let _ = tx.send(true);
+            // A second signal: stop waiting for the clean-up.
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+            eprintln!("interrupted again: exiting without waiting; the next kiln run removes what is left");
+            std::process::exit(130);
+        })
+    };
+    let mut ends: Vec<Option<End>> = (0..ready.len()).map(|_| None).collect();
+    let mut running = tokio::task::JoinSet::new();
+    let mut next = 0;
+    let mut noted = false;
+    loop {
+        let stopping = *cancel_rx.borrow();
+        if stopping && !noted {
+            noted = true;
+            let msg = format!(
+                "interrupted: stopping and removing {} running container(s); finished results are kept",
+                running.len()
+            );
+            match board {
+                Some(b) => b.note(&msg),
+                None => eprintln!("{msg}"),
+            }
+        }
+        while !stopping && running.len() < jobs && next < ready.len() {
+            let i = next;
+            next += 1;
+            if let Some(b) = board {
+                b.started(&ready[i].run.label());
+            }
+            let spec = ready[i].spec.clone();
+            let cancel = cancel_rx.clone();
+            running.spawn(async move { (i, super::execute(&spec, cancel).await) });
+        }
+        if running.is_empty() {
+            break;
+        }
+        let mut wake = cancel_rx.clone();
+        tokio::select! {
+            joined = running.join_next() => {
+                let Some(Ok((i, result))) = joined else { continue };
+                let end = match result {
+                    Ok(outcome) => End::Completed(Box::new(outcome)),
+                    Err(e) if e.downcast_ref::<container::Interrupted>().is_some() => End::Interrupted,
+                    Err(e) => End::Failed(format!("{e:#}")),
+                };
+                if let Some(b) = board {
+                    show(b, &ready[i].run, &end);
+                }
+                ends[i] = Some(end);
+            }
+            _ = wake.changed(), if !stopping => {}
+        }
+    }
+    signals.abort();
+    ends.into_iter()
+        .map(|e| e.unwrap_or(End::NotStarted))
+        .collect()
+}
+
+fn show(board: &Board, run: &PlannedRun, end: &End) {
+    let what = run.label();
+    match end {
+        End::Completed(o) => match (&o.result, o.runner_exit) {
+            (Some(r), 0) => board.completed(
+                &what,
+                r.score.passed,
+                &format!(
+                    "{}, score {:.4}{} in {:.1}s",
+                    if r.score.passed {
+                        "passed"
+                    } else {
+                        "not passed"
+                    },
+                    r.score.value,
+                    match (r.score.highest_gate, r.score.n_gates) {
+                        (Some(h), Some(n)) => format!(", gates {h}/{n}"),
+                        _ => String::new(),
+                    },
+                    o.wall.as_secs_f64()
+                ),
+            ),
+            (Some(r), code) => board.failed(
+                &what,
+                &format!(
+                    "runner exit {code}, status {}{}; logs in {}",
+                    r.status,
+                    r.errors
+                        .first()
+                        .map(|e| format!(": {}: {}", e.phase, e.message))
+                        .unwrap_or_default(),
+                    o.dir.display()
+                ),
+            ),
+            (None, code) => board.failed(
+                &what,
+                &format!(
+                    "no readable result (runner exit {code}): {}; logs in {}",
+                    o.result_error.as_deref().unwrap_or("unknown"),
+                    o.dir.display()
+                ),
+            ),
+        },
+        End::Failed(why) => board.failed(&what, why),
+        End::Interrupted | End::NotStarted => {}
+    }
+}
+
+/// The single-run form's report: one line on stdout when it completed, the reason on
+/// stderr when it did not (as `kiln run` always printed).
+fn print_single(end: &End, ready: &Ready) {
+    let spec = &ready.spec;
+    match end {
+        End::Completed(o) => match (&o.result, o.runner_exit) {
+            (Some(r), 0) => {
+                let gates = match (r.score.highest_gate, r.score.n_gates) {
+                    (Some(h), Some(n)) => format!(", gates {h}/{n}"),
+                    _ => String::new(),
+                };
+                println!(
+                    "{}/{} × {}: {}, score {:.4} ({}{gates}), {} in {:.1}s → {}",
+                    spec.benchmark,
+                    spec.task,
+                    spec.agent,
+                    r.status,
+                    r.score.value,
+                    r.score.mode,
+                    if r.score.passed {
+                        "passed"
+                    } else {
+                        "not passed"
+                    },
+                    o.wall.as_secs_f64(),
+                    o.dir.join("result.json").display()
+                );
+            }
+            (Some(r), code) => eprintln!(
+                "error: the run did not complete (runner exit {code}, status {}{}); logs in {}",
+                r.status,
+                r.errors
+                    .first()
+                    .map(|e| format!(": {}: {}", e.phase, e.message))
+                    .unwrap_or_default(),
+                o.dir.display()
+            ),
+            (None, code) => eprintln!(
+                "error: the run left no readable result (runner exit {code}): {}; logs in {}",
+                o.result_error.as_deref().unwrap_or("unknown"),
+                o.dir.display()
+            ),
+        },
+        End::Failed(why) => eprintln!("error: {why}"),
+        End::Interrupted | End::NotStarted => eprintln!(
+            "interrupted: container {} stopped and removed; nothing was written",
+            spec.container
+        ),
+    }
+}
+
+fn print_kept_single(dir: &Path) {
+    if let Ok(r) = report::read_result(&dir.join("result.json")) {
+        println!(
+            "{} × {}: {}, score {:.4} ({}), {} (kept) → {}",
+            r.task.id,
+            r.agent.id,
+            r.status,
+            r.score.value,
+            r.score.mode,
+            if r.score.passed {
+                "passed"
+            } else {
+                "not passed"
+            },
+            dir.join("result.json").display()
+        );
+    }
+}
+
+/// The benchmark × agent summary of the matrix's results (kept and new), as `kiln report`
+/// prints it, on stdout.
+pub(crate) fn print_summary(runs: &[PlannedRun], output: &Path) {
+    let mut rows = Vec::new();
+    for run in runs {
+        let dir = matrix::result_dir(output, run);
+        if let Ok(r) = report::read_result(&dir.join("result.json")) {
+            rows.push(report::Row::new(
+                run.benchmark.clone(),
+                r,
+                dir.join("result.json"),
+            ));
+        }
+    }
+    let summary = report::summarize(&rows);
+    if !summary.is_empty() {
+        print!("{}", report::summary_table(&summary));
+    }
+}
+
+/// The stores and input digests of `images` as they are (`--no-build`).
+async fn existing_images(images: &[String]) -> anyhow::Result<HashMap<String, (Store, String)>> {
+    let mut out = HashMap::new();
+    let mut missing = Vec::new();
+    for image in images {
+        let mut found = None;
+        for s in [Store::Docker, Store::Podman] {
+            if let Ok(Some(info)) = store::inspect(s, image).await {
+                found = Some((s, info));
+                break;
+            }
+        }
+        match found {
+            Some((s, info)) => {
+                let digest = info
+                    .labels
+                    .get(crate::labels::INPUTS_DIGEST)
+                    .cloned()
+                    .unwrap_or_default();
+                out.insert(image.clone(), (s, digest));
+            }
+            None => missing.push(image.as_str()),
+        }
+    }
+    if !missing.is_empty() {
+        anyhow::bail!(
+            "{} in neither Docker's nor podman's image store; run without --no-build to build {}",
+            missing.join(", ") + if missing.len() == 1 { " is" } else { " are" },
+            if missing.len() == 1 { "it" } else { "them" }
+        );
+    }
+    Ok(out)
+}
+
+/// Every spec of the plan, when each is up to date in Docker's store (its input digest
+/// label matches): image → (id, digest). None as soon as one is not (then the plan is built).
+async fn all_current(
+    repo: &Path,
+    specs: &[BuildSpec],
+) -> anyhow::Result<Option<HashMap<String, String>>> {
+    let mut ids: HashMap<String, String> = HashMap::new();
+    let mut digests = HashMap::new();
+    for spec in specs {
+        let mut bases = BTreeMap::new();
+        for base in &spec.bases {
+            let id = match ids.get(base) {
+                Some(id) => id.clone(),
+                None => match store::inspect(Store::Docker, base).await? {
+                    Some(info) => info.id,
+                    None => return Ok(None),
+                },
+            };
+            bases.insert(base.clone(), id);
+        }
+        let root = if spec.context.is_absolute() {
+            spec.context.clone()
+        } else {
+            repo.join(&spec.context)
+        };
+        let owned = spec.clone();
+        let digest = tokio::task::spawn_blocking(move || -> anyhow::Result<String> {
+            let ctx = crate::context::walk(&root, &owned.dockerfile)?;
+            crate::digest::input_digest(&owned, &ctx, &bases)
+        })
+        .await??;
+        match store::inspect(Store::Docker, &spec.image).await? {
+            Some(info) if info.labels.get(crate::labels::INPUTS_DIGEST) == Some(&digest) => {
+                ids.insert(spec.image.clone(), info.id);
+                digests.insert(spec.image.clone(), digest);
+            }
+            _ => return Ok(None),
+        }
+    }
+    Ok(Some(digests))
+}
+
+/// Builds whatever the matrix's eval images need (one plan) and returns each eval
+/// image's store and input digest.
+pub(crate) fn build(
+    repo: &Path,
+    fleet: &Fleet,
+    matrix: &matrix::Matrix,
+    opts: &Options,
+    runtime: &tokio::runtime::Runtime,
+) -> anyhow::Result<HashMap<String, (Store, String)>> {
+    super::stage::stage_runner(repo)?;
+    let info = opts
+        .build_info
+        .as_ref()
+        .ok_or_else(|| anyhow::anyhow!("no build information to build with (a kiln bug)"))?;
+    let plan = plan::plan_without_bake(fleet, &matrix.request, info).map_err(refused)?;
+    if opts.progress != Mode::Quiet {
+        for note in &plan.notes {
+            eprintln!("note: {note}");
+        }
+    }
+    // Everything up to date in Docker's store (the usual case once built): no backend
+    // probe, no build.
+    if opts.backend != Requested::Podman {
+        if let Some(digests) = runtime.block_on(all_current(repo, &plan.builds))? {
+            return Ok(matrix
+                .images
+                .iter()
+                .map(|i| {
+                    (
+                        i.clone(),
+                        (Store::Docker, digests.get(i).cloned().unwrap_or_default()),
+                    )
+                })
+                .collect());
+        }
+    }
+    let plan = plan.with_bake_requests(fleet);
+    let mut decision = detect::choose(opts.backend, &plan.builds)?;
+    // The runs happen on the engine when it answers, so an automatic choice builds into
+    // the engine's store rather than podman's (no copy between stores).
+    if opts.backend == Requested::Auto && decision.backend.store() == Store::Podman {
+        let probes = detect::probe(None);
+        if let Ok(version) = &probes.engine {
+            decision = detect::Decision::new(
+                crate::backend::BackendKind::Engine,
+                format!(
+                    "kiln run runs the evals on the Docker Engine ({version}), so it builds into the engine's store \
+                     (auto would have chosen {}: {})",
+                    decision.backend, decision.reason
+                ),
+            );
+        }
+    }
+    if decision.backend == crate::backend::BackendKind::Engine {
+        if let Some(why) = plan.builds.iter().find_map(crate::backend::engine::refusal) {
+            return Err(Failure::usage(why));
+        }
+    }
+    let mut build_opts = crate::build::Options::new(repo);
+    build_opts.progress = opts.progress;
+    let summary = crate::build::run(&plan.builds, &plan.bake, &decision, &build_opts)?;
+    if summary.interrupted {
+        return Err(Failure {
+            code: 130,
+            message: "interrupted while building; nothing was run".into(),
+        }
+        .into());
+    }
+    if !summary.ok() {
+        anyhow::bail!(
+            "building the eval images failed; nothing was run (see the build output above)"
+        );
+    }
+    let mut out = HashMap::new();
+    for image in &matrix.images {
+        let store = summary
+            .outcomes
+            .iter()
+            .find(|o| &o.image == image)
+            .map(|o| o.store)
+            .ok_or_else(|| anyhow::anyhow!("the plan did not build {image} (a kiln bug: the plan and the eval name disagree)"))?;
+        let (store, digest) = runtime.block_on(prefer_engine(image, store))?;
+        out.insert(image.clone(), (store, digest));
+    }
+    Ok(out)
+}
+
+/// An image current in podman's store that the engine holds with the same inputs runs
+/// on the engine: kiln runs containers there when it can. Returns the store and the
+/// image's input digest.
+async fn prefer_engine(image: &str, store: Store) -> anyhow::Result<(Store, String)> {
+    let digest = |info: Option<store::ImageInfo>| {
+        info.and_then(|i| i.labels.get(crate::labels::INPUTS_DIGEST).cloned())
+    };
+    let here = digest(store::inspect(store, image).await?).ok_or_else(|| {
+        anyhow::anyhow!(
+            "{image} has no {} label after its build",
+            crate::labels::INPUTS_DIGEST
+        )
+    })?;
+    if store == Store::Podman {
+        if let Ok(d) = store::inspect(Store::Docker, image).await {
+            if digest(d).as_deref() == Some(here.as_str()) {
+                return Ok((Store::Docker, here));
+            }
+        }
+    }
+    Ok((store, here))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_jobs_is_positive_and_bounded_by_cpus() {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let j = default_jobs();
+        assert!(j >= 1 && j <= 2 * cpus, "{j}");
+    }
+
+    #[test]
+    fn env_names() {
+        assert!(valid_env_name("MODEL_API_KEY"));
+        assert!(!valid_env_name("1X"));
+        assert!(!valid_env_name("A-B"));
+    }
+}

@@ -1,0 +1,514 @@
+//! `kiln run --on kubernetes` against a real one-node Kubernetes (`../shared/tools/k8s`,
+//! brought up here when `KILN_TEST_K8S=1`) and a real registry (Debian's
+//! `docker-registry` on a free 127.0.0.1 port, started and stopped by the test): the
+//! same scores and report as local runs, a killed pod becomes an infrastructure error
+//! that a re-run completes, Ctrl-C leaves no Job or pod. `--dry-run` needs nothing.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{Namespace, Pod};
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn kiln(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(args)
+        .envs(env.iter().copied())
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    eprintln!(
+        "$ kiln {}\n{}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+#[test]
+fn dry_run_prints_manifests_and_contacts_nothing() {
+    let out = kiln(
+        &[
+            "run",
+            "metric-definition-audit",
+            "terminal-lite",
+            "--agent",
+            "oracle",
+            "--agent",
+            "null",
+            "--on",
+            "kubernetes",
+            "--registry",
+            "127.0.0.1:1/kiln",
+            "--dry-run",
+        ],
+        &[("KUBECONFIG", "/nonexistent/kubeconfig")],
+    );
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    // metric-definition-audit: 2 Jobs (one per agent); terminal-lite: 3 tasks × 2 agents.
+    assert_eq!(text.matches("kind: Job\n").count(), 2 + 6, "{text}");
+    assert_eq!(text.matches("kind: ConfigMap\n").count(), 1 + 3, "{text}");
+    assert!(text.contains("KILN_TASK_TABLE"));
+    assert!(text.contains("completionMode: Indexed"));
+    assert!(text.contains("automountServiceAccountToken: false"));
+    assert!(text.contains("image: 127.0.0.1:1/kiln/evals/terminal-lite-count-lines--null:inputs-"));
+    assert!(text.contains("# kubectl create -n default -f manifests.yaml"));
+}
+
+#[test]
+fn bad_kubernetes_flags_are_refused() {
+    for (args, needle) in [
+        (
+            vec![
+                "run",
+                "terminal-lite",
+                "--agent",
+                "null",
+                "--on",
+                "kubernetes",
+            ],
+            "--registry",
+        ),
+        (
+            vec![
+                "run",
+                "terminal-lite",
+                "--agent",
+                "null",
+                "--on",
+                "kubernetes",
+                "--registry",
+                "http://r:5000",
+            ],
+            "without a scheme",
+        ),
+        (
+            vec![
+                "run",
+                "terminal-lite",
+                "--agent",
+                "null",
+                "--task-id",
+                "nope",
+                "--on",
+                "kubernetes",
+                "--registry",
+                "r:5000",
+                "--dry-run",
+            ],
+            "nope",
+        ),
+        (
+            vec!["run", "terminal-lite", "--agent", "null", "--dry-run"],
+            "--on kubernetes only",
+        ),
+    ] {
+        let out = kiln(&args, &[]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+    }
+}
+
+// --- the real cluster ---------------------------------------------------------------
+
+fn gate() -> bool {
+    let on = std::env::var("KILN_TEST_K8S").is_ok_and(|v| v == "1");
+    if !on {
+        eprintln!("skipped: set KILN_TEST_K8S=1 to run against a real Kubernetes");
+    }
+    on
+}
+
+fn k8s_tools() -> PathBuf {
+    if let Some(d) = std::env::var_os("KILN_K8S_TOOLS") {
+        return PathBuf::from(d);
+    }
+    let beside = repo().join("../shared/tools/k8s");
+    if beside.is_dir() {
+        beside
+    } else {
+        PathBuf::from("/work/shared/tools/k8s")
+    }
+}
+
+/// The cluster (up.sh is idempotent; scripts/test.sh tears it down at the end) and a
+/// registry of this test's own.
+struct Cluster {
+    kubeconfig: String,
+    registry: String,
+}
+
+struct Registry {
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn start_registry() -> (Registry, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let cfg = dir.path().join("config.yml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+            dir.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    let child = Command::new("docker-registry")
+        .arg("serve")
+        .arg(&cfg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("docker-registry (scripts/setup.sh installs it)");
+    let registry = Registry { child, _dir: dir };
+    let addr = format!("127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(&addr).is_err() {
+        assert!(Instant::now() < deadline, "the registry did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    (registry, addr)
+}
+
+fn cluster_up() -> String {
+    let out = Command::new("bash")
+        .arg(k8s_tools().join("up.sh"))
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "up.sh failed");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    stdout
+        .trim()
+        .strip_prefix("export KUBECONFIG=")
+        .expect("up.sh prints export KUBECONFIG=…")
+        .trim_matches(|c| c == '\'' || c == '"')
+        .to_string()
+}
+
+/// One test for the whole cluster part: the scenarios share the cluster and the registry
+/// (and the node's CPU), so they run one after the other.
+#[test]
+fn kubernetes_end_to_end() {
+    if !gate() {
+        return;
+    }
+    let (_registry, addr) = start_registry();
+    let c = Cluster {
+        kubeconfig: cluster_up(),
+        registry: addr,
+    };
+    let t = Instant::now();
+    matrix_on_kubernetes_scores_like_local_runs(&c);
+    eprintln!("matrix: {:.1}s", t.elapsed().as_secs_f64());
+    let t = Instant::now();
+    killed_pod_is_an_infra_error_and_a_rerun_completes_it(&c);
+    eprintln!("killed pod: {:.1}s", t.elapsed().as_secs_f64());
+    let t = Instant::now();
+    ctrl_c_leaves_no_job_or_pod(&c);
+    eprintln!("ctrl-c: {:.1}s", t.elapsed().as_secs_f64());
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+async fn client(kubeconfig: &str) -> kube::Client {
+    let kc = kube::config::Kubeconfig::read_from(kubeconfig).unwrap();
+    let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .unwrap();
+    kube::Client::try_from(cfg).unwrap()
+}
+
+/// A namespace of its own for one test, deleted at the end.
+struct TestNamespace {
+    name: String,
+    kubeconfig: String,
+}
+
+impl TestNamespace {
+    fn new(kubeconfig: &str, what: &str) -> TestNamespace {
+        let name = format!("kiln-test-{what}-{}", std::process::id());
+        rt().block_on(async {
+            let ns: Api<Namespace> = Api::all(client(kubeconfig).await);
+            let obj: Namespace = serde_json::from_value(serde_json::json!({
+                "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}
+            }))
+            .unwrap();
+            ns.create(&PostParams::default(), &obj).await.unwrap();
+        });
+        TestNamespace {
+            name,
+            kubeconfig: kubeconfig.to_string(),
+        }
+    }
+
+    fn objects(&self) -> (usize, usize) {
+        rt().block_on(async {
+            let c = client(&self.kubeconfig).await;
+            let lp = ListParams::default().labels("app.kubernetes.io/managed-by=kiln");
+            let jobs = Api::<Job>::namespaced(c.clone(), &self.name)
+                .list(&lp)
+                .await
+                .unwrap();
+            let pods = Api::<Pod>::namespaced(c, &self.name)
+                .list(&lp)
+                .await
+                .unwrap();
+            (jobs.items.len(), pods.items.len())
+        })
+    }
+}
+
+impl Drop for TestNamespace {
+    fn drop(&mut self) {
+        rt().block_on(async {
+            let ns: Api<Namespace> = Api::all(client(&self.kubeconfig).await);
+            let _ = ns.delete(&self.name, &DeleteParams::background()).await;
+        });
+    }
+}
+
+fn report_rows(dir: &Path) -> Vec<serde_json::Value> {
+    let out = kiln(&["report", &dir.to_string_lossy(), "--format", "json"], &[]);
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut rows = v["results"].as_array().unwrap().clone();
+    // What differs between two runs of the same matrix: times, ids, paths.
+    for r in &mut rows {
+        let o = r.as_object_mut().unwrap();
+        for k in ["wall_sec", "agent_wall_sec", "started_at", "run_id", "path"] {
+            o.remove(k);
+        }
+    }
+    rows
+}
+
+fn on_k8s<'a>(c: &'a Cluster, ns: &'a str, out: &'a str) -> Vec<String> {
+    [
+        "--on",
+        "kubernetes",
+        "--registry",
+        &c.registry,
+        "--namespace",
+        ns,
+        "--output",
+        out,
+        "--poll-interval",
+        "0.5",
+        "--quiet",
+        "--backend",
+        "engine",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+fn args<'a>(head: &[&'a str], tail: &'a [String]) -> Vec<&'a str> {
+    head.iter()
+        .copied()
+        .chain(tail.iter().map(String::as_str))
+        .collect()
+}
+
+fn matrix_on_kubernetes_scores_like_local_runs(c: &Cluster) {
+    let ns = TestNamespace::new(&c.kubeconfig, "matrix");
+    let results = tempfile::tempdir().unwrap();
+    let k8s_out = results.path().join("k8s").to_string_lossy().to_string();
+    let local_out = results.path().join("local");
+    let env = [("KUBECONFIG", c.kubeconfig.as_str())];
+    let tail = on_k8s(c, &ns.name, &k8s_out);
+    let matrix = [
+        "run",
+        "metric-definition-audit",
+        "terminal-lite",
+        "--agent",
+        "oracle",
+        "--agent",
+        "null",
+        "--parallelism",
+        "2",
+    ];
+    let out = kiln(&args(&matrix, &tail), &env);
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines = stdout
+        .lines()
+        .filter(|l| l.contains(" × ") && l.contains(" → "))
+        .count();
+    assert_eq!(lines, 10, "one line per run");
+    assert_eq!(ns.objects(), (0, 0), "kiln deleted its Jobs and pods");
+    // A re-run finds every result complete and current, and runs nothing.
+    let out = kiln(&args(&matrix, &tail), &env);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("10 run(s) already have a complete, current result"));
+
+    // The same matrix locally.
+    let local_out_s = local_out.to_string_lossy().to_string();
+    let local_tail = [
+        "--jobs".to_string(),
+        "2".to_string(),
+        "--quiet".to_string(),
+        "--backend".to_string(),
+        "engine".to_string(),
+        "--output".to_string(),
+        local_out_s,
+    ];
+    let out = kiln(&args(&matrix[..7], &local_tail), &[]);
+    assert!(out.status.success());
+    let (k8s_rows, local_rows) = (report_rows(Path::new(&k8s_out)), report_rows(&local_out));
+    assert_eq!(k8s_rows.len(), 10);
+    assert_eq!(k8s_rows, local_rows, "kiln report: kubernetes vs local");
+    assert!(k8s_rows
+        .iter()
+        .any(|r| r["agent"] == "oracle" && r["passed"] == true));
+}
+
+/// Deletes the run's first pod as soon as it runs (the runner is at work then).
+fn kill_first_pod(kubeconfig: &str, ns: &str, timeout: Duration) -> Option<String> {
+    rt().block_on(async {
+        let pods: Api<Pod> = Api::namespaced(client(kubeconfig).await, ns);
+        let lp = ListParams::default().labels("app.kubernetes.io/managed-by=kiln");
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            let list = pods.list(&lp).await.ok()?;
+            let running = list
+                .items
+                .iter()
+                .find(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"));
+            if let Some(p) = running {
+                let name = p.metadata.name.clone()?;
+                pods.delete(&name, &DeleteParams::default().grace_period(0))
+                    .await
+                    .ok()?;
+                return Some(name);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        None
+    })
+}
+
+fn killed_pod_is_an_infra_error_and_a_rerun_completes_it(c: &Cluster) {
+    let ns = TestNamespace::new(&c.kubeconfig, "kill");
+    let results = tempfile::tempdir().unwrap();
+    let out_dir = results.path().to_string_lossy().to_string();
+    let env = [("KUBECONFIG", c.kubeconfig.as_str())];
+    let tail = on_k8s(c, &ns.name, &out_dir);
+    let cmd = [
+        "run",
+        "terminal-lite",
+        "--agent",
+        "oracle",
+        "--task-id",
+        "count-lines",
+    ];
+    // Build and push first, so the pod is there to kill right after the Job is created.
+    let child = {
+        let mut cmd_line = Command::new(env!("CARGO_BIN_EXE_kiln"));
+        cmd_line
+            .args(args(&cmd, &tail))
+            .envs(env)
+            .current_dir(repo())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        cmd_line.spawn().unwrap()
+    };
+    let killed = kill_first_pod(&c.kubeconfig, &ns.name, Duration::from_secs(240));
+    let out = child.wait_with_output().unwrap();
+    eprintln!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let killed = killed.expect("a pod to kill");
+    assert_eq!(out.status.code(), Some(1), "an infra error fails the run");
+    let result = results
+        .path()
+        .join("terminal-lite/count-lines/oracle/result.json");
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&result).unwrap()).unwrap();
+    assert_eq!(r["status"], "infra_error");
+    let why = r["errors"][0]["message"].as_str().unwrap();
+    assert!(why.contains("Job kiln-") || why.contains(&killed), "{why}");
+    assert_eq!(ns.objects(), (0, 0));
+
+    let out = kiln(&args(&cmd, &tail), &env);
+    assert!(out.status.success());
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&result).unwrap()).unwrap();
+    assert_eq!(r["status"], "completed");
+    assert_eq!(r["score"]["passed"], true);
+}
+
+fn ctrl_c_leaves_no_job_or_pod(c: &Cluster) {
+    let ns = TestNamespace::new(&c.kubeconfig, "interrupt");
+    let results = tempfile::tempdir().unwrap();
+    let out_dir = results.path().to_string_lossy().to_string();
+    let tail = on_k8s(c, &ns.name, &out_dir);
+    let cmd = [
+        "run",
+        "terminal-lite",
+        "--agent",
+        "null",
+        "--parallelism",
+        "1",
+    ];
+    let child = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(args(&cmd, &tail))
+        .env("KUBECONFIG", &c.kubeconfig)
+        .current_dir(repo())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Interrupt once kiln's first pod exists.
+    let deadline = Instant::now() + Duration::from_secs(240);
+    while ns.objects().1 == 0 {
+        assert!(Instant::now() < deadline, "no pod appeared");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    eprintln!("{stderr}");
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    assert_eq!(ns.objects(), (0, 0), "Jobs and pods left behind");
+}
