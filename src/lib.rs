@@ -11,6 +11,7 @@ pub mod context;
 pub mod digest;
 pub mod error;
 pub mod fleet;
+pub mod gateway;
 pub mod labels;
 pub mod lint;
 pub mod naming;

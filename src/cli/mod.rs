@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 mod bake;
 mod build;
+mod gateway;
 mod lint;
 mod list;
 mod report;
@@ -47,6 +48,8 @@ pub enum Command {
     Run(run::Args),
     /// Aggregate the result.json files under a results directory.
     Report(report::Args),
+    /// The model gateway: replay a fixture, record an upstream, import OpenTelemetry traces.
+    Gateway(gateway::Args),
 }
 
 /// Runs the parsed command and maps its outcome to the process exit status.
@@ -58,6 +61,7 @@ pub fn main(cli: Cli) -> ExitCode {
         Command::List(args) => list::run(&cli.repo, args),
         Command::Run(args) => run::run(&cli.repo, args),
         Command::Report(args) => report::run(&cli.repo, args),
+        Command::Gateway(args) => gateway::run(&cli.repo, args),
     };
     match outcome {
         Ok(code) => code,
