@@ -240,11 +240,11 @@ fn unreadable_results_are_named_and_fail() {
 fn newer_schema_versions_are_refused_by_name() {
     let dir = tempfile::tempdir().unwrap();
     let mut future = sample("orders-daily", "t", "oracle", "gated", 1.0, true);
-    future["schema_version"] = json!("2");
+    future["schema_version"] = json!("3");
     write(dir.path(), "metric-backfill", "oracle", &future);
     let out = kiln(&["report", dir.path().to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("schema_version \"2\""));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("schema_version \"3\""));
 }
 
 #[test]

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 use crate::backend::detect::{self, Requested};
 use crate::fleet::{Env, Fleet};
 use crate::plan::{self, Request};
+use crate::run::model::{ModelMode, ModelSpec};
 use crate::run::{self, RunSpec};
 use crate::store::{self, Store};
 
@@ -31,6 +32,29 @@ pub struct Args {
     #[arg(long)]
     pub model: Option<String>,
 
+    /// Run the agent against a model gateway replaying this fixture (docs/model-gateway.md),
+    /// on a network where the gateway is the only other host. Needs --model.
+    #[arg(long, value_name = "FIXTURE", conflicts_with = "record")]
+    pub replay: Option<PathBuf>,
+
+    /// With --replay: serve requests that differ from the recording anyway (counted).
+    #[arg(long, requires = "replay")]
+    pub lenient: bool,
+
+    /// Record the agent's model calls to this fixture through a gateway forwarding to
+    /// --upstream. Needs --model.
+    #[arg(long, value_name = "FIXTURE", requires = "upstream")]
+    pub record: Option<PathBuf>,
+
+    /// The upstream model API for --record (http://HOST:PORT[/PREFIX]).
+    #[arg(long, value_name = "URL", requires = "record")]
+    pub upstream: Option<String>,
+
+    /// The environment variable holding the upstream's API key (--record): handed to
+    /// the gateway only, never to the agent, never written.
+    #[arg(long, value_name = "NAME", requires = "record")]
+    pub upstream_key_env: Option<String>,
+
     /// Hand this environment variable (an API key, say) to the agent; repeatable. Its
     /// value never appears in a command line, a log or the results.
     #[arg(long = "pass-env", value_name = "NAME")]
@@ -51,6 +75,10 @@ pub struct Args {
     /// Do not echo the runner's progress.
     #[arg(long, short)]
     pub quiet: bool,
+}
+
+fn r_score(outcome: &run::Outcome) -> f64 {
+    outcome.result.as_ref().map_or(0.0, |r| r.score.value)
 }
 
 fn parse_backend(s: &str) -> Result<Requested, String> {
@@ -80,6 +108,7 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
             "--pass-env {missing}: {missing} is not set in kiln's environment"
         )));
     }
+    let gateway = model_spec(&args)?;
     let fleet = Fleet::load(repo, super::build::env_vars())?;
     let benchmark = fleet
         .benchmark(&args.benchmark)
@@ -147,6 +176,7 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
         solution,
         output: args.output.clone(),
         echo_progress: !args.quiet,
+        gateway,
     };
     eprintln!(
         "running {image} [{store}]: task {task}, agent {}",
@@ -175,6 +205,32 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
                 outcome.wall.as_secs_f64(),
                 shown.display()
             );
+            if let Some(stats) = &outcome.model {
+                println!("model gateway: {}", stats.summary());
+                if let Some(r) = &stats.replay {
+                    let part = crate::report::ReplayPart {
+                        turns_served: r.turns_served as u64,
+                        turns_recorded: r.turns_recorded as u64,
+                        diverged: r
+                            .diverged
+                            .iter()
+                            .map(|d| crate::report::DivergencePart {
+                                turn: d.turn as u64,
+                                reason: d.reason.clone(),
+                            })
+                            .collect(),
+                        exhausted: r.exhausted as u64,
+                        recorded_score: r.recorded_score,
+                        score_equals_recorded: r
+                            .recorded_score
+                            .map(|rec| (rec - r_score(&outcome)).abs() < 1e-9),
+                    };
+                    let note = part.note(r_score(&outcome));
+                    if !note.is_empty() {
+                        println!("warning: {note}");
+                    }
+                }
+            }
             Ok(ExitCode::SUCCESS)
         }
         (Some(r), code) => {
@@ -199,6 +255,49 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::FAILURE)
         }
     }
+}
+
+/// The run's model gateway, from --model, --replay/--lenient, --record/--upstream.
+fn model_spec(args: &Args) -> anyhow::Result<Option<ModelSpec>> {
+    let mode = match (&args.replay, &args.record, &args.upstream) {
+        (Some(fixture), _, _) => {
+            if !fixture.is_file() {
+                return Err(Failure::usage(format!(
+                    "--replay {}: no such fixture",
+                    fixture.display()
+                )));
+            }
+            crate::gateway::fixture::Fixture::read(fixture)
+                .map_err(|e| Failure::usage(format!("--replay: {e:#}")))?;
+            ModelMode::Replay {
+                fixture: fixture.clone(),
+                lenient: args.lenient,
+            }
+        }
+        (None, Some(fixture), Some(upstream)) => {
+            crate::gateway::record::Upstream::parse(upstream)
+                .map_err(|e| Failure::usage(format!("{e:#}")))?;
+            if let Some(name) = &args.upstream_key_env {
+                if std::env::var_os(name).is_none() {
+                    return Err(Failure::usage(format!(
+                        "--upstream-key-env {name}: {name} is not set in kiln's environment"
+                    )));
+                }
+            }
+            ModelMode::Record {
+                fixture: fixture.clone(),
+                upstream: upstream.clone(),
+                api_key_env: args.upstream_key_env.clone(),
+            }
+        }
+        _ => return Ok(None),
+    };
+    let Some(model) = args.model.clone() else {
+        return Err(Failure::usage(
+            "--replay and --record need --model (the model the agent asks the gateway for)",
+        ));
+    };
+    Ok(Some(ModelSpec { model, mode }))
 }
 
 /// Builds the eval image and everything under it that is missing or stale (the

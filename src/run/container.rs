@@ -40,6 +40,8 @@ pub struct Container {
     pub solution_tar: Option<Vec<u8>>,
     /// Copy the runner's stderr (its progress lines) to ours as it comes.
     pub echo_progress: bool,
+    /// The network to attach the container to (the run's model network), else the default.
+    pub network: Option<String>,
 }
 
 /// What came out of a container.
@@ -96,6 +98,10 @@ async fn run_engine(c: &Container) -> anyhow::Result<Finished> {
                 .into_iter()
                 .collect(),
         ),
+        host_config: c.network.as_ref().map(|n| bollard::models::HostConfig {
+            network_mode: Some(n.clone()),
+            ..Default::default()
+        }),
         ..Default::default()
     };
     let options = CreateContainerOptionsBuilder::default()
@@ -222,6 +228,9 @@ fn run_podman(c: &Container) -> anyhow::Result<Finished> {
     ];
     for (k, v) in &c.env {
         create.extend(["--env".into(), format!("{k}={v}")]);
+    }
+    if let Some(n) = &c.network {
+        create.extend(["--network".into(), n.clone()]);
     }
     // `--env NAME` alone: podman takes the value from its own environment (set below),
     // so a secret never appears in a command line.

@@ -16,6 +16,7 @@
 //! `/kiln/solutions/<t>/` before it starts, where the runner hands it to the agent.
 
 pub mod container;
+pub mod model;
 pub mod stage;
 
 use std::path::{Component, Path, PathBuf};
@@ -52,6 +53,8 @@ pub struct RunSpec {
     /// The results root (`--output`).
     pub output: PathBuf,
     pub echo_progress: bool,
+    /// `--replay`/`--record`: the run gets a model gateway on a network of its own.
+    pub gateway: Option<model::ModelSpec>,
 }
 
 /// What a run left.
@@ -64,6 +67,8 @@ pub struct Outcome {
     /// Why there is no readable result, when there is none.
     pub result_error: Option<String>,
     pub wall: Duration,
+    /// The model gateway's counters, when the run had one.
+    pub model: Option<crate::gateway::stats::Stats>,
 }
 
 /// kiln's own record of a run, `run.json` beside result.json.
@@ -207,8 +212,22 @@ pub fn execute(spec: &RunSpec) -> anyhow::Result<Outcome> {
     if let Some(model) = &spec.model {
         env.push(("KILN_MODEL".to_string(), model.clone()));
     }
-    if !spec.pass_env.is_empty() {
-        env.push(("KILN_PASS_ENV".to_string(), spec.pass_env.join(",")));
+    let mut passed: Vec<String> = spec.pass_env.clone();
+    let net = match &spec.gateway {
+        Some(m) => {
+            if spec.store != Store::Docker {
+                bail!("--replay/--record run on the Docker Engine only (the image is in {}'s store)", spec.store);
+            }
+            for (k, v) in model::ModelNet::agent_env() {
+                passed.push(k.clone());
+                env.push((k, v));
+            }
+            Some(model::ModelNet::start(&container_name(spec), m)?)
+        }
+        None => None,
+    };
+    if !passed.is_empty() {
+        env.push(("KILN_PASS_ENV".to_string(), passed.join(",")));
     }
     let mut args = vec!["all".to_string(), "--task".to_string(), spec.task.clone()];
     if let Some(secs) = spec.agent_timeout {
@@ -227,6 +246,7 @@ pub fn execute(spec: &RunSpec) -> anyhow::Result<Outcome> {
         secret_env: secret_env.clone(),
         solution_tar,
         echo_progress: spec.echo_progress,
+        network: net.as_ref().map(|n| n.network.clone()),
     };
     let finished = container::run(&c)?;
 
@@ -268,6 +288,16 @@ pub fn execute(spec: &RunSpec) -> anyhow::Result<Outcome> {
         staging.path().join("run.json"),
         serde_json::to_string_pretty(&record)? + "\n",
     )?;
+    let mut model_stats = None;
+    if let (Some(net), Some(m)) = (net, &spec.gateway) {
+        let result_path = staging.path().join("result.json");
+        let score = report::read_result(&result_path).ok().map(|r| r.score.value);
+        let stats = net.finish(score, &staging.path().join("gateway.log"))?;
+        if result_path.is_file() {
+            model::write_section(&result_path, model::section(m, &stats, score))?;
+        }
+        model_stats = Some(stats);
+    }
     scrub(staging.path(), &secret_env)?;
     if dir.exists() {
         std::fs::remove_dir_all(&dir)
@@ -292,6 +322,7 @@ pub fn execute(spec: &RunSpec) -> anyhow::Result<Outcome> {
         result,
         result_error,
         wall: finished.wall,
+        model: model_stats,
     })
 }
 
