@@ -49,6 +49,12 @@ pub struct Args {
     /// Rebuild even images whose inputs did not change.
     #[arg(long, global = true)]
     pub force: bool,
+
+    /// A CA bundle for builds behind a TLS-intercepting proxy: handed as the build
+    /// secret `ca-bundle` to images whose Dockerfile mounts it (never a layer or history
+    /// entry). Needs a backend with build secrets (bake or podman).
+    #[arg(long, global = true, env = "KILN_CA_BUNDLE", value_name = "FILE")]
+    pub ca_bundle: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -175,7 +181,23 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
     }
     let fleet = Fleet::load(repo, env_vars())?;
     let info = build_info(repo)?;
-    let plan = plan::plan_without_bake(&fleet, &request, &info).map_err(refused_to_usage)?;
+    let mut plan = plan::plan_without_bake(&fleet, &request, &info).map_err(refused_to_usage)?;
+    if let Some(file) = &args.ca_bundle {
+        if !file.is_file() {
+            return Err(Failure::usage(format!(
+                "--ca-bundle {}: no such file",
+                file.display()
+            )));
+        }
+        let named = plan::ca_bundle::apply(&mut plan.builds, file);
+        if !named.is_empty() {
+            eprintln!(
+                "note: CA bundle {} handed as build secret `ca-bundle` to {}",
+                file.display(),
+                named.join(", ")
+            );
+        }
+    }
     for note in &plan.notes {
         eprintln!("note: {note}");
     }

@@ -216,7 +216,10 @@ pub fn execute(spec: &RunSpec) -> anyhow::Result<Outcome> {
     let net = match &spec.gateway {
         Some(m) => {
             if spec.store != Store::Docker {
-                bail!("--replay/--record run on the Docker Engine only (the image is in {}'s store)", spec.store);
+                bail!(
+                    "--replay/--record run on the Docker Engine only (the image is in {}'s store)",
+                    spec.store
+                );
             }
             for (k, v) in model::ModelNet::agent_env() {
                 passed.push(k.clone());
@@ -291,7 +294,9 @@ pub fn execute(spec: &RunSpec) -> anyhow::Result<Outcome> {
     let mut model_stats = None;
     if let (Some(net), Some(m)) = (net, &spec.gateway) {
         let result_path = staging.path().join("result.json");
-        let score = report::read_result(&result_path).ok().map(|r| r.score.value);
+        let score = report::read_result(&result_path)
+            .ok()
+            .map(|r| r.score.value);
         let stats = net.finish(score, &staging.path().join("gateway.log"))?;
         if result_path.is_file() {
             model::write_section(&result_path, model::section(m, &stats, score))?;

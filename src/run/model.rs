@@ -170,12 +170,19 @@ impl ModelNet {
                 ]);
                 if let Some(name) = api_key_env {
                     let value = std::env::var(name).map_err(|_| {
-                        anyhow::anyhow!("--api-key-env {name}: {name} is not set in kiln's environment")
+                        anyhow::anyhow!(
+                            "--api-key-env {name}: {name} is not set in kiln's environment"
+                        )
                     })?;
                     // `--env NAME` alone: docker reads the value from our environment, so
                     // the key never appears on a command line.
                     create.extend([s("--env"), name.clone()]);
-                    command.extend([s("--api-key-env"), name.clone(), s("--redact-env"), name.clone()]);
+                    command.extend([
+                        s("--api-key-env"),
+                        name.clone(),
+                        s("--redact-env"),
+                        name.clone(),
+                    ]);
                     key_env = Some((name.clone(), value));
                 }
             }
@@ -308,7 +315,8 @@ pub fn section(spec: &ModelSpec, stats: &Stats, score: Option<f64>) -> Value {
 
 /// Writes `section` into the result.json at `path` (kiln fills what the runner left null).
 pub fn write_section(path: &Path, section: Value) -> anyhow::Result<()> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let mut result: Value =
         serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
     result["model"] = section;
