@@ -173,6 +173,14 @@ pub(crate) fn refused_to_usage(err: anyhow::Error) -> anyhow::Error {
     err
 }
 
+/// The bake requests' share of `--ca-bundle` (the specs got theirs when planned).
+fn with_ca_bundle(mut plan: plan::Plan, ca: Option<&Path>) -> plan::Plan {
+    if let Some(file) = ca {
+        plan::ca_bundle::apply_bake(&mut plan.bake, &plan.builds, file);
+    }
+    plan
+}
+
 pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
     let request = request(&args)?;
     if let Some(task) = &args.task_id {
@@ -204,7 +212,7 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
     if args.dry_run {
         let decision = choose(args.backend, &plan, false)?;
         let plan = if decision.backend == BackendKind::Bake {
-            plan.with_bake_requests(&fleet)
+            with_ca_bundle(plan.with_bake_requests(&fleet), args.ca_bundle.as_deref())
         } else {
             plan
         };
@@ -226,7 +234,7 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
     // A real build: probe, decide (explained by the executor), build.
     let decision = choose(args.backend, &plan, true)?;
     // The executor may fall back from bake to podman, so it gets both forms.
-    let plan = plan.with_bake_requests(&fleet);
+    let plan = with_ca_bundle(plan.with_bake_requests(&fleet), args.ca_bundle.as_deref());
     if decision.backend == BackendKind::Engine {
         if let Some(why) = plan.builds.iter().find_map(backend::engine::refusal) {
             return Err(Failure::usage(why));

@@ -68,6 +68,12 @@ pub struct Args {
     #[arg(long, default_value = "auto", value_parser = parse_backend)]
     pub backend: Requested,
 
+    /// A CA bundle handed to builds as the build secret `ca-bundle` (as `kiln build
+    /// --ca-bundle`); images that need it are built with bake or podman and, when podman
+    /// built them, moved to the Docker Engine to run.
+    #[arg(long, env = "KILN_CA_BUNDLE", value_name = "FILE")]
+    pub ca_bundle: Option<PathBuf>,
+
     /// Do not build: run the eval image as it is (an error if it does not exist).
     #[arg(long)]
     pub no_build: bool,
@@ -317,7 +323,25 @@ fn build(
         task,
     };
     let info = super::build::build_info(repo)?;
-    let plan = plan::plan(fleet, &request, &info).map_err(super::build::refused_to_usage)?;
+    let mut plan = plan::plan(fleet, &request, &info).map_err(super::build::refused_to_usage)?;
+    if let Some(file) = &args.ca_bundle {
+        if !file.is_file() {
+            return Err(Failure::usage(format!(
+                "--ca-bundle {}: no such file",
+                file.display()
+            )));
+        }
+        let named = plan::ca_bundle::apply(&mut plan.builds, file);
+        plan::ca_bundle::apply_bake(&mut plan.bake, &plan.builds, file);
+        if !named.is_empty() {
+            eprintln!(
+                "note: CA bundle {} handed as build secret `ca-bundle` to {}",
+                file.display(),
+                named.join(", ")
+            );
+        }
+    }
+    let needs_secrets = plan.builds.iter().any(|b| !b.secrets.is_empty());
     for note in &plan.notes {
         eprintln!("note: {note}");
     }
@@ -334,7 +358,8 @@ fn build(
     let mut decision = detect::decide(args.backend, &probes, &local_only)?;
     // The run itself happens on the engine when it answers, so an automatic choice
     // builds into the engine's store rather than podman's (no copy between stores).
-    if args.backend == Requested::Auto && decision.backend.store() == Store::Podman {
+    // Build secrets need bake or podman: then the image is moved to the engine below.
+    if args.backend == Requested::Auto && decision.backend.store() == Store::Podman && !needs_secrets {
         if let Ok(version) = &probes.engine {
             decision = detect::Decision {
                 backend: crate::backend::BackendKind::Engine,
@@ -362,7 +387,39 @@ fn build(
         .find(|o| o.image == image)
         .map(|o| o.store)
         .ok_or_else(|| anyhow::anyhow!("the plan for {image} did not build it (a kiln bug: the plan and the eval name disagree)"))?;
-    prefer_engine(image, store)
+    let store = prefer_engine(image, store)?;
+    if store == Store::Podman && probes.engine.is_ok() {
+        move_to_engine(image)?;
+        return Ok(Store::Docker);
+    }
+    Ok(store)
+}
+
+/// Copies `image` from podman's store into the Docker Engine's (kiln runs containers
+/// on the engine; podman here builds but need not run them), and says so.
+fn move_to_engine(image: &str) -> anyhow::Result<()> {
+    eprintln!("note: moving {image} from podman's store to the Docker Engine (skopeo copy) to run it there");
+    let out = duct::cmd(
+        "skopeo",
+        [
+            "copy",
+            "--quiet",
+            &format!("containers-storage:{image}"),
+            &format!("docker-daemon:{image}"),
+        ],
+    )
+    .stdout_capture()
+    .stderr_capture()
+    .unchecked()
+    .run()
+    .map_err(|e| anyhow::anyhow!("running skopeo to move {image} to the Docker Engine: {e} (install skopeo)"))?;
+    if !out.status.success() {
+        anyhow::bail!(
+            "moving {image} from podman's store to the Docker Engine failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
 }
 
 /// An image current in podman's store that the engine holds with the same inputs runs
