@@ -225,7 +225,11 @@ pub fn execute(spec: &RunSpec) -> anyhow::Result<Outcome> {
                 passed.push(k.clone());
                 env.push((k, v));
             }
-            Some(model::ModelNet::start(&container_name(spec), m)?)
+            Some(model::ModelNet::start(
+                &container_name(spec),
+                m,
+                [&spec.benchmark, &spec.task, &spec.agent],
+            )?)
         }
         None => None,
     };

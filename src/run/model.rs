@@ -99,7 +99,8 @@ impl ModelNet {
     }
 
     /// Creates the network and starts the gateway; returns once it listens.
-    pub fn start(name: &str, spec: &ModelSpec) -> anyhow::Result<ModelNet> {
+    /// `run` is `(benchmark, task, agent)`, for a recorded fixture's header.
+    pub fn start(name: &str, spec: &ModelSpec, run: [&str; 3]) -> anyhow::Result<ModelNet> {
         let state = tempfile::Builder::new()
             .prefix("kiln-gateway-")
             .tempdir()
@@ -167,6 +168,12 @@ impl ModelNet {
                     format!("{STATE_MOUNT}/fixture.jsonl"),
                     s("--model"),
                     spec.model.clone(),
+                    s("--benchmark"),
+                    s(run[0]),
+                    s("--task"),
+                    s(run[1]),
+                    s("--agent"),
+                    s(run[2]),
                 ]);
                 if let Some(name) = api_key_env {
                     let value = std::env::var(name).map_err(|_| {
