@@ -183,10 +183,10 @@ fn record_through_a_second_gateway_round_trips_without_secrets() {
                 out: recorded.clone(),
                 api_key: Some(secret.into()),
                 redact: vec![("AGENT_TOKEN".into(), "tok-agent-777".into())],
-                header: Header {
+                header: Box::new(Header {
                     model: "gpt-test".into(),
                     ..Header::new()
-                },
+                }),
             },
             stats: None,
             model: None,

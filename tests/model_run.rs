@@ -62,7 +62,14 @@ fn setup() -> PathBuf {
     READY
         .get_or_init(|| {
             let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-                .args(["build", "--release", "-p", "kiln-runner", "--target", "x86_64-unknown-linux-gnu"])
+                .args([
+                    "build",
+                    "--release",
+                    "-p",
+                    "kiln-runner",
+                    "--target",
+                    "x86_64-unknown-linux-gnu",
+                ])
                 .env("RUSTFLAGS", "-C target-feature=+crt-static")
                 .current_dir(repo())
                 .status()
@@ -74,10 +81,24 @@ fn setup() -> PathBuf {
             let runner = target.join("x86_64-unknown-linux-gnu/release/kiln-runner");
             let out = kiln_with(
                 &runner,
-                &["build", "agent", "mini-swe-agent", "--backend", "bake", "--ca-bundle", CA, "--progress", "plain"],
+                &[
+                    "build",
+                    "agent",
+                    "mini-swe-agent",
+                    "--backend",
+                    "bake",
+                    "--ca-bundle",
+                    CA,
+                    "--progress",
+                    "plain",
+                ],
                 &[],
             );
-            assert!(out.status.success(), "building mini-swe-agent: {}", show(&out));
+            assert!(
+                out.status.success(),
+                "building mini-swe-agent: {}",
+                show(&out)
+            );
             runner
         })
         .clone()
@@ -88,8 +109,24 @@ struct Run {
     result: Value,
 }
 
-fn run(runner: &Path, benchmark: &str, task: &str, extra: &[&str], env: &[(&str, &str)], dir: &Path) -> Run {
-    let mut args = vec!["run", benchmark, "--agent", "mini-swe-agent", "--task-id", task, "--model", "gpt-test"];
+fn run(
+    runner: &Path,
+    benchmark: &str,
+    task: &str,
+    extra: &[&str],
+    env: &[(&str, &str)],
+    dir: &Path,
+) -> Run {
+    let mut args = vec![
+        "run",
+        benchmark,
+        "--agent",
+        "mini-swe-agent",
+        "--task-id",
+        task,
+        "--model",
+        "gpt-test",
+    ];
     let output = dir.to_str().unwrap().to_string();
     args.extend(["--output", output.as_str()]);
     args.extend(extra);
@@ -101,11 +138,20 @@ fn run(runner: &Path, benchmark: &str, task: &str, extra: &[&str], env: &[(&str,
     let result = std::fs::read_to_string(&path)
         .map(|t| serde_json::from_str(&t).unwrap())
         .unwrap_or_else(|e| panic!("{}: {e}\n{}", path.display(), show(&out)));
-    let schema: Value =
-        serde_json::from_str(&std::fs::read_to_string(repo().join("docs/result.schema.json")).unwrap()).unwrap();
+    let schema: Value = serde_json::from_str(
+        &std::fs::read_to_string(repo().join("docs/result.schema.json")).unwrap(),
+    )
+    .unwrap();
     let v = jsonschema::validator_for(&schema).unwrap();
-    let problems: Vec<String> = v.iter_errors(&result).map(|e| format!("{} at {}", e, e.instance_path())).collect();
-    assert!(problems.is_empty(), "{} breaks the schema: {problems:?}", path.display());
+    let problems: Vec<String> = v
+        .iter_errors(&result)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(
+        problems.is_empty(),
+        "{} breaks the schema: {problems:?}",
+        path.display()
+    );
     Run { out, result }
 }
 
@@ -142,14 +188,27 @@ fn every_fixture_replays_to_its_recorded_score() {
     let _g = ENGINE.lock().unwrap_or_else(|e| e.into_inner());
     let runner = setup();
     let fixtures = fixtures();
-    let benchmarks: std::collections::BTreeSet<&str> = fixtures.iter().map(|f| f.0.as_str()).collect();
+    let benchmarks: std::collections::BTreeSet<&str> =
+        fixtures.iter().map(|f| f.0.as_str()).collect();
     assert!(fixtures.len() >= 3 && benchmarks.len() >= 2, "{fixtures:?}");
     for (b, t, f) in &fixtures {
         let dir = tempfile::tempdir().unwrap();
-        let r = run(&runner, b, t, &["--replay", f.to_str().unwrap()], &[], dir.path());
+        let r = run(
+            &runner,
+            b,
+            t,
+            &["--replay", f.to_str().unwrap()],
+            &[],
+            dir.path(),
+        );
         assert!(r.out.status.success(), "{b}/{t}: {}", show(&r.out));
         let rp = replay(&r);
-        assert_eq!(r.result["score"]["passed"], true, "{b}/{t}: {}", show(&r.out));
+        assert_eq!(
+            r.result["score"]["passed"],
+            true,
+            "{b}/{t}: {}",
+            show(&r.out)
+        );
         assert_eq!(rp["score_equals_recorded"], true, "{b}/{t}: {rp}");
         assert_eq!(rp["diverged"], json!([]), "{b}/{t}: {rp}");
         assert_eq!(rp["exhausted"], 0, "{b}/{t}: {rp}");
@@ -178,7 +237,14 @@ fn a_fixture_cut_short_is_exhausted() {
     let dir = tempfile::tempdir().unwrap();
     let short = dir.path().join("short.jsonl");
     f.write(&short).unwrap();
-    let r = run(&runner, "terminal-lite", "count-lines", &["--replay", short.to_str().unwrap()], &[], dir.path());
+    let r = run(
+        &runner,
+        "terminal-lite",
+        "count-lines",
+        &["--replay", short.to_str().unwrap()],
+        &[],
+        dir.path(),
+    );
     let rp = replay(&r);
     assert!(rp["exhausted"].as_u64().unwrap() >= 1, "{rp}");
     assert_eq!(rp["turns_served"], f.exchanges.len(), "{rp}");
@@ -205,18 +271,35 @@ fn a_changed_environment_diverges() {
     let dir = tempfile::tempdir().unwrap();
     let changed = dir.path().join("changed.jsonl");
     f.write(&changed).unwrap();
-    let r = run(&runner, "terminal-lite", "count-lines", &["--replay", changed.to_str().unwrap()], &[], dir.path());
+    let r = run(
+        &runner,
+        "terminal-lite",
+        "count-lines",
+        &["--replay", changed.to_str().unwrap()],
+        &[],
+        dir.path(),
+    );
     let rp = replay(&r);
     let d = &rp["diverged"][0];
     assert_eq!(d["turn"], 2, "{rp}");
-    assert!(d["reason"].as_str().unwrap().contains("(tool): text differs"), "{rp}");
+    assert!(
+        d["reason"]
+            .as_str()
+            .unwrap()
+            .contains("(tool): text differs"),
+        "{rp}"
+    );
     assert_eq!(r.result["score"]["passed"], false, "{}", show(&r.out));
     let stdout = String::from_utf8_lossy(&r.out.stdout);
     assert!(stdout.contains("diverged at turn 2"), "{}", show(&r.out));
     eprintln!("diverged: {}", stdout.trim());
     // kiln report shows it too.
     let rep = kiln_with(&runner, &["report", dir.path().to_str().unwrap()], &[]);
-    assert!(String::from_utf8_lossy(&rep.stdout).contains("diverged at turn 2"), "{}", show(&rep));
+    assert!(
+        String::from_utf8_lossy(&rep.stdout).contains("diverged at turn 2"),
+        "{}",
+        show(&rep)
+    );
 }
 
 #[test]
@@ -227,13 +310,20 @@ fn record_then_replay_through_a_second_gateway() {
     let _g = ENGINE.lock().unwrap_or_else(|e| e.into_inner());
     let runner = setup();
     let (_, upstream_fixture) = count_lines();
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
     // The upstream: a second gateway, strict, on the host (the recording gateway reaches
     // it through the default bridge).
     let upstream = rt
         .block_on(kiln::gateway::start(&kiln::gateway::Options {
             listen: "0.0.0.0:0".parse().unwrap(),
-            mode: kiln::gateway::Mode::Replay { fixture: upstream_fixture, lenient: false },
+            mode: kiln::gateway::Mode::Replay {
+                fixture: upstream_fixture,
+                lenient: false,
+            },
             stats: None,
             model: None,
         }))
@@ -246,25 +336,55 @@ fn record_then_replay_through_a_second_gateway() {
         &runner,
         "terminal-lite",
         "count-lines",
-        &["--record", recorded.to_str().unwrap(), "--upstream", &url, "--upstream-key-env", "KILN_TEST_UPSTREAM_KEY"],
+        &[
+            "--record",
+            recorded.to_str().unwrap(),
+            "--upstream",
+            &url,
+            "--upstream-key-env",
+            "KILN_TEST_UPSTREAM_KEY",
+        ],
         &[("KILN_TEST_UPSTREAM_KEY", secret)],
         dir.path(),
     );
     let up = rt.block_on(upstream.stop()).unwrap();
     assert!(r.out.status.success(), "{}", show(&r.out));
     assert_eq!(r.result["score"]["passed"], true, "{}", show(&r.out));
-    assert_eq!(up.replay.as_ref().unwrap().diverged, vec![], "the recording's upstream saw other requests");
+    assert_eq!(
+        up.replay.as_ref().unwrap().diverged,
+        vec![],
+        "the recording's upstream saw other requests"
+    );
     let text = std::fs::read_to_string(&recorded).unwrap();
-    assert!(!text.contains(secret), "the upstream key reached the fixture");
+    assert!(
+        !text.contains(secret),
+        "the upstream key reached the fixture"
+    );
     for entry in walk(dir.path()) {
         let t = std::fs::read(&entry).unwrap();
-        assert!(!String::from_utf8_lossy(&t).contains(secret), "{} holds the key", entry.display());
+        assert!(
+            !String::from_utf8_lossy(&t).contains(secret),
+            "{} holds the key",
+            entry.display()
+        );
     }
     let f = Fixture::read(&recorded).unwrap();
     assert_eq!(f.header.score, r.result["score"]["value"].as_f64());
     let dir2 = tempfile::tempdir().unwrap();
-    let again = run(&runner, "terminal-lite", "count-lines", &["--replay", recorded.to_str().unwrap()], &[], dir2.path());
-    assert_eq!(replay(&again)["score_equals_recorded"], true, "{}", show(&again.out));
+    let again = run(
+        &runner,
+        "terminal-lite",
+        "count-lines",
+        &["--replay", recorded.to_str().unwrap()],
+        &[],
+        dir2.path(),
+    );
+    assert_eq!(
+        replay(&again)["score_equals_recorded"],
+        true,
+        "{}",
+        show(&again.out)
+    );
     assert_eq!(again.result["score"]["value"], r.result["score"]["value"]);
 }
 
@@ -304,23 +424,44 @@ fn the_agent_reaches_only_the_gateway() {
         route: "POST /v1/chat/completions".into(),
         request: json!({"model": "gpt-test", "messages": []}),
         status: 200,
-        response: Some(json!({"choices": [{"index": 0, "finish_reason": "tool_calls", "message": {"role": "assistant", "content": "probe",
-            "tool_calls": [{"id": format!("call_{i}"), "type": "function", "function": {"name": "bash", "arguments": json!({"command": cmd}).to_string()}}]}}]})),
+        response: Some(
+            json!({"choices": [{"index": 0, "finish_reason": "tool_calls", "message": {"role": "assistant", "content": "probe",
+            "tool_calls": [{"id": format!("call_{i}"), "type": "function", "function": {"name": "bash", "arguments": json!({"command": cmd}).to_string()}}]}}]}),
+        ),
         events: None,
     };
     let f = Fixture {
-        header: Header { model: "gpt-test".into(), ..Header::new() },
-        exchanges: vec![turn(1, &probe), turn(2, "echo COMPLETE_TASK_AND_SUBMIT_FINAL_OUTPUT")],
+        header: Header {
+            model: "gpt-test".into(),
+            ..Header::new()
+        },
+        exchanges: vec![
+            turn(1, &probe),
+            turn(2, "echo COMPLETE_TASK_AND_SUBMIT_FINAL_OUTPUT"),
+        ],
     };
     let dir = tempfile::tempdir().unwrap();
     let script = dir.path().join("probe.jsonl");
     f.write(&script).unwrap();
-    let r = run(&runner, "terminal-lite", "count-lines", &["--replay", script.to_str().unwrap(), "--lenient"], &[], dir.path());
+    let r = run(
+        &runner,
+        "terminal-lite",
+        "count-lines",
+        &["--replay", script.to_str().unwrap(), "--lenient"],
+        &[],
+        dir.path(),
+    );
     drop(listener);
-    let traj = std::fs::read_to_string(dir.path().join("terminal-lite/count-lines/mini-swe-agent/agent/trajectory.json"))
-        .unwrap_or_else(|e| panic!("no trajectory: {e}\n{}", show(&r.out)));
+    let traj = std::fs::read_to_string(
+        dir.path()
+            .join("terminal-lite/count-lines/mini-swe-agent/agent/trajectory.json"),
+    )
+    .unwrap_or_else(|e| panic!("no trajectory: {e}\n{}", show(&r.out)));
     assert!(traj.contains("kiln-gateway reachable"), "{traj}");
     for host in [host_ip.as_str(), "172.17.0.1", "deb.debian.org"] {
-        assert!(traj.contains(&format!("{host} unreachable")), "{host}: {traj}");
+        assert!(
+            traj.contains(&format!("{host} unreachable")),
+            "{host}: {traj}"
+        );
     }
 }

@@ -255,6 +255,7 @@ fn an_agent_cannot_read_the_graders() {
         solution: None,
         output: out.path().to_path_buf(),
         echo_progress: false,
+        gateway: None,
     };
     let secret = "sk-kiln-test-0123456789abcdef";
     std::env::set_var("KILN_TEST_API_KEY", secret);
@@ -327,6 +328,7 @@ fn a_missing_readme_fails_only_the_production_gate() {
         solution: Some(repo().join("benchmarks/metric-backfill/tasks/orders-daily/solution")),
         output: out.path().to_path_buf(),
         echo_progress: false,
+        gateway: None,
     };
     let outcome = kiln::run::execute(&spec);
     let _ = Command::new("docker").args(["rmi", "-f", image]).output();

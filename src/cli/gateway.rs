@@ -146,13 +146,13 @@ pub fn run(_repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
                     out: output,
                     api_key,
                     redact,
-                    header: Header {
+                    header: Box::new(Header {
                         benchmark,
                         task,
                         agent,
                         model: model.clone(),
                         ..Header::new()
-                    },
+                    }),
                 },
                 stats,
                 model: (!model.is_empty()).then_some(model),

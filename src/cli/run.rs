@@ -359,7 +359,10 @@ fn build(
     // The run itself happens on the engine when it answers, so an automatic choice
     // builds into the engine's store rather than podman's (no copy between stores).
     // Build secrets need bake or podman: then the image is moved to the engine below.
-    if args.backend == Requested::Auto && decision.backend.store() == Store::Podman && !needs_secrets {
+    if args.backend == Requested::Auto
+        && decision.backend.store() == Store::Podman
+        && !needs_secrets
+    {
         if let Ok(version) = &probes.engine {
             decision = detect::Decision {
                 backend: crate::backend::BackendKind::Engine,
@@ -412,7 +415,9 @@ fn move_to_engine(image: &str) -> anyhow::Result<()> {
     .stderr_capture()
     .unchecked()
     .run()
-    .map_err(|e| anyhow::anyhow!("running skopeo to move {image} to the Docker Engine: {e} (install skopeo)"))?;
+    .map_err(|e| {
+        anyhow::anyhow!("running skopeo to move {image} to the Docker Engine: {e} (install skopeo)")
+    })?;
     if !out.status.success() {
         anyhow::bail!(
             "moving {image} from podman's store to the Docker Engine failed: {}",

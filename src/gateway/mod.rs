@@ -47,7 +47,7 @@ pub enum Mode {
         /// `(name, value)` of secrets to keep out of the fixture.
         redact: Vec<(String, String)>,
         /// The fixture's header (benchmark, task, agent, model).
-        header: Header,
+        header: Box<Header>,
     },
 }
 
@@ -102,7 +102,7 @@ pub fn state(opts: &Options) -> anyhow::Result<server::State> {
             redact,
             header,
         } => {
-            let mut header = header.clone();
+            let mut header = (**header).clone();
             header.recorded_at = now_rfc3339();
             header.source = "record".into();
             let rec = record::Recorder {

@@ -76,7 +76,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut builds = vec![
             spec(dir.path(), "plain", "FROM x\nRUN true\n"),
-            spec(dir.path(), "pip", "FROM x\nRUN --mount=type=secret,id=ca-bundle pip install y\n"),
+            spec(
+                dir.path(),
+                "pip",
+                "FROM x\nRUN --mount=type=secret,id=ca-bundle pip install y\n",
+            ),
         ];
         let ca = Path::new("/etc/ssl/certs/ca-certificates.crt");
         assert_eq!(apply(&mut builds, ca), ["pip"]);
