@@ -128,7 +128,15 @@ fn run(
         "gpt-test",
     ];
     let output = dir.to_str().unwrap().to_string();
-    args.extend(["--output", output.as_str()]);
+    // The agent image is built by setup() with bake (build secrets); everything else
+    // with the engine, which finds the agent up to date.
+    args.extend([
+        "--output",
+        output.as_str(),
+        "--backend",
+        "engine",
+        "--quiet",
+    ]);
     args.extend(extra);
     let out = kiln_with(runner, &args, env);
     let path = dir
