@@ -109,7 +109,14 @@ pub fn input_digest(
         h.str(v);
     }
     h.str("secrets");
-    for secret in &spec.secrets {
+    // The CA bundle (`--ca-bundle`) only lets a build reach what it downloads; the
+    // image is the same with or without it, so it is not an input: an image built
+    // with it stays up to date for a build (say on the engine) that does not pass it.
+    for secret in spec
+        .secrets
+        .iter()
+        .filter(|s| s.id != crate::plan::ca_bundle::ID)
+    {
         h.str(&secret.id);
     }
     h.str("bases");
