@@ -171,6 +171,12 @@ mod tests {
             .insert(labels::OCI_SOURCE.into(), "https://elsewhere".into());
         s2.labels
             .insert(labels::INPUTS_DIGEST.into(), "sha256:old".into());
+        // Nor does the CA bundle, which only lets the build reach its downloads.
+        s2.secrets.push(crate::plan::Secret {
+            id: crate::plan::ca_bundle::ID.into(),
+            env: None,
+            src: Some("/etc/ssl/certs/ca-certificates.crt".into()),
+        });
         assert_eq!(d0, digest_of(root, &s2, &bases));
 
         // Each real input changes it.
