@@ -30,5 +30,5 @@ group "benchmarks" {
 }
 
 group "agents" {
-  targets = ["agent-oracle", "agent-null"]
+  targets = ["agent-oracle", "agent-null", "agent-mini-swe-agent"]
 }

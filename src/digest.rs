@@ -109,7 +109,14 @@ pub fn input_digest(
         h.str(v);
     }
     h.str("secrets");
-    for secret in &spec.secrets {
+    // The CA bundle (`--ca-bundle`) only lets a build reach what it downloads; the
+    // image is the same with or without it, so it is not an input: an image built
+    // with it stays up to date for a build (say on the engine) that does not pass it.
+    for secret in spec
+        .secrets
+        .iter()
+        .filter(|s| s.id != crate::plan::ca_bundle::ID)
+    {
         h.str(&secret.id);
     }
     h.str("bases");
@@ -164,6 +171,12 @@ mod tests {
             .insert(labels::OCI_SOURCE.into(), "https://elsewhere".into());
         s2.labels
             .insert(labels::INPUTS_DIGEST.into(), "sha256:old".into());
+        // Nor does the CA bundle, which only lets the build reach its downloads.
+        s2.secrets.push(crate::plan::Secret {
+            id: crate::plan::ca_bundle::ID.into(),
+            env: None,
+            src: Some("/etc/ssl/certs/ca-certificates.crt".into()),
+        });
         assert_eq!(d0, digest_of(root, &s2, &bases));
 
         // Each real input changes it.

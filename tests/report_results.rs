@@ -15,11 +15,11 @@ fn schema() -> jsonschema::Validator {
     jsonschema::validator_for(&serde_json::from_str(&text).unwrap()).unwrap()
 }
 
-/// A result.json v1 the runner could write; `mode` picks the score fields.
+/// A result.json v2 the runner could write; `mode` picks the score fields.
 fn sample(task: &str, title: &str, agent: &str, mode: &str, value: f64, passed: bool) -> Value {
     let gated = mode == "gated";
     json!({
-        "schema_version": "1",
+        "schema_version": "2",
         "runner_version": "0.1.0",
         "run_id": format!("{task}-{agent}-0001"),
         "status": if passed { "completed" } else { "agent_error" },
@@ -48,7 +48,8 @@ fn sample(task: &str, title: &str, agent: &str, mode: &str, value: f64, passed: 
         "timing": {"started_at": "2026-11-23T09:30:00Z", "finished_at": "2026-11-23T09:30:02Z", "wall_sec": 2.25,
                    "prepare": null, "agent": null, "grade": null},
         "warnings": [],
-        "errors": if passed { json!([]) } else { json!([{"phase": "agent", "message": "agent exited 3, \"oops\""}]) }
+        "errors": if passed { json!([]) } else { json!([{"phase": "agent", "message": "agent exited 3, \"oops\""}]) },
+        "model": null
     })
 }
 
@@ -240,11 +241,11 @@ fn unreadable_results_are_named_and_fail() {
 fn newer_schema_versions_are_refused_by_name() {
     let dir = tempfile::tempdir().unwrap();
     let mut future = sample("orders-daily", "t", "oracle", "gated", 1.0, true);
-    future["schema_version"] = json!("2");
+    future["schema_version"] = json!("3");
     write(dir.path(), "metric-backfill", "oracle", &future);
     let out = kiln(&["report", dir.path().to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("schema_version \"2\""));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("schema_version \"3\""));
 }
 
 #[test]
@@ -480,4 +481,41 @@ fn html_renders_in_chromium_without_console_errors() {
         png.len()
     );
     eprintln!("screenshot: {}", shot.display());
+}
+
+#[test]
+fn replays_that_differ_from_their_recording_are_shown() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut r = sample(
+        "count-lines",
+        "Count lines",
+        "mini-swe-agent",
+        "reward",
+        0.0,
+        false,
+    );
+    r["model"] = json!({"model": "gpt-test", "mode": "replay", "calls": 3, "input_tokens": 0, "output_tokens": 0,
+        "wait_sec": 0.01, "fixture": "f.jsonl",
+        "replay": {"turns_recorded": 3, "turns_served": 1, "lenient": false,
+            "diverged": [{"turn": 2, "reason": "message 5 (tool): text differs"}], "exhausted": 0,
+            "recorded_score": 1.0, "score_equals_recorded": false}});
+    assert!(schema().is_valid(&r), "{r}");
+    write(dir.path(), "terminal-lite", "mini-swe-agent", &r);
+    // A v1 result (no model section) still reads.
+    let mut old = sample("parse-log", "Parse", "oracle", "reward", 1.0, true);
+    old["schema_version"] = json!("1");
+    old.as_object_mut().unwrap().remove("model");
+    write(dir.path(), "terminal-lite", "oracle", &old);
+    let out = kiln(&["report", dir.path().to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("replay score 0.0000 differs from the recorded 1.0000; replay: diverged at turn 2: message 5 (tool): text differs"),
+        "{text}"
+    );
+    let csv = kiln(&["report", dir.path().to_str().unwrap(), "--format", "csv"]);
+    assert!(String::from_utf8_lossy(&csv.stdout)
+        .lines()
+        .next()
+        .unwrap()
+        .ends_with(",path,replay"));
 }

@@ -269,6 +269,7 @@ fn an_agent_cannot_read_the_graders() {
         ),
         labels: kiln::run::reap::Owner::current().labels(),
         made_from: None,
+        gateway: None,
     };
     let secret = "sk-kiln-test-0123456789abcdef";
     std::env::set_var("KILN_TEST_API_KEY", secret);
@@ -344,6 +345,7 @@ fn a_missing_readme_fails_only_the_production_gate() {
         container: kiln::run::container_name(0, "metric-backfill", "orders-daily", "partial", 1),
         labels: kiln::run::reap::Owner::current().labels(),
         made_from: None,
+        gateway: None,
     };
     let outcome = kiln::run::execute_blocking(&spec);
     let _ = Command::new("docker").args(["rmi", "-f", image]).output();

@@ -53,6 +53,12 @@ pub struct Args {
     /// Rebuild even images whose inputs did not change.
     #[arg(long, global = true)]
     pub force: bool,
+
+    /// A CA bundle for builds behind a TLS-intercepting proxy: handed as the build
+    /// secret `ca-bundle` to images whose Dockerfile mounts it (never a layer or history
+    /// entry). Needs a backend with build secrets (bake or podman).
+    #[arg(long, global = true, env = "KILN_CA_BUNDLE", value_name = "FILE")]
+    pub ca_bundle: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -171,6 +177,14 @@ pub(crate) fn refused_to_usage(err: anyhow::Error) -> anyhow::Error {
     err
 }
 
+/// The bake requests' share of `--ca-bundle` (the specs got theirs when planned).
+fn with_ca_bundle(mut plan: plan::Plan, ca: Option<&Path>) -> plan::Plan {
+    if let Some(file) = ca {
+        plan::ca_bundle::apply_bake(&mut plan.bake, &plan.builds, file);
+    }
+    plan
+}
+
 pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
     let request = request(&args)?;
     if let Some(task) = &args.task_id {
@@ -179,14 +193,30 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
     }
     let fleet = Fleet::load(repo, env_vars())?;
     let info = build_info(repo)?;
-    let plan = plan::plan_without_bake(&fleet, &request, &info).map_err(refused_to_usage)?;
+    let mut plan = plan::plan_without_bake(&fleet, &request, &info).map_err(refused_to_usage)?;
+    if let Some(file) = &args.ca_bundle {
+        if !file.is_file() {
+            return Err(Failure::usage(format!(
+                "--ca-bundle {}: no such file",
+                file.display()
+            )));
+        }
+        let named = plan::ca_bundle::apply(&mut plan.builds, file);
+        if !named.is_empty() {
+            eprintln!(
+                "note: CA bundle {} handed as build secret `ca-bundle` to {}",
+                file.display(),
+                named.join(", ")
+            );
+        }
+    }
     for note in &plan.notes {
         eprintln!("note: {note}");
     }
     if args.dry_run {
         let decision = choose(args.backend, &plan, false, args.builder.as_deref())?;
         let plan = if decision.backend == BackendKind::Bake {
-            plan.with_bake_requests(&fleet)
+            with_ca_bundle(plan.with_bake_requests(&fleet), args.ca_bundle.as_deref())
         } else {
             plan
         };
@@ -208,7 +238,7 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
     // A real build: probe, decide (explained by the executor), build.
     let decision = choose(args.backend, &plan, true, args.builder.as_deref())?;
     // The executor may fall back from bake to podman, so it gets both forms.
-    let plan = plan.with_bake_requests(&fleet);
+    let plan = with_ca_bundle(plan.with_bake_requests(&fleet), args.ca_bundle.as_deref());
     if decision.backend == BackendKind::Engine {
         if let Some(why) = plan.builds.iter().find_map(backend::engine::refusal) {
             return Err(Failure::usage(why));

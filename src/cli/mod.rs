@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 mod bake;
 mod build;
+mod gateway;
 mod lint;
 mod list;
 mod release;
@@ -55,6 +56,8 @@ pub enum Command {
     Validate(validate::Args),
     /// Publish the released benchmarks, the agents and the core images to a registry, gated and verified.
     Release(release::Args),
+    /// The model gateway: replay a fixture, record an upstream, import OpenTelemetry traces.
+    Gateway(gateway::Args),
 }
 
 /// Runs the parsed command and maps its outcome to the process exit status.
@@ -68,6 +71,7 @@ pub fn main(cli: Cli) -> ExitCode {
         Command::Report(args) => report::run(&cli.repo, args),
         Command::Validate(args) => validate::run(&cli.repo, args),
         Command::Release(args) => release::run(&cli.repo, args),
+        Command::Gateway(args) => gateway::run(&cli.repo, args),
     };
     match outcome {
         Ok(code) => code,

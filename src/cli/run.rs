@@ -4,6 +4,7 @@ use std::process::ExitCode;
 use crate::backend::detect::Requested;
 use crate::run::local::{self, Options};
 use crate::run::matrix::Selection;
+use crate::run::model::{ModelMode, ModelSpec};
 
 use super::Failure;
 
@@ -62,6 +63,29 @@ pub struct Args {
     #[arg(long)]
     pub model: Option<String>,
 
+    /// Run the agent against a model gateway replaying this fixture (docs/model-gateway.md),
+    /// on a network where the gateway is the only other host. Needs --model.
+    #[arg(long, value_name = "FIXTURE", conflicts_with = "record")]
+    pub replay: Option<PathBuf>,
+
+    /// With --replay: serve requests that differ from the recording anyway (counted).
+    #[arg(long, requires = "replay")]
+    pub lenient: bool,
+
+    /// Record the agent's model calls to this fixture through a gateway forwarding to
+    /// --upstream. Needs --model.
+    #[arg(long, value_name = "FIXTURE", requires = "upstream")]
+    pub record: Option<PathBuf>,
+
+    /// The upstream model API for --record (http://HOST:PORT[/PREFIX]).
+    #[arg(long, value_name = "URL", requires = "record")]
+    pub upstream: Option<String>,
+
+    /// The environment variable holding the upstream's API key (--record): handed to
+    /// the gateway only, never to the agent, never written.
+    #[arg(long, value_name = "NAME", requires = "record")]
+    pub upstream_key_env: Option<String>,
+
     /// Hand this environment variable (an API key, say) to the agent; repeatable. Its
     /// value never appears in a command line, a log or the results.
     #[arg(long = "pass-env", value_name = "NAME")]
@@ -74,6 +98,12 @@ pub struct Args {
     /// How to build missing images (as `kiln build --backend`).
     #[arg(long, default_value = "auto", value_parser = parse_backend)]
     pub backend: Requested,
+
+    /// A CA bundle handed to builds as the build secret `ca-bundle` (as `kiln build
+    /// --ca-bundle`); images that need it are built with bake or podman and, when podman
+    /// built them, moved to the Docker Engine to run.
+    #[arg(long, env = "KILN_CA_BUNDLE", value_name = "FILE")]
+    pub ca_bundle: Option<PathBuf>,
 
     /// Do not build: run the eval images as they are (an error if one does not exist).
     #[arg(long)]
@@ -136,6 +166,15 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
         // Checked before the repository is even read.
         crate::naming::validate_task_id(t).map_err(|e| Failure::usage(e.to_string()))?;
     }
+    let gateway = model_spec(&args)?;
+    if let Some(file) = &args.ca_bundle {
+        if !file.is_file() {
+            return Err(Failure::usage(format!(
+                "--ca-bundle {}: no such file",
+                file.display()
+            )));
+        }
+    }
     let selection = Selection {
         benchmarks: args.benchmarks,
         all: args.all,
@@ -143,7 +182,11 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
         tasks: args.tasks,
         repeat: args.repeat,
         model: args.model,
-        replay: None,
+        replay: args
+            .replay
+            .as_deref()
+            .map(crate::run::matrix::fixture_identity)
+            .transpose()?,
     };
     let opts = Options {
         output: args.output,
@@ -153,6 +196,8 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
         backend: args.backend,
         pass_env: args.pass_env,
         agent_timeout: args.agent_timeout,
+        gateway,
+        ca_bundle: args.ca_bundle,
         progress: if args.quiet {
             crate::progress::Mode::Quiet
         } else {
@@ -166,4 +211,47 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
         },
     };
     Ok(ExitCode::from(local::run(repo, &selection, &opts)?))
+}
+
+/// The run's model gateway, from --model, --replay/--lenient, --record/--upstream.
+fn model_spec(args: &Args) -> anyhow::Result<Option<ModelSpec>> {
+    let mode = match (&args.replay, &args.record, &args.upstream) {
+        (Some(fixture), _, _) => {
+            if !fixture.is_file() {
+                return Err(Failure::usage(format!(
+                    "--replay {}: no such fixture",
+                    fixture.display()
+                )));
+            }
+            crate::gateway::fixture::Fixture::read(fixture)
+                .map_err(|e| Failure::usage(format!("--replay: {e:#}")))?;
+            ModelMode::Replay {
+                fixture: fixture.clone(),
+                lenient: args.lenient,
+            }
+        }
+        (None, Some(fixture), Some(upstream)) => {
+            crate::gateway::record::Upstream::parse(upstream)
+                .map_err(|e| Failure::usage(format!("{e:#}")))?;
+            if let Some(name) = &args.upstream_key_env {
+                if std::env::var_os(name).is_none() {
+                    return Err(Failure::usage(format!(
+                        "--upstream-key-env {name}: {name} is not set in kiln's environment"
+                    )));
+                }
+            }
+            ModelMode::Record {
+                fixture: fixture.clone(),
+                upstream: upstream.clone(),
+                api_key_env: args.upstream_key_env.clone(),
+            }
+        }
+        _ => return Ok(None),
+    };
+    let Some(model) = args.model.clone() else {
+        return Err(Failure::usage(
+            "--replay and --record need --model (the model the agent asks the gateway for)",
+        ));
+    };
+    Ok(Some(ModelSpec { model, mode }))
 }

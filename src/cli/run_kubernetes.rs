@@ -18,6 +18,12 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
             "--pass-env is not supported with --on kubernetes yet (API keys would need a Secret)",
         ));
     }
+    if args.replay.is_some() || args.record.is_some() {
+        return Err(Failure::usage(
+            "--replay and --record are not supported with --on kubernetes yet (the model gateway would run as a \
+             second container in the pod; see docs/kubernetes.md)",
+        ));
+    }
     if args.no_build {
         return Err(Failure::usage(
             "--no-build is not supported with --on kubernetes (kiln pushes the images it builds)",
@@ -67,6 +73,8 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
         backend: args.backend,
         pass_env: Vec::new(),
         agent_timeout: args.agent_timeout,
+        gateway: None,
+        ca_bundle: args.ca_bundle.clone(),
         progress,
         vars: super::build::env_vars(),
         build_info: if args.dry_run {

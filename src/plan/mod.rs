@@ -5,6 +5,7 @@
 //! checked in [`plan`] before a single target is resolved, so refused input never
 //! leaves anything half done.
 
+pub mod ca_bundle;
 mod graph;
 mod requests;
 mod spec;

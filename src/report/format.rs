@@ -26,7 +26,7 @@ pub fn render(report: &Report, format: Format) -> anyhow::Result<String> {
     }
 }
 
-const CSV_HEADER: [&str; 21] = [
+const CSV_HEADER: [&str; 22] = [
     "benchmark",
     "task",
     "agent",
@@ -48,6 +48,7 @@ const CSV_HEADER: [&str; 21] = [
     "run_id",
     "error",
     "path",
+    "replay",
 ];
 
 fn opt<T: ToString>(v: Option<T>) -> String {
@@ -80,6 +81,7 @@ fn csv(rows: &[Row]) -> anyhow::Result<String> {
             r.run_id.clone(),
             r.error.clone(),
             r.path.display().to_string(),
+            r.replay.clone(),
         ])?;
     }
     Ok(String::from_utf8(w.into_inner()?)?)
@@ -187,14 +189,21 @@ fn table(report: &Report) -> String {
     let errors: Vec<&Row> = report
         .results
         .iter()
-        .filter(|r| !r.error.is_empty())
+        .filter(|r| !r.error.is_empty() || !r.replay.is_empty())
         .collect();
     if !errors.is_empty() {
         out.push('\n');
         for r in errors {
+            let what: Vec<&str> = [r.error.as_str(), r.replay.as_str()]
+                .into_iter()
+                .filter(|s| !s.is_empty())
+                .collect();
             out.push_str(&format!(
                 "{}/{} × {}: {}\n",
-                r.benchmark, r.task, r.agent, r.error
+                r.benchmark,
+                r.task,
+                r.agent,
+                what.join("; ")
             ));
         }
     }

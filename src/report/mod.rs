@@ -34,6 +34,58 @@ pub struct RunnerResult {
     pub errors: Vec<ErrorPart>,
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// v2: the model gateway's counters (null without a gateway).
+    #[serde(default)]
+    pub model: Option<ModelPart>,
+}
+
+/// The part of result.json's `model` section the report reads (docs/model-gateway.md).
+#[derive(Debug, Clone, Deserialize)]
+pub struct ModelPart {
+    pub calls: u64,
+    #[serde(default)]
+    pub replay: Option<ReplayPart>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ReplayPart {
+    pub turns_served: u64,
+    pub turns_recorded: u64,
+    #[serde(default)]
+    pub diverged: Vec<DivergencePart>,
+    #[serde(default)]
+    pub exhausted: u64,
+    pub recorded_score: Option<f64>,
+    pub score_equals_recorded: Option<bool>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct DivergencePart {
+    pub turn: u64,
+    pub reason: String,
+}
+
+impl ReplayPart {
+    /// What a person must know about a replay, or "" when it matched its recording:
+    /// a score that differs from the recorded one, a divergence, an exhausted fixture.
+    pub fn note(&self, score: f64) -> String {
+        let mut notes = Vec::new();
+        if let (Some(false), Some(recorded)) = (self.score_equals_recorded, self.recorded_score) {
+            notes.push(format!(
+                "replay score {score:.4} differs from the recorded {recorded:.4}"
+            ));
+        }
+        if let Some(d) = self.diverged.first() {
+            notes.push(format!("replay: diverged at turn {}: {}", d.turn, d.reason));
+        }
+        if self.exhausted > 0 {
+            notes.push(format!(
+                "replay: exhausted after {} recorded turns",
+                self.turns_recorded
+            ));
+        }
+        notes.join("; ")
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -118,6 +170,8 @@ pub struct Row {
     pub run_id: String,
     /// The runner's first error, if any (`phase: message`).
     pub error: String,
+    /// A replay that did not match its recording (see [`ReplayPart::note`]), else "".
+    pub replay: String,
     pub path: PathBuf,
     /// The repeat index, for results in a `repeat-<k>/` directory (`kiln run --repeat`).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -174,6 +228,12 @@ impl Row {
             wall_sec: result.timing.wall_sec,
             started_at: result.timing.started_at,
             run_id: result.run_id,
+            replay: result
+                .model
+                .as_ref()
+                .and_then(|m| m.replay.as_ref())
+                .map(|r| r.note(result.score.value))
+                .unwrap_or_default(),
             error: result
                 .errors
                 .first()
@@ -209,10 +269,10 @@ pub fn read_result(path: &Path) -> anyhow::Result<RunnerResult> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let result: RunnerResult = serde_json::from_str(&text)
-        .with_context(|| format!("{} is not a result.json v1", path.display()))?;
-    if result.schema_version != "1" {
+        .with_context(|| format!("{} is not a result.json v1 or v2", path.display()))?;
+    if !matches!(result.schema_version.as_str(), "1" | "2") {
         anyhow::bail!(
-            "{}: schema_version {:?} is not supported (this kiln reads \"1\")",
+            "{}: schema_version {:?} is not supported (this kiln reads \"1\" and \"2\")",
             path.display(),
             result.schema_version
         );

@@ -43,6 +43,8 @@ pub struct Container {
     pub echo_progress: bool,
     /// Labels on the container: which kiln process and run started it (see [`super::reap`]).
     pub labels: Vec<(String, String)>,
+    /// The network to attach the container to (the run's model network), else the default.
+    pub network: Option<String>,
 }
 
 /// The run was stopped by SIGINT/SIGTERM; its container is stopped and removed.
@@ -106,6 +108,10 @@ async fn run_engine(c: &Container, cancel: watch::Receiver<bool>) -> anyhow::Res
         cmd: Some(c.args.clone()),
         env: Some(env),
         labels: Some(c.labels.iter().cloned().collect()),
+        host_config: c.network.as_ref().map(|n| bollard::models::HostConfig {
+            network_mode: Some(n.clone()),
+            ..Default::default()
+        }),
         ..Default::default()
     };
     let options = CreateContainerOptionsBuilder::default()
@@ -255,6 +261,9 @@ fn create_podman(c: &Container) -> anyhow::Result<()> {
     }
     for (k, v) in &c.env {
         create.extend(["--env".into(), format!("{k}={v}")]);
+    }
+    if let Some(n) = &c.network {
+        create.extend(["--network".into(), n.clone()]);
     }
     // `--env NAME` alone: podman takes the value from its own environment (set below),
     // so a secret never appears in a command line.

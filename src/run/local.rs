@@ -41,6 +41,10 @@ pub struct Options {
     /// Environment variables handed to the agent (names; values from kiln's environment).
     pub pass_env: Vec<String>,
     pub agent_timeout: Option<u64>,
+    /// `--replay`/`--record`: each run gets a model gateway on a network of its own.
+    pub gateway: Option<super::model::ModelSpec>,
+    /// A CA bundle handed to builds as the build secret `ca-bundle`.
+    pub ca_bundle: Option<PathBuf>,
     pub progress: Mode,
     /// The `REGISTRY`/`TAG` bake variables from the environment.
     pub vars: BTreeMap<String, String>,
@@ -184,6 +188,7 @@ pub fn run(repo: &Path, selection: &Selection, opts: &Options) -> anyhow::Result
             model: run.model.clone(),
             pass_env: opts.pass_env.clone(),
             agent_timeout: opts.agent_timeout,
+            gateway: opts.gateway.clone(),
             // Only the oracle gets the solution, even when the matrix also runs the task
             // with another agent.
             solution: (run.agent == ORACLE)
@@ -632,7 +637,17 @@ pub(crate) fn build(
         .build_info
         .as_ref()
         .ok_or_else(|| anyhow::anyhow!("no build information to build with (a kiln bug)"))?;
-    let plan = plan::plan_without_bake(fleet, &matrix.request, info).map_err(refused)?;
+    let mut plan = plan::plan_without_bake(fleet, &matrix.request, info).map_err(refused)?;
+    if let Some(file) = &opts.ca_bundle {
+        let named = plan::ca_bundle::apply(&mut plan.builds, file);
+        if !named.is_empty() && opts.progress != Mode::Quiet {
+            eprintln!(
+                "note: CA bundle {} handed as build secret `ca-bundle` to {}",
+                file.display(),
+                named.join(", ")
+            );
+        }
+    }
     if opts.progress != Mode::Quiet {
         for note in &plan.notes {
             eprintln!("note: {note}");
@@ -654,11 +669,19 @@ pub(crate) fn build(
                 .collect());
         }
     }
-    let plan = plan.with_bake_requests(fleet);
+    let mut plan = plan.with_bake_requests(fleet);
+    if let Some(file) = &opts.ca_bundle {
+        plan::ca_bundle::apply_bake(&mut plan.bake, &plan.builds, file);
+    }
+    let needs_secrets = plan.builds.iter().any(|b| !b.secrets.is_empty());
     let mut decision = detect::choose(opts.backend, &plan.builds)?;
     // The runs happen on the engine when it answers, so an automatic choice builds into
     // the engine's store rather than podman's (no copy between stores).
-    if opts.backend == Requested::Auto && decision.backend.store() == Store::Podman {
+    // Build secrets need bake or podman, so then the automatic choice stands.
+    if opts.backend == Requested::Auto
+        && decision.backend.store() == Store::Podman
+        && !needs_secrets
+    {
         let probes = detect::probe(None);
         if let Ok(version) = &probes.engine {
             decision = detect::Decision::new(

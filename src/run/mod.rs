@@ -29,6 +29,7 @@ pub mod display;
 pub mod kubernetes;
 pub mod local;
 pub mod matrix;
+pub mod model;
 pub mod reap;
 pub mod stage;
 
@@ -72,6 +73,8 @@ pub struct RunSpec {
     pub labels: Vec<(String, String)>,
     /// What the result is made from, recorded in run.json.
     pub made_from: Option<matrix::MadeFrom>,
+    /// `--replay`/`--record`: the run gets a model gateway on a network of its own.
+    pub gateway: Option<model::ModelSpec>,
 }
 
 /// What a run left.
@@ -84,6 +87,8 @@ pub struct Outcome {
     /// Why there is no readable result, when there is none.
     pub result_error: Option<String>,
     pub wall: Duration,
+    /// The model gateway's counters, when the run had one.
+    pub model: Option<crate::gateway::stats::Stats>,
 }
 
 /// kiln's own record of a run, `run.json` beside result.json.
@@ -237,8 +242,29 @@ pub async fn execute(
     if let Some(model) = &spec.model {
         env.push(("KILN_MODEL".to_string(), model.clone()));
     }
-    if !spec.pass_env.is_empty() {
-        env.push(("KILN_PASS_ENV".to_string(), spec.pass_env.join(",")));
+    let mut passed: Vec<String> = spec.pass_env.clone();
+    let net = match &spec.gateway {
+        Some(m) => {
+            if spec.store != Store::Docker {
+                bail!(
+                    "--replay/--record run on the Docker Engine only (the image is in {}'s store)",
+                    spec.store
+                );
+            }
+            for (k, v) in model::ModelNet::agent_env() {
+                passed.push(k.clone());
+                env.push((k, v));
+            }
+            Some(model::ModelNet::start(
+                &spec.container,
+                m,
+                [&spec.benchmark, &spec.task, &spec.agent],
+            )?)
+        }
+        None => None,
+    };
+    if !passed.is_empty() {
+        env.push(("KILN_PASS_ENV".to_string(), passed.join(",")));
     }
     let mut args = vec!["all".to_string(), "--task".to_string(), spec.task.clone()];
     if let Some(secs) = spec.agent_timeout {
@@ -258,6 +284,7 @@ pub async fn execute(
         solution_tar,
         echo_progress: spec.echo_progress,
         labels: spec.labels.clone(),
+        network: net.as_ref().map(|n| n.network.clone()),
     };
     let finished = container::run(&c, cancel).await?;
 
@@ -305,6 +332,18 @@ pub async fn execute(
         staging.path().join("run.json"),
         serde_json::to_string_pretty(&record)? + "\n",
     )?;
+    let mut model_stats = None;
+    if let (Some(net), Some(m)) = (net, &spec.gateway) {
+        let result_path = staging.path().join("result.json");
+        let score = report::read_result(&result_path)
+            .ok()
+            .map(|r| r.score.value);
+        let stats = net.finish(score, &staging.path().join("gateway.log"))?;
+        if result_path.is_file() {
+            model::write_section(&result_path, model::section(m, &stats, score))?;
+        }
+        model_stats = Some(stats);
+    }
     scrub(staging.path(), &secret_env)?;
     replace_dir(staging, &dir)?;
 
@@ -324,6 +363,7 @@ pub async fn execute(
         result,
         result_error,
         wall: finished.wall,
+        model: model_stats,
     })
 }
 

@@ -337,6 +337,7 @@ fn run_job(fleet: &Fleet, job: &Job, output: &Path) -> anyhow::Result<Verdict> {
             container: run::container_name(0, &job.benchmark, &job.task, agent, 1),
             labels: run::reap::Owner::current().labels(),
             made_from: None,
+            gateway: None,
         })
     };
     if !solution.join("solve.sh").is_file() {

@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 use crate::check::Check;
 use crate::score::{GateOutcome, Score};
 
-pub const SCHEMA_VERSION: &str = "1";
+pub const SCHEMA_VERSION: &str = "2";
 pub const BEGIN_MARKER: &str = "==== KILN RESULT BEGIN ====";
 pub const END_MARKER: &str = "==== KILN RESULT END ====";
 
@@ -109,6 +109,9 @@ pub struct RunResult {
     pub timing: Timing,
     pub warnings: Vec<String>,
     pub errors: Vec<ErrorEntry>,
+    /// The model section: null from the runner; `kiln run` fills it from its model
+    /// gateway's counters after the run (docs/model-gateway.md).
+    pub model: Option<Value>,
 }
 
 impl RunResult {

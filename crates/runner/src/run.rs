@@ -992,6 +992,7 @@ impl Run {
             },
             warnings: self.state.warnings.clone(),
             errors: self.state.errors.clone(),
+            model: None,
         }
     }
 

@@ -107,7 +107,7 @@ pub fn infra_error_result(
 ) -> serde_json::Value {
     let now = now_rfc3339();
     serde_json::json!({
-        "schema_version": "1",
+        "schema_version": "2",
         "runner_version": "none (kiln on kubernetes)",
         "run_id": run_id,
         "status": "infra_error",
@@ -121,6 +121,7 @@ pub fn infra_error_result(
                    "prepare": null, "agent": null, "grade": null},
         "warnings": [],
         "errors": [{"phase": "output", "message": reason}],
+        "model": null,
     })
 }
 

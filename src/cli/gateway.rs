@@ -1,0 +1,164 @@
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use crate::gateway::{self, fixture::Header, Mode, Options};
+
+use super::Failure;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Serve a fixture's recorded answers in order, checking every request against the recording.
+    Replay {
+        /// The fixture (docs/model-gateway.md).
+        fixture: PathBuf,
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
+        listen: SocketAddr,
+        /// Serve a request that differs from the recording anyway (and count it).
+        #[arg(long)]
+        lenient: bool,
+        /// Write the counters (JSON) to this file after every call.
+        #[arg(long, value_name = "FILE")]
+        stats: Option<PathBuf>,
+    },
+    /// Forward model calls to an upstream API and write them to a fixture.
+    Record {
+        /// The upstream base URL (http://HOST:PORT[/PREFIX]).
+        #[arg(long, value_name = "URL")]
+        upstream: String,
+        /// The fixture to write.
+        #[arg(long, short, value_name = "FIXTURE")]
+        output: PathBuf,
+        /// The environment variable holding the upstream API key (sent upstream only).
+        #[arg(long, value_name = "NAME")]
+        api_key_env: Option<String>,
+        /// An environment variable whose value must never be written (repeatable).
+        #[arg(long = "redact-env", value_name = "NAME")]
+        redact_env: Vec<String>,
+        #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
+        listen: SocketAddr,
+        #[arg(long, value_name = "FILE")]
+        stats: Option<PathBuf>,
+        /// Header fields of the fixture.
+        #[arg(long, default_value = "")]
+        benchmark: String,
+        #[arg(long, default_value = "")]
+        task: String,
+        #[arg(long, default_value = "")]
+        agent: String,
+        #[arg(long, default_value = "")]
+        model: String,
+    },
+    /// Convert OpenTelemetry GenAI spans (OTLP/JSON) into a fixture.
+    ImportOtel {
+        /// The trace file (as an OpenTelemetry collector's file exporter writes it).
+        traces: PathBuf,
+        #[arg(long, short, value_name = "FIXTURE")]
+        output: PathBuf,
+        #[arg(long, default_value = "")]
+        benchmark: String,
+        #[arg(long, default_value = "")]
+        task: String,
+        #[arg(long, default_value = "")]
+        agent: String,
+        /// The recorded run's score, for the header.
+        #[arg(long)]
+        score: Option<f64>,
+    },
+}
+
+fn env_value(flag: &str, name: &str) -> anyhow::Result<String> {
+    std::env::var(name).map_err(|_| {
+        Failure::usage(format!(
+            "{flag} {name}: {name} is not set in kiln's environment"
+        ))
+    })
+}
+
+pub fn run(_repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
+    let opts = match args.command {
+        Command::ImportOtel {
+            traces,
+            output,
+            benchmark,
+            task,
+            agent,
+            score,
+        } => {
+            let header = Header {
+                benchmark,
+                task,
+                agent,
+                score,
+                ..Header::new()
+            };
+            let f = gateway::otel::import_file(&traces, &output, &header)?;
+            println!(
+                "{}: {} exchanges from {}",
+                output.display(),
+                f.exchanges.len(),
+                traces.display()
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Replay {
+            fixture,
+            listen,
+            lenient,
+            stats,
+        } => Options {
+            listen,
+            mode: Mode::Replay { fixture, lenient },
+            stats,
+            model: None,
+        },
+        Command::Record {
+            upstream,
+            output,
+            api_key_env,
+            redact_env,
+            listen,
+            stats,
+            benchmark,
+            task,
+            agent,
+            model,
+        } => {
+            let api_key = api_key_env
+                .as_deref()
+                .map(|n| env_value("--api-key-env", n))
+                .transpose()?;
+            let redact = redact_env
+                .iter()
+                .map(|n| Ok((n.clone(), env_value("--redact-env", n)?)))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            Options {
+                listen,
+                mode: Mode::Record {
+                    upstream,
+                    out: output,
+                    api_key,
+                    redact,
+                    header: Box::new(Header {
+                        benchmark,
+                        task,
+                        agent,
+                        model: model.clone(),
+                        ..Header::new()
+                    }),
+                },
+                stats,
+                model: (!model.is_empty()).then_some(model),
+            }
+        }
+    };
+    gateway::run_foreground(&opts)?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,226 @@
+//! Recording: forward each model call to an upstream API, hand its answer back, and
+//! append the exchange to the fixture. The upstream key is the gateway's alone: the
+//! agent's `Authorization` and `x-api-key` headers are dropped, kiln sends its own,
+//! and no header is ever written; the values of the secrets named with
+//! `--redact-env` (and the key) are replaced in everything written.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context as _};
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full};
+use serde_json::Value;
+
+use super::fixture::{Exchange, Fixture};
+use super::route::Route;
+use super::sse;
+
+/// An upstream base URL, `http://host[:port][/prefix]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Upstream {
+    pub host: String,
+    pub port: u16,
+    /// Path prefix before `/v1/…` (without a trailing slash).
+    pub prefix: String,
+}
+
+impl Upstream {
+    pub fn parse(url: &str) -> anyhow::Result<Upstream> {
+        let Some(rest) = url.strip_prefix("http://") else {
+            if url.starts_with("https://") {
+                bail!(
+                    "--upstream {url}: this kiln forwards over plain HTTP only; put a TLS-terminating proxy \
+                     (or a second gateway) in front of an https upstream"
+                );
+            }
+            bail!("--upstream {url:?}: not an http:// URL");
+        };
+        let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+        if authority.contains('@') {
+            bail!(
+                "--upstream: credentials do not belong in the URL; pass the key with --api-key-env"
+            );
+        }
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((h, p)) => (
+                h.to_string(),
+                p.parse()
+                    .with_context(|| format!("--upstream {url}: port {p:?} is not a number"))?,
+            ),
+            None => (authority.to_string(), 80),
+        };
+        if host.is_empty() {
+            bail!("--upstream {url}: no host");
+        }
+        let prefix = path.trim_end_matches('/');
+        let prefix = prefix.strip_suffix("/v1").unwrap_or(prefix).to_string();
+        Ok(Upstream { host, port, prefix })
+    }
+
+    pub fn display(&self) -> String {
+        format!("http://{}:{}{}", self.host, self.port, self.prefix)
+    }
+}
+
+pub struct Recorder {
+    pub upstream: Upstream,
+    pub api_key: Option<String>,
+    /// `(name, value)` of every secret to keep out of the fixture.
+    pub secrets: Vec<(String, String)>,
+    pub fixture: Fixture,
+    pub out: PathBuf,
+}
+
+/// What the upstream answered.
+pub struct Forwarded {
+    pub status: u16,
+    pub content_type: String,
+    pub body: Bytes,
+}
+
+impl Recorder {
+    /// Sends one request upstream (one connection per call: model calls are seconds
+    /// apart, and a fresh connection never carries state between them).
+    pub async fn forward(
+        &self,
+        route: Route,
+        body: &Bytes,
+        anthropic_version: Option<&str>,
+    ) -> anyhow::Result<Forwarded> {
+        let stream =
+            tokio::net::TcpStream::connect((self.upstream.host.as_str(), self.upstream.port))
+                .await
+                .with_context(|| {
+                    format!("connecting to the upstream {}", self.upstream.display())
+                })?;
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .context("HTTP handshake with the upstream")?;
+        tokio::spawn(conn);
+        let mut req = hyper::Request::post(format!("{}{}", self.upstream.prefix, route.path()))
+            .header(
+                "host",
+                format!("{}:{}", self.upstream.host, self.upstream.port),
+            )
+            .header("content-type", "application/json");
+        if let Some(key) = &self.api_key {
+            req = match route {
+                Route::OpenAiChat => req.header("authorization", format!("Bearer {key}")),
+                Route::AnthropicMessages => req.header("x-api-key", key.as_str()),
+            };
+        }
+        if route == Route::AnthropicMessages {
+            req = req.header(
+                "anthropic-version",
+                anthropic_version.unwrap_or("2023-06-01"),
+            );
+        }
+        let resp = sender
+            .send_request(req.body(Full::new(body.clone()))?)
+            .await
+            .with_context(|| format!("calling the upstream {}", self.upstream.display()))?;
+        let status = resp.status().as_u16();
+        let content_type = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("application/json")
+            .to_string();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .context("reading the upstream's answer")?
+            .to_bytes();
+        Ok(Forwarded {
+            status,
+            content_type,
+            body,
+        })
+    }
+
+    fn redact(&self, text: &str) -> String {
+        let mut out = text.to_string();
+        if let Some(key) = self.api_key.as_deref().filter(|k| !k.is_empty()) {
+            out = out.replace(key, "[redacted upstream key]");
+        }
+        for (name, value) in &self.secrets {
+            if !value.is_empty() {
+                out = out.replace(value.as_str(), &format!("[redacted {name}]"));
+            }
+        }
+        out
+    }
+
+    /// Appends one exchange (secrets replaced) and rewrites the fixture, so a run that
+    /// stops half-way leaves every call made until then. Returns the exchange written.
+    pub fn append(
+        &mut self,
+        route: Route,
+        request: &Bytes,
+        answer: &Forwarded,
+    ) -> anyhow::Result<Exchange> {
+        let request: Value = serde_json::from_str(&self.redact(&String::from_utf8_lossy(request)))
+            .context("the agent's request is not JSON")?;
+        let text = self.redact(&String::from_utf8_lossy(&answer.body));
+        let (response, events) = if answer.content_type.starts_with("text/event-stream") {
+            (None, Some(sse::parse(&text)))
+        } else {
+            let v = serde_json::from_str(&text).unwrap_or(Value::String(text));
+            (Some(v), None)
+        };
+        let exchange = Exchange {
+            route: route.as_str().into(),
+            request,
+            status: answer.status,
+            response,
+            events,
+        };
+        self.fixture.exchanges.push(exchange.clone());
+        self.fixture.write(&self.out)?;
+        Ok(exchange)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upstream_urls() {
+        let u = Upstream::parse("http://127.0.0.1:8080/v1/").unwrap();
+        assert_eq!(
+            (u.host.as_str(), u.port, u.prefix.as_str()),
+            ("127.0.0.1", 8080, "")
+        );
+        let u = Upstream::parse("http://proxy/openai").unwrap();
+        assert_eq!((u.port, u.prefix.as_str()), (80, "/openai"));
+        for bad in [
+            "https://api.openai.com",
+            "ftp://x",
+            "http://u:p@h/",
+            "http://h:x/",
+        ] {
+            assert!(Upstream::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn redaction_covers_key_and_named_secrets() {
+        let r = Recorder {
+            upstream: Upstream::parse("http://h").unwrap(),
+            api_key: Some("sk-upstream-1".into()),
+            secrets: vec![("TOKEN".into(), "tok-42".into())],
+            fixture: Fixture {
+                header: super::super::fixture::Header::new(),
+                exchanges: vec![],
+            },
+            out: PathBuf::from("/nonexistent"),
+        };
+        assert_eq!(
+            r.redact("a sk-upstream-1 b tok-42"),
+            "a [redacted upstream key] b [redacted TOKEN]"
+        );
+    }
+}

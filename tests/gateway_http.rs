@@ -1,0 +1,248 @@
+//! The model gateway over real HTTP (no Docker): replay of JSON and SSE answers,
+//! divergence and exhaustion as the agent sees them, and a record → replay round trip
+//! whose upstream is a second gateway, with a secret that must not reach the fixture.
+
+use std::io::{Read as _, Write as _};
+use std::net::SocketAddr;
+
+use kiln::gateway::fixture::{Exchange, Fixture, Header, SseEvent};
+use kiln::gateway::{self, Mode, Options};
+use serde_json::{json, Value};
+
+/// One HTTP/1.1 request on a fresh connection: (status, content type, body).
+fn call(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &Value,
+) -> (u16, String, String) {
+    let body = body.to_string();
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    let mut req = format!("{method} {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\ncontent-type: application/json\r\ncontent-length: {}\r\n", body.len());
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(&body);
+    s.write_all(req.as_bytes()).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let (head, rest) = out.split_once("\r\n\r\n").unwrap();
+    let status: u16 = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let ctype = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-type: ")
+                .map(str::to_string)
+        })
+        .unwrap_or_default();
+    (status, ctype, rest.to_string())
+}
+
+fn chat(messages: &[(&str, &str)]) -> Value {
+    let m: Vec<Value> = messages
+        .iter()
+        .map(|(r, c)| json!({"role": r, "content": c}))
+        .collect();
+    json!({"model": "gpt-test", "messages": m})
+}
+
+fn fixture() -> Fixture {
+    let mut header = Header::new();
+    header.model = "gpt-test".into();
+    header.score = Some(1.0);
+    Fixture {
+        header,
+        exchanges: vec![
+            Exchange {
+                route: "POST /v1/chat/completions".into(),
+                request: chat(&[("user", "count")]),
+                status: 200,
+                response: Some(json!({"choices": [{"index": 0, "message": {"role": "assistant", "content": "wc -l"}, "finish_reason": "stop"}],
+                    "usage": {"prompt_tokens": 10, "completion_tokens": 2}})),
+                events: None,
+            },
+            Exchange {
+                route: "POST /v1/messages".into(),
+                request: json!({"model": "gpt-test", "messages": [{"role": "user", "content": "count"}, {"role": "assistant", "content": "wc -l"}, {"role": "user", "content": "3"}]}),
+                status: 200,
+                response: None,
+                events: Some(vec![
+                    SseEvent { event: Some("message_start".into()), data: r#"{"type":"message_start","message":{"usage":{"input_tokens":20,"output_tokens":1}}}"#.into() },
+                    SseEvent { event: Some("message_delta".into()), data: r#"{"type":"message_delta","usage":{"output_tokens":4}}"#.into() },
+                ]),
+            },
+        ],
+    }
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn replay_opts(path: &std::path::Path) -> Options {
+    Options {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        mode: Mode::Replay {
+            fixture: path.to_path_buf(),
+            lenient: false,
+        },
+        stats: None,
+        model: None,
+    }
+}
+
+#[test]
+fn replay_serves_json_and_sse_then_exhausts() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("f.jsonl");
+    fixture().write(&path).unwrap();
+    let rt = rt();
+    let g = rt.block_on(gateway::start(&replay_opts(&path))).unwrap();
+    let (st, _, body) = call(g.addr, "GET", "/v1/models", &[], &json!({}));
+    assert_eq!(st, 200);
+    assert!(body.contains("gpt-test"), "{body}");
+    let (st, ct, body) = call(
+        g.addr,
+        "POST",
+        "/v1/chat/completions",
+        &[],
+        &chat(&[("user", "count")]),
+    );
+    assert_eq!((st, ct.as_str()), (200, "application/json"), "{body}");
+    assert!(body.contains("wc -l"));
+    let second = json!({"model": "gpt-test", "messages": [{"role": "user", "content": "count"}, {"role": "assistant", "content": [{"type": "text", "text": "wc -l"}]}, {"role": "user", "content": "3"}], "stream": true});
+    let (st, ct, body) = call(
+        g.addr,
+        "POST",
+        "/v1/messages",
+        &[("anthropic-version", "2023-06-01")],
+        &second,
+    );
+    assert_eq!((st, ct.as_str()), (200, "text/event-stream"), "{body}");
+    assert!(body.starts_with("event: message_start\ndata: {"), "{body}");
+    let (st, _, body) = call(g.addr, "POST", "/v1/messages", &[], &second);
+    assert_eq!(st, 400);
+    assert!(
+        body.contains("replay_exhausted") && body.contains("2 recorded turns"),
+        "{body}"
+    );
+    let stats = rt.block_on(g.stop()).unwrap();
+    let r = stats.replay.unwrap();
+    assert_eq!((stats.calls, r.turns_served, r.exhausted), (3, 2, 1));
+    assert_eq!((stats.input_tokens, stats.output_tokens), (30, 6));
+}
+
+#[test]
+fn divergence_is_an_error_with_the_difference() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("f.jsonl");
+    fixture().write(&path).unwrap();
+    let rt = rt();
+    let g = rt.block_on(gateway::start(&replay_opts(&path))).unwrap();
+    let (st, _, body) = call(
+        g.addr,
+        "POST",
+        "/v1/chat/completions",
+        &[],
+        &chat(&[("user", "count all")]),
+    );
+    assert_eq!(st, 400);
+    let v: Value = serde_json::from_str(&body).unwrap();
+    let msg = v["error"]["message"].as_str().unwrap();
+    assert!(
+        msg.starts_with("kiln replay: diverged at turn 1: message 1 (user): text differs"),
+        "{msg}"
+    );
+    let stats = rt.block_on(g.stop()).unwrap();
+    assert_eq!(stats.replay.unwrap().diverged[0].turn, 1);
+}
+
+#[test]
+fn record_through_a_second_gateway_round_trips_without_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let upstream_fixture = dir.path().join("upstream.jsonl");
+    fixture().write(&upstream_fixture).unwrap();
+    let recorded = dir.path().join("recorded.jsonl");
+    let secret = "sk-kiln-test-secret-4242";
+    let rt = rt();
+    let upstream = rt
+        .block_on(gateway::start(&replay_opts(&upstream_fixture)))
+        .unwrap();
+    let recorder = rt
+        .block_on(gateway::start(&Options {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            mode: Mode::Record {
+                upstream: format!("http://{}/v1", upstream.addr),
+                out: recorded.clone(),
+                api_key: Some(secret.into()),
+                redact: vec![("AGENT_TOKEN".into(), "tok-agent-777".into())],
+                header: Box::new(Header {
+                    model: "gpt-test".into(),
+                    ..Header::new()
+                }),
+            },
+            stats: None,
+            model: None,
+        }))
+        .unwrap();
+    // The agent's own key header is dropped; a secret in a message body is redacted.
+    let (st, _, body) = call(
+        recorder.addr,
+        "POST",
+        "/v1/chat/completions",
+        &[("authorization", "Bearer tok-agent-777")],
+        &chat(&[("user", "count")]),
+    );
+    assert_eq!(st, 200, "{body}");
+    let second = json!({"model": "gpt-test", "messages": [{"role": "user", "content": "count"}, {"role": "assistant", "content": "wc -l"}, {"role": "user", "content": "3"}]});
+    let (st, ct, _) = call(
+        recorder.addr,
+        "POST",
+        "/v1/messages",
+        &[("x-api-key", "tok-agent-777")],
+        &second,
+    );
+    assert_eq!((st, ct.as_str()), (200, "text/event-stream"));
+    let (_, _, _) = call(
+        recorder.addr,
+        "POST",
+        "/v1/chat/completions",
+        &[],
+        &chat(&[("user", "my token is tok-agent-777")]),
+    );
+    let rec_stats = rt.block_on(recorder.stop()).unwrap();
+    rt.block_on(upstream.stop()).unwrap();
+    assert_eq!(rec_stats.calls, 3);
+    let text = std::fs::read_to_string(&recorded).unwrap();
+    assert!(
+        !text.contains(secret) && !text.contains("tok-agent-777"),
+        "{text}"
+    );
+    assert!(text.contains("[redacted AGENT_TOKEN]"));
+    // The recording replays: the same requests get the same answers.
+    let f = Fixture::read(&recorded).unwrap();
+    assert_eq!(f.exchanges.len(), 3);
+    assert_eq!(f.exchanges[1].events, fixture().exchanges[1].events);
+    let g = rt
+        .block_on(gateway::start(&replay_opts(&recorded)))
+        .unwrap();
+    let (st, _, body) = call(
+        g.addr,
+        "POST",
+        "/v1/chat/completions",
+        &[],
+        &chat(&[("user", "count")]),
+    );
+    assert_eq!(st, 200);
+    assert!(body.contains("wc -l"));
+    let (st, _, _) = call(g.addr, "POST", "/v1/messages", &[], &second);
+    assert_eq!(st, 200);
+    rt.block_on(g.stop()).unwrap();
+}
