@@ -460,7 +460,41 @@ fn show(board: &Board, run: &PlannedRun, end: &End) {
 /// The single-run form's report: one line on stdout when it completed, the reason on
 /// stderr when it did not (as `kiln run` always printed).
 fn print_single(end: &End, ready: &Ready) {
-    let spec = &ready.spec;
+    print_single_run(end, &ready.spec);
+    if let End::Completed(o) = end {
+        print_model(o);
+    }
+}
+
+/// The model gateway's counters of a run, and a warning when a replay diverged, ran
+/// out or scored differently from its recording.
+fn print_model(o: &super::Outcome) {
+    let Some(stats) = &o.model else { return };
+    println!("model gateway: {}", stats.summary());
+    let Some(r) = &stats.replay else { return };
+    let score = o.result.as_ref().map_or(0.0, |r| r.score.value);
+    let part = report::ReplayPart {
+        turns_served: r.turns_served as u64,
+        turns_recorded: r.turns_recorded as u64,
+        diverged: r
+            .diverged
+            .iter()
+            .map(|d| report::DivergencePart {
+                turn: d.turn as u64,
+                reason: d.reason.clone(),
+            })
+            .collect(),
+        exhausted: r.exhausted as u64,
+        recorded_score: r.recorded_score,
+        score_equals_recorded: r.recorded_score.map(|rec| (rec - score).abs() < 1e-9),
+    };
+    let note = part.note(score);
+    if !note.is_empty() {
+        println!("warning: {note}");
+    }
+}
+
+fn print_single_run(end: &End, spec: &super::RunSpec) {
     match end {
         End::Completed(o) => match (&o.result, o.runner_exit) {
             (Some(r), 0) => {
