@@ -407,7 +407,14 @@ fn kill_first_pod(kubeconfig: &str, ns: &str, timeout: Duration) -> Option<Strin
             let running = list
                 .items
                 .iter()
-                .find(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"));
+                // Pending counts too: a fast task's pod can finish between two looks
+                // once it runs, while creating its container takes longer.
+                .find(|p| {
+                    matches!(
+                        p.status.as_ref().and_then(|s| s.phase.as_deref()),
+                        Some("Running" | "Pending")
+                    )
+                });
             if let Some(p) = running {
                 let name = p.metadata.name.clone()?;
                 pods.delete(&name, &DeleteParams::default().grace_period(0))
