@@ -8,6 +8,7 @@
 //! Images are named under a registry root unique to the test (`REGISTRY=…`), so the
 //! shipped fleet's `kiln.local/…:dev` images are never touched, and removed at the end.
 
+mod fleet_support;
 mod registry_support;
 
 use std::collections::BTreeSet;
@@ -21,31 +22,6 @@ use serde_json::Value;
 
 fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// The static runner, built with the documented command (or `$KILN_RUNNER`).
-fn static_runner() -> PathBuf {
-    if let Ok(p) = std::env::var("KILN_RUNNER") {
-        return PathBuf::from(p);
-    }
-    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args([
-            "build",
-            "--release",
-            "-p",
-            "kiln-runner",
-            "--target",
-            "x86_64-unknown-linux-gnu",
-        ])
-        .env("RUSTFLAGS", "-C target-feature=+crt-static")
-        .current_dir(repo_root())
-        .status()
-        .expect("cargo runs");
-    assert!(status.success(), "building the static runner failed");
-    let target = std::env::var("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| repo_root().join("target"));
-    target.join("x86_64-unknown-linux-gnu/release/kiln-runner")
 }
 
 /// A git repository holding a copy of the release fixture fleet.
@@ -86,7 +62,7 @@ impl Fleet {
         Fleet {
             dir,
             registry_root: format!("kiln-test.local/release-{unique}"),
-            runner: static_runner(),
+            runner: fleet_support::static_runner(),
         }
     }
 

@@ -8,6 +8,7 @@
 //! Images are shared: each eval image is built once (by the first `kiln run` that
 //! needs it) and every later run finds it up to date.
 
+mod fleet_support;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -31,31 +32,6 @@ fn enabled() -> bool {
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// The static runner, built with the documented command (or `$KILN_RUNNER`).
-fn static_runner() -> PathBuf {
-    if let Ok(p) = std::env::var("KILN_RUNNER") {
-        return PathBuf::from(p);
-    }
-    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args([
-            "build",
-            "--release",
-            "-p",
-            "kiln-runner",
-            "--target",
-            "x86_64-unknown-linux-gnu",
-        ])
-        .env("RUSTFLAGS", "-C target-feature=+crt-static")
-        .current_dir(repo())
-        .status()
-        .expect("cargo runs");
-    assert!(status.success(), "building the static runner failed");
-    let target = std::env::var("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| repo().join("target"));
-    target.join("x86_64-unknown-linux-gnu/release/kiln-runner")
 }
 
 fn kiln(runner: &Path, args: &[&str]) -> Output {
@@ -115,7 +91,7 @@ fn oracle_passes_and_null_does_not_on_every_task() {
         return;
     }
     let _engine = ENGINE.lock().unwrap_or_else(|e| e.into_inner());
-    let runner = static_runner();
+    let runner = fleet_support::static_runner();
     let fleet = kiln::fleet::Fleet::load(&repo(), BTreeMap::new()).expect("the fleet loads");
     let schema = validator();
     let out = tempfile::tempdir().unwrap();
@@ -216,7 +192,7 @@ fn an_agent_cannot_read_the_graders() {
         return;
     }
     let _engine = ENGINE.lock().unwrap_or_else(|e| e.into_inner());
-    let runner = static_runner();
+    let runner = fleet_support::static_runner();
     let out = tempfile::tempdir().unwrap();
     // The null eval image, built (or found up to date) by kiln itself.
     let run = kiln(
@@ -307,7 +283,7 @@ fn a_missing_readme_fails_only_the_production_gate() {
         return;
     }
     let _engine = ENGINE.lock().unwrap_or_else(|e| e.into_inner());
-    let runner = static_runner();
+    let runner = fleet_support::static_runner();
     let out = tempfile::tempdir().unwrap();
     let run = kiln(
         &runner,

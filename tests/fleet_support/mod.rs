@@ -134,3 +134,29 @@ pub fn shim_path(dir: &Path, podman: bool, buildx: Option<(&str, &str)>) -> Stri
     }
     dir.display().to_string()
 }
+
+/// The static runner, built with the documented command (or `$KILN_RUNNER`).
+pub fn static_runner() -> PathBuf {
+    if let Ok(p) = std::env::var("KILN_RUNNER") {
+        return PathBuf::from(p);
+    }
+    let status =
+        std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args([
+                "build",
+                "--release",
+                "-p",
+                "kiln-runner",
+                "--target",
+                "x86_64-unknown-linux-gnu",
+            ])
+            .env("RUSTFLAGS", "-C target-feature=+crt-static")
+            .current_dir(manifest_dir())
+            .status()
+            .expect("cargo runs");
+    assert!(status.success(), "building the static runner failed");
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| manifest_dir().join("target"));
+    target.join("x86_64-unknown-linux-gnu/release/kiln-runner")
+}
