@@ -5,7 +5,8 @@
 //! that a re-run completes, Ctrl-C leaves no Job or pod. `--dry-run` needs nothing.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::batch::v1::Job;
@@ -16,13 +17,82 @@ fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn kiln(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_kiln"))
+/// Longest any one kiln command of these tests may take: a hang fails the test with what
+/// kiln printed, instead of holding CI until its own limit.
+const KILN_LIMIT: Duration = Duration::from_secs(600);
+
+/// A kiln started in the background; its output is read as it comes (a full pipe would
+/// stop it).
+struct Running {
+    child: Child,
+    stdout: Drained,
+    stderr: Drained,
+}
+
+/// A pipe read into a buffer by a thread of its own.
+type Drained = (Arc<Mutex<Vec<u8>>>, std::thread::JoinHandle<()>);
+
+fn drain(mut pipe: impl std::io::Read + Send + 'static) -> Drained {
+    let buf = Arc::new(Mutex::new(Vec::new()));
+    let sink = buf.clone();
+    let reader = std::thread::spawn(move || {
+        let mut chunk = [0u8; 4096];
+        while let Ok(n @ 1..) = pipe.read(&mut chunk) {
+            sink.lock().unwrap().extend_from_slice(&chunk[..n]);
+        }
+    });
+    (buf, reader)
+}
+
+fn spawn_kiln(args: &[&str], env: &[(&str, &str)]) -> Running {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kiln"))
         .args(args)
         .envs(env.iter().copied())
         .current_dir(repo())
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .unwrap();
+    Running {
+        stdout: drain(child.stdout.take().unwrap()),
+        stderr: drain(child.stderr.take().unwrap()),
+        child,
+    }
+}
+
+/// Waits for kiln at most KILN_LIMIT; past it, kills it and fails with its output.
+fn finish(mut run: Running) -> Output {
+    let deadline = Instant::now() + KILN_LIMIT;
+    let text = |b: &Drained| String::from_utf8_lossy(&b.0.lock().unwrap()).to_string();
+    let status = loop {
+        if let Some(status) = run.child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = run.child.kill();
+            let _ = run.child.wait();
+            panic!(
+                "kiln still ran after {}s; killed it. It printed:\n{}{}",
+                KILN_LIMIT.as_secs(),
+                text(&run.stdout),
+                text(&run.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let take = |(buf, reader): Drained| {
+        reader.join().unwrap();
+        std::mem::take(&mut *buf.lock().unwrap())
+    };
+    Output {
+        status,
+        stdout: take(run.stdout),
+        stderr: take(run.stderr),
+    }
+}
+
+fn kiln(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let out = finish(spawn_kiln(args, env));
     eprintln!(
         "$ kiln {}\n{}{}",
         args.join(" "),
@@ -443,18 +513,9 @@ fn killed_pod_is_an_infra_error_and_a_rerun_completes_it(c: &Cluster) {
         "count-lines",
     ];
     // Build and push first, so the pod is there to kill right after the Job is created.
-    let child = {
-        let mut cmd_line = Command::new(env!("CARGO_BIN_EXE_kiln"));
-        cmd_line
-            .args(args(&cmd, &tail))
-            .envs(env)
-            .current_dir(repo())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        cmd_line.spawn().unwrap()
-    };
+    let child = spawn_kiln(&args(&cmd, &tail), &env);
     let killed = kill_first_pod(&c.kubeconfig, &ns.name, Duration::from_secs(240));
-    let out = child.wait_with_output().unwrap();
+    let out = finish(child);
     eprintln!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -493,14 +554,7 @@ fn ctrl_c_leaves_no_job_or_pod(c: &Cluster) {
         "--parallelism",
         "1",
     ];
-    let child = Command::new(env!("CARGO_BIN_EXE_kiln"))
-        .args(args(&cmd, &tail))
-        .env("KUBECONFIG", &c.kubeconfig)
-        .current_dir(repo())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_kiln(&args(&cmd, &tail), &[("KUBECONFIG", &c.kubeconfig)]);
     // Interrupt once kiln's first pod exists.
     let deadline = Instant::now() + Duration::from_secs(240);
     while ns.objects().1 == 0 {
@@ -508,11 +562,11 @@ fn ctrl_c_leaves_no_job_or_pod(c: &Cluster) {
         std::thread::sleep(Duration::from_millis(100));
     }
     let status = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+        .args(["-INT", &child.child.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
-    let out = child.wait_with_output().unwrap();
+    let out = finish(child);
     let stderr = String::from_utf8_lossy(&out.stderr);
     eprintln!("{stderr}");
     assert_eq!(out.status.code(), Some(130), "{stderr}");

@@ -34,6 +34,12 @@ use crate::store::Store;
 /// (image pull, start, copying, the runner's own bookkeeping).
 const DEADLINE_MARGIN_SEC: u64 = 300;
 
+/// How long a pod may stay unable to start (its image cannot be pulled, its container
+/// cannot be created, no node takes it) before kiln gives its Job up. Kubernetes itself
+/// would retry until the pod's deadline, which is the task's timeouts: far too long to
+/// wait for something that will not fix itself.
+const STUCK_LIMIT: Duration = Duration::from_secs(60);
+
 /// One run of the matrix (benchmark × task × agent × repeat), its image built locally.
 #[derive(Debug, Clone)]
 pub struct Run {
@@ -508,6 +514,46 @@ fn pod_failure(pod: &Pod) -> String {
     }
 }
 
+/// Why a pod that has not finished cannot start, when it is for a reason retrying does
+/// not usually fix: a failing image pull, a container that cannot be created, or no node
+/// to schedule it on.
+fn stuck(pod: &Pod) -> Option<String> {
+    let status = pod.status.as_ref()?;
+    if matches!(status.phase.as_deref(), Some("Succeeded" | "Failed")) {
+        return None;
+    }
+    for cs in status.container_statuses.iter().flatten() {
+        let Some(w) = cs.state.as_ref().and_then(|s| s.waiting.as_ref()) else {
+            continue;
+        };
+        let reason = w.reason.as_deref().unwrap_or_default();
+        if matches!(
+            reason,
+            "ErrImagePull"
+                | "ImagePullBackOff"
+                | "InvalidImageName"
+                | "ErrImageNeverPull"
+                | "CreateContainerConfigError"
+                | "CreateContainerError"
+        ) {
+            return Some(match &w.message {
+                Some(m) => format!("{reason}: {m}"),
+                None => reason.to_string(),
+            });
+        }
+    }
+    status
+        .conditions
+        .iter()
+        .flatten()
+        .find(|c| {
+            c.type_ == "PodScheduled"
+                && c.status == "False"
+                && c.reason.as_deref() == Some("Unschedulable")
+        })
+        .map(|c| format!("Unschedulable: {}", c.message.as_deref().unwrap_or("")))
+}
+
 fn container_times(pod: &Pod) -> (Option<i32>, Option<f64>) {
     let term = pod
         .status
@@ -549,6 +595,8 @@ impl Session<'_> {
         // Parallelism each created, unfinished Job holds.
         let mut holding: BTreeMap<usize, i32> = BTreeMap::new();
         let mut finished_jobs: BTreeMap<usize, (String, String)> = BTreeMap::new();
+        // Pods that cannot start, and since when kiln has seen them so.
+        let mut stuck_since: BTreeMap<String, Instant> = BTreeMap::new();
         let mut last_progress = String::new();
         let mut interrupt = std::pin::pin!(tokio::signal::ctrl_c());
         loop {
@@ -602,7 +650,8 @@ impl Session<'_> {
             self.summary.timing.poll += t.elapsed();
             self.summary.timing.polls += 1;
 
-            let index_of = |name: &str| self.jobs.iter().position(|j| j.name == name);
+            let plans = self.jobs;
+            let index_of = |name: &str| plans.iter().position(|j| j.name == name);
             let (mut active, mut succeeded, mut failed) = (0, 0, 0);
             for job in &job_list.items {
                 let Some(i) = job.metadata.name.as_deref().and_then(index_of) else {
@@ -621,6 +670,41 @@ impl Session<'_> {
             let t = Instant::now();
             for pod in &pod_list.items {
                 self.collect_pod(&pods_api, pod).await?;
+            }
+            for pod in &pod_list.items {
+                let (Some(name), Some(why)) = (pod.metadata.name.clone(), stuck(pod)) else {
+                    continue;
+                };
+                let since = *stuck_since.entry(name.clone()).or_insert_with(Instant::now);
+                let job_name = pod
+                    .metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get("job-name"))
+                    .cloned()
+                    .unwrap_or_default();
+                let Some(i) = index_of(&job_name) else {
+                    continue;
+                };
+                if since.elapsed() < STUCK_LIMIT || finished_jobs.contains_key(&i) {
+                    continue;
+                }
+                eprintln!(
+                    "kubernetes: pod {name} could not start for {}s ({why}): giving Job {job_name} up",
+                    STUCK_LIMIT.as_secs()
+                );
+                jobs_api
+                    .delete(&job_name, &DeleteParams::background())
+                    .await
+                    .with_context(|| format!("deleting Job {job_name}"))?;
+                holding.remove(&i);
+                finished_jobs.insert(
+                    i,
+                    (
+                        "Failed".into(),
+                        format!("pod {name} could not start: {why}"),
+                    ),
+                );
             }
             self.summary.timing.collect += t.elapsed();
 
@@ -897,5 +981,53 @@ impl Session<'_> {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(status: serde_json::Value) -> Pod {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "p"},
+            "status": status,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn pods_that_cannot_start_are_told_from_slow_ones() {
+        let pull = pod(serde_json::json!({
+            "phase": "Pending",
+            "containerStatuses": [{
+                "name": "runner", "image": "r/x:1", "imageID": "", "ready": false,
+                "restartCount": 0,
+                "state": {"waiting": {"reason": "ImagePullBackOff", "message": "Back-off pulling image \"r/x:1\""}}
+            }]
+        }));
+        assert_eq!(
+            stuck(&pull).as_deref(),
+            Some("ImagePullBackOff: Back-off pulling image \"r/x:1\"")
+        );
+        let unschedulable = pod(serde_json::json!({
+            "phase": "Pending",
+            "conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                            "message": "0/1 nodes are available"}]
+        }));
+        assert_eq!(
+            stuck(&unschedulable).as_deref(),
+            Some("Unschedulable: 0/1 nodes are available")
+        );
+        // Still being created, or running: not stuck.
+        let creating = pod(serde_json::json!({
+            "phase": "Pending",
+            "containerStatuses": [{
+                "name": "runner", "image": "r/x:1", "imageID": "", "ready": false,
+                "restartCount": 0, "state": {"waiting": {"reason": "ContainerCreating"}}
+            }]
+        }));
+        assert_eq!(stuck(&creating), None);
+        assert_eq!(stuck(&pod(serde_json::json!({"phase": "Running"}))), None);
     }
 }
