@@ -246,3 +246,56 @@ fn record_through_a_second_gateway_round_trips_without_secrets() {
     assert_eq!(st, 200);
     rt.block_on(g.stop()).unwrap();
 }
+
+/// `kiln gateway replay --until-file F` (a pod's sidecar) stops by itself once F exists
+/// and prints its final counters as one JSON line on stdout.
+#[test]
+fn the_gateway_process_ends_when_told_by_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("f.jsonl");
+    fixture().write(&path).unwrap();
+    let done = dir.path().join("done");
+    let stats = dir.path().join("stats.json");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(["gateway", "replay"])
+        .arg(&path)
+        .args(["--listen", "127.0.0.1:0", "--stats"])
+        .arg(&stats)
+        .arg("--until-file")
+        .arg(&done)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !stats.is_file() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the gateway did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "it ended before the file appeared"
+    );
+    std::fs::write(&done, "").unwrap();
+    while child.try_wait().unwrap().is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the gateway did not stop"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let last = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .to_string();
+    let counters: Value = serde_json::from_str(&last).unwrap();
+    assert_eq!(counters["mode"], "replay", "{last}");
+    assert_eq!(counters["calls"], 0, "{last}");
+}

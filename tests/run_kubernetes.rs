@@ -303,6 +303,9 @@ fn kubernetes_end_to_end() {
     let t = Instant::now();
     ctrl_c_leaves_no_job_or_pod(&c);
     eprintln!("ctrl-c: {:.1}s", t.elapsed().as_secs_f64());
+    let t = Instant::now();
+    replay_runs_the_gateway_beside_the_agent(&c);
+    eprintln!("replay: {:.1}s", t.elapsed().as_secs_f64());
 }
 
 fn rt() -> tokio::runtime::Runtime {
@@ -572,4 +575,84 @@ fn ctrl_c_leaves_no_job_or_pod(c: &Cluster) {
     assert_eq!(out.status.code(), Some(130), "{stderr}");
     assert!(stderr.contains("interrupted"), "{stderr}");
     assert_eq!(ns.objects(), (0, 0), "Jobs and pods left behind");
+}
+
+/// A real agent (mini-swe-agent) replaying a recorded fixture: the gateway runs as a
+/// second container of the pod, the score equals the recorded one, and result.json's
+/// `model` section holds the gateway's counters, as in a local replay.
+fn replay_runs_the_gateway_beside_the_agent(c: &Cluster) {
+    // The agent installs from PyPI, reachable only with this machine's CA bundle, which
+    // only bake (build secrets) takes; the eval image is then built on the engine.
+    let out = kiln(
+        &[
+            "build",
+            "agent",
+            "mini-swe-agent",
+            "--backend",
+            "bake",
+            "--ca-bundle",
+            "/etc/ssl/certs/ca-certificates.crt",
+            "--quiet",
+        ],
+        &[],
+    );
+    assert!(out.status.success(), "building mini-swe-agent");
+    let ns = TestNamespace::new(&c.kubeconfig, "replay");
+    let results = tempfile::tempdir().unwrap();
+    let out_dir = results.path().to_string_lossy().to_string();
+    let env = [("KUBECONFIG", c.kubeconfig.as_str())];
+    let tail = on_k8s(c, &ns.name, &out_dir);
+    let fixture = "fixtures/replay/terminal-lite/count-lines/mini-swe-agent.jsonl";
+    let cmd = [
+        "run",
+        "terminal-lite",
+        "--task-id",
+        "count-lines",
+        "--agent",
+        "mini-swe-agent",
+        "--model",
+        "gpt-test",
+        "--replay",
+        fixture,
+    ];
+    let out = kiln(&args(&cmd, &tail), &env);
+    assert!(out.status.success());
+    let dir = results
+        .path()
+        .join("terminal-lite/count-lines/mini-swe-agent");
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("result.json")).unwrap()).unwrap();
+    assert_eq!(r["status"], "completed", "{r:#}");
+    assert_eq!(r["score"]["passed"], true, "{r:#}");
+    let model = &r["model"];
+    assert_eq!(model["mode"], "replay", "{r:#}");
+    assert_eq!(model["replay"]["score_equals_recorded"], true, "{r:#}");
+    assert_eq!(
+        model["replay"]["turns_served"], model["replay"]["turns_recorded"],
+        "{r:#}"
+    );
+    assert!(dir.join("gateway.log").is_file());
+    assert_eq!(ns.objects(), (0, 0), "Jobs and pods left behind");
+
+    // --record stays local, and says so.
+    let out = kiln(
+        &args(
+            &[
+                "run",
+                "terminal-lite",
+                "--agent",
+                "mini-swe-agent",
+                "--model",
+                "m",
+                "--record",
+                "/tmp/x.jsonl",
+                "--upstream",
+                "http://127.0.0.1:9",
+            ],
+            &tail,
+        ),
+        &env,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--record runs locally only"));
 }

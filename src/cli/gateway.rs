@@ -27,6 +27,9 @@ pub enum Command {
         /// Write the counters (JSON) to this file after every call.
         #[arg(long, value_name = "FILE")]
         stats: Option<PathBuf>,
+        /// Stop once this file exists (a sidecar ending with the container it serves).
+        #[arg(long, value_name = "FILE")]
+        until_file: Option<PathBuf>,
     },
     /// Forward model calls to an upstream API and write them to a fixture.
     Record {
@@ -46,6 +49,9 @@ pub enum Command {
         listen: SocketAddr,
         #[arg(long, value_name = "FILE")]
         stats: Option<PathBuf>,
+        /// Stop once this file exists (a sidecar ending with the container it serves).
+        #[arg(long, value_name = "FILE")]
+        until_file: Option<PathBuf>,
         /// Header fields of the fixture.
         #[arg(long, default_value = "")]
         benchmark: String,
@@ -83,6 +89,7 @@ fn env_value(flag: &str, name: &str) -> anyhow::Result<String> {
 }
 
 pub fn run(_repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
+    let until;
     let opts = match args.command {
         Command::ImportOtel {
             traces,
@@ -113,12 +120,16 @@ pub fn run(_repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
             listen,
             lenient,
             stats,
-        } => Options {
-            listen,
-            mode: Mode::Replay { fixture, lenient },
-            stats,
-            model: None,
-        },
+            until_file,
+        } => {
+            until = until_file;
+            Options {
+                listen,
+                mode: Mode::Replay { fixture, lenient },
+                stats,
+                model: None,
+            }
+        }
         Command::Record {
             upstream,
             output,
@@ -126,11 +137,13 @@ pub fn run(_repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
             redact_env,
             listen,
             stats,
+            until_file,
             benchmark,
             task,
             agent,
             model,
         } => {
+            until = until_file;
             let api_key = api_key_env
                 .as_deref()
                 .map(|n| env_value("--api-key-env", n))
@@ -159,6 +172,6 @@ pub fn run(_repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
             }
         }
     };
-    gateway::run_foreground(&opts)?;
+    gateway::run_foreground(&opts, until.as_deref())?;
     Ok(ExitCode::SUCCESS)
 }

@@ -214,7 +214,7 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
 }
 
 /// The run's model gateway, from --model, --replay/--lenient, --record/--upstream.
-fn model_spec(args: &Args) -> anyhow::Result<Option<ModelSpec>> {
+pub(super) fn model_spec(args: &Args) -> anyhow::Result<Option<ModelSpec>> {
     let mode = match (&args.replay, &args.record, &args.upstream) {
         (Some(fixture), _, _) => {
             if !fixture.is_file() {

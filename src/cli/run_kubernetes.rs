@@ -18,12 +18,12 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
             "--pass-env is not supported with --on kubernetes yet (API keys would need a Secret)",
         ));
     }
-    if args.replay.is_some() || args.record.is_some() {
+    if args.record.is_some() {
         return Err(Failure::usage(
-            "--replay and --record are not supported with --on kubernetes yet (the model gateway would run as a \
-             second container in the pod; see docs/kubernetes.md)",
+            "--record runs locally only: on a cluster the gateway could not write the fixture back (--replay works)",
         ));
     }
+    let gateway = super::run::model_spec(&args)?;
     if args.no_build {
         return Err(Failure::usage(
             "--no-build is not supported with --on kubernetes (kiln pushes the images it builds)",
@@ -58,7 +58,11 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
         tasks: args.tasks,
         repeat: args.repeat,
         model: args.model.clone(),
-        replay: None,
+        replay: args
+            .replay
+            .as_deref()
+            .map(crate::run::matrix::fixture_identity)
+            .transpose()?,
     };
     let progress = if args.quiet {
         crate::progress::Mode::Quiet
@@ -89,6 +93,7 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
         parallelism: args.parallelism,
         output: args.output,
         model: args.model,
+        gateway,
         agent_timeout: args.agent_timeout,
         dry_run: args.dry_run,
         poll: Duration::from_secs_f64(args.poll_interval),

@@ -23,7 +23,7 @@ pub mod sse;
 pub mod stats;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context as _;
@@ -166,8 +166,10 @@ pub async fn start(opts: &Options) -> anyhow::Result<Running> {
     Ok(Running { addr, stop, task })
 }
 
-/// `kiln gateway replay|record`: serves in the foreground until SIGINT or SIGTERM.
-pub fn run_foreground(opts: &Options) -> anyhow::Result<Stats> {
+/// `kiln gateway replay|record`: serves in the foreground until SIGINT or SIGTERM, or
+/// until the file `until` exists (how a sidecar ends with the container it serves).
+/// The final counters go to stdout as one JSON line.
+pub fn run_foreground(opts: &Options, until: Option<&Path>) -> anyhow::Result<Stats> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -177,12 +179,24 @@ pub fn run_foreground(opts: &Options) -> anyhow::Result<Stats> {
         let running = start(opts).await?;
         eprintln!("kiln gateway: listening on http://{}", running.addr);
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        let appeared = async {
+            match until {
+                Some(file) => {
+                    while !file.exists() {
+                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    }
+                }
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = term.recv() => {}
+            _ = appeared => {}
         }
         let stats = running.stop().await?;
         eprintln!("kiln gateway: {}", stats.summary());
+        println!("{}", serde_json::to_string(&stats)?);
         Ok(stats)
     })
 }

@@ -251,7 +251,8 @@ pub async fn execute(
                     spec.store
                 );
             }
-            for (k, v) in model::ModelNet::agent_env() {
+            let base = format!("http://{}:{}", model::GATEWAY_HOST, model::GATEWAY_PORT);
+            for (k, v) in model::ModelNet::agent_env(&base) {
                 passed.push(k.clone());
                 env.push((k, v));
             }

@@ -85,14 +85,14 @@ fn s(v: &str) -> String {
 }
 
 impl ModelNet {
-    /// The environment the agent gets: both APIs' base URLs, placeholder keys and the
-    /// model (given to the runner as `KILN_MODEL`, which the runner hands on as MODEL).
-    pub fn agent_env() -> Vec<(String, String)> {
-        let base = format!("http://{GATEWAY_HOST}:{GATEWAY_PORT}");
+    /// The environment the agent gets with the gateway at `base` (`http://HOST:PORT`):
+    /// both APIs' base URLs and placeholder keys (the model goes to the runner as
+    /// `KILN_MODEL`, which the runner hands on as MODEL).
+    pub fn agent_env(base: &str) -> Vec<(String, String)> {
         vec![
             (s("OPENAI_BASE_URL"), format!("{base}/v1")),
             (s("OPENAI_API_BASE"), format!("{base}/v1")),
-            (s("ANTHROPIC_BASE_URL"), base),
+            (s("ANTHROPIC_BASE_URL"), base.to_string()),
             (s("OPENAI_API_KEY"), s("kiln-gateway-placeholder")),
             (s("ANTHROPIC_API_KEY"), s("kiln-gateway-placeholder")),
         ]

@@ -10,5 +10,11 @@
 
 fn main() -> std::process::ExitCode {
     let argv: Vec<String> = std::env::args().skip(1).collect();
-    kiln_runner::cli::main(&argv)
+    let code = kiln_runner::cli::main(&argv);
+    // A sidecar in the same pod (kiln's model gateway on Kubernetes) ends when this
+    // file appears: a pod completes only once all its containers have exited.
+    if let Some(done) = std::env::var_os("KILN_DONE_FILE") {
+        let _ = std::fs::write(done, b"");
+    }
+    code
 }

@@ -2,15 +2,20 @@
 //! one Indexed Job per group of runs that share an image (a shared-env benchmark ×
 //! agent × model, or one task of a per-task benchmark), and for oracle groups one
 //! ConfigMap holding the reference solutions, mounted only into that Job's pods.
+//! With `--replay`, every pod also runs kiln's model gateway as a second container
+//! (the fixture comes in the same ConfigMap); the agent reaches it on the pod's
+//! loopback, and a NetworkPolicy denies the run's pods every other destination where
+//! the cluster's network enforces policies.
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
-    ConfigMap, ConfigMapVolumeSource, Container, EnvVar, KeyToPath, PodSpec, PodTemplateSpec,
-    Volume, VolumeMount,
+    ConfigMap, ConfigMapVolumeSource, Container, EmptyDirVolumeSource, EnvVar, ExecAction,
+    KeyToPath, Lifecycle, LifecycleHandler, PodSpec, PodTemplateSpec, Volume, VolumeMount,
 };
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::api::networking::v1::{NetworkPolicy, NetworkPolicySpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::ByteString;
 
 /// Label on everything kiln creates.
@@ -24,8 +29,26 @@ pub const TASK_LABEL: &str = "kiln.dev/task";
 pub const TABLE_ANNOTATION: &str = "kiln.dev/task-table";
 /// The pod annotation the Job controller sets to the pod's completion index.
 pub const INDEX_ANNOTATION: &str = "batch.kubernetes.io/job-completion-index";
-/// The runner's container: the only one in the pod.
+/// The runner's container.
 pub const CONTAINER: &str = "runner";
+/// The model gateway's container (`--replay` only).
+pub const GATEWAY_CONTAINER: &str = "gateway";
+/// Where the gateway listens: the pod's loopback, which only its containers share.
+pub const GATEWAY_ADDR: &str = "127.0.0.1:8080";
+/// The volume both containers share: the gateway's counters, and the file the runner
+/// writes when it is done (the gateway then exits, and the pod can complete).
+const SHARED_DIR: &str = "/kiln-gateway";
+const FIXTURE_KEY: &str = "fixture";
+const FIXTURE_PATH: &str = "/kiln-fixture/fixture.jsonl";
+
+/// The model gateway of a replaying Job.
+#[derive(Debug, Clone)]
+pub struct GatewayPlan {
+    /// The gateway image in the run registry (kiln's binary on debian:bookworm-slim).
+    pub image: String,
+    pub fixture: Vec<u8>,
+    pub lenient: bool,
+}
 
 /// One completion index of a Job: which task it runs, and which repeat of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,11 +87,13 @@ pub struct JobPlan {
     pub parallelism: i32,
     /// Oracle Jobs only.
     pub solutions: Vec<SolutionFile>,
+    pub gateway: Option<GatewayPlan>,
 }
 
 impl JobPlan {
+    /// The ConfigMap with the Job's solutions and replay fixture.
     pub fn config_map_name(&self) -> String {
-        format!("{}-solutions", self.name)
+        format!("{}-files", self.name)
     }
 
     /// The comma-separated task ids the runner picks from by completion index.
@@ -108,17 +133,21 @@ fn solution_key(i: usize) -> String {
     format!("file-{i}")
 }
 
-/// The ConfigMap with an oracle Job's solutions, or None for other agents.
+/// The ConfigMap with an oracle Job's solutions and a replaying Job's fixture, or None
+/// when the Job has neither.
 pub fn config_map(run_id: &str, namespace: &str, job: &JobPlan) -> Option<ConfigMap> {
-    if job.solutions.is_empty() {
+    if job.solutions.is_empty() && job.gateway.is_none() {
         return None;
     }
-    let data = job
+    let mut data: BTreeMap<String, ByteString> = job
         .solutions
         .iter()
         .enumerate()
         .map(|(i, f)| (solution_key(i), ByteString(f.bytes.clone())))
         .collect();
+    if let Some(g) = &job.gateway {
+        data.insert(FIXTURE_KEY.into(), ByteString(g.fixture.clone()));
+    }
     Some(ConfigMap {
         metadata: ObjectMeta {
             name: Some(job.config_map_name()),
@@ -147,44 +176,125 @@ pub fn job(run_id: &str, namespace: &str, job: &JobPlan) -> Job {
     if let Some(model) = &job.model {
         envs.push(env("KILN_MODEL", model));
     }
-    let (volumes, mounts) = if job.solutions.is_empty() {
-        (None, None)
+    let mut volumes = Vec::new();
+    let mut mounts = Vec::new();
+    let mut containers = Vec::new();
+    if job.solutions.is_empty() && job.gateway.is_none() {
+        // Nothing to mount.
     } else {
-        // One read-only subPath mount per file: the files appear as plain files (a whole
-        // ConfigMap volume would show symlinks into `..data`, which the runner copies as
-        // links), and only under /kiln/solutions.
-        let volume = Volume {
-            name: "solutions".into(),
+        let mut items: Vec<KeyToPath> = (0..job.solutions.len())
+            .map(|i| KeyToPath {
+                key: solution_key(i),
+                path: solution_key(i),
+                mode: None,
+            })
+            .collect();
+        if job.gateway.is_some() {
+            items.push(KeyToPath {
+                key: FIXTURE_KEY.into(),
+                path: FIXTURE_KEY.into(),
+                mode: None,
+            });
+        }
+        volumes.push(Volume {
+            name: "files".into(),
             config_map: Some(ConfigMapVolumeSource {
                 name: job.config_map_name(),
                 default_mode: Some(0o755),
-                items: Some(
-                    (0..job.solutions.len())
-                        .map(|i| KeyToPath {
-                            key: solution_key(i),
-                            path: solution_key(i),
-                            mode: None,
-                        })
-                        .collect(),
-                ),
+                items: Some(items),
                 optional: Some(false),
             }),
             ..Default::default()
+        });
+        // One read-only subPath mount per file: the files appear as plain files (a whole
+        // ConfigMap volume would show symlinks into `..data`, which the runner copies as
+        // links), and only under /kiln/solutions.
+        mounts.extend(job.solutions.iter().enumerate().map(|(i, f)| VolumeMount {
+            name: "files".into(),
+            mount_path: format!("{}/{}", super::super::container::SOLUTIONS_DIR, f.path),
+            sub_path: Some(solution_key(i)),
+            read_only: Some(true),
+            ..Default::default()
+        }));
+    }
+    if let Some(g) = &job.gateway {
+        volumes.push(Volume {
+            name: "gateway".into(),
+            empty_dir: Some(EmptyDirVolumeSource::default()),
+            ..Default::default()
+        });
+        let shared = VolumeMount {
+            name: "gateway".into(),
+            mount_path: SHARED_DIR.into(),
+            ..Default::default()
         };
-        let mounts = job
-            .solutions
-            .iter()
-            .enumerate()
-            .map(|(i, f)| VolumeMount {
-                name: "solutions".into(),
-                mount_path: format!("{}/{}", super::super::container::SOLUTIONS_DIR, f.path),
-                sub_path: Some(solution_key(i)),
-                read_only: Some(true),
+        mounts.push(shared.clone());
+        let base = format!("http://{GATEWAY_ADDR}");
+        let agent_env = super::super::model::ModelNet::agent_env(&base);
+        let names: Vec<&str> = agent_env.iter().map(|(k, _)| k.as_str()).collect();
+        envs.push(env("KILN_PASS_ENV", &names.join(",")));
+        envs.extend(agent_env.iter().map(|(k, v)| env(k, v)));
+        envs.push(env("KILN_DONE_FILE", &format!("{SHARED_DIR}/done")));
+        let stats = format!("{SHARED_DIR}/stats.json");
+        let mut command: Vec<String> = [
+            "/usr/local/bin/kiln",
+            "gateway",
+            "replay",
+            FIXTURE_PATH,
+            "--listen",
+            GATEWAY_ADDR,
+            "--stats",
+            &stats,
+            "--until-file",
+            &format!("{SHARED_DIR}/done"),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        if g.lenient {
+            command.push("--lenient".into());
+        }
+        // The kubelet starts a pod's containers in order and waits for a postStart hook
+        // before the next: the runner starts once the gateway has written its first
+        // counters, i.e. listens.
+        let listening = format!("until [ -s {stats} ]; do sleep 0.1; done");
+        containers.push(Container {
+            name: GATEWAY_CONTAINER.into(),
+            image: Some(g.image.clone()),
+            image_pull_policy: Some("IfNotPresent".into()),
+            command: Some(command),
+            volume_mounts: Some(vec![
+                shared,
+                VolumeMount {
+                    name: "files".into(),
+                    mount_path: FIXTURE_PATH.into(),
+                    sub_path: Some(FIXTURE_KEY.into()),
+                    read_only: Some(true),
+                    ..Default::default()
+                },
+            ]),
+            lifecycle: Some(Lifecycle {
+                post_start: Some(LifecycleHandler {
+                    exec: Some(ExecAction {
+                        command: Some(vec!["sh".into(), "-c".into(), listening]),
+                    }),
+                    ..Default::default()
+                }),
                 ..Default::default()
-            })
-            .collect();
-        (Some(vec![volume]), Some(mounts))
-    };
+            }),
+            ..Default::default()
+        });
+    }
+    containers.push(Container {
+        name: CONTAINER.into(),
+        image: Some(job.image.clone()),
+        // Tags are content digests: a present image is the right one.
+        image_pull_policy: Some("IfNotPresent".into()),
+        args: Some(args),
+        env: Some(envs),
+        volume_mounts: (!mounts.is_empty()).then_some(mounts),
+        ..Default::default()
+    });
     let table: Vec<serde_json::Value> = job
         .entries
         .iter()
@@ -219,17 +329,8 @@ pub fn job(run_id: &str, namespace: &str, job: &JobPlan) -> Job {
                     automount_service_account_token: Some(false),
                     enable_service_links: Some(false),
                     active_deadline_seconds: Some(job.deadline_sec),
-                    containers: vec![Container {
-                        name: CONTAINER.into(),
-                        image: Some(job.image.clone()),
-                        // Tags are content digests: a present image is the right one.
-                        image_pull_policy: Some("IfNotPresent".into()),
-                        args: Some(args),
-                        env: Some(envs),
-                        volume_mounts: mounts,
-                        ..Default::default()
-                    }],
-                    volumes,
+                    containers,
+                    volumes: (!volumes.is_empty()).then_some(volumes),
                     ..Default::default()
                 }),
             },
@@ -239,9 +340,42 @@ pub fn job(run_id: &str, namespace: &str, job: &JobPlan) -> Job {
     }
 }
 
+/// For a replaying run: its pods may send nothing anywhere (their gateway is on the
+/// pod's own loopback, which no policy touches). Enforced where the cluster's network
+/// plugin implements NetworkPolicy.
+pub fn network_policy(run_id: &str, namespace: &str) -> NetworkPolicy {
+    NetworkPolicy {
+        metadata: ObjectMeta {
+            name: Some(format!("kiln-{run_id}-no-egress")),
+            namespace: Some(namespace.to_string()),
+            labels: Some(BTreeMap::from([
+                (MANAGED_BY.0.to_string(), MANAGED_BY.1.to_string()),
+                (RUN_LABEL.to_string(), run_id.to_string()),
+            ])),
+            ..Default::default()
+        },
+        spec: Some(NetworkPolicySpec {
+            pod_selector: LabelSelector {
+                match_labels: Some(BTreeMap::from([(
+                    RUN_LABEL.to_string(),
+                    run_id.to_string(),
+                )])),
+                ..Default::default()
+            },
+            policy_types: Some(vec!["Egress".into()]),
+            egress: Some(vec![]),
+            ..Default::default()
+        }),
+    }
+}
+
 /// The YAML documents and kubectl commands a run amounts to (`--dry-run`).
 pub fn dry_run_text(run_id: &str, namespace: &str, jobs: &[JobPlan]) -> anyhow::Result<String> {
     let mut out = String::new();
+    if jobs.iter().any(|j| j.gateway.is_some()) {
+        out.push_str("---\n");
+        out.push_str(&serde_yaml::to_string(&network_policy(run_id, namespace))?);
+    }
     for j in jobs {
         if let Some(cm) = config_map(run_id, namespace, j) {
             out.push_str("---\n");
@@ -262,7 +396,7 @@ pub fn kubectl_commands(run_id: &str, namespace: &str) -> Vec<String> {
         format!(
             "kubectl logs -n {namespace} -l {sel} -c {CONTAINER} --prefix --tail=-1   # results between the KILN RESULT markers"
         ),
-        format!("kubectl delete jobs,configmaps -n {namespace} -l {sel} --cascade=foreground"),
+        format!("kubectl delete jobs,configmaps,networkpolicies -n {namespace} -l {sel} --cascade=foreground"),
     ]
 }
 
@@ -291,6 +425,7 @@ mod tests {
             agent_timeout: None,
             deadline_sec: 2400,
             parallelism: 5,
+            gateway: None,
             solutions: if agent == "oracle" {
                 vec![SolutionFile {
                     path: "churn-dashboard/solve.sh".into(),
@@ -369,5 +504,40 @@ mod tests {
         assert!(text.contains("kind: Job"));
         assert!(text.contains("completionMode: Indexed"));
         assert!(text.contains("automountServiceAccountToken: false"));
+    }
+
+    #[test]
+    fn a_replaying_pod_runs_the_gateway_first_on_its_loopback() {
+        let mut p = plan(true, "mini-swe-agent");
+        p.gateway = Some(GatewayPlan {
+            image: "r:1/kiln-gateway@sha256:ab".into(),
+            fixture: b"{}\n".to_vec(),
+            lenient: false,
+        });
+        let cm = config_map("abc123", "ns", &p).unwrap();
+        assert_eq!(cm.binary_data.unwrap()[FIXTURE_KEY].0, b"{}\n");
+        let pod = job("abc123", "ns", &p).spec.unwrap().template.spec.unwrap();
+        let names: Vec<&str> = pod.containers.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, [GATEWAY_CONTAINER, CONTAINER]);
+        let gateway = &pod.containers[0];
+        let command = gateway.command.as_ref().unwrap().join(" ");
+        assert!(
+            command.contains("gateway replay /kiln-fixture/fixture.jsonl --listen 127.0.0.1:8080")
+        );
+        assert!(command.contains("--until-file /kiln-gateway/done"));
+        assert!(gateway.lifecycle.as_ref().unwrap().post_start.is_some());
+        let env: BTreeMap<&str, &str> = pod.containers[1]
+            .env
+            .iter()
+            .flatten()
+            .map(|e| (e.name.as_str(), e.value.as_deref().unwrap_or("")))
+            .collect();
+        assert_eq!(env["OPENAI_BASE_URL"], "http://127.0.0.1:8080/v1");
+        assert_eq!(env["KILN_DONE_FILE"], "/kiln-gateway/done");
+        assert!(env["KILN_PASS_ENV"]
+            .split(',')
+            .any(|n| n == "ANTHROPIC_BASE_URL"));
+        let text = dry_run_text("abc123", "ns", &[p]).unwrap();
+        assert!(text.contains("kind: NetworkPolicy"));
     }
 }

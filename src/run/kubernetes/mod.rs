@@ -11,6 +11,7 @@
 //!   reads each finished pod's log once, then deletes what it created.
 
 pub mod collect;
+pub mod gateway;
 pub mod manifest;
 pub mod push;
 
@@ -21,13 +22,16 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{Api, DeleteParams, ListParams, LogParams, PostParams};
 
 pub use collect::TaskInfo;
-use manifest::{Entry, JobPlan, SolutionFile};
+use manifest::{Entry, GatewayPlan, JobPlan, SolutionFile};
 
 use super::matrix::{self, Existing, MadeFrom, Selection};
+use super::model::{ModelMode, ModelSpec};
 use crate::fleet::{Env, Fleet};
+use crate::registry::{Client, Registry};
 use crate::store::Store;
 
 /// Seconds added to a task's summed timeouts for the pod's `activeDeadlineSeconds`
@@ -48,8 +52,9 @@ pub struct Run {
     pub agent: String,
     pub repeat: u32,
     pub shared_env: bool,
-    /// The eval image in Docker's store.
+    /// The eval image, in `store`.
     pub local_image: String,
+    pub store: Store,
     /// The task's `solution/` directory: oracle runs only.
     pub solution: Option<PathBuf>,
     pub info: TaskInfo,
@@ -68,6 +73,8 @@ pub struct Options {
     pub parallelism: u32,
     pub output: PathBuf,
     pub model: Option<String>,
+    /// `--replay`: each pod runs kiln's model gateway beside the runner.
+    pub gateway: Option<ModelSpec>,
     pub agent_timeout: Option<u64>,
     /// Print manifests and kubectl commands; contact nothing.
     pub dry_run: bool,
@@ -144,6 +151,7 @@ pub fn plan_jobs(
     run_id: &str,
     runs: &[Run],
     images: &BTreeMap<String, String>,
+    gateway: Option<&GatewayPlan>,
     opts: &Options,
 ) -> anyhow::Result<Vec<JobPlan>> {
     let mut groups: BTreeMap<(String, String, String), Vec<&Run>> = BTreeMap::new();
@@ -170,10 +178,11 @@ pub fn plan_jobs(
                 }
             }
         }
-        let size: usize = solutions.iter().map(|f| f.bytes.len()).sum();
+        let size: usize = solutions.iter().map(|f| f.bytes.len()).sum::<usize>()
+            + gateway.map_or(0, |g| g.fixture.len());
         if size > 900 * 1024 {
             bail!(
-                "the solutions of {benchmark} × {agent} hold {size} bytes: more than a ConfigMap (1 MiB) takes"
+                "the solutions and replay fixture of {benchmark} × {agent} hold {size} bytes: more than a ConfigMap (1 MiB) takes"
             );
         }
         let longest = members
@@ -202,6 +211,7 @@ pub fn plan_jobs(
             deadline_sec: (longest + DEADLINE_MARGIN_SEC) as i64,
             parallelism: opts.parallelism as i32,
             solutions,
+            gateway: gateway.cloned(),
         });
     }
     Ok(jobs)
@@ -239,13 +249,7 @@ pub fn run(
             .enable_all()
             .build()?;
         let built = super::local::build(repo, &fleet, &plan, local, &runtime)?;
-        let mut digests = BTreeMap::new();
-        for (image, (store, digest)) in built {
-            if store != Store::Docker {
-                bail!("{image} is in {store}'s store; --on kubernetes pushes from Docker's (build with --backend engine or bake)");
-            }
-            digests.insert(image, digest);
-        }
+        let digests: BTreeMap<String, (Store, String)> = built.into_iter().collect();
         for note in matrix::adopt_flat_results(&opts.output, &plan.runs)? {
             eprintln!("note: {note}");
         }
@@ -266,6 +270,9 @@ pub fn run(
                 repeat: r.repeat,
                 shared_env,
                 local_image: r.image.clone(),
+                store: digests
+                    .get(&r.image)
+                    .map_or(Store::Docker, |(store, _)| *store),
                 // Only oracle runs: the map holds every task some oracle run has.
                 solution: (r.agent == super::ORACLE)
                     .then(|| {
@@ -276,7 +283,7 @@ pub fn run(
                     .flatten(),
                 info: infos[&(r.benchmark.clone(), r.task.clone())].clone(),
                 dir: matrix::result_dir(&opts.output, r),
-                made_from: digests.get(&r.image).map(|d| r.made_from(d)),
+                made_from: digests.get(&r.image).map(|(_, d)| r.made_from(d)),
             }
         })
         .collect();
@@ -311,6 +318,24 @@ pub fn run(
     } else {
         1
     })
+}
+
+/// The gateway of every pod of a replaying run, its image at `image`.
+fn gateway_plan(opts: &Options, image: &str) -> anyhow::Result<Option<GatewayPlan>> {
+    let Some(spec) = &opts.gateway else {
+        return Ok(None);
+    };
+    let ModelMode::Replay { fixture, lenient } = &spec.mode else {
+        bail!(
+            "--record runs locally only: on a cluster the gateway could not write the fixture back"
+        );
+    };
+    Ok(Some(GatewayPlan {
+        image: image.to_string(),
+        fixture: std::fs::read(fixture)
+            .with_context(|| format!("reading {}", fixture.display()))?,
+        lenient: *lenient,
+    }))
 }
 
 /// Runs `runs` on the cluster (or prints what it would do) and writes their results.
@@ -350,16 +375,28 @@ pub fn execute(runs: Vec<Run>, opts: &Options) -> anyhow::Result<Summary> {
         .enable_all()
         .build()?;
 
-    let locals: BTreeSet<String> = todo.iter().map(|r| r.local_image.clone()).collect();
+    // Each image once, with its store and the input digest it was built with.
+    let locals: BTreeMap<String, (Store, String)> = todo
+        .iter()
+        .map(|r| {
+            let built = r
+                .made_from
+                .as_ref()
+                .map(|m| m.inputs_digest.clone())
+                .unwrap_or_default();
+            (r.local_image.clone(), (r.store, built))
+        })
+        .collect();
     let mut images = BTreeMap::new();
     if opts.dry_run {
-        for l in &locals {
+        for l in locals.keys() {
             images.insert(
                 l.clone(),
                 push::registry_ref(&opts.registry, l, "<inputs-digest>"),
             );
         }
-        let jobs = plan_jobs(&run_id, &todo, &images, opts)?;
+        let gateway = gateway_plan(opts, "<gateway image>")?;
+        let jobs = plan_jobs(&run_id, &todo, &images, gateway.as_ref(), opts)?;
         println!(
             "# kiln run --on kubernetes (dry run): {} run(s) in {} Job(s), namespace {}; \
                   image tags are the images' input digests once built",
@@ -367,8 +404,14 @@ pub fn execute(runs: Vec<Run>, opts: &Options) -> anyhow::Result<Summary> {
             jobs.len(),
             opts.namespace
         );
-        for l in &locals {
+        for l in locals.keys() {
             println!("# docker tag {l} {0} && docker push {0}", images[l]);
+        }
+        if gateway.is_some() {
+            println!(
+                "# the gateway image: kiln's binary on {}, built once per kiln binary and pushed like the above",
+                super::model::GATEWAY_IMAGE
+            );
         }
         print!(
             "{}",
@@ -382,19 +425,48 @@ pub fn execute(runs: Vec<Run>, opts: &Options) -> anyhow::Result<Summary> {
     }
 
     let t = Instant::now();
+    let registry = Registry::parse(&opts.registry)?;
+    let client = Client::new(&registry)?;
+    let mut locals = locals;
+    let gateway_local = match &opts.gateway {
+        Some(_) => {
+            let base = std::env::var("KILN_GATEWAY_IMAGE")
+                .unwrap_or_else(|_| super::model::GATEWAY_IMAGE.into());
+            let (local, inputs) = gateway::ensure_image(&base)?;
+            locals.insert(local.clone(), (Store::Docker, inputs));
+            Some(local)
+        }
+        None => None,
+    };
     rt.block_on(async {
-        for l in &locals {
-            let digest = push::inputs_digest(l).await?;
-            let remote = push::registry_ref(&opts.registry, l, &digest);
-            eprintln!("kubernetes: pushing {remote}");
-            push::push(l, &remote).await?;
-            images.insert(l.clone(), remote);
+        for (local, (store, built)) in &locals {
+            let p = push::publish(&client, &opts.registry, *store, local, built).await?;
+            eprintln!(
+                "kubernetes: {} {} ({})",
+                if p.pushed {
+                    "pushed"
+                } else {
+                    "already in the registry:"
+                },
+                p.reference,
+                p.digest
+            );
+            // Pods pull by digest: what runs is what was verified.
+            let name = p
+                .reference
+                .rsplit_once(':')
+                .map_or(p.reference.as_str(), |(n, _)| n);
+            images.insert(local.clone(), format!("{name}@{}", p.digest));
         }
         anyhow::Ok(())
     })?;
     summary.timing.push = t.elapsed();
 
-    let jobs = plan_jobs(&run_id, &todo, &images, opts)?;
+    let gateway = match &gateway_local {
+        Some(local) => gateway_plan(opts, &images[local])?,
+        None => None,
+    };
+    let jobs = plan_jobs(&run_id, &todo, &images, gateway.as_ref(), opts)?;
     let by_key: BTreeMap<RunKey, &Run> = todo
         .iter()
         .map(|r| {
@@ -583,6 +655,16 @@ impl Session<'_> {
         let jobs_api: Api<Job> = Api::namespaced(client.clone(), ns);
         let pods_api: Api<Pod> = Api::namespaced(client.clone(), ns);
         let cms_api: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
+        let policies: Api<NetworkPolicy> = Api::namespaced(client.clone(), ns);
+        if self.jobs.iter().any(|j| j.gateway.is_some()) {
+            policies
+                .create(
+                    &PostParams::default(),
+                    &manifest::network_policy(&self.run_id, ns),
+                )
+                .await
+                .with_context(|| format!("creating a NetworkPolicy in namespace {ns}"))?;
+        }
         let total: usize = self.jobs.iter().map(|j| j.entries.len()).sum();
         eprintln!(
             "kubernetes: run {} — {total} run(s) in {} Job(s) in namespace {ns}, at most {} pod(s) at a time",
@@ -634,7 +716,7 @@ impl Session<'_> {
                 _ = tokio::time::sleep(self.opts.poll) => {}
                 _ = &mut interrupt => {
                     self.summary.interrupted = true;
-                    return self.interrupted(&jobs_api, &pods_api, &cms_api).await;
+                    return self.interrupted(&jobs_api, &pods_api, &cms_api, &policies).await;
                 }
             }
 
@@ -745,7 +827,7 @@ impl Session<'_> {
             }
         }
         let t = Instant::now();
-        self.cleanup(&jobs_api, &cms_api).await?;
+        self.cleanup(&jobs_api, &cms_api, &policies).await?;
         self.summary.timing.cleanup = t.elapsed();
         Ok(())
     }
@@ -793,7 +875,7 @@ impl Session<'_> {
             Some(r) => format!("pod {name} failed: {r}"),
             None => format!("pod {name} succeeded but its log holds no result"),
         };
-        self.write_result(
+        let (dir, score) = self.write_result(
             i,
             index,
             &entry,
@@ -802,7 +884,47 @@ impl Session<'_> {
             &phase,
             reason.as_deref(),
             &fallback_reason,
-        )
+        )?;
+        if let (Some(_), Some(spec)) = (&self.jobs[i].gateway, &self.opts.gateway) {
+            self.gateway_counters(pods_api, &name, spec, &dir, score)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Keeps the gateway container's log beside the result and puts its final counters
+    /// (its last stdout line) into result.json's `model` section, as a local run does.
+    async fn gateway_counters(
+        &self,
+        pods_api: &Api<Pod>,
+        pod: &str,
+        spec: &ModelSpec,
+        dir: &Path,
+        score: Option<f64>,
+    ) -> anyhow::Result<()> {
+        let log = pods_api
+            .logs(
+                pod,
+                &LogParams {
+                    container: Some(manifest::GATEWAY_CONTAINER.into()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap_or_default();
+        std::fs::write(dir.join("gateway.log"), &log)
+            .with_context(|| format!("writing {}", dir.join("gateway.log").display()))?;
+        let stats = log
+            .lines()
+            .rev()
+            .find_map(|l| serde_json::from_str::<crate::gateway::stats::Stats>(l).ok());
+        let result = dir.join("result.json");
+        match stats {
+            Some(stats) if result.is_file() => {
+                super::model::write_section(&result, super::model::section(spec, &stats, score))
+            }
+            _ => Ok(()),
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -816,7 +938,7 @@ impl Session<'_> {
         phase: &str,
         reason: Option<&str>,
         fallback_reason: &str,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<(PathBuf, Option<f64>)> {
         let job = &self.jobs[i];
         let run = self.runs[&(
             job.benchmark.clone(),
@@ -909,11 +1031,17 @@ impl Session<'_> {
                 dir.join("result.json").display()
             );
         }
-        Ok(())
+        let score = (result.status != "infra_error").then_some(result.score.value);
+        Ok((dir, score))
     }
 
     /// Deletes the run's Jobs (their pods with them) and ConfigMaps.
-    async fn cleanup(&self, jobs_api: &Api<Job>, cms_api: &Api<ConfigMap>) -> anyhow::Result<()> {
+    async fn cleanup(
+        &self,
+        jobs_api: &Api<Job>,
+        cms_api: &Api<ConfigMap>,
+        policies: &Api<NetworkPolicy>,
+    ) -> anyhow::Result<()> {
         jobs_api
             .delete_collection(&DeleteParams::background(), &selector(&self.run_id))
             .await
@@ -922,6 +1050,10 @@ impl Session<'_> {
             .delete_collection(&DeleteParams::background(), &selector(&self.run_id))
             .await
             .context("deleting kiln's ConfigMaps")?;
+        policies
+            .delete_collection(&DeleteParams::background(), &selector(&self.run_id))
+            .await
+            .context("deleting kiln's NetworkPolicy")?;
         Ok(())
     }
 
@@ -932,10 +1064,11 @@ impl Session<'_> {
         jobs_api: &Api<Job>,
         pods_api: &Api<Pod>,
         cms_api: &Api<ConfigMap>,
+        policies: &Api<NetworkPolicy>,
     ) -> anyhow::Result<()> {
         let ns = &self.opts.namespace;
         let how = format!(
-            "kubectl delete jobs,configmaps -n {ns} -l {}={} --cascade=foreground",
+            "kubectl delete jobs,configmaps,networkpolicies -n {ns} -l {}={} --cascade=foreground",
             manifest::RUN_LABEL,
             self.run_id
         );
@@ -952,6 +1085,10 @@ impl Session<'_> {
                 .delete_collection(&DeleteParams::background(), &selector(&self.run_id))
                 .await
                 .context("deleting kiln's ConfigMaps")?;
+            policies
+                .delete_collection(&DeleteParams::background(), &selector(&self.run_id))
+                .await
+                .context("deleting kiln's NetworkPolicy")?;
             // Pods of a deleted Job get no grace from kiln: they are removed as the
             // kubelet stops them.
             pods_api

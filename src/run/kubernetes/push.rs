@@ -1,11 +1,13 @@
 //! Getting eval images to the run registry, tagged by content: the tag is the image's
 //! input digest (label `kiln.inputs.digest`), so a run never collides with a released
 //! tag, two different builds never share a tag, and a re-run finds its images there.
+//! Pushing and checking the result is the release pipeline's code
+//! (`registry::push_and_verify`); the release gates are not applied here.
 
-use anyhow::{bail, Context as _};
-use bollard::query_parameters::{PushImageOptions, TagImageOptions};
-use futures_util::StreamExt as _;
+use anyhow::{anyhow, bail};
 
+use crate::labels;
+use crate::registry::{self, Client, Published, PushRequest, Reference};
 use crate::store::{self, Store};
 
 /// `<registry>/<repository without kiln's registry host>:inputs-<hex>`.
@@ -24,56 +26,48 @@ pub fn registry_ref(registry: &str, local: &str, inputs_digest: &str) -> String 
     format!("{}/{path}:inputs-{hex}", registry.trim_end_matches('/'))
 }
 
-/// The input digest of a local image in Docker's store.
-pub async fn inputs_digest(local: &str) -> anyhow::Result<String> {
-    let info = store::inspect(Store::Docker, local)
+/// Puts the image `local` of `store` into the run registry under its content tag,
+/// unless the registry already holds that very image there. `built` is the input
+/// digest the build produced: the image is pushed by its id, so a build of another
+/// kiln between this run's build and its push cannot change what is pushed.
+pub async fn publish(
+    client: &Client,
+    registry: &str,
+    store: Store,
+    local: &str,
+    built: &str,
+) -> anyhow::Result<Published> {
+    let info = store::inspect(store, local)
         .await?
-        .ok_or_else(|| anyhow::anyhow!("{local} is not in Docker's image store"))?;
-    info.labels
-        .get(crate::labels::INPUTS_DIGEST)
-        .cloned()
-        .ok_or_else(|| {
-            anyhow::anyhow!(
-                "{local} has no {} label: build it with kiln",
-                crate::labels::INPUTS_DIGEST
-            )
-        })
-}
-
-/// Tags `local` as `remote` and pushes it from Docker's store. Layers the registry
-/// already holds are not sent again.
-pub async fn push(local: &str, remote: &str) -> anyhow::Result<()> {
-    let docker = bollard::Docker::connect_with_local_defaults()
-        .context("connecting to the Docker Engine")?;
-    let (repo, tag) = remote.rsplit_once(':').expect("registry_ref has a tag");
-    docker
-        .tag_image(
-            local,
-            Some(TagImageOptions {
-                repo: Some(repo.to_string()),
-                tag: Some(tag.to_string()),
-            }),
+        .ok_or_else(|| anyhow!("{local} is not in {store}'s image store"))?;
+    let inputs = info.labels.get(labels::INPUTS_DIGEST).ok_or_else(|| {
+        anyhow!(
+            "{local} has no {} label: build it with kiln",
+            labels::INPUTS_DIGEST
         )
-        .await
-        .with_context(|| format!("tagging {local} as {remote}"))?;
-    let mut stream = docker.push_image(
-        repo,
-        Some(PushImageOptions {
-            tag: Some(tag.to_string()),
-            platform: None,
-        }),
-        None,
-    );
-    while let Some(item) = stream.next().await {
-        let info = item.with_context(|| format!("pushing {remote}"))?;
-        if let Some(err) = info.error_detail {
-            bail!(
-                "pushing {remote}: {}",
-                err.message.unwrap_or_else(|| "unknown error".into())
-            );
+    })?;
+    if inputs != built {
+        bail!("{local} changed since this run built it (inputs {inputs}, built {built}): another build replaced it; run again");
+    }
+    let target = Reference::parse(&registry_ref(registry, local, inputs))?;
+    if let Some(m) = client.manifest(&target.repository, &target.tag).await? {
+        if m.config.digest == info.id {
+            return Ok(Published {
+                reference: target.to_string(),
+                size: m.config.size + m.layers.iter().map(|l| l.size).sum::<u64>(),
+                digest: m.digest,
+                config_digest: m.config.digest,
+                pushed: false,
+            });
         }
     }
-    Ok(())
+    let req = PushRequest {
+        source: info.id.clone(),
+        store,
+        target,
+        required_labels: registry::push::required_labels(&info.labels),
+    };
+    registry::push_and_verify(client, &req).await
 }
 
 #[cfg(test)]
