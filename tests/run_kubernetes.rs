@@ -346,6 +346,19 @@ impl TestNamespace {
         }
     }
 
+    /// kiln's Jobs and pods in the namespace once they are gone, or after 60 s: deleted
+    /// objects take a moment to disappear (background deletion, the kubelet's stop).
+    fn objects_left(&self) -> (usize, usize) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let n = self.objects();
+            if n == (0, 0) || Instant::now() > deadline {
+                return n;
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+
     fn objects(&self) -> (usize, usize) {
         rt().block_on(async {
             let c = client(&self.kubeconfig).await;
@@ -441,7 +454,7 @@ fn matrix_on_kubernetes_scores_like_local_runs(c: &Cluster) {
         .filter(|l| l.contains(" × ") && l.contains(" → "))
         .count();
     assert_eq!(lines, 10, "one line per run");
-    assert_eq!(ns.objects(), (0, 0), "kiln deleted its Jobs and pods");
+    assert_eq!(ns.objects_left(), (0, 0), "kiln deleted its Jobs and pods");
     // A re-run finds every result complete and current, and runs nothing.
     let out = kiln(&args(&matrix, &tail), &env);
     assert!(out.status.success());
@@ -534,7 +547,7 @@ fn killed_pod_is_an_infra_error_and_a_rerun_completes_it(c: &Cluster) {
     assert_eq!(r["status"], "infra_error");
     let why = r["errors"][0]["message"].as_str().unwrap();
     assert!(why.contains("Job kiln-") || why.contains(&killed), "{why}");
-    assert_eq!(ns.objects(), (0, 0));
+    assert_eq!(ns.objects_left(), (0, 0));
 
     let out = kiln(&args(&cmd, &tail), &env);
     assert!(out.status.success());
@@ -574,7 +587,7 @@ fn ctrl_c_leaves_no_job_or_pod(c: &Cluster) {
     eprintln!("{stderr}");
     assert_eq!(out.status.code(), Some(130), "{stderr}");
     assert!(stderr.contains("interrupted"), "{stderr}");
-    assert_eq!(ns.objects(), (0, 0), "Jobs and pods left behind");
+    assert_eq!(ns.objects_left(), (0, 0), "Jobs and pods left behind");
 }
 
 /// A real agent (mini-swe-agent) replaying a recorded fixture: the gateway runs as a
@@ -632,7 +645,7 @@ fn replay_runs_the_gateway_beside_the_agent(c: &Cluster) {
         "{r:#}"
     );
     assert!(dir.join("gateway.log").is_file());
-    assert_eq!(ns.objects(), (0, 0), "Jobs and pods left behind");
+    assert_eq!(ns.objects_left(), (0, 0), "Jobs and pods left behind");
 
     // --record stays local, and says so.
     let out = kiln(

@@ -23,7 +23,7 @@ use anyhow::{bail, Context as _};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
-use kube::api::{Api, DeleteParams, ListParams, LogParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, LogParams, Patch, PatchParams, PostParams};
 
 pub use collect::TaskInfo;
 use manifest::{Entry, GatewayPlan, JobPlan, SolutionFile};
@@ -37,6 +37,9 @@ use crate::store::Store;
 /// Seconds added to a task's summed timeouts for the pod's `activeDeadlineSeconds`
 /// (image pull, start, copying, the runner's own bookkeeping).
 const DEADLINE_MARGIN_SEC: u64 = 300;
+
+/// How long Ctrl-C waits for the run's Jobs and pods to go.
+const CLEANUP_LIMIT: Duration = Duration::from_secs(90);
 
 /// How long a pod may stay unable to start (its image cannot be pulled, its container
 /// cannot be created, no node takes it) before kiln gives its Job up. Kubernetes itself
@@ -1098,11 +1101,37 @@ impl Session<'_> {
                 )
                 .await
                 .context("deleting kiln's pods")?;
+            let deadline = Instant::now() + CLEANUP_LIMIT;
             loop {
                 let pods = pods_api.list(&selector(&self.run_id)).await?;
                 let jobs = jobs_api.list(&selector(&self.run_id)).await?;
                 if pods.items.is_empty() && jobs.items.is_empty() {
                     break;
+                }
+                if Instant::now() > deadline {
+                    bail!(
+                        "{} Job(s) and {} pod(s) still there after {} s",
+                        jobs.items.len(),
+                        pods.items.len(),
+                        CLEANUP_LIMIT.as_secs()
+                    );
+                }
+                // A pod whose Job is gone keeps the Job controller's tracking finalizer
+                // when the controller missed it; nothing else will remove it.
+                if jobs.items.is_empty() {
+                    for pod in &pods.items {
+                        let (Some(name), Some(f)) =
+                            (&pod.metadata.name, &pod.metadata.finalizers)
+                        else {
+                            continue;
+                        };
+                        if pod.metadata.deletion_timestamp.is_some() && !f.is_empty() {
+                            let patch = serde_json::json!({"metadata": {"finalizers": null}});
+                            let _ = pods_api
+                                .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+                                .await;
+                        }
+                    }
                 }
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
