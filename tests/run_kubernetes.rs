@@ -9,6 +9,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+mod fleet_support;
+
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
@@ -44,8 +46,15 @@ fn drain(mut pipe: impl std::io::Read + Send + 'static) -> Drained {
     (buf, reader)
 }
 
+/// The static runner the eval images of the cluster part get (built once).
+static RUNNER: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
 fn spawn_kiln(args: &[&str], env: &[(&str, &str)]) -> Running {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kiln"))
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kiln"));
+    if let Some(runner) = RUNNER.get() {
+        cmd.env("KILN_RUNNER", runner);
+    }
+    let mut child = cmd
         .args(args)
         .envs(env.iter().copied())
         .current_dir(repo())
@@ -289,6 +298,7 @@ fn kubernetes_end_to_end() {
     if !gate() {
         return;
     }
+    RUNNER.get_or_init(fleet_support::static_runner);
     let (_registry, addr) = start_registry();
     let c = Cluster {
         kubeconfig: cluster_up(),
@@ -605,7 +615,8 @@ fn replay_runs_the_gateway_beside_the_agent(c: &Cluster) {
             "bake",
             "--ca-bundle",
             "/etc/ssl/certs/ca-certificates.crt",
-            "--quiet",
+            "--progress",
+            "plain",
         ],
         &[],
     );

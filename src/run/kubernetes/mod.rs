@@ -1120,8 +1120,7 @@ impl Session<'_> {
                 // when the controller missed it; nothing else will remove it.
                 if jobs.items.is_empty() {
                     for pod in &pods.items {
-                        let (Some(name), Some(f)) =
-                            (&pod.metadata.name, &pod.metadata.finalizers)
+                        let (Some(name), Some(f)) = (&pod.metadata.name, &pod.metadata.finalizers)
                         else {
                             continue;
                         };
