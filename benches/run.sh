@@ -83,24 +83,31 @@ if want run; then
     grep -o 'kiln.local/evals/[^ ]*' | tail -1)
   image=${image:-kiln.local/evals/$bench-$task--oracle:dev}
   out=$work/results
-  # RULES.md's by-hand equivalent of an oracle run: create, copy the solution, start, remove.
+  # RULES.md's by-hand equivalent of an oracle run: create, copy the solution in
+  # (`docker cp solutions C:/kiln/`), start attached, copy /output out (kiln keeps it),
+  # remove. Any failing step fails the command, so hyperfine cannot time a short cut.
+  rm -rf "$work/solutions" && mkdir -p "$work/solutions"
+  cp -r "$repo/benchmarks/$bench/tasks/$task/solution" "$work/solutions/$task"
   cat >"$work/by-hand.sh" <<SH
-c=\$(docker create $image) &&
-docker cp $repo/benchmarks/$bench/tasks/$task/solution \$c:/kiln/solutions/$task &&
-docker start -a \$c >/dev/null; docker rm -f \$c >/dev/null
+set -e
+c=\$(docker create $image)
+docker cp $work/solutions \$c:/kiln/
+docker start -a \$c >/dev/null
+docker cp \$c:/output - >/dev/null
+docker rm -f \$c >/dev/null
 SH
   row '`kiln run --no-build`, terminal-lite/count-lines × oracle, built' 'at most 1.15×' -- \
     --warmup 1 --runs "${RUN_RUNS:-10}" \
-    "cd $repo && $kiln run $bench --agent oracle --task-id $task --no-build --output $out >/dev/null" \
+    "cd $repo && $kiln run $bench --agent oracle --task-id $task --no-build --force --output $out >/dev/null" \
     "bash $work/by-hand.sh"
   row '… anchor 2: `docker run` of the same image' 'informative' -- \
     --warmup 1 --runs "${RUN_RUNS:-10}" \
-    "cd $repo && $kiln run $bench --agent oracle --task-id $task --no-build --output $out >/dev/null" \
+    "cd $repo && $kiln run $bench --agent oracle --task-id $task --no-build --force --output $out >/dev/null" \
     "docker run --rm $image >/dev/null"
   row '`kiln run` with its up-to-date check, vs `--no-build`' 'at most 100 ms more' -- \
     --warmup 1 --runs "${RUN_RUNS:-10}" \
-    "cd $repo && $kiln run $bench --agent oracle --task-id $task --output $out >/dev/null" \
-    "cd $repo && $kiln run $bench --agent oracle --task-id $task --no-build --output $out >/dev/null"
+    "cd $repo && $kiln run $bench --agent oracle --task-id $task --force --output $out >/dev/null" \
+    "cd $repo && $kiln run $bench --agent oracle --task-id $task --no-build --force --output $out >/dev/null"
 fi
 
 if want podman; then
