@@ -119,31 +119,39 @@ pub struct BuildInfoOverrides {
 }
 
 impl BuildInfo {
-    /// Reads git (three cheap `git` commands at most) for whatever the overrides leave open.
-    /// Outside a git checkout the unknown parts are `unknown` and created is the epoch.
+    /// Reads git (three cheap `git` commands at most, run at once) for whatever the
+    /// overrides leave open. Outside a git checkout the unknown parts are `unknown` and
+    /// created is the epoch.
     pub fn from_git(repo: &Path, o: &BuildInfoOverrides) -> anyhow::Result<BuildInfo> {
-        let git = |args: &[&str]| -> Option<String> {
-            let out = duct::cmd("git", args)
-                .dir(repo)
-                .stdout_capture()
-                .stderr_null()
-                .unchecked()
-                .run()
-                .ok()?;
+        let start = |wanted: bool, args: &[&str]| {
+            wanted
+                .then(|| {
+                    duct::cmd("git", args)
+                        .dir(repo)
+                        .stdout_capture()
+                        .stderr_null()
+                        .unchecked()
+                        .start()
+                        .ok()
+                })
+                .flatten()
+        };
+        let finish = |h: Option<duct::Handle>| -> Option<String> {
+            let out = h?.into_output().ok()?;
             let s = String::from_utf8(out.stdout).ok()?.trim().to_string();
             (out.status.success() && !s.is_empty()).then_some(s)
         };
-        let head = || git(&["log", "-1", "--format=%H %ct"]);
-        let mut head_cache: Option<Option<String>> = None;
-        let mut head_part = |i: usize| -> Option<String> {
-            head_cache
-                .get_or_insert_with(head)
-                .as_deref()
-                .and_then(|s| s.split(' ').nth(i).map(str::to_string))
-        };
+        let head = start(
+            o.revision.is_none() || o.source_date_epoch.is_none(),
+            &["log", "-1", "--format=%H %ct"],
+        );
+        let origin = start(o.source.is_none(), &["config", "--get", "remote.origin.url"]);
+        let describe = start(o.version.is_none(), &["describe", "--tags", "--always"]);
+        let head = finish(head);
+        let head_part = |i: usize| head.as_deref().and_then(|s| s.split(' ').nth(i));
         let revision = match &o.revision {
             Some(r) => r.clone(),
-            None => head_part(0).unwrap_or_else(|| "unknown".into()),
+            None => head_part(0).unwrap_or("unknown").to_string(),
         };
         let epoch = match o.source_date_epoch {
             Some(e) => e,
@@ -156,13 +164,13 @@ impl BuildInfo {
         };
         let source = match &o.source {
             Some(s) => s.clone(),
-            None => git(&["config", "--get", "remote.origin.url"])
+            None => finish(origin)
                 .map(|u| public_source_url(&u))
                 .unwrap_or_else(|| "unknown".into()),
         };
         let version = match &o.version {
             Some(v) => v.clone(),
-            None => git(&["describe", "--tags", "--always"]).unwrap_or_else(|| "unknown".into()),
+            None => finish(describe).unwrap_or_else(|| "unknown".into()),
         };
         Ok(BuildInfo {
             source,
