@@ -145,7 +145,10 @@ impl BuildInfo {
             o.revision.is_none() || o.source_date_epoch.is_none(),
             &["log", "-1", "--format=%H %ct"],
         );
-        let origin = start(o.source.is_none(), &["config", "--get", "remote.origin.url"]);
+        let origin = start(
+            o.source.is_none(),
+            &["config", "--get", "remote.origin.url"],
+        );
         let describe = start(o.version.is_none(), &["describe", "--tags", "--always"]);
         let head = finish(head);
         let head_part = |i: usize| head.as_deref().and_then(|s| s.split(' ').nth(i));

@@ -3,13 +3,14 @@
 //! Layering, left to right; a module uses only modules to its left (never one of its
 //! own group or to its right; `tests/layering.rs` checks every `crate::` path):
 //!
-//! `kiln_bake` (crate), `error`, `context`, `progress` → `naming` → `labels` → `fleet`, `store` → `lint`, `plan` → `digest` → `backend` → `build` → `report`, `gateway`, `registry` → `run` → `validate` → `release` → `cli`
+//! `kiln_bake` (crate), `error`, `context`, `progress`, `bake_cache` → `naming` → `labels` → `fleet`, `store` → `lint`, `plan` → `digest` → `backend` → `build` → `report`, `gateway`, `registry` → `run` → `validate` → `release` → `cli`
 //!
 //! `backend` builds one image (or one bake request) on one tool; `build` schedules
 //! them, checks labels and tags. Nothing below `cli` parses arguments; `cli` only
 //! turns flags into option structs.
 
 pub mod backend;
+pub mod bake_cache;
 pub mod build;
 pub mod cli;
 pub mod context;

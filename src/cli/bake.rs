@@ -69,6 +69,20 @@ fn resolve(repo: &Path, args: &Args, env: BTreeMap<String, String>) -> Result<St
     } else {
         args.files.clone()
     };
+    // A repeated request with nothing changed is answered from the cache; any file that
+    // cannot be read goes the uncached way, which reports it.
+    let sources: Option<Vec<(String, Vec<u8>)>> = names
+        .iter()
+        .map(|n| Some((n.clone(), std::fs::read(repo.join(n)).ok()?)))
+        .collect();
+    let mut request = bake_args(args);
+    request.extend(args.vars.iter().map(|v| format!("--var={v}")));
+    let key = sources
+        .as_deref()
+        .and_then(|files| crate::bake_cache::key(repo, &request, &env, files));
+    if let Some(answer) = key.as_deref().and_then(|k| crate::bake_cache::get(&env, k)) {
+        return Ok(answer);
+    }
     let files = BakeFiles::read(repo, &names).map_err(|e| e.to_string())?;
     let mut vars = BTreeMap::new();
     for v in &args.vars {
@@ -90,7 +104,11 @@ fn resolve(repo: &Path, args: &Args, env: BTreeMap<String, String>) -> Result<St
         provenance: args.provenance.clone(),
     };
     let resolved = files.resolve(&opts).map_err(|e| e.to_string())?;
-    Ok(resolved.to_print_json())
+    let answer = resolved.to_print_json();
+    if let Some(k) = &key {
+        crate::bake_cache::put(&opts.env, k, &answer);
+    }
+    Ok(answer)
 }
 
 /// `--var NAME=VALUE` as environment variables for `docker buildx bake`.
