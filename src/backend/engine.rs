@@ -33,7 +33,8 @@ use super::{build_argv, path_word, Built, Env, Stop};
 /// Specs with secrets are refused by the engine backend (see [`refusal`]), so no
 /// `--secret` is rendered.
 pub fn equivalent_docker_build(spec: &BuildSpec) -> Vec<String> {
-    let mut argv = build_argv("docker", spec);
+    let mut argv = Vec::new();
+    build_argv(&mut argv, "docker", spec);
     argv.push(path_word(&spec.context));
     argv
 }

@@ -319,9 +319,7 @@ pub(crate) fn print_dry_run(
         "# at build time kiln also stamps the label {}=<digest of the image's inputs> and skips images already up to date",
         crate::labels::INPUTS_DIGEST
     )?;
-    for line in decision.backend().dry_run(&plan.builds, &plan.bake) {
-        writeln!(out, "{line}")?;
-    }
+    decision.backend().dry_run(out, &plan.builds, &plan.bake)?;
     if let Some(fallback) = decision.fallback {
         writeln!(
             out,
