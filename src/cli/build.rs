@@ -233,6 +233,10 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
             Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
             Err(e) => return Err(e.into()),
         }
+        // The process ends here: freeing a large plan image by image (tens of thousands
+        // of label maps) would only add to its run time.
+        std::mem::forget(plan);
+        std::mem::forget(fleet);
         return Ok(ExitCode::SUCCESS);
     }
     // A real build: probe, decide (explained by the executor), build.

@@ -2,7 +2,7 @@
 //! again with its task/eval variables), its `target:` contexts become dependencies
 //! added first, and it becomes one [`BuildSpec`].
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
@@ -18,16 +18,21 @@ use crate::naming::{self, Kind};
 #[derive(Debug, Clone)]
 pub(crate) struct Extra {
     pub node: Node,
-    /// Labels kiln sets that the resolved bake target does not already have with that value
-    /// (passed to bake as `--set <target>.labels.<key>=<value>`), in key order.
-    pub added_labels: Vec<String>,
+    /// Positions, in the spec's `labels` (key order), of the labels kiln sets that the
+    /// resolved bake target does not already have with that value (passed to bake as
+    /// `--set <target>.labels.<key>=<value>`). Positions, not keys: one allocation per
+    /// image instead of one per label.
+    pub added_labels: Vec<usize>,
 }
+
+/// The index of a node whose dependencies are still being added (seeing it again is a cycle).
+const IN_PROGRESS: usize = usize::MAX;
 
 pub(crate) struct Graph<'a> {
     fleet: &'a Fleet,
     info: &'a BuildInfo,
+    /// Each node added (or being added: [`IN_PROGRESS`]) and its index in `builds`.
     index: HashMap<Node, usize>,
-    in_progress: HashSet<Node>,
     builds: Vec<BuildSpec>,
     extras: Vec<Extra>,
     dockerfiles: HashMap<PathBuf, Rc<Dockerfile>>,
@@ -40,7 +45,6 @@ impl<'a> Graph<'a> {
             fleet,
             info,
             index: HashMap::new(),
-            in_progress: HashSet::new(),
             builds: Vec::new(),
             extras: Vec::new(),
             dockerfiles: HashMap::new(),
@@ -54,15 +58,15 @@ impl<'a> Graph<'a> {
 
     /// Adds `node` after everything it builds on; returns its index.
     pub fn add(&mut self, node: &Node) -> anyhow::Result<usize> {
-        if let Some(&i) = self.index.get(node) {
-            return Ok(i);
-        }
-        if !self.in_progress.insert(node.clone()) {
-            anyhow::bail!(
+        match self.index.get(node) {
+            Some(&IN_PROGRESS) => anyhow::bail!(
                 "{} builds on itself through target: contexts",
                 display_name(node)
-            );
+            ),
+            Some(&i) => return Ok(i),
+            None => {}
         }
+        self.index.insert(node.clone(), IN_PROGRESS);
         let target = self.resolve(node)?;
         let mut deps = Vec::new();
         for (_, linked) in target.linked_targets() {
@@ -72,15 +76,14 @@ impl<'a> Graph<'a> {
                 deps.push(i);
             }
         }
-        let (spec, added_labels) = self.spec(node, &target, deps)?;
+        let (spec, added_labels) = self.spec(node, target, deps)?;
         let i = self.builds.len();
         self.builds.push(spec);
         self.extras.push(Extra {
             node: node.clone(),
             added_labels,
         });
-        self.in_progress.remove(node);
-        self.index.insert(node.clone(), i);
+        *self.index.get_mut(node).expect("inserted above") = i;
         Ok(i)
     }
 
@@ -158,9 +161,9 @@ impl<'a> Graph<'a> {
     fn spec(
         &mut self,
         node: &Node,
-        target: &Target,
+        target: Target,
         deps: Vec<usize>,
-    ) -> anyhow::Result<(BuildSpec, Vec<String>)> {
+    ) -> anyhow::Result<(BuildSpec, Vec<usize>)> {
         let naming = &self.fleet.naming;
         let (image, kind, task) = match node {
             Node::Core(c) => (naming.core(c), Kind::Core, None),
@@ -180,7 +183,15 @@ impl<'a> Graph<'a> {
             ),
         };
 
+        // Whole-map clones where possible: much cheaper than inserting pair by pair.
         let mut labels: BTreeMap<String, String> = BTreeMap::new();
+        let add_all = |labels: &mut BTreeMap<String, String>, m: &BTreeMap<String, String>| {
+            if labels.is_empty() {
+                *labels = m.clone();
+            } else {
+                labels.extend(m.iter().map(|(k, v)| (k.clone(), v.clone())));
+            }
+        };
         if let Node::Eval {
             benchmark,
             agent,
@@ -190,15 +201,10 @@ impl<'a> Graph<'a> {
             // The union of the benchmark's (or per-task base's) and the agent's labels.
             for &d in &deps {
                 if matches!(self.extras[d].node, Node::Benchmark(..) | Node::Agent(..)) {
-                    labels.extend(
-                        self.builds[d]
-                            .labels
-                            .iter()
-                            .map(|(k, v)| (k.clone(), v.clone())),
-                    );
+                    add_all(&mut labels, &self.builds[d].labels);
                 }
             }
-            labels.extend(target.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
+            add_all(&mut labels, &target.labels);
             let (title, what) = match t {
                 Some(t) => (
                     format!("evals/{benchmark}-{}--{agent}", naming::task_component(t)),
@@ -215,15 +221,18 @@ impl<'a> Graph<'a> {
                 format!("Eval image: {what}, agent {agent}"),
             );
         } else {
-            labels.extend(target.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
+            add_all(&mut labels, &target.labels);
         }
         labels.insert(labels::TYPE.into(), kind.as_str().into());
-        labels.extend(self.info.labels(task));
+        for (k, v) in self.info.labels(task) {
+            labels.insert(k.into(), v.into());
+        }
 
-        let added_labels: Vec<String> = labels
+        let added_labels: Vec<usize> = labels
             .iter()
-            .filter(|(k, v)| target.labels.get(*k) != Some(*v))
-            .map(|(k, _)| k.clone())
+            .enumerate()
+            .filter(|(_, (k, v))| target.labels.get(*k) != Some(*v))
+            .map(|(i, _)| i)
             .collect();
 
         let dockerfile_path = {
@@ -244,22 +253,23 @@ impl<'a> Graph<'a> {
             }
             out
         };
+        // The target is this image's own (resolved for it): its parts move into the spec.
         let spec = BuildSpec {
             name: display_name(node),
-            bake_target: target.name.clone(),
+            bake_target: target.name,
             image,
-            context: PathBuf::from(&target.context),
-            dockerfile: PathBuf::from(&target.dockerfile),
-            target: target.stage.clone(),
-            args: target.args.clone(),
+            context: PathBuf::from(target.context),
+            dockerfile: PathBuf::from(target.dockerfile),
+            target: target.stage,
+            args: target.args,
             labels,
             secrets: target
                 .secrets
-                .iter()
+                .into_iter()
                 .map(|s| Secret {
-                    id: s.id.clone(),
-                    env: s.env.clone(),
-                    src: s.src.as_ref().map(PathBuf::from),
+                    id: s.id,
+                    env: s.env,
+                    src: s.src.map(PathBuf::from),
                 })
                 .collect(),
             bases,

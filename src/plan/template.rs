@@ -20,6 +20,8 @@ use crate::naming;
 const TASK: &str = "KilnTaskPlaceholder";
 const BENCH: &str = "kilnbenchplaceholder";
 const AGENT: &str = "kilnagentplaceholder";
+/// Every placeholder contains this: one search rules out most strings of a target.
+const MARK: &str = "laceholder";
 
 pub(crate) struct Templates {
     /// False once a check failed: every node is then resolved for real.
@@ -50,8 +52,12 @@ impl Templates {
     /// True the first time `name` is seen in `group`, for the first [`CHECKS_PER_GROUP`]
     /// names of the group (each real resolution costs a pass over the whole fleet, so
     /// checking every name would make planning quadratic in the fleet's size).
-    fn first_use(&mut self, group: String, name: &str) -> bool {
-        let count = self.counts.entry(group.clone()).or_insert(0);
+    fn first_use(&mut self, group: &str, name: &str) -> bool {
+        // Once the group is full, nothing is allocated (this runs for every node).
+        if self.counts.get(group) >= Some(&CHECKS_PER_GROUP) {
+            return false;
+        }
+        let count = self.counts.entry(group.to_string()).or_insert(0);
         if *count >= CHECKS_PER_GROUP || !self.checked.insert(format!("{group}:{name}")) {
             return false;
         }
@@ -72,7 +78,7 @@ impl Templates {
             self.per_task.insert(b.to_string(), template);
         }
         let made = substitute(&self.per_task[b], &pairs(Some(task), None, None));
-        if self.first_use("task".to_string(), b) {
+        if self.first_use("task", b) {
             let real = exact(task)?;
             if real != made {
                 self.enabled = false;
@@ -123,8 +129,8 @@ impl Templates {
             self.eval[slot].as_ref().expect("just set"),
             &pairs(task, Some(b), Some(a)),
         );
-        let new_b = self.first_use(format!("eval-b:{slot}"), b);
-        let new_a = self.first_use(format!("eval-a:{slot}"), a);
+        let new_b = self.first_use(["eval-b:0", "eval-b:1"][slot], b);
+        let new_a = self.first_use(["eval-a:0", "eval-a:1"][slot], a);
         if new_b || new_a {
             let real = exact()?;
             if real != made {
@@ -193,6 +199,9 @@ fn pairs(task: Option<&str>, b: Option<&str>, a: Option<&str>) -> Vec<(String, S
 }
 
 fn subst(s: &str, pairs: &[(String, String)]) -> String {
+    if !s.contains(MARK) {
+        return s.to_string();
+    }
     let mut out = s.to_string();
     for (from, to) in pairs {
         if out.contains(from.as_str()) {
@@ -204,6 +213,9 @@ fn subst(s: &str, pairs: &[(String, String)]) -> String {
 
 fn substitute(t: &Target, pairs: &[(String, String)]) -> Target {
     let map = |m: &BTreeMap<String, String>| -> BTreeMap<String, String> {
+        if !m.iter().any(|(k, v)| k.contains(MARK) || v.contains(MARK)) {
+            return m.clone();
+        }
         m.iter()
             .map(|(k, v)| (subst(k, pairs), subst(v, pairs)))
             .collect()
@@ -226,5 +238,17 @@ fn substitute(t: &Target, pairs: &[(String, String)]) -> Target {
                 src: s.src.as_ref().map(|x| subst(x, pairs)),
             })
             .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_placeholder_carries_the_mark() {
+        for p in [TASK, BENCH, AGENT] {
+            assert!(p.contains(MARK) && p.to_ascii_lowercase().contains(MARK));
+        }
     }
 }
