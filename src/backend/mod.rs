@@ -219,7 +219,7 @@ pub(crate) fn build_argv(argv: &mut impl Argv, program: &str, spec: &BuildSpec) 
     }
     for (k, v) in &spec.labels {
         argv.word(&["--label"]);
-        argv.word(&[k, "=", v]);
+        argv.word(&[k.as_ref(), "=", v.as_ref()]);
     }
 }
 

@@ -2,13 +2,14 @@
 //! again with its task/eval variables), its `target:` contexts become dependencies
 //! added first, and it becomes one [`BuildSpec`].
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::sync::Arc;
 
 use anyhow::Context as _;
 
-use super::{BuildSpec, Node, Secret};
+use super::{BuildSpec, Labels, Node, Secret};
 use crate::fleet::dockerfile::Dockerfile;
 use crate::fleet::{Env, Fleet, Target};
 use crate::labels::{self, BuildInfo};
@@ -36,6 +37,8 @@ pub(crate) struct Graph<'a> {
     builds: Vec<BuildSpec>,
     extras: Vec<Extra>,
     dockerfiles: HashMap<PathBuf, Rc<Dockerfile>>,
+    /// One copy of each label key and value the targets and the build info repeat.
+    strings: HashSet<Arc<str>>,
     templates: super::template::Templates,
 }
 
@@ -48,6 +51,7 @@ impl<'a> Graph<'a> {
             builds: Vec::new(),
             extras: Vec::new(),
             dockerfiles: HashMap::new(),
+            strings: HashSet::new(),
             templates: super::template::Templates::new(),
         }
     }
@@ -147,6 +151,16 @@ impl<'a> Graph<'a> {
         }
     }
 
+    /// The shared copy of `s` (made on first use).
+    fn shared(&mut self, s: &str) -> Arc<str> {
+        if let Some(a) = self.strings.get(s) {
+            return a.clone();
+        }
+        let a: Arc<str> = s.into();
+        self.strings.insert(a.clone());
+        a
+    }
+
     fn dockerfile(&mut self, path: &Path) -> anyhow::Result<Rc<Dockerfile>> {
         if let Some(d) = self.dockerfiles.get(path) {
             return Ok(d.clone());
@@ -183,28 +197,28 @@ impl<'a> Graph<'a> {
             ),
         };
 
-        // Whole-map clones where possible: much cheaper than inserting pair by pair.
-        let mut labels: BTreeMap<String, String> = BTreeMap::new();
-        let add_all = |labels: &mut BTreeMap<String, String>, m: &BTreeMap<String, String>| {
-            if labels.is_empty() {
-                *labels = m.clone();
-            } else {
-                labels.extend(m.iter().map(|(k, v)| (k.clone(), v.clone())));
-            }
-        };
+        let mut labels = Labels::new();
         if let Node::Eval {
             benchmark,
             agent,
             task: t,
         } = node
         {
-            // The union of the benchmark's (or per-task base's) and the agent's labels.
+            // The union of the benchmark's (or per-task base's) and the agent's labels:
+            // shared strings, so a whole-map clone copies no text.
             for &d in &deps {
                 if matches!(self.extras[d].node, Node::Benchmark(..) | Node::Agent(..)) {
-                    add_all(&mut labels, &self.builds[d].labels);
+                    let theirs = &self.builds[d].labels;
+                    if labels.is_empty() {
+                        labels = theirs.clone();
+                    } else {
+                        labels.extend(theirs.iter().map(|(k, v)| (k.clone(), v.clone())));
+                    }
                 }
             }
-            add_all(&mut labels, &target.labels);
+            for (k, v) in &target.labels {
+                labels.insert(self.shared(k), self.shared(v));
+            }
             let (title, what) = match t {
                 Some(t) => (
                     format!("evals/{benchmark}-{}--{agent}", naming::task_component(t)),
@@ -215,23 +229,26 @@ impl<'a> Graph<'a> {
                     format!("benchmark {benchmark}"),
                 ),
             };
-            labels.insert(labels::OCI_TITLE.into(), title);
+            labels.insert(self.shared(labels::OCI_TITLE), title.into());
             labels.insert(
-                labels::OCI_DESCRIPTION.into(),
-                format!("Eval image: {what}, agent {agent}"),
+                self.shared(labels::OCI_DESCRIPTION),
+                format!("Eval image: {what}, agent {agent}").into(),
             );
         } else {
-            add_all(&mut labels, &target.labels);
+            for (k, v) in &target.labels {
+                labels.insert(self.shared(k), self.shared(v));
+            }
         }
-        labels.insert(labels::TYPE.into(), kind.as_str().into());
-        for (k, v) in self.info.labels(task) {
-            labels.insert(k.into(), v.into());
+        labels.insert(self.shared(labels::TYPE), self.shared(kind.as_str()));
+        let info = self.info;
+        for (k, v) in info.labels(task) {
+            labels.insert(self.shared(k), self.shared(v));
         }
 
         let added_labels: Vec<usize> = labels
             .iter()
             .enumerate()
-            .filter(|(_, (k, v))| target.labels.get(*k) != Some(*v))
+            .filter(|(_, (k, v))| target.labels.get(k.as_ref()).map(String::as_str) != Some(v))
             .map(|(i, _)| i)
             .collect();
 

@@ -11,7 +11,7 @@ mod requests;
 mod spec;
 mod template;
 
-pub use spec::{BakeRequest, BuildSpec, Secret};
+pub use spec::{BakeRequest, BuildSpec, Labels, Secret};
 
 use crate::fleet::{Env, Fleet, Refused};
 use crate::labels::BuildInfo;
