@@ -21,9 +21,24 @@ pub fn join(argv: &[String]) -> String {
     line.text
 }
 
+/// Bytes no shell treats specially, as a table (a dry run checks every byte it prints).
+const PLAIN: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        t[c] = b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'-' | b'_' | b'.' | b'/' | b':' | b'=' | b'@' | b'%' | b'+' | b','
+            );
+        c += 1;
+    }
+    t
+};
+
 fn is_plain(part: &str) -> bool {
-    part.bytes()
-        .all(|c| c.is_ascii_alphanumeric() || b"-_./:=@%+,".contains(&c))
+    part.bytes().all(|c| PLAIN[usize::from(c)])
 }
 
 /// Appends the word made of `parts` (concatenated) to `out`, quoted as [`quote`] says;

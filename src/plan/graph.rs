@@ -39,6 +39,8 @@ pub(crate) struct Graph<'a> {
     dockerfiles: HashMap<PathBuf, Rc<Dockerfile>>,
     /// One copy of each label key and value the targets and the build info repeat.
     strings: HashSet<Arc<str>>,
+    /// `info.labels(None)`, made once: every image carries them.
+    build_time: Vec<(Arc<str>, Arc<str>)>,
     templates: super::template::Templates,
 }
 
@@ -52,6 +54,10 @@ impl<'a> Graph<'a> {
             extras: Vec::new(),
             dockerfiles: HashMap::new(),
             strings: HashSet::new(),
+            build_time: info
+                .labels(None)
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
             templates: super::template::Templates::new(),
         }
     }
@@ -240,8 +246,12 @@ impl<'a> Graph<'a> {
             }
         }
         labels.insert(self.shared(labels::TYPE), self.shared(kind.as_str()));
+        for (k, v) in &self.build_time {
+            labels.insert(k.clone(), v.clone());
+        }
+        // `labels(task)` is `labels(None)` followed by the task's own label.
         let info = self.info;
-        for (k, v) in info.labels(task) {
+        for (k, v) in info.labels(task).skip(self.build_time.len()) {
             labels.insert(self.shared(k), self.shared(v));
         }
 
