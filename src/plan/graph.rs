@@ -62,6 +62,14 @@ impl<'a> Graph<'a> {
         }
     }
 
+    /// Makes room for `n` more nodes at once (growing a table of 44k nodes step by step
+    /// copies it over and over).
+    pub fn reserve(&mut self, n: usize) {
+        self.index.reserve(n);
+        self.builds.reserve(n);
+        self.extras.reserve(n);
+    }
+
     pub fn into_builds(self) -> (Vec<BuildSpec>, Vec<Extra>) {
         (self.builds, self.extras)
     }
