@@ -468,7 +468,7 @@ async fn build_one_inner(
     let mut stamped = spec.clone();
     stamped
         .labels
-        .insert(labels::INPUTS_DIGEST.to_string(), digest.clone());
+        .insert(labels::INPUTS_DIGEST.into(), digest.as_str().into());
     let built = backend.build_image(&shared.env, &stamped, ctx).await?;
     let id = check_and_name(shared, store, spec, &built.reference, built.tagged, &digest).await?;
     remember(shared, store, &spec.image, &id, &digest).await?;

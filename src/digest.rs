@@ -103,7 +103,7 @@ pub fn input_digest(
     for (k, v) in spec
         .labels
         .iter()
-        .filter(|(k, _)| !EXCLUDED_LABELS.contains(&k.as_str()))
+        .filter(|(k, _)| !EXCLUDED_LABELS.contains(&k.as_ref()))
     {
         h.str(k);
         h.str(v);

@@ -1,7 +1,6 @@
 //! The label contract (RULES.md, "Labels"): every label key, the labels each image
 //! kind must carry, and the build-time labels kiln computes itself.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::Context as _;
@@ -184,16 +183,19 @@ impl BuildInfo {
     }
 
     /// The build-time labels for one image; `task_id` for per-task images and their evals.
-    pub fn labels(&self, task_id: Option<&str>) -> BTreeMap<String, String> {
-        let mut m = BTreeMap::new();
-        m.insert(OCI_SOURCE.into(), self.source.clone());
-        m.insert(OCI_REVISION.into(), self.revision.clone());
-        m.insert(OCI_VERSION.into(), self.version.clone());
-        m.insert(OCI_CREATED.into(), self.created.clone());
-        if let Some(t) = task_id {
-            m.insert(TASK_ID.into(), t.to_string());
-        }
-        m
+    /// Pairs, not a map: a plan adds them to each of its (tens of thousands of) images' labels.
+    pub fn labels<'a>(
+        &'a self,
+        task_id: Option<&'a str>,
+    ) -> impl Iterator<Item = (&'static str, &'a str)> {
+        [
+            (OCI_SOURCE, self.source.as_str()),
+            (OCI_REVISION, self.revision.as_str()),
+            (OCI_VERSION, self.version.as_str()),
+            (OCI_CREATED, self.created.as_str()),
+        ]
+        .into_iter()
+        .chain(task_id.map(|t| (TASK_ID, t)))
     }
 }
 

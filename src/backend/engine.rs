@@ -33,7 +33,8 @@ use super::{build_argv, path_word, Built, Env, Stop};
 /// Specs with secrets are refused by the engine backend (see [`refusal`]), so no
 /// `--secret` is rendered.
 pub fn equivalent_docker_build(spec: &BuildSpec) -> Vec<String> {
-    let mut argv = build_argv("docker", spec);
+    let mut argv = Vec::new();
+    build_argv(&mut argv, "docker", spec);
     argv.push(path_word(&spec.context));
     argv
 }
@@ -144,10 +145,13 @@ pub async fn build(
     env.progress.step(&spec.name, "sending context");
     // One LABEL instruction instead of one legacy-builder step per label (see the module doc).
     let text = std::fs::read_to_string(&ctx.dockerfile).ok();
-    let labelled = text.and_then(|t| labelled_dockerfile(&t, spec.target.as_deref(), &spec.labels));
-    let api_labels = labelled
-        .is_none()
-        .then(|| spec.labels.clone().into_iter().collect());
+    let labels: BTreeMap<String, String> = spec
+        .labels
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let labelled = text.and_then(|t| labelled_dockerfile(&t, spec.target.as_deref(), &labels));
+    let api_labels = labelled.is_none().then(|| labels.into_iter().collect());
     let (tar, dockerfile) = tokio::task::spawn_blocking(move || ctx.tar(labelled.as_deref()))
         .await
         .map_err(|e| Stop::Failed(format!("packing the context: {e}")))??;

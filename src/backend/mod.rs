@@ -133,17 +133,20 @@ impl Backend {
         }
     }
 
-    /// What `--dry-run` prints for the plan, in order: commands, and `#` lines that explain.
+    /// Writes what `--dry-run` prints for the plan, in order: commands, and `#` lines
+    /// that explain, one per line.
     pub fn dry_run(
         &self,
+        out: &mut dyn std::io::Write,
         builds: &[BuildSpec],
         requests: &[crate::plan::BakeRequest],
-    ) -> Vec<String> {
-        match self {
+    ) -> std::io::Result<()> {
+        let lines = match self {
             Backend::Engine => engine::dry_run(builds),
-            Backend::Podman => podman::dry_run(builds),
+            Backend::Podman => return podman::dry_run(out, builds),
             Backend::Bake(setup) => bake::dry_run(builds, requests, setup),
-        }
+        };
+        lines.iter().try_for_each(|line| writeln!(out, "{line}"))
     }
 
     /// Builds one image (`spec` already carries every label, the input digest
@@ -176,28 +179,48 @@ pub(crate) fn path_word(p: &Path) -> String {
     p.to_string_lossy().into_owned()
 }
 
+/// An argv as it is assembled: collected into words to run, or rendered straight into a
+/// [`shell::Line`] to print (a dry run of 44,000 images then makes no per-word strings).
+/// Both come from the same function, so what is printed and what runs cannot drift.
+pub(crate) trait Argv {
+    /// Appends one word made of `parts`, concatenated (`["k", "=", "v"]` is `k=v`).
+    fn word(&mut self, parts: &[&str]);
+}
+
+impl Argv for Vec<String> {
+    fn word(&mut self, parts: &[&str]) {
+        self.push(parts.concat());
+    }
+}
+
+impl Argv for shell::Line {
+    fn word(&mut self, parts: &[&str]) {
+        shell::Line::word(self, parts);
+    }
+}
+
 /// The part `podman build` and `docker build` share: `<program> build -f <dockerfile>
 /// -t <image> [--target <stage>]`, one `--build-arg` per arg and one `--label` per
 /// label (both sorted). Each backend appends its own flags and the context.
-pub(crate) fn build_argv(program: &str, spec: &BuildSpec) -> Vec<String> {
-    let mut argv: Vec<String> = vec![program.into(), "build".into()];
-    argv.push("-f".into());
-    argv.push(path_word(&dockerfile_arg(spec)));
-    argv.push("-t".into());
-    argv.push(spec.image.clone());
+pub(crate) fn build_argv(argv: &mut impl Argv, program: &str, spec: &BuildSpec) {
+    argv.word(&[program]);
+    argv.word(&["build"]);
+    argv.word(&["-f"]);
+    argv.word(&[&dockerfile_arg(spec).to_string_lossy()]);
+    argv.word(&["-t"]);
+    argv.word(&[&spec.image]);
     if let Some(target) = &spec.target {
-        argv.push("--target".into());
-        argv.push(target.clone());
+        argv.word(&["--target"]);
+        argv.word(&[target]);
     }
     for (k, v) in &spec.args {
-        argv.push("--build-arg".into());
-        argv.push(format!("{k}={v}"));
+        argv.word(&["--build-arg"]);
+        argv.word(&[k, "=", v]);
     }
     for (k, v) in &spec.labels {
-        argv.push("--label".into());
-        argv.push(format!("{k}={v}"));
+        argv.word(&["--label"]);
+        argv.word(&[k.as_ref(), "=", v.as_ref()]);
     }
-    argv
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use crate::plan::BuildSpec;
 
 use std::collections::BTreeMap;
 
-use super::{build_argv, child, path_word, shell, Built, Env, Stop};
+use super::{build_argv, child, shell, Argv, Built, Env, Stop};
 
 /// The argv of `podman build` for one image, exactly as the podman executor runs it
 /// (working directory: the repository root, since `BuildSpec` paths are relative to it).
@@ -21,22 +21,32 @@ use super::{build_argv, child, path_word, shell, Built, Env, Stop};
 /// rendering (see [`crate::digest`]); a dry run cannot know it since it depends on the
 /// ids of bases not built yet.
 pub fn command(spec: &BuildSpec) -> Vec<String> {
-    let mut argv = build_argv("podman", spec);
-    for secret in &spec.secrets {
-        argv.push("--secret".into());
-        argv.push(secret_word(secret));
-    }
-    argv.push("--pull=never".into());
-    argv.push(path_word(&spec.context));
+    let mut argv = Vec::new();
+    push_command(&mut argv, spec);
     argv
 }
 
-/// The dry run: one [`command`] per image, bases first.
-pub fn dry_run(builds: &[BuildSpec]) -> Vec<String> {
-    builds
-        .iter()
-        .map(|spec| shell::join(&command(spec)))
-        .collect()
+fn push_command(argv: &mut impl Argv, spec: &BuildSpec) {
+    build_argv(argv, "podman", spec);
+    for secret in &spec.secrets {
+        argv.word(&["--secret"]);
+        argv.word(&[&secret_word(secret)]);
+    }
+    argv.word(&["--pull=never"]);
+    argv.word(&[&spec.context.to_string_lossy()]);
+}
+
+/// The dry run: one [`command`] per image, bases first, one line each, rendered
+/// straight into `out` (no argv, no line list: the output of a large fleet is tens of MB).
+pub fn dry_run(out: &mut dyn std::io::Write, builds: &[BuildSpec]) -> std::io::Result<()> {
+    let mut line = shell::Line::default();
+    for spec in builds {
+        line.text.clear();
+        push_command(&mut line, spec);
+        line.text.push('\n');
+        out.write_all(line.text.as_bytes())?;
+    }
+    Ok(())
 }
 
 /// Runs [`command`]; `-t` names the image on success (the scheduler takes the name

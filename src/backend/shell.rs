@@ -7,16 +7,75 @@ use std::collections::BTreeMap;
 /// Quotes one word for a POSIX shell; words made only of characters no shell
 /// treats specially (image references, paths, `k=v`) stay as they are.
 pub fn quote(word: &str) -> String {
-    let plain = |c: char| c.is_ascii_alphanumeric() || "-_./:=@%+,".contains(c);
-    if !word.is_empty() && word.chars().all(plain) {
-        return word.to_string();
-    }
-    format!("'{}'", word.replace('\'', r"'\''"))
+    let mut out = String::with_capacity(word.len() + 2);
+    push_quoted(&mut out, &[word]);
+    out
 }
 
 /// Joins an argv into one shell line, quoting each word as needed.
 pub fn join(argv: &[String]) -> String {
-    argv.iter().map(|w| quote(w)).collect::<Vec<_>>().join(" ")
+    let mut line = Line::default();
+    for word in argv {
+        line.word(&[word]);
+    }
+    line.text
+}
+
+/// Bytes no shell treats specially, as a table (a dry run checks every byte it prints).
+const PLAIN: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        t[c] = b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'-' | b'_' | b'.' | b'/' | b':' | b'=' | b'@' | b'%' | b'+' | b','
+            );
+        c += 1;
+    }
+    t
+};
+
+fn is_plain(part: &str) -> bool {
+    part.bytes().all(|c| PLAIN[usize::from(c)])
+}
+
+/// Appends the word made of `parts` (concatenated) to `out`, quoted as [`quote`] says;
+/// parts spare a dry run one `format!` per `k=v` word.
+fn push_quoted(out: &mut String, parts: &[&str]) {
+    if parts.iter().any(|p| !p.is_empty()) && parts.iter().all(|p| is_plain(p)) {
+        parts.iter().for_each(|p| out.push_str(p));
+        return;
+    }
+    out.push('\'');
+    for p in parts {
+        // Split at each `'` rather than `replace`, which would allocate.
+        let mut pieces = p.split('\'');
+        out.push_str(pieces.next().unwrap_or_default());
+        for piece in pieces {
+            out.push_str(r"'\''");
+            out.push_str(piece);
+        }
+    }
+    out.push('\'');
+}
+
+/// One shell line built word by word, quoted as it grows (what [`join`] returns, with
+/// no intermediate argv; see [`crate::backend::Argv`]).
+#[derive(Debug, Default)]
+pub struct Line {
+    pub text: String,
+}
+
+impl Line {
+    /// Appends one word made of `parts`, concatenated.
+    pub fn word(&mut self, parts: &[&str]) {
+        if !self.text.is_empty() {
+            self.text.push(' ');
+        }
+        push_quoted(&mut self.text, parts);
+    }
 }
 
 /// Like [`join`], prefixed with `NAME=value` environment assignments (sorted by name).

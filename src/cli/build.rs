@@ -233,6 +233,10 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
             Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
             Err(e) => return Err(e.into()),
         }
+        // The process ends here: freeing a large plan image by image (tens of thousands
+        // of label maps) would only add to its run time.
+        std::mem::forget(plan);
+        std::mem::forget(fleet);
         return Ok(ExitCode::SUCCESS);
     }
     // A real build: probe, decide (explained by the executor), build.
@@ -319,9 +323,7 @@ pub(crate) fn print_dry_run(
         "# at build time kiln also stamps the label {}=<digest of the image's inputs> and skips images already up to date",
         crate::labels::INPUTS_DIGEST
     )?;
-    for line in decision.backend().dry_run(&plan.builds, &plan.bake) {
-        writeln!(out, "{line}")?;
-    }
+    decision.backend().dry_run(out, &plan.builds, &plan.bake)?;
     if let Some(fallback) = decision.fallback {
         writeln!(
             out,

@@ -5,10 +5,11 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::sync::Arc;
 
 use anyhow::Context as _;
 
-use super::{BuildSpec, Node, Secret};
+use super::{BuildSpec, Labels, Node, Secret};
 use crate::fleet::dockerfile::Dockerfile;
 use crate::fleet::{Env, Fleet, Target};
 use crate::labels::{self, BuildInfo};
@@ -18,19 +19,28 @@ use crate::naming::{self, Kind};
 #[derive(Debug, Clone)]
 pub(crate) struct Extra {
     pub node: Node,
-    /// Labels kiln sets that the resolved bake target does not already have with that value
-    /// (passed to bake as `--set <target>.labels.<key>=<value>`), in key order.
-    pub added_labels: Vec<String>,
+    /// Positions, in the spec's `labels` (key order), of the labels kiln sets that the
+    /// resolved bake target does not already have with that value (passed to bake as
+    /// `--set <target>.labels.<key>=<value>`). Positions, not keys: one allocation per
+    /// image instead of one per label.
+    pub added_labels: Vec<usize>,
 }
+
+/// The index of a node whose dependencies are still being added (seeing it again is a cycle).
+const IN_PROGRESS: usize = usize::MAX;
 
 pub(crate) struct Graph<'a> {
     fleet: &'a Fleet,
     info: &'a BuildInfo,
+    /// Each node added (or being added: [`IN_PROGRESS`]) and its index in `builds`.
     index: HashMap<Node, usize>,
-    in_progress: HashSet<Node>,
     builds: Vec<BuildSpec>,
     extras: Vec<Extra>,
     dockerfiles: HashMap<PathBuf, Rc<Dockerfile>>,
+    /// One copy of each label key and value the targets and the build info repeat.
+    strings: HashSet<Arc<str>>,
+    /// `info.labels(None)`, made once: every image carries them.
+    build_time: Vec<(Arc<str>, Arc<str>)>,
     templates: super::template::Templates,
 }
 
@@ -40,12 +50,24 @@ impl<'a> Graph<'a> {
             fleet,
             info,
             index: HashMap::new(),
-            in_progress: HashSet::new(),
             builds: Vec::new(),
             extras: Vec::new(),
             dockerfiles: HashMap::new(),
+            strings: HashSet::new(),
+            build_time: info
+                .labels(None)
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
             templates: super::template::Templates::new(),
         }
+    }
+
+    /// Makes room for `n` more nodes at once (growing a table of 44k nodes step by step
+    /// copies it over and over).
+    pub fn reserve(&mut self, n: usize) {
+        self.index.reserve(n);
+        self.builds.reserve(n);
+        self.extras.reserve(n);
     }
 
     pub fn into_builds(self) -> (Vec<BuildSpec>, Vec<Extra>) {
@@ -54,15 +76,15 @@ impl<'a> Graph<'a> {
 
     /// Adds `node` after everything it builds on; returns its index.
     pub fn add(&mut self, node: &Node) -> anyhow::Result<usize> {
-        if let Some(&i) = self.index.get(node) {
-            return Ok(i);
-        }
-        if !self.in_progress.insert(node.clone()) {
-            anyhow::bail!(
+        match self.index.get(node) {
+            Some(&IN_PROGRESS) => anyhow::bail!(
                 "{} builds on itself through target: contexts",
                 display_name(node)
-            );
+            ),
+            Some(&i) => return Ok(i),
+            None => {}
         }
+        self.index.insert(node.clone(), IN_PROGRESS);
         let target = self.resolve(node)?;
         let mut deps = Vec::new();
         for (_, linked) in target.linked_targets() {
@@ -72,15 +94,14 @@ impl<'a> Graph<'a> {
                 deps.push(i);
             }
         }
-        let (spec, added_labels) = self.spec(node, &target, deps)?;
+        let (spec, added_labels) = self.spec(node, target, deps)?;
         let i = self.builds.len();
         self.builds.push(spec);
         self.extras.push(Extra {
             node: node.clone(),
             added_labels,
         });
-        self.in_progress.remove(node);
-        self.index.insert(node.clone(), i);
+        *self.index.get_mut(node).expect("inserted above") = i;
         Ok(i)
     }
 
@@ -144,6 +165,16 @@ impl<'a> Graph<'a> {
         }
     }
 
+    /// The shared copy of `s` (made on first use).
+    fn shared(&mut self, s: &str) -> Arc<str> {
+        if let Some(a) = self.strings.get(s) {
+            return a.clone();
+        }
+        let a: Arc<str> = s.into();
+        self.strings.insert(a.clone());
+        a
+    }
+
     fn dockerfile(&mut self, path: &Path) -> anyhow::Result<Rc<Dockerfile>> {
         if let Some(d) = self.dockerfiles.get(path) {
             return Ok(d.clone());
@@ -158,9 +189,9 @@ impl<'a> Graph<'a> {
     fn spec(
         &mut self,
         node: &Node,
-        target: &Target,
+        target: Target,
         deps: Vec<usize>,
-    ) -> anyhow::Result<(BuildSpec, Vec<String>)> {
+    ) -> anyhow::Result<(BuildSpec, Vec<usize>)> {
         let naming = &self.fleet.naming;
         let (image, kind, task) = match node {
             Node::Core(c) => (naming.core(c), Kind::Core, None),
@@ -180,25 +211,28 @@ impl<'a> Graph<'a> {
             ),
         };
 
-        let mut labels: BTreeMap<String, String> = BTreeMap::new();
+        let mut labels = Labels::new();
         if let Node::Eval {
             benchmark,
             agent,
             task: t,
         } = node
         {
-            // The union of the benchmark's (or per-task base's) and the agent's labels.
+            // The union of the benchmark's (or per-task base's) and the agent's labels:
+            // shared strings, so a whole-map clone copies no text.
             for &d in &deps {
                 if matches!(self.extras[d].node, Node::Benchmark(..) | Node::Agent(..)) {
-                    labels.extend(
-                        self.builds[d]
-                            .labels
-                            .iter()
-                            .map(|(k, v)| (k.clone(), v.clone())),
-                    );
+                    let theirs = &self.builds[d].labels;
+                    if labels.is_empty() {
+                        labels = theirs.clone();
+                    } else {
+                        labels.extend(theirs.iter().map(|(k, v)| (k.clone(), v.clone())));
+                    }
                 }
             }
-            labels.extend(target.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
+            for (k, v) in &target.labels {
+                labels.insert(self.shared(k), self.shared(v));
+            }
             let (title, what) = match t {
                 Some(t) => (
                     format!("evals/{benchmark}-{}--{agent}", naming::task_component(t)),
@@ -209,21 +243,31 @@ impl<'a> Graph<'a> {
                     format!("benchmark {benchmark}"),
                 ),
             };
-            labels.insert(labels::OCI_TITLE.into(), title);
+            labels.insert(self.shared(labels::OCI_TITLE), title.into());
             labels.insert(
-                labels::OCI_DESCRIPTION.into(),
-                format!("Eval image: {what}, agent {agent}"),
+                self.shared(labels::OCI_DESCRIPTION),
+                format!("Eval image: {what}, agent {agent}").into(),
             );
         } else {
-            labels.extend(target.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
+            for (k, v) in &target.labels {
+                labels.insert(self.shared(k), self.shared(v));
+            }
         }
-        labels.insert(labels::TYPE.into(), kind.as_str().into());
-        labels.extend(self.info.labels(task));
+        labels.insert(self.shared(labels::TYPE), self.shared(kind.as_str()));
+        for (k, v) in &self.build_time {
+            labels.insert(k.clone(), v.clone());
+        }
+        // `labels(task)` is `labels(None)` followed by the task's own label.
+        let info = self.info;
+        for (k, v) in info.labels(task).skip(self.build_time.len()) {
+            labels.insert(self.shared(k), self.shared(v));
+        }
 
-        let added_labels: Vec<String> = labels
+        let added_labels: Vec<usize> = labels
             .iter()
-            .filter(|(k, v)| target.labels.get(*k) != Some(*v))
-            .map(|(k, _)| k.clone())
+            .enumerate()
+            .filter(|(_, (k, v))| target.labels.get(k.as_ref()).map(String::as_str) != Some(v))
+            .map(|(i, _)| i)
             .collect();
 
         let dockerfile_path = {
@@ -244,22 +288,23 @@ impl<'a> Graph<'a> {
             }
             out
         };
+        // The target is this image's own (resolved for it): its parts move into the spec.
         let spec = BuildSpec {
             name: display_name(node),
-            bake_target: target.name.clone(),
+            bake_target: target.name,
             image,
-            context: PathBuf::from(&target.context),
-            dockerfile: PathBuf::from(&target.dockerfile),
-            target: target.stage.clone(),
-            args: target.args.clone(),
+            context: PathBuf::from(target.context),
+            dockerfile: PathBuf::from(target.dockerfile),
+            target: target.stage,
+            args: target.args,
             labels,
             secrets: target
                 .secrets
-                .iter()
+                .into_iter()
                 .map(|s| Secret {
-                    id: s.id.clone(),
-                    env: s.env.clone(),
-                    src: s.src.as_ref().map(PathBuf::from),
+                    id: s.id,
+                    env: s.env,
+                    src: s.src.map(PathBuf::from),
                 })
                 .collect(),
             bases,

@@ -11,7 +11,7 @@ mod requests;
 mod spec;
 mod template;
 
-pub use spec::{BakeRequest, BuildSpec, Secret};
+pub use spec::{BakeRequest, BuildSpec, Labels, Secret};
 
 use crate::fleet::{Env, Fleet, Refused};
 use crate::labels::BuildInfo;
@@ -91,6 +91,7 @@ pub fn plan_without_bake(
 ) -> anyhow::Result<Plan> {
     let (roots, notes) = roots(fleet, request)?;
     let mut g = graph::Graph::new(fleet, info);
+    g.reserve(roots.len());
     for root in &roots {
         g.add(root)?;
     }

@@ -29,9 +29,14 @@ pub(crate) fn bake_requests(
         let spec = &builds[i];
         let t = &spec.bake_target;
         r.sets.push(format!("{t}.tags={}", spec.image));
-        for key in &extras[i].added_labels {
-            r.sets
-                .push(format!("{t}.labels.{key}={}", spec.labels[key]));
+        let added = &extras[i].added_labels;
+        for (_, (key, value)) in spec
+            .labels
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| added.binary_search(j).is_ok())
+        {
+            r.sets.push(format!("{t}.labels.{key}={value}"));
         }
         r.targets.push(t.clone());
         r.builds.push(i);

@@ -4,6 +4,11 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
+
+/// An image's labels. Keys and values are shared, not copied: an eval image carries its
+/// benchmark's and its agent's labels, and a large fleet has tens of thousands of evals.
+pub type Labels = BTreeMap<Arc<str>, Arc<str>>;
 
 /// One image build, fully resolved: no bake, fleet or HCL types past this point.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,7 +26,7 @@ pub struct BuildSpec {
     /// The Dockerfile stage to build (`--target`), when set.
     pub target: Option<String>,
     pub args: BTreeMap<String, String>,
-    pub labels: BTreeMap<String, String>,
+    pub labels: Labels,
     pub secrets: Vec<Secret>,
     /// Images this one is built on (its `FROM` lines that name fleet or local images).
     pub bases: Vec<String>,

@@ -10,6 +10,7 @@
 //! shape are checked (more would make planning quadratic: a real resolution reads the
 //! whole fleet).
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 
@@ -18,8 +19,12 @@ use crate::fleet::{Fleet, Resolver, Target};
 use crate::naming;
 
 const TASK: &str = "KilnTaskPlaceholder";
+/// [`TASK`] lowercased, as `lower(EVAL_TASK_ID)` and image names show it.
+const TASK_LOWER: &str = "kilntaskplaceholder";
 const BENCH: &str = "kilnbenchplaceholder";
 const AGENT: &str = "kilnagentplaceholder";
+/// Every placeholder contains this: one search rules out most strings of a target.
+const MARK: &str = "laceholder";
 
 pub(crate) struct Templates {
     /// False once a check failed: every node is then resolved for real.
@@ -50,8 +55,12 @@ impl Templates {
     /// True the first time `name` is seen in `group`, for the first [`CHECKS_PER_GROUP`]
     /// names of the group (each real resolution costs a pass over the whole fleet, so
     /// checking every name would make planning quadratic in the fleet's size).
-    fn first_use(&mut self, group: String, name: &str) -> bool {
-        let count = self.counts.entry(group.clone()).or_insert(0);
+    fn first_use(&mut self, group: &str, name: &str) -> bool {
+        // Once the group is full, nothing is allocated (this runs for every node).
+        if self.counts.get(group) >= Some(&CHECKS_PER_GROUP) {
+            return false;
+        }
+        let count = self.counts.entry(group.to_string()).or_insert(0);
         if *count >= CHECKS_PER_GROUP || !self.checked.insert(format!("{group}:{name}")) {
             return false;
         }
@@ -72,7 +81,7 @@ impl Templates {
             self.per_task.insert(b.to_string(), template);
         }
         let made = substitute(&self.per_task[b], &pairs(Some(task), None, None));
-        if self.first_use("task".to_string(), b) {
+        if self.first_use("task", b) {
             let real = exact(task)?;
             if real != made {
                 self.enabled = false;
@@ -123,8 +132,8 @@ impl Templates {
             self.eval[slot].as_ref().expect("just set"),
             &pairs(task, Some(b), Some(a)),
         );
-        let new_b = self.first_use(format!("eval-b:{slot}"), b);
-        let new_a = self.first_use(format!("eval-a:{slot}"), a);
+        let new_b = self.first_use(["eval-b:0", "eval-b:1"][slot], b);
+        let new_a = self.first_use(["eval-a:0", "eval-a:1"][slot], a);
         if new_b || new_a {
             let real = exact()?;
             if real != made {
@@ -177,33 +186,51 @@ fn resolve_one(
         .ok_or_else(|| anyhow::anyhow!("bake did not resolve target {name:?}"))
 }
 
-fn pairs(task: Option<&str>, b: Option<&str>, a: Option<&str>) -> Vec<(String, String)> {
-    let mut p = Vec::new();
+/// What each placeholder becomes for one node.
+type Pairs<'a> = Vec<(&'static str, Cow<'a, str>)>;
+
+fn pairs<'a>(task: Option<&'a str>, b: Option<&'a str>, a: Option<&'a str>) -> Pairs<'a> {
+    let mut p = Vec::with_capacity(4);
     if let Some(t) = task {
-        p.push((TASK.to_string(), t.to_string()));
-        p.push((TASK.to_ascii_lowercase(), naming::task_component(t)));
+        p.push((TASK, Cow::Borrowed(t)));
+        p.push((TASK_LOWER, Cow::Owned(naming::task_component(t))));
     }
     if let Some(b) = b {
-        p.push((BENCH.to_string(), b.to_string()));
+        p.push((BENCH, Cow::Borrowed(b)));
     }
     if let Some(a) = a {
-        p.push((AGENT.to_string(), a.to_string()));
+        p.push((AGENT, Cow::Borrowed(a)));
     }
     p
 }
 
-fn subst(s: &str, pairs: &[(String, String)]) -> String {
-    let mut out = s.to_string();
-    for (from, to) in pairs {
-        if out.contains(from.as_str()) {
-            out = out.replace(from.as_str(), to);
+/// `s` with every placeholder replaced, in one pass: each placeholder ends with [`MARK`],
+/// so each occurrence of the mark is checked for the placeholder that ends there.
+fn subst(s: &str, pairs: &Pairs) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut copied = 0; // s[..copied] is in `out`
+    let mut searched = 0;
+    while let Some(i) = s[searched..].find(MARK) {
+        let end = searched + i + MARK.len();
+        if let Some((from, to)) = pairs
+            .iter()
+            .find(|(from, _)| s[copied..end].ends_with(from))
+        {
+            out.push_str(&s[copied..end - from.len()]);
+            out.push_str(to);
+            copied = end;
         }
+        searched = end;
     }
+    out.push_str(&s[copied..]);
     out
 }
 
-fn substitute(t: &Target, pairs: &[(String, String)]) -> Target {
+fn substitute(t: &Target, pairs: &Pairs) -> Target {
     let map = |m: &BTreeMap<String, String>| -> BTreeMap<String, String> {
+        if !m.iter().any(|(k, v)| k.contains(MARK) || v.contains(MARK)) {
+            return m.clone();
+        }
         m.iter()
             .map(|(k, v)| (subst(k, pairs), subst(v, pairs)))
             .collect()
@@ -226,5 +253,37 @@ fn substitute(t: &Target, pairs: &[(String, String)]) -> Target {
                 src: s.src.as_ref().map(|x| subst(x, pairs)),
             })
             .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_placeholder_ends_with_the_mark() {
+        assert_eq!(TASK.to_ascii_lowercase(), TASK_LOWER);
+        for p in [TASK, TASK_LOWER, BENCH, AGENT] {
+            assert!(p.ends_with(MARK) && p.matches(MARK).count() == 1);
+        }
+    }
+
+    #[test]
+    fn substitutes_every_placeholder_once() {
+        let p = pairs(Some("Task.One"), Some("bench"), Some("agent"));
+        assert_eq!(
+            subst(
+                "r/benchmarks/kilnbenchplaceholder-kilntaskplaceholder--kilnagentplaceholder:KilnTaskPlaceholder laceholder",
+                &p
+            ),
+            "r/benchmarks/bench-task.one--agent:Task.One laceholder"
+        );
+        assert_eq!(subst("no placeholder", &p), "no placeholder");
+        // Without a task, its placeholder is left as it is.
+        let p = pairs(None, Some("b"), None);
+        assert_eq!(
+            subst("KilnTaskPlaceholder/kilnbenchplaceholder", &p),
+            "KilnTaskPlaceholder/b"
+        );
     }
 }

@@ -118,7 +118,12 @@ pub fn select(fleet: &Fleet, info: &BuildInfo, only: &[String]) -> anyhow::Resul
                 .and_then(|r| r.strip_suffix(&suffix))
                 .unwrap_or(&spec.image)
                 .to_string();
-            let label = |k: &str| spec.labels.get(k).filter(|v| !v.is_empty()).cloned();
+            let label = |k: &str| {
+                spec.labels
+                    .get(k)
+                    .filter(|v| !v.is_empty())
+                    .map(|v| v.to_string())
+            };
             Item {
                 local: spec.image.clone(),
                 path,

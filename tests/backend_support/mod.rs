@@ -97,6 +97,9 @@ pub fn fleet_specs(repo: &Path, ns: &str, sleep: u32) -> Vec<BuildSpec> {
     };
     let typed = |kind: &str, m: BTreeMap<String, String>| {
         with(m, BTreeMap::from([(labels::TYPE.into(), kind.into())]))
+            .into_iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect::<kiln::plan::Labels>()
     };
     let spec = |name: &str, image: &str, dir: &str| BuildSpec {
         name: name.into(),
@@ -343,7 +346,12 @@ pub fn exercise(backend: BackendKind, ns: &str) {
             spec.image
         );
         for (k, v) in &spec.labels {
-            assert_eq!(labels.get(k), Some(v), "{} label {k}", spec.image);
+            assert_eq!(
+                labels.get(k.as_ref()).map(String::as_str),
+                Some(v.as_ref()),
+                "{} label {k}",
+                spec.image
+            );
         }
         let record = &state.images[&spec.image];
         assert_eq!(record.store, store);
@@ -409,8 +417,7 @@ pub fn exercise(backend: BackendKind, ns: &str) {
     let mut bad = specs[2].clone();
     bad.name = "agent-bad".into();
     bad.image = format!("kiln.test/{ns}/bad:dev");
-    bad.labels
-        .insert(labels::AGENT_VERSION.into(), String::new());
+    bad.labels.insert(labels::AGENT_VERSION.into(), "".into());
     bad.deps = vec![];
     let summary = kiln::build::run(
         &[bad.clone()],

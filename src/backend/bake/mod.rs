@@ -106,7 +106,12 @@ pub fn image_definition(spec: &BuildSpec) -> String {
     if !spec.labels.is_empty() {
         target.insert(
             "labels".into(),
-            serde_json::to_value(&spec.labels).expect("a map of strings"),
+            serde_json::Value::Object(
+                spec.labels
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.as_ref().into()))
+                    .collect(),
+            ),
         );
     }
     target.insert("tags".into(), vec![spec.image.clone()].into());
