@@ -1,7 +1,9 @@
 //! A cache of `kiln bake --print` answers, keyed by everything the answer is made
 //! from: this kiln binary, the working directory, the request (files, `--set`,
-//! `--var`, targets, flags), the whole environment, and every bake file's name and
-//! bytes. Parsing and evaluating a fleet's files is most of a `kiln bake` call; a
+//! `--var`, targets, flags), every bake file's name and bytes, and the environment
+//! variables that can reach the answer — those whose name occurs in a file or the
+//! request (a bake variable is overridden only by its own name), `BUILDX_*`, `BAKE_*`
+//! and `SOURCE_DATE_EPOCH`. Parsing and evaluating a fleet's files is most of a `kiln bake` call; a
 //! repeated call with nothing changed answers from here.
 //!
 //! Only pure answers are kept: a file that calls `timestamp`, `uuid`, `uuidv4` or
@@ -60,14 +62,23 @@ pub fn key(
     files: &[(String, Vec<u8>)],
 ) -> Option<String> {
     dir(env)?;
-    let impure = |bytes: &[u8]| {
-        IMPURE
-            .iter()
-            .any(|w| bytes.windows(w.len()).any(|x| x == w.as_bytes()))
-    };
-    if files.iter().any(|(_, b)| impure(b)) {
+    let mut text = String::new();
+    for (_, bytes) in files {
+        text.push_str(&String::from_utf8_lossy(bytes));
+    }
+    for r in request {
+        text.push_str(r);
+    }
+    if IMPURE.iter().any(|w| text.contains(w)) {
         return None;
     }
+    let reaches = |k: &str| {
+        k.starts_with("BUILDX_")
+            || k.starts_with("BAKE_")
+            || k == "SOURCE_DATE_EPOCH"
+            || text.contains(k)
+    };
+    let env: Vec<(&String, &String)> = env.iter().filter(|(k, _)| reaches(k)).collect();
     let mut h = Sha256::new();
     let mut part = |bytes: &[u8]| {
         h.update((bytes.len() as u64).to_le_bytes());
@@ -146,9 +157,17 @@ mod tests {
         assert_eq!(key(Path::new("/r"), &req, &e, &files).unwrap(), k);
         assert_ne!(key(Path::new("/s"), &req, &e, &files).unwrap(), k);
         assert_ne!(key(Path::new("/r"), &[], &e, &files).unwrap(), k);
+        // A variable the files name reaches the answer; one they do not name cannot.
+        let named = vec![("a.hcl".to_string(), b"variable \"TAG\" {}".to_vec())];
+        let kn = key(Path::new("/r"), &req, &e, &named).unwrap();
         let mut e2 = e.clone();
         e2.insert("TAG".into(), "1".into());
+        assert_ne!(key(Path::new("/r"), &req, &e2, &named).unwrap(), kn);
+        e2.insert("BUILDX_BAKE_FILE".into(), "x".into());
         assert_ne!(key(Path::new("/r"), &req, &e2, &files).unwrap(), k);
+        let mut e3 = e.clone();
+        e3.insert("_".into(), "/usr/bin/perf".into());
+        assert_eq!(key(Path::new("/r"), &req, &e3, &files).unwrap(), k);
         let other = vec![("a.hcl".to_string(), b"target \"y\" {}".to_vec())];
         assert_ne!(key(Path::new("/r"), &req, &e, &other).unwrap(), k);
         let impure = vec![(
