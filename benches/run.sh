@@ -60,6 +60,11 @@ bake_row() {
   row "$label ($count files)" "$goal" -- -N --warmup 3 --runs "${BAKE_RUNS:-40}" \
     "$kiln bake $args --print eval-local" \
     "docker buildx bake $args --print eval-local"
+  # The same without kiln's answer cache: every file parsed and evaluated.
+  KILN_BAKE_CACHE=0 row "… with the cache off (KILN_BAKE_CACHE=0), $count files" "$goal" -- \
+    -N --warmup 3 --runs "${BAKE_RUNS:-40}" \
+    "$kiln bake $args --print eval-local" \
+    "docker buildx bake $args --print eval-local"
   cd "$repo" || exit 1
 }
 
