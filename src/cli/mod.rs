@@ -40,6 +40,9 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Resolve Docker Bake files like `docker buildx bake` (`--print` writes the same JSON).
+    ///
+    /// A repeated `--print` with the same files, request and environment is answered from
+    /// a cache under $XDG_CACHE_HOME/kiln/bake (KILN_BAKE_CACHE=0 turns it off).
     Bake(bake::Args),
     /// Build benchmark, per-task, agent and eval images (or print the commands with --dry-run).
     Build(build::Args),
