@@ -12,12 +12,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::{Mutex, OnceLock};
 
+mod fleet_support;
+
 use kiln::gateway::fixture::{Exchange, Fixture, Header};
 use serde_json::{json, Value};
 
 static ENGINE: Mutex<()> = Mutex::new(());
 static READY: OnceLock<PathBuf> = OnceLock::new();
-const CA: &str = "/etc/ssl/certs/ca-certificates.crt";
 
 fn enabled() -> bool {
     if std::env::var("KILN_TEST_DOCKER").as_deref() == Ok("1") {
@@ -61,39 +62,8 @@ fn show(out: &Output) -> String {
 fn setup() -> PathBuf {
     READY
         .get_or_init(|| {
-            let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-                .args([
-                    "build",
-                    "--release",
-                    "-p",
-                    "kiln-runner",
-                    "--target",
-                    "x86_64-unknown-linux-gnu",
-                ])
-                .env("RUSTFLAGS", "-C target-feature=+crt-static")
-                .current_dir(repo())
-                .status()
-                .expect("cargo runs");
-            assert!(status.success(), "building the static runner failed");
-            let target = std::env::var("CARGO_TARGET_DIR")
-                .map(PathBuf::from)
-                .unwrap_or_else(|_| repo().join("target"));
-            let runner = target.join("x86_64-unknown-linux-gnu/release/kiln-runner");
-            let out = kiln_with(
-                &runner,
-                &[
-                    "build",
-                    "agent",
-                    "mini-swe-agent",
-                    "--backend",
-                    "bake",
-                    "--ca-bundle",
-                    CA,
-                    "--progress",
-                    "plain",
-                ],
-                &[],
-            );
+            let runner = fleet_support::static_runner();
+            let out = kiln_with(&runner, fleet_support::BUILD_MINI_SWE_AGENT, &[]);
             assert!(
                 out.status.success(),
                 "building mini-swe-agent: {}",

@@ -604,22 +604,8 @@ fn ctrl_c_leaves_no_job_or_pod(c: &Cluster) {
 /// second container of the pod, the score equals the recorded one, and result.json's
 /// `model` section holds the gateway's counters, as in a local replay.
 fn replay_runs_the_gateway_beside_the_agent(c: &Cluster) {
-    // The agent installs from PyPI, reachable only with this machine's CA bundle, which
-    // only bake (build secrets) takes; the eval image is then built on the engine.
-    let out = kiln(
-        &[
-            "build",
-            "agent",
-            "mini-swe-agent",
-            "--backend",
-            "bake",
-            "--ca-bundle",
-            "/etc/ssl/certs/ca-certificates.crt",
-            "--progress",
-            "plain",
-        ],
-        &[],
-    );
+    // The agent with bake (build secrets); the eval image is then built on the engine.
+    let out = kiln(fleet_support::BUILD_MINI_SWE_AGENT, &[]);
     assert!(out.status.success(), "building mini-swe-agent");
     let ns = TestNamespace::new(&c.kubeconfig, "replay");
     let results = tempfile::tempdir().unwrap();

@@ -135,6 +135,20 @@ pub fn shim_path(dir: &Path, podman: bool, buildx: Option<(&str, &str)>) -> Stri
     dir.display().to_string()
 }
 
+/// Builds the mini-swe-agent image: it installs from PyPI, reachable only with this
+/// machine's CA bundle, which only bake (build secrets) hands to the build.
+pub const BUILD_MINI_SWE_AGENT: &[&str] = &[
+    "build",
+    "agent",
+    "mini-swe-agent",
+    "--backend",
+    "bake",
+    "--ca-bundle",
+    "/etc/ssl/certs/ca-certificates.crt",
+    "--progress",
+    "plain",
+];
+
 /// The static runner, built with the documented command (or `$KILN_RUNNER`).
 pub fn static_runner() -> PathBuf {
     if let Ok(p) = std::env::var("KILN_RUNNER") {
