@@ -511,8 +511,48 @@ fn release_publishes_verifies_and_restarts() {
 
     // 6. kiln validate answers from its record for unchanged images, and exits 1 for
     //    a benchmark whose oracle fails (the solution is part of the verdict's key).
+    //    Before anything, it removes the container a killed kiln left behind.
+    let dead = {
+        let mut gone = std::process::Command::new("true").spawn().unwrap();
+        gone.wait().unwrap();
+        gone.id()
+    };
+    let leftover = format!("kiln-test-leftover-{}", std::process::id());
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let created = std::process::Command::new("docker")
+        .args(["create", "--name", &leftover, "--label", "kiln.run=true"])
+        .args([
+            "--label",
+            &format!("kiln.pid={dead}"),
+            "--label",
+            "kiln.pid-start=1",
+        ])
+        .args(["--label", &format!("kiln.host={}", host.trim())])
+        .args([
+            "--label",
+            "kiln.run-id=leftover",
+            "debian:bookworm-slim",
+            "true",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
     let out = fleet.kiln(&conf, "v1.1.0", &["validate", "rel-tasks", "rel-shared"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(&format!("removed container {leftover}")),
+        "{}",
+        text(&out)
+    );
+    let still = std::process::Command::new("docker")
+        .args(["container", "inspect", &leftover])
+        .output()
+        .unwrap();
+    assert!(!still.status.success(), "{leftover} is still there");
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     assert_eq!(stdout.matches("valid (recorded)").count(), 3, "{stdout}");
     std::fs::write(&solve, good.replace("42", "41")).unwrap();

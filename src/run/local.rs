@@ -136,12 +136,7 @@ pub fn run(repo: &Path, selection: &Selection, opts: &Options) -> anyhow::Result
     };
 
     // Containers of kiln processes that died (SIGKILL) go first.
-    for r in runtime.block_on(reap::reap(&[Store::Docker]))? {
-        eprintln!(
-            "removed container {} ({} store) left by kiln process {} (run {}), which is no longer running",
-            r.name, r.store, r.pid, r.run_id
-        );
-    }
+    runtime.block_on(reap::reap_and_say(&[Store::Docker]))?;
 
     let images = if opts.no_build {
         runtime.block_on(existing_images(&matrix.images))?
@@ -149,12 +144,7 @@ pub fn run(repo: &Path, selection: &Selection, opts: &Options) -> anyhow::Result
         build(repo, &fleet, &matrix, opts, &runtime)?
     };
     if images.values().any(|(s, _)| *s == Store::Podman) {
-        for r in runtime.block_on(reap::reap(&[Store::Podman]))? {
-            eprintln!(
-                "removed container {} ({} store) left by kiln process {} (run {}), which is no longer running",
-                r.name, r.store, r.pid, r.run_id
-            );
-        }
+        runtime.block_on(reap::reap_and_say(&[Store::Podman]))?;
     }
 
     for note in matrix::adopt_flat_results(&opts.output, &matrix.runs)? {

@@ -124,6 +124,18 @@ pub async fn reap(stores: &[Store]) -> anyhow::Result<Vec<Reaped>> {
     Ok(out)
 }
 
+/// [`reap`], saying on stderr what it removed (what `kiln run` and `kiln validate` do
+/// before they start containers of their own).
+pub async fn reap_and_say(stores: &[Store]) -> anyhow::Result<()> {
+    for r in reap(stores).await? {
+        eprintln!(
+            "removed container {} ({} store) left by kiln process {} (run {}), which is no longer running",
+            r.name, r.store, r.pid, r.run_id
+        );
+    }
+    Ok(())
+}
+
 type Found = Vec<(String, BTreeMap<String, String>)>;
 
 async fn docker_containers() -> anyhow::Result<Found> {

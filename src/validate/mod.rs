@@ -191,6 +191,8 @@ pub fn validate(
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    // Containers of kiln processes that died (SIGKILL) go first, as for `kiln run`.
+    rt.block_on(run::reap::reap_and_say(&[Store::Docker, Store::Podman]))?;
     let record = if opts.force {
         Record::default()
     } else {
