@@ -7,7 +7,8 @@
 //! Why skopeo: it writes a valid OCI layout straight from the engine in one step
 //! (the engine's own export, `docker save`, is a Docker archive that would need
 //! converting), and the layout is addressed by the image id, so a layout is reused
-//! for as long as the base is unchanged and never goes stale.
+//! for as long as the base is unchanged and never goes stale. Each new export removes
+//! the layouts of images the engine no longer holds (a base that was rebuilt).
 
 use std::path::Path;
 
@@ -100,6 +101,7 @@ pub async fn export(env: &Env, label: &str, base: &str) -> Result<String, Stop> 
         )));
     }
     let tmp = tmp.keep();
+    prune(&parent).await;
     if std::fs::rename(&tmp, &dest).is_err() {
         // Another build exported the same id meanwhile: keep theirs.
         let _ = std::fs::remove_dir_all(&tmp);
@@ -111,6 +113,35 @@ pub async fn export(env: &Env, label: &str, base: &str) -> Result<String, Stop> 
         }
     }
     Ok(layout)
+}
+
+/// Removes the layouts in `dir` whose image is no longer in the engine's store, and
+/// exports a killed kiln left half-written (over an hour old). Best effort.
+async fn prune(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().to_string();
+        let stale = if name.starts_with(".export-") {
+            entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age.as_secs() > 3600)
+        } else {
+            name.len() == 64
+                && name.bytes().all(|b| b.is_ascii_hexdigit())
+                && matches!(
+                    store::inspect(Store::Docker, &format!("sha256:{name}")).await,
+                    Ok(None)
+                )
+        };
+        if stale {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 /// `.kiln/` holds local state only; make sure git ignores it.
@@ -168,5 +199,33 @@ mod tests {
             context_set("core-base", "debian:bookworm-slim", ".kiln/oci/ab"),
             "core-base.contexts.debian:bookworm-slim=oci-layout://.kiln/oci/ab:image"
         );
+    }
+
+    /// Needs the engine (`KILN_TEST_DOCKER=1`) and `debian:bookworm-slim` in it.
+    #[test]
+    fn prune_keeps_only_layouts_of_images_the_engine_holds() {
+        if std::env::var("KILN_TEST_DOCKER").as_deref() != Ok("1") {
+            eprintln!("skipped: set KILN_TEST_DOCKER=1");
+            return;
+        }
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let held = rt
+            .block_on(store::inspect(Store::Docker, "debian:bookworm-slim"))
+            .unwrap()
+            .expect("debian:bookworm-slim (scripts/make-bases.sh makes it)")
+            .id;
+        let dir = tempfile::tempdir().unwrap();
+        let kept = dir.path().join(held.trim_start_matches("sha256:"));
+        let gone = dir.path().join("0".repeat(64));
+        let other = dir.path().join("notes");
+        for d in [&kept, &gone, &other] {
+            std::fs::create_dir(d).unwrap();
+        }
+        rt.block_on(prune(dir.path()));
+        assert!(kept.is_dir() && other.is_dir());
+        assert!(!gone.exists());
     }
 }
