@@ -35,24 +35,6 @@ fn dir(env: &BTreeMap<String, String>) -> Option<PathBuf> {
     Some(base.join("kiln").join("bake"))
 }
 
-/// This binary, cheaply: its size and modification time (a rebuilt kiln is a new file
-/// and may resolve differently).
-fn binary_id() -> Option<String> {
-    let meta = std::fs::metadata(std::env::current_exe().ok()?).ok()?;
-    let t = meta
-        .modified()
-        .ok()?
-        .duration_since(std::time::UNIX_EPOCH)
-        .ok()?;
-    Some(format!(
-        "{} {} {}.{}",
-        env!("CARGO_PKG_VERSION"),
-        meta.len(),
-        t.as_secs(),
-        t.subsec_nanos()
-    ))
-}
-
 /// The key of a request, or None when it must not be cached. `request` is every
 /// argument that shapes the answer, in a fixed order; `files` is (name, bytes).
 pub fn key(
@@ -84,7 +66,7 @@ pub fn key(
         h.update((bytes.len() as u64).to_le_bytes());
         h.update(bytes);
     };
-    part(binary_id()?.as_bytes());
+    part(crate::binary::identity()?.as_bytes());
     part(cwd.as_os_str().as_encoded_bytes());
     part(&(request.len() as u64).to_le_bytes());
     for r in request {

@@ -3,7 +3,7 @@
 //! Layering, left to right; a module uses only modules to its left (never one of its
 //! own group or to its right; `tests/layering.rs` checks every `crate::` path):
 //!
-//! `kiln_bake` (crate), `error`, `context`, `progress`, `bake_cache` → `naming` → `labels` → `fleet`, `store` → `lint`, `plan` → `digest` → `backend` → `build` → `report`, `gateway`, `registry` → `run` → `validate` → `release` → `cli`
+//! `kiln_bake` (crate), `error`, `context`, `progress`, `binary` → `bake_cache` → `naming` → `labels` → `fleet`, `store` → `lint`, `plan` → `digest` → `backend` → `build` → `report`, `gateway`, `registry` → `run` → `validate` → `release` → `cli`
 //!
 //! `backend` builds one image (or one bake request) on one tool; `build` schedules
 //! them, checks labels and tags. Nothing below `cli` parses arguments; `cli` only
@@ -11,6 +11,7 @@
 
 pub mod backend;
 pub mod bake_cache;
+pub mod binary;
 pub mod build;
 pub mod cli;
 pub mod context;

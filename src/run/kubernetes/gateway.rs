@@ -3,8 +3,6 @@
 //! dynamically), as the local gateway container runs it. It is built in Docker's store
 //! once per kiln binary and pushed to the run registry like the eval images.
 
-use std::path::Path;
-
 use anyhow::{bail, Context as _};
 use sha2::Digest as _;
 
@@ -12,24 +10,6 @@ use crate::labels;
 
 /// `kiln.local/kiln-gateway:<binary id>`.
 const REPOSITORY: &str = "kiln.local/kiln-gateway";
-
-/// Which kiln binary this is, cheaply: version, size and modification time (a rebuilt
-/// binary is a new file), hashed.
-fn binary_id(exe: &Path) -> anyhow::Result<String> {
-    let meta = std::fs::metadata(exe).with_context(|| format!("reading {}", exe.display()))?;
-    let modified = meta
-        .modified()?
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    let seed = format!(
-        "{} {} {}.{}",
-        env!("CARGO_PKG_VERSION"),
-        meta.len(),
-        modified.as_secs(),
-        modified.subsec_nanos()
-    );
-    Ok(hex::encode(sha2::Sha256::digest(seed.as_bytes())))
-}
 
 fn docker(args: &[&str]) -> anyhow::Result<std::process::Output> {
     duct::cmd("docker", args)
@@ -44,7 +24,8 @@ fn docker(args: &[&str]) -> anyhow::Result<std::process::Output> {
 /// Returns its local reference and input digest.
 pub fn ensure_image(base: &str) -> anyhow::Result<(String, String)> {
     let exe = std::env::current_exe().context("locating kiln's own binary")?;
-    let id = binary_id(&exe)?;
+    let binary = crate::binary::identity().context("reading kiln's own binary")?;
+    let id = hex::encode(sha2::Sha256::digest(binary.as_bytes()));
     let reference = format!("{REPOSITORY}:{}", &id[..16]);
     let inputs = format!("sha256:{id}");
     if docker(&["image", "inspect", &reference])?.status.success() {
