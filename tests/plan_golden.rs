@@ -126,7 +126,8 @@ fn auto_with_nothing_exits_3() {
 }
 
 /// Secrets reach commands as where they come from, never as values; the engine backend
-/// refuses a spec with secrets before anything runs.
+/// passes them where the engine builds with BuildKit and refuses a spec with secrets
+/// before anything runs where it does not (`KILN_ENGINE_BUILDER` plays either engine).
 #[test]
 fn secrets_are_named_never_valued() {
     let tmp = tempfile::tempdir().unwrap();
@@ -142,7 +143,12 @@ fn secrets_are_named_never_valued() {
     );
     std::fs::write(&bake, text).unwrap();
     let value = "hunter2-do-not-print";
-    for backend in ["podman", "bake", "engine"] {
+    for (backend, engine_builder) in [
+        ("podman", "auto"),
+        ("bake", "auto"),
+        ("engine", "legacy"),
+        ("engine", "buildkit"),
+    ] {
         let args = [
             "build",
             "benchmark",
@@ -151,15 +157,26 @@ fn secrets_are_named_never_valued() {
             "--backend",
             backend,
         ];
-        let out = kiln(tmp.path(), &args, &[("PGPASSWORD", value)]);
+        let out = kiln(
+            tmp.path(),
+            &args,
+            &[
+                ("PGPASSWORD", value),
+                ("KILN_ENGINE_BUILDER", engine_builder),
+            ],
+        );
         let all = transcript(&args, &out);
         assert!(!all.contains(value), "{all}");
-        match backend {
-            "podman" => {
+        match (backend, engine_builder) {
+            ("podman", _) => {
                 assert_eq!(out.status.code(), Some(0), "{all}");
                 assert!(all.contains("--secret id=pgpass,env=PGPASSWORD"), "{all}");
             }
-            "bake" => assert_eq!(out.status.code(), Some(0), "{all}"),
+            ("bake", _) => assert_eq!(out.status.code(), Some(0), "{all}"),
+            (_, "buildkit") => {
+                assert_eq!(out.status.code(), Some(0), "{all}");
+                assert!(all.contains("--secret id=pgpass,env=PGPASSWORD"), "{all}");
+            }
             _ => {
                 assert_eq!(out.status.code(), Some(2), "{all}");
                 assert!(all.contains("pgpass") && out.stdout.is_empty(), "{all}");
