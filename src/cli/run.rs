@@ -64,7 +64,8 @@ pub struct Args {
     pub model: Option<String>,
 
     /// Run the agent against a model gateway replaying this fixture (docs/model-gateway.md),
-    /// on a network where the gateway is the only other host. Needs --model.
+    /// on a network where the gateway is the only other host (--on kubernetes: a second
+    /// container in each pod, on the pod's loopback). Needs --model.
     #[arg(long, value_name = "FIXTURE", conflicts_with = "record")]
     pub replay: Option<PathBuf>,
 
@@ -73,7 +74,7 @@ pub struct Args {
     pub lenient: bool,
 
     /// Record the agent's model calls to this fixture through a gateway forwarding to
-    /// --upstream. Needs --model.
+    /// --upstream. Needs --model. Local runs only.
     #[arg(long, value_name = "FIXTURE", requires = "upstream")]
     pub record: Option<PathBuf>,
 
