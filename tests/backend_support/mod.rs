@@ -88,7 +88,8 @@ pub fn images(ns: &str) -> [String; 4] {
 }
 
 /// The fixture fleet's plan; images are named under `kiln.test/<ns>/` so tests do not collide.
-/// `sleep` seconds are spent in the benchmark's last step (interrupt tests).
+/// `sleep` seconds are spent in the benchmark's last step (interrupt tests), never
+/// answered from a build cache.
 pub fn fleet_specs(repo: &Path, ns: &str, sleep: u32) -> Vec<BuildSpec> {
     let [base, bench, agent, eval] = images(ns);
     let with = |mut a: BTreeMap<String, String>, b: BTreeMap<String, String>| {
@@ -123,6 +124,15 @@ pub fn fleet_specs(repo: &Path, ns: &str, sleep: u32) -> Vec<BuildSpec> {
         ("BASE_IMAGE".into(), base.clone()),
         ("SLEEP".into(), sleep.to_string()),
     ]);
+    if sleep > 0 {
+        // A slow step must really run: never from a builder's cache (see the Dockerfile).
+        let nonce = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        s1.args
+            .insert("NONCE".into(), format!("{}-{nonce}", std::process::id()));
+    }
     s1.labels = typed("benchmark", with(oci("fixture"), benchmark_labels()));
     s1.bases = vec![base.clone()];
     s1.deps = vec![0];
