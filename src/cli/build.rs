@@ -215,7 +215,9 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
     }
     if args.dry_run {
         let decision = choose(args.backend, &plan, false, args.builder.as_deref())?;
-        let plan = if decision.backend == BackendKind::Bake {
+        // Requests are what bake builds on a builder with named contexts; in per-image
+        // mode the dry run prints one bake per image and needs none.
+        let plan = if decision.backend == BackendKind::Bake && !decision.backend().per_image() {
             with_ca_bundle(plan.with_bake_requests(&fleet), args.ca_bundle.as_deref())
         } else {
             plan

@@ -108,8 +108,9 @@ impl Dockerfile {
     /// an earlier stage, a stage index or `scratch`, with `args` (then `ARG` defaults before the
     /// first `FROM`) substituted.
     pub fn bases(&self, args: &BTreeMap<String, String>) -> Vec<BaseRef> {
-        let mut meta: BTreeMap<String, String> = BTreeMap::new();
-        let mut stages: Vec<String> = Vec::new();
+        // Called for every image of a plan: values are borrowed, stages compared in place.
+        let mut meta: Vec<(&str, std::borrow::Cow<str>)> = Vec::new();
+        let mut stages: Vec<&str> = Vec::new();
         let mut out: Vec<BaseRef> = Vec::new();
         let mut seen_from = false;
         for ins in &self.instructions {
@@ -120,34 +121,28 @@ impl Dockerfile {
                             Some((n, d)) => (n, Some(unquote(d))),
                             None => (word, None),
                         };
-                        let value = args
-                            .get(name)
-                            .cloned()
-                            .or_else(|| default.map(|d| expand(&d, &meta)));
+                        let value = match args.get(name) {
+                            Some(v) => Some(std::borrow::Cow::Borrowed(v.as_str())),
+                            None => default.map(|d| expand(&d, |n| find(&meta, n)).into()),
+                        };
                         if let Some(v) = value {
-                            meta.insert(name.to_string(), v);
+                            meta.push((name, v));
                         }
                     }
                 }
                 "FROM" => {
                     seen_from = true;
-                    let words: Vec<&str> = ins
-                        .args
-                        .split_whitespace()
-                        .filter(|w| !w.starts_with("--"))
-                        .collect();
-                    let Some(written) = words.first() else {
+                    let mut words = ins.args.split_whitespace().filter(|w| !w.starts_with("--"));
+                    let Some(written) = words.next() else {
                         continue;
                     };
-                    let image = expand(written, &meta);
-                    if let [_, kw, alias] = words[..] {
-                        if kw.eq_ignore_ascii_case("as") {
-                            stages.push(alias.to_ascii_lowercase());
-                        }
-                    } else {
-                        stages.push(String::new());
-                    }
-                    let is_stage = stages[..stages.len() - 1].contains(&image.to_ascii_lowercase());
+                    let image = expand(written, |n| find(&meta, n));
+                    let alias = match (words.next(), words.next(), words.next()) {
+                        (Some(kw), Some(alias), None) if kw.eq_ignore_ascii_case("as") => alias,
+                        _ => "",
+                    };
+                    let is_stage = stages.iter().any(|s| s.eq_ignore_ascii_case(&image));
+                    stages.push(alias);
                     if !is_stage && image != "scratch" {
                         out.push(BaseRef {
                             line: ins.line,
@@ -163,8 +158,8 @@ impl Dockerfile {
                         .take_while(|w| w.starts_with("--"))
                     {
                         if let Some(from) = word.strip_prefix("--from=") {
-                            let image = expand(from, &meta);
-                            let is_stage = stages.contains(&image.to_ascii_lowercase())
+                            let image = expand(from, |n| find(&meta, n));
+                            let is_stage = stages.iter().any(|s| s.eq_ignore_ascii_case(&image))
                                 || image.bytes().all(|b| b.is_ascii_digit());
                             if !is_stage {
                                 out.push(BaseRef {
@@ -181,6 +176,14 @@ impl Dockerfile {
         }
         out
     }
+}
+
+/// The value of `name` among the `ARG`s read so far (the last one wins).
+fn find<'m>(meta: &'m [(&str, std::borrow::Cow<str>)], name: &str) -> Option<&'m str> {
+    meta.iter()
+        .rev()
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| v.as_ref())
 }
 
 fn split_instruction(line: usize, text: &str) -> Instruction {
@@ -203,48 +206,41 @@ fn unquote(s: &str) -> String {
     }
 }
 
-/// Substitutes `$VAR`, `${VAR}`, `${VAR:-default}` and `${VAR:+alt}`; unknown variables
-/// become empty, as in a Dockerfile.
-pub fn expand(s: &str, vars: &BTreeMap<String, String>) -> String {
+/// Substitutes `$VAR`, `${VAR}`, `${VAR:-default}` and `${VAR:+alt}` with what `get`
+/// says; unknown variables become empty, as in a Dockerfile.
+pub fn expand<'v>(s: &str, get: impl Fn(&str) -> Option<&'v str>) -> String {
     let mut out = String::with_capacity(s.len());
-    let b = s.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'$' && i + 1 < b.len() {
-            if b[i + 1] == b'{' {
-                if let Some(end) = s[i + 2..].find('}') {
-                    let inner = &s[i + 2..i + 2 + end];
-                    let value = if let Some((name, def)) = inner.split_once(":-") {
-                        vars.get(name)
-                            .filter(|v| !v.is_empty())
-                            .cloned()
-                            .unwrap_or_else(|| def.to_string())
-                    } else if let Some((name, alt)) = inner.split_once(":+") {
-                        if vars.get(name).is_some_and(|v| !v.is_empty()) {
-                            alt.to_string()
-                        } else {
-                            String::new()
-                        }
-                    } else {
-                        vars.get(inner).cloned().unwrap_or_default()
-                    };
-                    out.push_str(&value);
-                    i += 3 + end;
-                    continue;
+    let mut rest = s;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 1..];
+        if let Some(braced) = after.strip_prefix('{') {
+            if let Some(end) = braced.find('}') {
+                let inner = &braced[..end];
+                if let Some((name, default)) = inner.split_once(":-") {
+                    out.push_str(get(name).filter(|v| !v.is_empty()).unwrap_or(default));
+                } else if let Some((name, alt)) = inner.split_once(":+") {
+                    if get(name).is_some_and(|v| !v.is_empty()) {
+                        out.push_str(alt);
+                    }
+                } else {
+                    out.push_str(get(inner).unwrap_or_default());
                 }
-            } else if b[i + 1] == b'_' || b[i + 1].is_ascii_alphabetic() {
-                let end = s[i + 1..]
-                    .find(|c: char| !(c == '_' || c.is_ascii_alphanumeric()))
-                    .map_or(s.len(), |e| i + 1 + e);
-                out.push_str(vars.get(&s[i + 1..end]).map_or("", String::as_str));
-                i = end;
+                rest = &braced[end + 1..];
                 continue;
             }
+        } else if after.starts_with(|c: char| c == '_' || c.is_ascii_alphabetic()) {
+            let end = after
+                .find(|c: char| !(c == '_' || c.is_ascii_alphanumeric()))
+                .unwrap_or(after.len());
+            out.push_str(get(&after[..end]).unwrap_or_default());
+            rest = &after[end..];
+            continue;
         }
-        let ch = s[i..].chars().next().unwrap();
-        out.push(ch);
-        i += ch.len_utf8();
+        out.push('$');
+        rest = after;
     }
+    out.push_str(rest);
     out
 }
 
@@ -272,6 +268,24 @@ mod tests {
                 (8, "other/img:2".to_string())
             ]
         );
+    }
+
+    #[test]
+    fn expands_like_a_dockerfile() {
+        let get = |n: &str| match n {
+            "A" => Some("a"),
+            "EMPTY" => Some(""),
+            _ => None,
+        };
+        for (s, want) in [
+            ("$A/${A}:${EMPTY:-d}${A:-d}", "a/a:da"),
+            ("${A:+alt}${EMPTY:+alt}${NONE:+alt}", "alt"),
+            ("$A_B-$NONE-", "--"),
+            ("$1 $ ${A", "$1 $ ${A"),
+            ("x$", "x$"),
+        ] {
+            assert_eq!(expand(s, get), want, "{s}");
+        }
     }
 
     #[test]

@@ -2,7 +2,12 @@
 //! again with its task/eval variables), its `target:` contexts become dependencies
 //! added first, and it becomes one [`BuildSpec`].
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
+
+// The graph's tables are hashed tens of thousands of times per plan with keys kiln made
+// itself: a fast hasher, not the default one that resists crafted keys.
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+type HashSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::Arc;
@@ -49,11 +54,11 @@ impl<'a> Graph<'a> {
         Graph {
             fleet,
             info,
-            index: HashMap::new(),
+            index: HashMap::default(),
             builds: Vec::new(),
             extras: Vec::new(),
-            dockerfiles: HashMap::new(),
-            strings: HashSet::new(),
+            dockerfiles: HashMap::default(),
+            strings: HashSet::default(),
             build_time: info
                 .labels(None)
                 .map(|(k, v)| (k.into(), v.into()))
@@ -186,6 +191,21 @@ impl<'a> Graph<'a> {
         Ok(d)
     }
 
+    /// The images a Dockerfile builds on with these args, each once.
+    fn bases(
+        &mut self,
+        path: &Path,
+        args: &BTreeMap<String, String>,
+    ) -> anyhow::Result<Vec<String>> {
+        let mut out: Vec<String> = Vec::new();
+        for b in self.dockerfile(path)?.bases(args) {
+            if !out.contains(&b.image) {
+                out.push(b.image);
+            }
+        }
+        Ok(out)
+    }
+
     fn spec(
         &mut self,
         node: &Node,
@@ -278,16 +298,7 @@ impl<'a> Graph<'a> {
                 self.fleet.root.join(&target.context).join(d)
             }
         };
-        let bases: Vec<String> = {
-            let df = self.dockerfile(&dockerfile_path)?;
-            let mut out: Vec<String> = Vec::new();
-            for b in df.bases(&target.args) {
-                if !out.contains(&b.image) {
-                    out.push(b.image);
-                }
-            }
-            out
-        };
+        let bases = self.bases(&dockerfile_path, &target.args)?;
         // The target is this image's own (resolved for it): its parts move into the spec.
         let spec = BuildSpec {
             name: display_name(node),

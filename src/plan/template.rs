@@ -31,8 +31,8 @@ pub(crate) struct Templates {
     enabled: bool,
     eval_resolver: Option<Resolver>,
     /// core-eval resolved with placeholders: [shared-env, per-task].
-    eval: [Option<Target>; 2],
-    per_task: BTreeMap<String, Target>,
+    eval: [Option<Template>; 2],
+    per_task: BTreeMap<String, Template>,
     checked: HashSet<String>,
     counts: BTreeMap<String, usize>,
 }
@@ -77,10 +77,10 @@ impl Templates {
             return exact(task);
         }
         if !self.per_task.contains_key(b) {
-            let template = exact(TASK)?;
+            let template = Template::new(&exact(TASK)?);
             self.per_task.insert(b.to_string(), template);
         }
-        let made = substitute(&self.per_task[b], &pairs(Some(task), None, None));
+        let made = self.per_task[b].fill(&values(Some(task), None, None));
         if self.first_use("task", b) {
             let real = exact(task)?;
             if real != made {
@@ -120,7 +120,7 @@ impl Templates {
                 (naming::VAR_TASK_ID, if task.is_some() { TASK } else { "" }),
             ];
             match resolve_one(fleet, resolver, naming::EVAL_TARGET, &placeholders) {
-                Ok(t) => self.eval[slot] = Some(t),
+                Ok(t) => self.eval[slot] = Some(Template::new(&t)),
                 Err(_) => {
                     // core-eval needs more than the core files: resolve for real.
                     self.enabled = false;
@@ -128,10 +128,11 @@ impl Templates {
                 }
             }
         }
-        let made = substitute(
-            self.eval[slot].as_ref().expect("just set"),
-            &pairs(task, Some(b), Some(a)),
-        );
+        let made =
+            self.eval[slot]
+                .as_ref()
+                .expect("just set")
+                .fill(&values(task, Some(b), Some(a)));
         let new_b = self.first_use(["eval-b:0", "eval-b:1"][slot], b);
         let new_a = self.first_use(["eval-a:0", "eval-a:1"][slot], a);
         if new_b || new_a {
@@ -186,73 +187,156 @@ fn resolve_one(
         .ok_or_else(|| anyhow::anyhow!("bake did not resolve target {name:?}"))
 }
 
-/// What each placeholder becomes for one node.
-type Pairs<'a> = Vec<(&'static str, Cow<'a, str>)>;
+/// The placeholders, in the order [`Values`] holds their values.
+const PLACEHOLDERS: [&str; 4] = [TASK, TASK_LOWER, BENCH, AGENT];
 
-fn pairs<'a>(task: Option<&'a str>, b: Option<&'a str>, a: Option<&'a str>) -> Pairs<'a> {
-    let mut p = Vec::with_capacity(4);
-    if let Some(t) = task {
-        p.push((TASK, Cow::Borrowed(t)));
-        p.push((TASK_LOWER, Cow::Owned(naming::task_component(t))));
-    }
-    if let Some(b) = b {
-        p.push((BENCH, Cow::Borrowed(b)));
-    }
-    if let Some(a) = a {
-        p.push((AGENT, Cow::Borrowed(a)));
-    }
-    p
+/// What each of [`PLACEHOLDERS`] becomes for one node; `None` leaves it as it is.
+type Values<'a> = [Option<Cow<'a, str>>; 4];
+
+fn values<'a>(task: Option<&'a str>, b: Option<&'a str>, a: Option<&'a str>) -> Values<'a> {
+    [
+        task.map(Cow::Borrowed),
+        task.map(|t| Cow::Owned(naming::task_component(t))),
+        b.map(Cow::Borrowed),
+        a.map(Cow::Borrowed),
+    ]
 }
 
-/// `s` with every placeholder replaced, in one pass: each placeholder ends with [`MARK`],
-/// so each occurrence of the mark is checked for the placeholder that ends there.
-fn subst(s: &str, pairs: &Pairs) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut copied = 0; // s[..copied] is in `out`
-    let mut searched = 0;
-    while let Some(i) = s[searched..].find(MARK) {
-        let end = searched + i + MARK.len();
-        if let Some((from, to)) = pairs
-            .iter()
-            .find(|(from, _)| s[copied..end].ends_with(from))
-        {
-            out.push_str(&s[copied..end - from.len()]);
-            out.push_str(to);
-            copied = end;
+/// One string of a template target, split at its placeholders once, so that each node
+/// costs one copy per string and no search.
+#[derive(Debug)]
+struct Text {
+    text: String,
+    /// `(start, end, which)`: `text[start..end]` is `PLACEHOLDERS[which]`, in order.
+    holes: Vec<(usize, usize, usize)>,
+}
+
+impl Text {
+    /// Each placeholder ends with [`MARK`], so each occurrence of the mark is checked
+    /// for the placeholder that ends there.
+    fn new(text: &str) -> Text {
+        let mut holes = Vec::new();
+        let mut searched = 0;
+        while let Some(i) = text[searched..].find(MARK) {
+            let end = searched + i + MARK.len();
+            let after_last = holes.last().map_or(0, |&(_, e, _)| e);
+            if let Some(which) = PLACEHOLDERS
+                .iter()
+                .position(|p| text[after_last..end].ends_with(p))
+            {
+                holes.push((end - PLACEHOLDERS[which].len(), end, which));
+            }
+            searched = end;
         }
-        searched = end;
+        Text {
+            text: text.to_string(),
+            holes,
+        }
     }
-    out.push_str(&s[copied..]);
-    out
+
+    fn fill(&self, values: &Values) -> String {
+        if self.holes.is_empty() {
+            return self.text.clone();
+        }
+        let mut out = String::with_capacity(self.text.len() + 32);
+        let mut copied = 0;
+        for &(start, end, which) in &self.holes {
+            if let Some(v) = &values[which] {
+                out.push_str(&self.text[copied..start]);
+                out.push_str(v);
+                copied = end;
+            }
+        }
+        out.push_str(&self.text[copied..]);
+        out
+    }
 }
 
-fn substitute(t: &Target, pairs: &Pairs) -> Target {
-    let map = |m: &BTreeMap<String, String>| -> BTreeMap<String, String> {
+/// A map of a template target; `plain` when no key or value holds a placeholder.
+#[derive(Debug)]
+enum Map {
+    Plain(BTreeMap<String, String>),
+    Holes(Vec<(Text, Text)>),
+}
+
+impl Map {
+    fn new(m: &BTreeMap<String, String>) -> Map {
         if !m.iter().any(|(k, v)| k.contains(MARK) || v.contains(MARK)) {
-            return m.clone();
+            return Map::Plain(m.clone());
         }
-        m.iter()
-            .map(|(k, v)| (subst(k, pairs), subst(v, pairs)))
-            .collect()
-    };
-    Target {
-        name: t.name.clone(),
-        context: subst(&t.context, pairs),
-        dockerfile: subst(&t.dockerfile, pairs),
-        contexts: map(&t.contexts),
-        args: map(&t.args),
-        labels: map(&t.labels),
-        tags: t.tags.iter().map(|x| subst(x, pairs)).collect(),
-        stage: t.stage.as_ref().map(|x| subst(x, pairs)),
-        secrets: t
-            .secrets
-            .iter()
-            .map(|s| crate::fleet::TargetSecret {
-                id: subst(&s.id, pairs),
-                env: s.env.as_ref().map(|x| subst(x, pairs)),
-                src: s.src.as_ref().map(|x| subst(x, pairs)),
-            })
-            .collect(),
+        Map::Holes(
+            m.iter()
+                .map(|(k, v)| (Text::new(k), Text::new(v)))
+                .collect(),
+        )
+    }
+
+    fn fill(&self, values: &Values) -> BTreeMap<String, String> {
+        match self {
+            Map::Plain(m) => m.clone(),
+            Map::Holes(pairs) => pairs
+                .iter()
+                .map(|(k, v)| (k.fill(values), v.fill(values)))
+                .collect(),
+        }
+    }
+}
+
+/// A target resolved with placeholder values, ready to be filled in for each node.
+#[derive(Debug)]
+struct Template {
+    name: String,
+    context: Text,
+    dockerfile: Text,
+    contexts: Map,
+    args: Map,
+    labels: Map,
+    tags: Vec<Text>,
+    stage: Option<Text>,
+    secrets: Vec<(Text, Option<Text>, Option<Text>)>,
+}
+
+impl Template {
+    fn new(t: &Target) -> Template {
+        let opt = |x: &Option<String>| x.as_deref().map(Text::new);
+        Template {
+            name: t.name.clone(),
+            context: Text::new(&t.context),
+            dockerfile: Text::new(&t.dockerfile),
+            contexts: Map::new(&t.contexts),
+            args: Map::new(&t.args),
+            labels: Map::new(&t.labels),
+            tags: t.tags.iter().map(|x| Text::new(x)).collect(),
+            stage: opt(&t.stage),
+            secrets: t
+                .secrets
+                .iter()
+                .map(|s| (Text::new(&s.id), opt(&s.env), opt(&s.src)))
+                .collect(),
+        }
+    }
+
+    fn fill(&self, values: &Values) -> Target {
+        let opt = |x: &Option<Text>| x.as_ref().map(|x| x.fill(values));
+        Target {
+            name: self.name.clone(),
+            context: self.context.fill(values),
+            dockerfile: self.dockerfile.fill(values),
+            contexts: self.contexts.fill(values),
+            args: self.args.fill(values),
+            labels: self.labels.fill(values),
+            tags: self.tags.iter().map(|x| x.fill(values)).collect(),
+            stage: opt(&self.stage),
+            secrets: self
+                .secrets
+                .iter()
+                .map(|(id, env, src)| crate::fleet::TargetSecret {
+                    id: id.fill(values),
+                    env: opt(env),
+                    src: opt(src),
+                })
+                .collect(),
+        }
     }
 }
 
@@ -270,19 +354,24 @@ mod tests {
 
     #[test]
     fn substitutes_every_placeholder_once() {
-        let p = pairs(Some("Task.One"), Some("bench"), Some("agent"));
+        let subst = |s: &str, v: &Values| Text::new(s).fill(v);
+        let v = values(Some("Task.One"), Some("bench"), Some("agent"));
         assert_eq!(
             subst(
                 "r/benchmarks/kilnbenchplaceholder-kilntaskplaceholder--kilnagentplaceholder:KilnTaskPlaceholder laceholder",
-                &p
+                &v
             ),
             "r/benchmarks/bench-task.one--agent:Task.One laceholder"
         );
-        assert_eq!(subst("no placeholder", &p), "no placeholder");
-        // Without a task, its placeholder is left as it is.
-        let p = pairs(None, Some("b"), None);
+        assert_eq!(subst("no placeholder", &v), "no placeholder");
         assert_eq!(
-            subst("KilnTaskPlaceholder/kilnbenchplaceholder", &p),
+            subst("kilnbenchplaceholderkilnagentplaceholder$", &v),
+            "benchagent$"
+        );
+        // Without a task, its placeholder is left as it is.
+        let v = values(None, Some("b"), None);
+        assert_eq!(
+            subst("KilnTaskPlaceholder/kilnbenchplaceholder", &v),
             "KilnTaskPlaceholder/b"
         );
     }

@@ -91,43 +91,46 @@ pub fn display(request: &BakeRequest, setup: &Setup) -> String {
 /// per-image mode feeds to `docker buildx bake -f -`. No `contexts`: the base is read
 /// from the engine's store by its reference.
 pub fn image_definition(spec: &BuildSpec) -> String {
-    let mut target = serde_json::Map::new();
-    target.insert("context".into(), path_word(&spec.context).into());
-    target.insert("dockerfile".into(), path_word(&spec.dockerfile).into());
-    if let Some(stage) = &spec.target {
-        target.insert("target".into(), stage.clone().into());
+    /// `{"target": {<bake target>: {…}}}`, fields in this order, empty ones left out
+    /// (serialized from the spec as it is: a dry run writes one per image).
+    #[derive(serde::Serialize)]
+    struct Definition<'a> {
+        target: BTreeMap<&'a str, Target<'a>>,
     }
-    if !spec.args.is_empty() {
-        target.insert(
-            "args".into(),
-            serde_json::to_value(&spec.args).expect("a map of strings"),
-        );
+    #[derive(serde::Serialize)]
+    struct Target<'a> {
+        context: String,
+        dockerfile: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        target: Option<&'a str>,
+        #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+        args: &'a BTreeMap<String, String>,
+        #[serde(skip_serializing_if = "BTreeMap::is_empty", serialize_with = "labels")]
+        labels: &'a crate::plan::Labels,
+        tags: [&'a str; 1],
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        secret: Vec<String>,
     }
-    if !spec.labels.is_empty() {
-        target.insert(
-            "labels".into(),
-            serde_json::Value::Object(
-                spec.labels
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), v.as_ref().into()))
-                    .collect(),
-            ),
-        );
+    fn labels<S: serde::Serializer>(l: &&crate::plan::Labels, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(l.iter().map(|(k, v)| (&**k, &**v)))
     }
-    target.insert("tags".into(), vec![spec.image.clone()].into());
-    if !spec.secrets.is_empty() {
-        let words: Vec<String> = spec
+    let target = Target {
+        context: path_word(&spec.context),
+        dockerfile: path_word(&spec.dockerfile),
+        target: spec.target.as_deref(),
+        args: &spec.args,
+        labels: &spec.labels,
+        tags: [&spec.image],
+        secret: spec
             .secrets
             .iter()
             .map(super::podman::secret_word)
-            .collect();
-        target.insert("secret".into(), words.into());
-    }
-    let mut targets = serde_json::Map::new();
-    targets.insert(spec.bake_target.clone(), target.into());
-    let mut root = serde_json::Map::new();
-    root.insert("target".into(), targets.into());
-    serde_json::Value::Object(root).to_string()
+            .collect(),
+    };
+    let definition = Definition {
+        target: BTreeMap::from([(spec.bake_target.as_str(), target)]),
+    };
+    serde_json::to_string(&definition).expect("strings only")
 }
 
 /// The argv of the per-image mode: `docker buildx bake -f - <target> --load`, with
