@@ -60,14 +60,19 @@ pub fn equivalent_docker_build(spec: &BuildSpec) -> Vec<String> {
 }
 
 /// The dry run: the `docker build` equivalent of each Engine API request, bases first.
-pub fn dry_run(builds: &[BuildSpec]) -> Vec<String> {
-    let mut lines = vec!["# the Engine API requests kiln sends are equivalent to:".to_string()];
-    lines.extend(
-        builds
-            .iter()
-            .map(|spec| super::shell::join(&equivalent_docker_build(spec))),
-    );
-    lines
+pub fn dry_run(out: &mut dyn std::io::Write, builds: &[BuildSpec]) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "# the Engine API requests kiln sends are equivalent to:"
+    )?;
+    for spec in builds {
+        writeln!(
+            out,
+            "{}",
+            super::shell::join(&equivalent_docker_build(spec))
+        )?;
+    }
+    Ok(())
 }
 
 /// `text` with one `LABEL` instruction holding `labels` appended to the stage that

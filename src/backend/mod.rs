@@ -141,12 +141,11 @@ impl Backend {
         builds: &[BuildSpec],
         requests: &[crate::plan::BakeRequest],
     ) -> std::io::Result<()> {
-        let lines = match self {
-            Backend::Engine => engine::dry_run(builds),
-            Backend::Podman => return podman::dry_run(out, builds),
-            Backend::Bake(setup) => bake::dry_run(builds, requests, setup),
-        };
-        lines.iter().try_for_each(|line| writeln!(out, "{line}"))
+        match self {
+            Backend::Engine => engine::dry_run(out, builds),
+            Backend::Podman => podman::dry_run(out, builds),
+            Backend::Bake(setup) => bake::dry_run(out, builds, requests, setup),
+        }
     }
 
     /// Builds one image (`spec` already carries every label, the input digest

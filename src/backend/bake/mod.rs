@@ -91,46 +91,54 @@ pub fn display(request: &BakeRequest, setup: &Setup) -> String {
 /// per-image mode feeds to `docker buildx bake -f -`. No `contexts`: the base is read
 /// from the engine's store by its reference.
 pub fn image_definition(spec: &BuildSpec) -> String {
-    /// `{"target": {<bake target>: {…}}}`, fields in this order, empty ones left out
-    /// (serialized from the spec as it is: a dry run writes one per image).
-    #[derive(serde::Serialize)]
-    struct Definition<'a> {
-        target: BTreeMap<&'a str, Target<'a>>,
+    serde_json::to_string(&Definition::new(spec)).expect("strings only")
+}
+
+/// `{"target": {<bake target>: {…}}}`, fields in this order, empty ones left out;
+/// borrowed from the spec, so a dry run writes it without copying.
+#[derive(serde::Serialize)]
+struct Definition<'a> {
+    target: BTreeMap<&'a str, DefinitionTarget<'a>>,
+}
+
+#[derive(serde::Serialize)]
+struct DefinitionTarget<'a> {
+    context: String,
+    dockerfile: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    target: Option<&'a str>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    args: &'a BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty", serialize_with = "labels")]
+    labels: &'a crate::plan::Labels,
+    tags: [&'a str; 1],
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    secret: Vec<String>,
+}
+
+fn labels<S: serde::Serializer>(l: &&crate::plan::Labels, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_map(l.iter().map(|(k, v)| (&**k, &**v)))
+}
+
+impl<'a> Definition<'a> {
+    fn new(spec: &'a BuildSpec) -> Self {
+        let target = DefinitionTarget {
+            context: path_word(&spec.context),
+            dockerfile: path_word(&spec.dockerfile),
+            target: spec.target.as_deref(),
+            args: &spec.args,
+            labels: &spec.labels,
+            tags: [&spec.image],
+            secret: spec
+                .secrets
+                .iter()
+                .map(super::podman::secret_word)
+                .collect(),
+        };
+        Definition {
+            target: BTreeMap::from([(spec.bake_target.as_str(), target)]),
+        }
     }
-    #[derive(serde::Serialize)]
-    struct Target<'a> {
-        context: String,
-        dockerfile: String,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        target: Option<&'a str>,
-        #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-        args: &'a BTreeMap<String, String>,
-        #[serde(skip_serializing_if = "BTreeMap::is_empty", serialize_with = "labels")]
-        labels: &'a crate::plan::Labels,
-        tags: [&'a str; 1],
-        #[serde(skip_serializing_if = "Vec::is_empty")]
-        secret: Vec<String>,
-    }
-    fn labels<S: serde::Serializer>(l: &&crate::plan::Labels, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_map(l.iter().map(|(k, v)| (&**k, &**v)))
-    }
-    let target = Target {
-        context: path_word(&spec.context),
-        dockerfile: path_word(&spec.dockerfile),
-        target: spec.target.as_deref(),
-        args: &spec.args,
-        labels: &spec.labels,
-        tags: [&spec.image],
-        secret: spec
-            .secrets
-            .iter()
-            .map(super::podman::secret_word)
-            .collect(),
-    };
-    let definition = Definition {
-        target: BTreeMap::from([(spec.bake_target.as_str(), target)]),
-    };
-    serde_json::to_string(&definition).expect("strings only")
 }
 
 /// The argv of the per-image mode: `docker buildx bake -f - <target> --load`, with
@@ -146,36 +154,43 @@ pub fn image_command(spec: &BuildSpec, setup: &Setup) -> Vec<String> {
     argv
 }
 
-/// [`image_command`] as a shell line with its stdin as a here-document.
-pub fn display_image(spec: &BuildSpec, setup: &Setup) -> String {
-    format!(
-        "{} <<'EOF'\n{}\nEOF",
-        shell::join(&image_command(spec, setup)),
-        image_definition(spec)
-    )
+/// [`image_command`] as a shell line with its stdin as a here-document, written to `out`.
+pub fn display_image(
+    out: &mut dyn std::io::Write,
+    spec: &BuildSpec,
+    setup: &Setup,
+) -> std::io::Result<()> {
+    writeln!(out, "{} <<'EOF'", shell::join(&image_command(spec, setup)))?;
+    serde_json::to_writer(&mut *out, &Definition::new(spec))?;
+    writeln!(out, "\nEOF")
 }
 
-/// The dry run's lines for the plan: in per-image mode one bake per image, bases
-/// first; otherwise, per request, the exports it needs (each base once) and its bake.
-pub fn dry_run(builds: &[BuildSpec], requests: &[BakeRequest], setup: &Setup) -> Vec<String> {
-    let mut lines = Vec::new();
+/// The dry run for the plan: in per-image mode one bake per image, bases first;
+/// otherwise, per request, the exports it needs (each base once) and its bake.
+pub fn dry_run(
+    out: &mut dyn std::io::Write,
+    builds: &[BuildSpec],
+    requests: &[BakeRequest],
+    setup: &Setup,
+) -> std::io::Result<()> {
     match setup.mode {
         Mode::PerImage => {
-            lines.push("# the builder has no named contexts: one bake per image, bases first, each base read from the engine's image store".into());
+            writeln!(out, "# the builder has no named contexts: one bake per image, bases first, each base read from the engine's image store")?;
             for spec in builds {
-                lines.push(display_image(spec, setup));
+                display_image(out, spec, setup)?;
             }
         }
         Mode::Requests { handover: false } => {
             for r in requests {
-                lines.push(display(r, setup));
+                writeln!(out, "{}", display(r, setup))?;
             }
         }
         Mode::Requests { handover: true } => {
-            lines.push(format!(
+            writeln!(
+                out,
                 "# the builder cannot read the engine's image store: each base it needs is exported to {}/<image id> (reused while the id is unchanged) and handed over as a named context",
                 handover::DIR
-            ));
+            )?;
             let mut exported = std::collections::BTreeSet::new();
             for r in requests {
                 let needs = handover::needs(r, builds);
@@ -183,17 +198,21 @@ pub fn dry_run(builds: &[BuildSpec], requests: &[BakeRequest], setup: &Setup) ->
                 for (target, base) in &needs {
                     let layout = handover::layout_placeholder(base);
                     if exported.insert(base.clone()) {
-                        lines.push(shell::join(&handover::export_command(base, &layout)));
+                        writeln!(
+                            out,
+                            "{}",
+                            shell::join(&handover::export_command(base, &layout))
+                        )?;
                     }
                     sets.push(handover::context_set(target, base, &layout));
                 }
                 let mut r = r.clone();
                 r.sets.extend(sets);
-                lines.push(display(&r, setup));
+                writeln!(out, "{}", display(&r, setup))?;
             }
         }
     }
-    lines
+    Ok(())
 }
 
 /// Builds one image in per-image mode: [`image_definition`] on stdin, `--load`
@@ -347,6 +366,8 @@ mod tests {
             shell::join(&image_command(&spec, &setup)),
             "docker buildx --builder old bake -f - benchmark-demo --load"
         );
-        assert!(display_image(&spec, &setup).ends_with("\nEOF"));
+        let mut shown = Vec::new();
+        display_image(&mut shown, &spec, &setup).unwrap();
+        assert!(shown.ends_with(b"\nEOF\n"));
     }
 }
