@@ -1,7 +1,8 @@
 //! Timing helper for the bake benchmark (see `benches/run.sh`).
 //!
-//! * `bake_timing parse DIR FILE...`: parse-only loop (hcl-rs `hcl::parse`, no evaluation),
-//!   for comparison with the full `kiln bake --print`.
+//! * `bake_timing parse DIR FILE...`: read-and-parse loop (`BakeFiles::from_sources`: the
+//!   files parsed and their blocks collected, nothing resolved), for comparison with the
+//!   full `kiln bake --print`.
 //! * `bake_timing resolve N TARGET DIR FILE...`: parse once, then resolve TARGET N times
 //!   with a different `EVAL_TASK_ID` each time (the per-task plan's use of the library).
 
@@ -14,22 +15,25 @@ fn main() {
     match args.first().map(String::as_str) {
         Some("parse") => {
             let dir = Path::new(&args[1]);
-            let texts: Vec<String> = args[2..]
+            let sources: Vec<(String, String)> = args[2..]
                 .iter()
-                .map(|f| std::fs::read_to_string(dir.join(f)).expect("read"))
+                .map(|f| {
+                    (
+                        f.clone(),
+                        std::fs::read_to_string(dir.join(f)).expect("read"),
+                    )
+                })
                 .collect();
             let rounds = 200;
             let start = Instant::now();
             for _ in 0..rounds {
-                for t in &texts {
-                    let body: hcl::Body = hcl::parse(t).expect("parse");
-                    std::hint::black_box(body);
-                }
+                let files = kiln_bake::BakeFiles::from_sources(sources.clone()).expect("parse");
+                std::hint::black_box(files);
             }
             let per = start.elapsed() / rounds;
             println!(
-                "hcl-rs parse of {} files: {:.3} ms per round",
-                texts.len(),
+                "parse of {} files: {:.3} ms per round",
+                sources.len(),
                 per.as_secs_f64() * 1e3
             );
         }

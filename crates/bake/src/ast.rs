@@ -1,6 +1,7 @@
-//! The syntax tree the evaluator walks: a compact copy of what hcl-edit (or the JSON
-//! reader) produced, with spans, template strip markers already applied, and literal
-//! numbers taken from their source text so they keep full precision.
+//! The syntax tree the evaluator walks, built straight from the source by kiln's HCL
+//! parser (`lexer.rs`, `parse.rs`) or the JSON reader (`json.rs`): byte spans for
+//! diagnostics, templates with `~` strip markers and heredoc indentation already applied,
+//! and literal numbers taken from their source text so they keep full precision.
 
 use crate::source::Span;
 use crate::value::Value;

@@ -1,7 +1,8 @@
 //! kiln-bake: Docker Bake file resolution, identical to `docker buildx bake --print`.
 //!
-//! No Docker is involved: the files are parsed with hcl-edit (HCL) or serde_json (HCL-JSON)
-//! and evaluated here with bake's semantics (`/work/shared/bake-parity/FEATURES.md`).
+//! No Docker is involved: the files are parsed by kiln's own HCL parser (`lexer.rs`,
+//! `parse.rs`, after Go's hashicorp/hcl v2) or with serde_json (HCL-JSON, `json.rs`) and
+//! evaluated here with bake's semantics (`/work/shared/bake-parity/FEATURES.md`).
 //!
 //! # Use
 //!
@@ -40,12 +41,15 @@ mod encoding;
 mod error;
 mod eval;
 pub mod functions;
+mod json;
+mod lexer;
 mod overrides;
 mod parse;
 mod print;
 mod resolve;
 mod source;
 mod target;
+mod template;
 pub mod value;
 mod vars;
 
@@ -205,11 +209,11 @@ impl BakeFiles {
                 None => parse::parse_hcl(i as u32, text),
             };
             if lower.ends_with(".json") {
-                parse::parse_json(i as u32, text)
+                json::parse_json(i as u32, text)
             } else if lower.ends_with(".hcl") {
                 hcl()
             } else {
-                hcl().or_else(|e| parse::parse_json(i as u32, text).map_err(|_| e))
+                hcl().or_else(|e| json::parse_json(i as u32, text).map_err(|_| e))
             }
         };
         // Parsing dominates for large fleets; spread it over the cores.
@@ -223,12 +227,19 @@ impl BakeFiles {
                     .step_by(chunk)
                     .map(|start| {
                         let end = (start + chunk).min(files.len());
-                        s.spawn(move || (start..end).map(parse_one).collect::<Vec<_>>())
+                        // The main thread's stack size: deep nesting (up to
+                        // `parse::MAX_DEPTH`) must not depend on which thread parses.
+                        std::thread::Builder::new()
+                            .stack_size(8 << 20)
+                            .spawn_scoped(s, move || (start..end).map(parse_one).collect())
                     })
                     .collect();
                 handles
                     .into_iter()
-                    .flat_map(|h| h.join().unwrap_or_default())
+                    .flat_map(|h| match h {
+                        Ok(h) => h.join().unwrap_or_default(),
+                        Err(_) => Vec::new(),
+                    })
                     .collect()
             })
         } else {

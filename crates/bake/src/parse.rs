@@ -1,477 +1,1418 @@
-//! Reading bake files into the syntax tree: HCL native syntax through hcl-edit (which keeps
-//! spans), HCL-JSON through serde_json (every JSON string is a template, as in HCL's JSON
-//! syntax). Also reports what Go's HCL parser rejects at this stage: syntax errors and an
-//! attribute set twice in one block.
-
-use hcl_edit::expr::{Expression, ObjectKey as HKey, TraversalOperator};
-use hcl_edit::structure::{BlockLabel, Structure};
-use hcl_edit::template::{Directive, Element, Strip, Template};
-use hcl_edit::Span as _;
+//! HCL native syntax, second stage: tokens (`lexer.rs`) to the syntax tree (`ast.rs`), by
+//! recursive descent. The grammar, precedence, newline rules and error wording follow Go's
+//! hashicorp/hcl v2 parser (the one buildx uses), so the tree evaluates as buildx's does
+//! and a syntax error names the place buildx names. Unlike Go's parser this one stops at
+//! the first error: the count of further diagnostics buildx appends is exact only for the
+//! scanner's (see `parse_hcl`).
+//!
+//! Nesting is limited to `MAX_DEPTH` levels: Go has no limit, but kiln recurses over the
+//! tree (here, in the evaluator, when dropping it) and must not run out of stack.
 
 use crate::ast::*;
 use crate::error::{Error, Result};
+use crate::lexer::{self, Kind, Start, Token};
 use crate::source::Span;
+use crate::template::{self, Piece};
 use crate::value::{Number, Value};
 
+/// How deep expressions may nest: brackets, calls, templates, directives, unary operators
+/// and each operator of a chain (`1+1+1` is three levels: the tree is left-deep) count.
+/// Go's parser has no limit, but the parser, the evaluator and `Drop` recurse over the
+/// tree, and real bake files stay under 20 levels. At 500 the deepest tree of any kind
+/// needs at most 2.8 MB of stack to parse and resolve in a debug build (about 0.7 MB in a
+/// release build): a third of the 8 MB main thread, and the fuzz target's.
+pub const MAX_DEPTH: u32 = 500;
+
+/// A parsed expression and its height (levels of nesting, a leaf being 1).
+type Node = (Expr, u32);
+
+/// Parses one HCL file. buildx reports the scanner's errors (stray characters, newlines in
+/// quoted strings) before any parse error, then "and N other diagnostic(s)"; the parse
+/// error, if any, counts as one of those.
 pub fn parse_hcl(file: u32, text: &str) -> Result<Body> {
-    // hcl-edit rejects an attribute set twice in one block without saying where the first
-    // one was; rename each duplicate (same length, so spans hold), parse again, and let
-    // `check_redefined` report it as Go HCL does.
-    let mut renamed: Vec<(usize, String)> = Vec::new();
-    let mut src = std::borrow::Cow::Borrowed(text);
-    let body = loop {
-        match hcl_edit::parser::parse_body(&src) {
-            Ok(b) => break b,
-            Err(e) if e.message().contains("redefined attribute") && renamed.len() < 64 => {
-                let at = e.location().offset();
-                let Some(tail) = src.get(at..) else {
-                    return Err(syntax_error(file, text, &e));
-                };
-                let len = tail
-                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
-                    .unwrap_or(tail.len());
-                if len == 0 {
-                    return Err(syntax_error(file, text, &e));
-                }
-                renamed.push((at, src[at..at + len].to_string()));
-                let mut fill = format!("_{}", renamed.len());
-                while fill.len() < len {
-                    fill.push('_');
-                }
-                if fill.len() > len {
-                    return Err(syntax_error(file, text, &e));
-                }
-                src.to_mut().replace_range(at..at + len, &fill);
-            }
-            Err(e) => return Err(syntax_error(file, text, &e)),
+    let toks = lexer::lex(text, Start::Config);
+    let parsed = Parser::new(file, text, &toks, true).body(Kind::Eof, None);
+    let lex_errors = lexer::check(&toks, text);
+    match lex_errors.first() {
+        None => parsed,
+        Some(&(t, summary, detail)) => {
+            let others = lex_errors.len() - 1 + usize::from(parsed.is_err());
+            Err(Error::diag(
+                Span::new(file, t.start as usize..t.end as usize),
+                summary,
+                detail,
+            )
+            .with_others(others))
         }
-    };
-    let conv = Conv {
-        file,
-        text,
-        renamed,
-    };
-    conv.body(&body)
-}
-
-/// Builds the diagnostic for text hcl-edit rejected. The common mistake of a string left
-/// open at the end of a line gets Go HCL's own wording; anything else keeps hcl-edit's.
-fn syntax_error(file: u32, text: &str, e: &hcl_edit::parser::Error) -> Error {
-    if let Some(nl) = unclosed_string_newline(text) {
-        let span = Span::new(file, nl..nl + 1);
-        return Error::diag(
-            span,
-            "Invalid multi-line string",
-            "Quoted strings may not be split over multiple lines. To produce a multi-line string, \
-             either use the \\n escape to represent a newline character or use the \"heredoc\" \
-             multi-line template syntax.",
-        )
-        .with_others(2);
     }
-    let loc = e.location();
-    let offset = loc.offset().min(text.len());
-    let span = Span::new(file, offset..offset);
-    Error::diag(span, "Invalid syntax", e.message().to_string())
 }
 
-/// Finds a newline inside a quoted string (scanning like HCL's lexer: strings, `${ }`
-/// nesting, comments and heredocs), returning its byte offset.
-fn unclosed_string_newline(text: &str) -> Option<usize> {
-    let b = text.as_bytes();
-    let mut i = 0;
-    // Stack of contexts: true = inside a quoted string, false = inside `${`/`%{` braces.
-    let mut stack: Vec<bool> = Vec::new();
-    let mut depth_braces: Vec<usize> = Vec::new();
-    let mut braces = 0usize;
-    while i < b.len() {
-        let in_str = stack.last() == Some(&true);
-        let c = b[i];
-        if in_str {
-            match c {
-                b'\\' => i += 1,
-                b'"' => {
-                    stack.pop();
-                }
-                b'\n' => return Some(i),
-                b'$' | b'%' if b.get(i + 1) == Some(&c) && b.get(i + 2) == Some(&b'{') => i += 2,
-                b'$' | b'%' if b.get(i + 1) == Some(&b'{') => {
-                    stack.push(false);
-                    depth_braces.push(braces);
-                    braces += 1;
-                    i += 1;
-                }
-                _ => {}
-            }
-        } else {
-            match c {
-                b'"' => stack.push(true),
-                b'#' => {
-                    while i < b.len() && b[i] != b'\n' {
-                        i += 1;
-                    }
-                }
-                b'/' if b.get(i + 1) == Some(&b'/') => {
-                    while i < b.len() && b[i] != b'\n' {
-                        i += 1;
-                    }
-                }
-                b'/' if b.get(i + 1) == Some(&b'*') => {
-                    i += 2;
-                    while i + 1 < b.len() && !(b[i] == b'*' && b[i + 1] == b'/') {
-                        i += 1;
-                    }
-                    i += 1;
-                }
-                b'<' if b.get(i + 1) == Some(&b'<') => {
-                    // Heredoc: skip to the closing marker line.
-                    let mut j = i + 2;
-                    if b.get(j) == Some(&b'-') {
-                        j += 1;
-                    }
-                    let start = j;
-                    while j < b.len() && (b[j].is_ascii_alphanumeric() || b[j] == b'_') {
-                        j += 1;
-                    }
-                    let marker = &text[start..j];
-                    if marker.is_empty() {
-                        i += 1;
-                    } else {
-                        let mut k = j;
-                        loop {
-                            let nl = text[k..].find('\n')?;
-                            k += nl + 1;
-                            let line_end = text[k..].find('\n').map_or(text.len(), |n| k + n);
-                            if text[k..line_end].trim() == marker {
-                                i = line_end;
-                                break;
-                            }
-                        }
-                    }
-                }
-                b'{' => braces += 1,
-                b'}' => {
-                    braces = braces.saturating_sub(1);
-                    if depth_braces.last() == Some(&braces) {
-                        depth_braces.pop();
-                        stack.pop();
-                    }
-                }
-                _ => {}
-            }
-        }
-        i += 1;
+/// Parses a standalone expression (an HCL-JSON `type` or `params` string).
+pub fn parse_expression(file: u32, text: &str) -> Result<Expr> {
+    let toks = lexer::lex(text, Start::Config);
+    first_lex_error(file, &toks, text)?;
+    let mut p = Parser::new(file, text, &toks, false);
+    let (e, _) = p.expr()?;
+    let t = p.peek();
+    if t.kind != Kind::Eof {
+        return Err(p.err(
+            t,
+            "Extra characters after expression",
+            "An expression was successfully parsed, but extra characters were found after it.",
+        ));
     }
-    None
+    Ok(e)
 }
 
-struct Conv<'a> {
+/// Parses a standalone template (an HCL-JSON string): always a template expression, even
+/// when it is plain text.
+pub fn parse_template(file: u32, text: &str) -> Result<Expr> {
+    let toks = lexer::lex(text, Start::Template);
+    first_lex_error(file, &toks, text)?;
+    let mut p = Parser::new(file, text, &toks, false);
+    let (pieces, close, _) = p.pieces(Kind::Eof)?;
+    let kind = p.template_kind(pieces, false, p.tspan(close), true)?;
+    Ok(Expr {
+        kind,
+        span: p.span(0, text.len() as u32),
+    })
+}
+
+fn first_lex_error(file: u32, toks: &[Token], text: &str) -> Result<()> {
+    match lexer::check(toks, text).first() {
+        Some(&(t, summary, detail)) => Err(Error::diag(
+            Span::new(file, t.start as usize..t.end as usize),
+            summary,
+            detail,
+        )),
+        None => Ok(()),
+    }
+}
+
+struct Parser<'a> {
     file: u32,
-    text: &'a str,
-    /// Attribute names hidden from hcl-edit (offset, real name); see `parse_hcl`.
-    renamed: Vec<(usize, String)>,
+    src: &'a str,
+    toks: &'a [Token],
+    pos: usize,
+    /// Whether newlines are tokens here (bodies, object braces) or skipped (brackets,
+    /// parentheses, templates); the innermost context decides.
+    newlines: Vec<bool>,
+    /// Current nesting, checked against `MAX_DEPTH` on the way down.
+    depth: u32,
 }
 
-impl Conv<'_> {
-    fn span(&self, r: Option<std::ops::Range<usize>>) -> Span {
-        Span::new(self.file, r.unwrap_or(0..0))
+fn binary_op(kind: Kind) -> Option<(BinaryOp, u8)> {
+    // Go's precedence levels, loosest first; all are left-associative.
+    Some(match kind {
+        Kind::Or => (BinaryOp::Or, 0),
+        Kind::And => (BinaryOp::And, 1),
+        Kind::EqualOp => (BinaryOp::Eq, 2),
+        Kind::NotEqual => (BinaryOp::NotEq, 2),
+        Kind::Greater => (BinaryOp::Greater, 3),
+        Kind::GreaterEq => (BinaryOp::GreaterEq, 3),
+        Kind::Less => (BinaryOp::Less, 3),
+        Kind::LessEq => (BinaryOp::LessEq, 3),
+        Kind::Plus => (BinaryOp::Plus, 4),
+        Kind::Minus => (BinaryOp::Minus, 4),
+        Kind::Star => (BinaryOp::Mul, 5),
+        Kind::Slash => (BinaryOp::Div, 5),
+        Kind::Percent => (BinaryOp::Mod, 5),
+        _ => return None,
+    })
+}
+
+impl<'a> Parser<'a> {
+    fn new(file: u32, src: &'a str, toks: &'a [Token], newlines: bool) -> Parser<'a> {
+        Parser {
+            file,
+            src,
+            toks,
+            pos: 0,
+            newlines: vec![newlines],
+            depth: 0,
+        }
     }
 
-    fn body(&self, body: &hcl_edit::structure::Body) -> Result<Body> {
+    // --- tokens ---
+
+    fn next_index(&self) -> usize {
+        let mut i = self.pos;
+        if !self.newlines.last().copied().unwrap_or(false) {
+            while self.toks[i].kind == Kind::Newline {
+                i += 1;
+            }
+        }
+        i
+    }
+
+    fn peek(&self) -> Token {
+        self.toks[self.next_index()]
+    }
+
+    /// Takes the next token; at the end it keeps returning `Eof`.
+    fn read(&mut self) -> Token {
+        let i = self.next_index();
+        let t = self.toks[i];
+        if t.kind != Kind::Eof {
+            self.pos = i + 1;
+        }
+        t
+    }
+
+    fn text(&self, t: Token) -> &'a str {
+        &self.src[t.start as usize..t.end as usize]
+    }
+
+    fn is_keyword(&self, t: Token, word: &str) -> bool {
+        t.kind == Kind::Ident && self.text(t) == word
+    }
+
+    fn span(&self, start: u32, end: u32) -> Span {
+        Span {
+            file: self.file,
+            start,
+            end,
+        }
+    }
+
+    fn tspan(&self, t: Token) -> Span {
+        self.span(t.start, t.end)
+    }
+
+    fn err(&self, t: Token, summary: &str, detail: impl Into<String>) -> Error {
+        Error::diag(self.tspan(t), summary, detail)
+    }
+
+    fn too_deep(&self, span: Span) -> Error {
+        Error::diag(
+            span,
+            "Nesting too deep",
+            format!(
+                "kiln reads expressions nested at most {MAX_DEPTH} levels deep (brackets, calls, \
+                 templates and each operator of a chain count as levels)."
+            ),
+        )
+    }
+
+    /// One level down, for constructs that recurse: refused past `MAX_DEPTH`.
+    fn enter(&mut self, at: Token) -> Result<()> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(self.too_deep(self.tspan(at)));
+        }
+        Ok(())
+    }
+
+    fn checked(&self, kind: ExprKind, span: Span, height: u32) -> Result<Node> {
+        if height > MAX_DEPTH {
+            return Err(self.too_deep(span));
+        }
+        Ok((Expr { kind, span }, height))
+    }
+
+    // --- bodies ---
+
+    /// Attributes and blocks up to `end`: the end of the file, or the `}` matching `open`.
+    fn body(&mut self, end: Kind, open: Option<Token>) -> Result<Body> {
         let mut out = Body::default();
-        for s in body.iter() {
-            match s {
-                Structure::Attribute(a) => {
-                    let start = a.key.span().map_or(usize::MAX, |r| r.start);
-                    let name = match self.renamed.iter().find(|(at, _)| *at == start) {
-                        Some((_, real)) => real.clone(),
-                        None => a.key.as_str().to_string(),
-                    };
-                    let attr = Attribute {
-                        name,
-                        name_span: self.span(a.key.span()),
-                        expr: self.expr(&a.value)?,
-                    };
-                    check_redefined(&out.attrs, &attr)?;
-                    out.attrs.push(attr);
+        loop {
+            let t = self.peek();
+            if t.kind == end {
+                self.read();
+                return Ok(out);
+            }
+            match t.kind {
+                Kind::Newline => {
+                    self.read();
                 }
-                Structure::Block(b) => {
-                    let inner = self.body(&b.body)?;
-                    let labels: Vec<String> =
-                        b.labels.iter().map(|l| l.as_str().to_string()).collect();
-                    let label_spans = b
-                        .labels
-                        .iter()
-                        .map(|l| match l {
-                            BlockLabel::Ident(i) => self.span(i.span()),
-                            BlockLabel::String(s) => self.span(s.span()),
-                        })
-                        .collect();
-                    // The body's `{` follows the last label (or the block type).
-                    let after = b
-                        .labels
-                        .last()
-                        .and_then(|l| l.span())
-                        .or_else(|| b.ident.span())
-                        .map_or(0, |r| r.end);
-                    let brace = self
-                        .text
-                        .get(after..)
-                        .and_then(|t| t.find('{'))
-                        .map_or(after, |n| after + n);
-                    out.blocks.push(Block {
-                        kind: b.ident.as_str().to_string(),
-                        labels,
-                        label_spans,
-                        attrs: inner.attrs,
-                        blocks: inner.blocks,
-                        open_brace: Span::new(self.file, brace..brace),
-                    });
+                Kind::Ident => self.body_item(&mut out)?,
+                Kind::OQuote => {
+                    return Err(self.err(
+                        t,
+                        "Invalid argument name",
+                        "Argument names must not be quoted.",
+                    ))
+                }
+                Kind::Eof => {
+                    return Err(self.err(
+                        open.unwrap_or(t),
+                        "Unclosed configuration block",
+                        "There is no closing brace for this block before the end of the file. \
+                         This may be caused by incorrect brace nesting elsewhere in this file.",
+                    ))
+                }
+                _ => {
+                    return Err(self.err(
+                        t,
+                        "Argument or block definition required",
+                        "An argument or block definition is required here.",
+                    ))
                 }
             }
         }
-        Ok(out)
     }
 
-    fn expr(&self, e: &Expression) -> Result<Expr> {
-        let span = self.span(e.span());
-        let kind = match e {
-            Expression::Null(_) => ExprKind::Literal(Value::Null),
-            Expression::Bool(b) => ExprKind::Literal(Value::Bool(*b.value())),
-            Expression::Number(n) => {
-                let src = e.span().and_then(|r| self.text.get(r)).unwrap_or("");
-                let Some(num) = Number::parse(src.trim())
-                    .or_else(|| n.value().as_f64().and_then(Number::from_f64))
-                else {
-                    return Err(Error::diag(
-                        span,
-                        "Invalid number literal",
-                        format!("{src} is out of range."),
-                    ));
-                };
-                ExprKind::Literal(Value::Number(num))
+    fn body_item(&mut self, out: &mut Body) -> Result<()> {
+        let ident = self.read();
+        match self.peek().kind {
+            Kind::Equal => {
+                let attr = self.attribute(ident, false)?;
+                check_redefined(&out.attrs, &attr)?;
+                out.attrs.push(attr);
             }
-            Expression::String(s) => ExprKind::Literal(Value::String(s.value().clone())),
-            Expression::Array(a) => {
-                ExprKind::Tuple(a.iter().map(|x| self.expr(x)).collect::<Result<_>>()?)
-            }
-            Expression::Object(o) => {
-                let mut items = Vec::new();
-                for (k, v) in o.iter() {
-                    let key = match k {
-                        HKey::Ident(i) => ObjectKey::Ident(i.as_str().to_string()),
-                        HKey::Expression(x) => ObjectKey::Expr(self.expr(x)?),
-                    };
-                    items.push((key, self.expr(v.expr())?));
-                }
-                ExprKind::Object(items)
-            }
-            Expression::StringTemplate(t) => ExprKind::Template(self.template(t)?),
-            Expression::HeredocTemplate(h) => ExprKind::Template(self.template(&h.template)?),
-            Expression::Parenthesis(p) => ExprKind::Paren(Box::new(self.expr(p.inner())?)),
-            Expression::Variable(v) => ExprKind::Var(v.as_str().to_string()),
-            Expression::Conditional(c) => ExprKind::Cond(Box::new([
-                self.expr(&c.cond_expr)?,
-                self.expr(&c.true_expr)?,
-                self.expr(&c.false_expr)?,
-            ])),
-            Expression::FuncCall(f) => {
-                let mut name = String::new();
-                for ns in &f.name.namespace {
-                    name.push_str(ns.as_str());
-                    name.push_str("::");
-                }
-                name.push_str(f.name.name.as_str());
-                ExprKind::Call(Box::new(Call {
-                    name,
-                    name_span: self.span(f.name.name.span()),
-                    args: f.args.iter().map(|x| self.expr(x)).collect::<Result<_>>()?,
-                    expand_final: f.args.expand_final(),
-                }))
-            }
-            Expression::Traversal(t) => {
-                let mut ops = Vec::new();
-                for op in &t.operators {
-                    ops.push(match op.value() {
-                        TraversalOperator::AttrSplat(_) => Op::AttrSplat,
-                        TraversalOperator::FullSplat(_) => Op::FullSplat,
-                        TraversalOperator::GetAttr(i) => {
-                            Op::Attr(i.as_str().to_string(), self.span(op.span()))
-                        }
-                        TraversalOperator::Index(x) => Op::Index(self.expr(x)?),
-                        TraversalOperator::LegacyIndex(n) => {
-                            Op::LegacyIndex(*n.value(), self.span(op.span()))
-                        }
-                    });
-                }
-                ExprKind::Traverse(Box::new(self.expr(&t.expr)?), ops)
-            }
-            Expression::UnaryOp(u) => {
-                let op = match u.operator.value() {
-                    hcl_edit::expr::UnaryOperator::Neg => UnaryOp::Neg,
-                    hcl_edit::expr::UnaryOperator::Not => UnaryOp::Not,
-                };
-                ExprKind::Unary(op, Box::new(self.expr(&u.expr)?))
-            }
-            Expression::BinaryOp(b) => {
-                use hcl_edit::expr::BinaryOperator as B;
-                let op = match b.operator.value() {
-                    B::Eq => BinaryOp::Eq,
-                    B::NotEq => BinaryOp::NotEq,
-                    B::LessEq => BinaryOp::LessEq,
-                    B::GreaterEq => BinaryOp::GreaterEq,
-                    B::Less => BinaryOp::Less,
-                    B::Greater => BinaryOp::Greater,
-                    B::Plus => BinaryOp::Plus,
-                    B::Minus => BinaryOp::Minus,
-                    B::Mul => BinaryOp::Mul,
-                    B::Div => BinaryOp::Div,
-                    B::Mod => BinaryOp::Mod,
-                    B::And => BinaryOp::And,
-                    B::Or => BinaryOp::Or,
-                };
-                ExprKind::Binary(
-                    op,
-                    Box::new([self.expr(&b.lhs_expr)?, self.expr(&b.rhs_expr)?]),
-                )
-            }
-            Expression::ForExpr(f) => ExprKind::For(Box::new(ForExpr {
-                key_var: f.intro.key_var.as_ref().map(|k| k.as_str().to_string()),
-                value_var: f.intro.value_var.as_str().to_string(),
-                collection: self.expr(&f.intro.collection_expr)?,
-                key_expr: f.key_expr.as_ref().map(|k| self.expr(k)).transpose()?,
-                value_expr: self.expr(&f.value_expr)?,
-                cond: f.cond.as_ref().map(|c| self.expr(&c.expr)).transpose()?,
-                grouping: f.grouping,
-            })),
-        };
-        Ok(Expr { kind, span })
-    }
-
-    fn template(&self, t: &Template) -> Result<Vec<Part>> {
-        let mut flat = Vec::new();
-        self.flatten(t, &mut flat)?;
-        apply_strips(&mut flat);
-        let mut it = flat.into_iter();
-        Ok(nest(&mut it, true).0)
-    }
-
-    fn flatten(&self, t: &Template, out: &mut Vec<Tok>) -> Result<()> {
-        for el in t.iter() {
-            match el {
-                Element::Literal(s) => out.push(Tok::Lit(s.value().clone())),
-                Element::Interpolation(i) => out.push(Tok::Interp(self.expr(&i.expr)?, i.strip)),
-                Element::Directive(d) => match d.as_ref() {
-                    Directive::If(d) => {
-                        out.push(Tok::If(self.expr(&d.if_expr.cond_expr)?, d.if_expr.strip));
-                        self.flatten(&d.if_expr.template, out)?;
-                        if let Some(e) = &d.else_expr {
-                            out.push(Tok::Else(e.strip));
-                            self.flatten(&e.template, out)?;
-                        }
-                        out.push(Tok::EndIf(d.endif_expr.strip));
-                    }
-                    Directive::For(d) => {
-                        let f = &d.for_expr;
-                        out.push(Tok::For(
-                            f.key_var.as_ref().map(|k| k.as_str().to_string()),
-                            f.value_var.as_str().to_string(),
-                            self.expr(&f.collection_expr)?,
-                            f.strip,
-                        ));
-                        self.flatten(&f.template, out)?;
-                        out.push(Tok::EndFor(d.endfor_expr.strip));
-                    }
-                },
+            Kind::OQuote | Kind::OBrace | Kind::Ident => out.blocks.push(self.block(ident)?),
+            _ => {
+                return Err(self.err(
+                    ident,
+                    "Argument or block definition required",
+                    MISSING_EQUALS,
+                ))
             }
         }
         Ok(())
     }
-}
 
-/// Flat template tokens, before `~` markers are applied and directives nested.
-enum Tok {
-    Lit(String),
-    Interp(Expr, Strip),
-    If(Expr, Strip),
-    Else(Strip),
-    EndIf(Strip),
-    For(Option<String>, String, Expr, Strip),
-    EndFor(Strip),
-}
-
-impl Tok {
-    fn strip(&self) -> Strip {
-        match self {
-            Tok::Lit(_) => Strip::None,
-            Tok::Interp(_, s)
-            | Tok::If(_, s)
-            | Tok::Else(s)
-            | Tok::EndIf(s)
-            | Tok::For(.., s)
-            | Tok::EndFor(s) => *s,
-        }
-    }
-}
-
-/// `~` on the left of a marker trims the end of the literal before it; on the right, the
-/// start of the literal after it (HCL applies this to the flat token stream).
-fn apply_strips(toks: &mut [Tok]) {
-    for i in 0..toks.len() {
-        let s = toks[i].strip();
-        if matches!(s, Strip::Start | Strip::Both) && i > 0 {
-            if let Tok::Lit(l) = &mut toks[i - 1] {
-                let n = l.trim_end().len();
-                l.truncate(n);
-            }
-        }
-        if matches!(s, Strip::End | Strip::Both) && i + 1 < toks.len() {
-            if let Tok::Lit(l) = &mut toks[i + 1] {
-                *l = l.trim_start().to_string();
-            }
-        }
-    }
-}
-
-/// Collects parts up to the matching `else`/`endif`/`endfor`; true when stopped at `else`.
-/// At the top level (`top`) there is nothing to match, and stray closers are ignored.
-fn nest(it: &mut std::vec::IntoIter<Tok>, top: bool) -> (Vec<Part>, bool) {
-    let mut out = Vec::new();
-    while let Some(t) = it.next() {
-        match t {
-            Tok::Lit(s) => {
-                if !s.is_empty() {
-                    out.push(Part::Lit(s));
+    /// `name = expr`, which must end the line unless it is a one-line block's only item.
+    fn attribute(&mut self, name: Token, single_line: bool) -> Result<Attribute> {
+        self.read(); // `=`
+        let (expr, _) = self.expr()?;
+        if !single_line {
+            let end = self.peek();
+            match end.kind {
+                Kind::Newline => {
+                    self.read();
+                }
+                Kind::Eof => {}
+                Kind::Comma => {
+                    return Err(self.err(
+                        end,
+                        "Unexpected comma after argument",
+                        "Argument definitions must be separated by newlines, not commas. An \
+                         argument definition must end with a newline.",
+                    ))
+                }
+                _ => {
+                    return Err(self.err(
+                        end,
+                        "Missing newline after argument",
+                        "An argument definition must end with a newline.",
+                    ))
                 }
             }
-            Tok::Interp(e, _) => out.push(Part::Interp(e)),
-            Tok::If(cond, _) => {
-                let (then, ended_by_else) = nest(it, false);
-                let otherwise = if ended_by_else {
-                    nest(it, false).0
-                } else {
-                    Vec::new()
-                };
-                out.push(Part::If {
-                    cond,
-                    then,
-                    otherwise,
-                });
+        }
+        Ok(Attribute {
+            name: self.text(name).to_string(),
+            name_span: self.tspan(name),
+            expr,
+        })
+    }
+
+    fn block(&mut self, kind: Token) -> Result<Block> {
+        let mut labels = Vec::new();
+        let mut label_spans = Vec::new();
+        let open = loop {
+            let t = self.peek();
+            match t.kind {
+                Kind::OBrace => break self.read(),
+                Kind::OQuote => {
+                    let (label, span) = self.quoted_label()?;
+                    labels.push(label);
+                    label_spans.push(span);
+                }
+                Kind::Ident => {
+                    self.read();
+                    labels.push(self.text(t).to_string());
+                    label_spans.push(self.tspan(t));
+                }
+                _ => {
+                    let detail = match t.kind {
+                        Kind::Equal => {
+                            "The equals sign \"=\" indicates an argument definition, and must not \
+                             be used when defining a block."
+                        }
+                        Kind::Newline => {
+                            "A block definition must have block content delimited by \"{\" and \
+                             \"}\", starting on the same line as the block header."
+                        }
+                        _ => {
+                            "Either a quoted string block label or an opening brace (\"{\") is \
+                             expected here."
+                        }
+                    };
+                    return Err(self.err(t, "Invalid block definition", detail));
+                }
             }
-            Tok::For(key_var, value_var, collection, _) => {
-                let (body, _) = nest(it, false);
-                out.push(Part::For {
+        };
+        let body = match self.peek().kind {
+            Kind::Newline | Kind::Eof | Kind::CBrace => self.body(Kind::CBrace, Some(open))?,
+            _ => {
+                let body = self.single_attr_body()?;
+                let t = self.peek();
+                let detail = match t.kind {
+                    Kind::CBrace => "",
+                    Kind::Comma => {
+                        "Single-line block syntax can include only one argument definition. To \
+                         define multiple arguments, use the multi-line block syntax with one \
+                         argument definition per line."
+                    }
+                    Kind::Newline => {
+                        "An argument definition on the same line as its containing block \
+                         creates a single-line block definition, which must also be closed on \
+                         the same line. Place the block's closing brace immediately after the \
+                         argument definition."
+                    }
+                    _ => {
+                        "A single-line block definition must end with a closing brace \
+                         immediately after its single argument definition."
+                    }
+                };
+                if !detail.is_empty() {
+                    return Err(self.err(t, "Invalid single-argument block definition", detail));
+                }
+                self.read();
+                body
+            }
+        };
+        let eol = self.peek();
+        match eol.kind {
+            Kind::Newline => {
+                self.read();
+            }
+            Kind::Eof => {}
+            _ => {
+                return Err(self.err(
+                    eol,
+                    "Missing newline after block definition",
+                    "A block definition must end with a newline.",
+                ))
+            }
+        }
+        Ok(Block {
+            kind: self.text(kind).to_string(),
+            labels,
+            label_spans,
+            attrs: body.attrs,
+            blocks: body.blocks,
+            open_brace: self.span(open.start, open.start),
+        })
+    }
+
+    /// The body of `name "label" { attr = value }`: exactly one attribute.
+    fn single_attr_body(&mut self) -> Result<Body> {
+        let ident = self.read();
+        if ident.kind != Kind::Ident {
+            return Err(self.err(
+                ident,
+                "Argument or block definition required",
+                "An argument or block definition is required here.",
+            ));
+        }
+        let next = self.peek();
+        match next.kind {
+            Kind::Equal => Ok(Body {
+                attrs: vec![self.attribute(ident, true)?],
+                blocks: Vec::new(),
+            }),
+            Kind::OQuote | Kind::OBrace | Kind::Ident => Err(Error::diag(
+                self.span(ident.start, next.end),
+                "Argument definition required",
+                format!(
+                    "A single-line block definition can contain only a single argument. If you \
+                     meant to define argument {:?}, use an equals sign to assign it a value. To \
+                     define a nested block, place it on a line of its own within its parent \
+                     block.",
+                    self.text(ident)
+                ),
+            )),
+            _ => Err(self.err(
+                ident,
+                "Argument or block definition required",
+                MISSING_EQUALS,
+            )),
+        }
+    }
+
+    /// A block label: a quoted string without template sequences.
+    fn quoted_label(&mut self) -> Result<(String, Span)> {
+        let open = self.read();
+        let mut label = String::new();
+        loop {
+            let t = self.read();
+            match t.kind {
+                Kind::CQuote => return Ok((label, self.span(open.start, t.end))),
+                Kind::QuotedLit => label.push_str(&self.literal(t, true)?),
+                Kind::TemplateInterp | Kind::TemplateControl => {
+                    let which = if t.kind == Kind::TemplateInterp {
+                        '$'
+                    } else {
+                        '%'
+                    };
+                    return Err(self.err(
+                        t,
+                        "Invalid string literal",
+                        format!(
+                            "Template sequences are not allowed in this string. To include a \
+                             literal \"{which}\", double it (as \"{which}{which}\") to escape it."
+                        ),
+                    ));
+                }
+                Kind::Eof => return Err(self.err(t, "Unterminated template string", UNTERMINATED)),
+                _ => {
+                    return Err(self.err(
+                        t,
+                        "Invalid string literal",
+                        "A quoted string is required here.",
+                    ))
+                }
+            }
+        }
+    }
+
+    // --- expressions ---
+
+    // The functions from here to `paren` recurse once per nesting level, so they keep
+    // their frames small (debug builds give every temporary its own stack slot): the
+    // rarer and bulkier work is in separate functions.
+
+    /// A whole expression: operators, then an optional `? :` (right-associative).
+    fn expr(&mut self) -> Result<Node> {
+        let first = self.peek();
+        self.enter(first)?;
+        let mut node = self.binary(0)?;
+        if self.peek().kind == Kind::Question {
+            node = self.conditional(node)?;
+        }
+        self.depth -= 1;
+        Ok(node)
+    }
+
+    /// `? yes : no` after the condition.
+    #[inline(never)]
+    fn conditional(&mut self, (cond, hc): Node) -> Result<Node> {
+        self.read();
+        let (yes, hy) = self.expr()?;
+        let colon = self.peek();
+        if colon.kind != Kind::Colon {
+            return Err(self.err(
+                colon,
+                "Missing false expression in conditional",
+                "The conditional operator (...?...:...) requires a false expression, delimited \
+                 by a colon.",
+            ));
+        }
+        self.read();
+        let (no, hn) = self.expr()?;
+        let span = self.span(cond.span.start, no.span.end);
+        let height = hc.max(hy).max(hn) + 1;
+        self.checked(ExprKind::Cond(Box::new([cond, yes, no])), span, height)
+    }
+
+    /// Binary operators of level `min` and tighter, by precedence climbing: each level
+    /// loops left-associatively, as Go's parser does.
+    fn binary(&mut self, min: u8) -> Result<Node> {
+        let mut lhs = self.operand()?;
+        while let Some((op, level)) = binary_op(self.peek().kind) {
+            if level < min {
+                break;
+            }
+            self.read();
+            let rhs = self.binary(level + 1)?;
+            lhs = self.binary_node(op, lhs, rhs)?;
+        }
+        Ok(lhs)
+    }
+
+    #[inline(never)]
+    fn binary_node(&self, op: BinaryOp, (lhs, hl): Node, (rhs, hr): Node) -> Result<Node> {
+        let span = self.span(lhs.span.start, rhs.span.end);
+        let height = hl.max(hr) + 1;
+        self.checked(ExprKind::Binary(op, Box::new([lhs, rhs])), span, height)
+    }
+
+    /// A term and the attribute, index and splat operations after it.
+    fn operand(&mut self) -> Result<Node> {
+        let node = self.term()?;
+        if matches!(self.peek().kind, Kind::Dot | Kind::OBrack) {
+            return self.traversals(node);
+        }
+        Ok(node)
+    }
+
+    fn term(&mut self) -> Result<Node> {
+        let t = self.peek();
+        match t.kind {
+            Kind::OParen => self.paren(),
+            Kind::Number => self.number_term(t),
+            Kind::Ident => self.ident_term(t),
+            Kind::OQuote | Kind::OHeredoc => self.template(),
+            Kind::Minus | Kind::Bang => self.unary(t),
+            Kind::OBrack => self.tuple(),
+            Kind::OBrace => self.object(),
+            _ => Err(self.no_term(t)),
+        }
+    }
+
+    fn paren(&mut self) -> Result<Node> {
+        let open = self.read();
+        self.newlines.push(false);
+        let inner = self.expr()?;
+        self.newlines.pop();
+        self.close_paren(open, inner)
+    }
+
+    #[inline(never)]
+    fn close_paren(&mut self, open: Token, (inner, h): Node) -> Result<Node> {
+        let close = self.peek();
+        if close.kind != Kind::CParen {
+            return Err(self.err(
+                close,
+                "Unbalanced parentheses",
+                "Expected a closing parenthesis to terminate the expression.",
+            ));
+        }
+        self.read();
+        let span = self.span(open.start, close.end);
+        self.checked(ExprKind::Paren(Box::new(inner)), span, h + 1)
+    }
+
+    #[inline(never)]
+    fn no_term(&self, t: Token) -> Error {
+        if t.kind == Kind::Eof {
+            return self.err(
+                t,
+                "Missing expression",
+                "Expected the start of an expression, but found the end of the file.",
+            );
+        }
+        self.err(
+            t,
+            "Invalid expression",
+            "Expected the start of an expression, but found an invalid expression token.",
+        )
+    }
+
+    #[inline(never)]
+    fn number_term(&mut self, t: Token) -> Result<Node> {
+        self.read();
+        let v = self.number(t)?;
+        Ok((literal(v, self.tspan(t)), 1))
+    }
+
+    /// A name: a function call, `true`/`false`/`null`, or a variable.
+    #[inline(never)]
+    fn ident_term(&mut self, t: Token) -> Result<Node> {
+        self.read();
+        if self.peek().kind == Kind::OParen {
+            return self.call(t);
+        }
+        let kind = match self.text(t) {
+            "true" => ExprKind::Literal(Value::Bool(true)),
+            "false" => ExprKind::Literal(Value::Bool(false)),
+            "null" => ExprKind::Literal(Value::Null),
+            name => ExprKind::Var(name.to_string()),
+        };
+        let span = self.tspan(t);
+        Ok((Expr { kind, span }, 1))
+    }
+
+    /// `-x` or `!x`. The operand is a term with its traversals, not a binary expression:
+    /// `-a.b` is `-(a.b)` and `-1+2` is `(-1)+2`.
+    fn unary(&mut self, t: Token) -> Result<Node> {
+        self.enter(t)?;
+        self.read();
+        let operand = self.operand()?;
+        self.depth -= 1;
+        self.unary_node(t, operand)
+    }
+
+    #[inline(never)]
+    fn unary_node(&self, t: Token, (x, h): Node) -> Result<Node> {
+        let op = if t.kind == Kind::Minus {
+            UnaryOp::Neg
+        } else {
+            UnaryOp::Not
+        };
+        let span = self.span(t.start, x.span.end);
+        self.checked(ExprKind::Unary(op, Box::new(x)), span, h + 1)
+    }
+
+    fn number(&self, t: Token) -> Result<Value> {
+        let text = self.text(t);
+        if let Some(n) = Number::parse(text) {
+            return Ok(Value::Number(n));
+        }
+        // `Number::parse` refuses huge exponents; as a float they are 0 or out of range.
+        match text.parse::<f64>() {
+            Ok(f) => Number::from_f64(f).map(Value::Number).ok_or_else(|| {
+                self.err(
+                    t,
+                    "Invalid number literal",
+                    format!("{text} is out of range."),
+                )
+            }),
+            Err(_) => Err(self.err(
+                t,
+                "Invalid number literal",
+                "Failed to recognize the value of this number literal.",
+            )),
+        }
+    }
+
+    fn call(&mut self, name: Token) -> Result<Node> {
+        let open = self.read();
+        self.newlines.push(false);
+        let mut args = Vec::new();
+        let mut height = 0;
+        let mut expand_final = false;
+        let close = loop {
+            if self.peek().kind == Kind::CParen {
+                break self.read();
+            }
+            let (arg, h) = self.expr()?;
+            args.push(arg);
+            height = height.max(h);
+            let sep = self.read();
+            match sep.kind {
+                Kind::CParen => break sep,
+                Kind::Comma if self.peek().kind == Kind::CParen => break self.read(),
+                Kind::Comma => {}
+                Kind::Ellipsis => {
+                    expand_final = true;
+                    if self.peek().kind != Kind::CParen {
+                        return Err(self.err(
+                            sep,
+                            "Missing closing parenthesis",
+                            "An expanded function argument (with ...) must be immediately \
+                             followed by closing parentheses.",
+                        ));
+                    }
+                    break self.read();
+                }
+                Kind::Eof => {
+                    return Err(Error::diag(
+                        self.span(name.start, open.end),
+                        "Unterminated function call",
+                        // Go's wording, typo included.
+                        "There is no closing parenthesis for this function call before the end \
+                         of the file. This may be caused by incorrect parethesis nesting \
+                         elsewhere in this file.",
+                    ));
+                }
+                _ => {
+                    return Err(self.err(
+                        sep,
+                        "Missing argument separator",
+                        "A comma is required to separate each function argument from the next.",
+                    ))
+                }
+            }
+        };
+        self.newlines.pop();
+        let call = Call {
+            name: self.text(name).to_string(),
+            name_span: self.tspan(name),
+            args,
+            expand_final,
+        };
+        let span = self.span(name.start, close.end);
+        self.checked(ExprKind::Call(Box::new(call)), span, height + 1)
+    }
+
+    fn tuple(&mut self) -> Result<Node> {
+        let open = self.read();
+        self.newlines.push(false);
+        if self.is_keyword(self.peek(), "for") {
+            let r = self.for_expr(open, Kind::CBrack);
+            self.newlines.pop();
+            return r;
+        }
+        let mut items = Vec::new();
+        let mut height = 0;
+        let close =
+            loop {
+                if self.peek().kind == Kind::CBrack {
+                    break self.read();
+                }
+                let (item, h) = self.expr()?;
+                items.push(item);
+                height = height.max(h);
+                let next = self.peek();
+                match next.kind {
+                    Kind::CBrack => break self.read(),
+                    Kind::Comma => {
+                        self.read();
+                    }
+                    Kind::Eof => return Err(self.err(
+                        open,
+                        "Unterminated tuple constructor expression",
+                        "There is no corresponding closing bracket before the end of the file. \
+                         This may be caused by incorrect bracket nesting elsewhere in this file.",
+                    )),
+                    _ => {
+                        return Err(self.err(
+                            next,
+                            "Missing item separator",
+                            "Expected a comma to mark the beginning of the next item.",
+                        ))
+                    }
+                }
+            };
+        self.newlines.pop();
+        let span = self.span(open.start, close.end);
+        self.checked(ExprKind::Tuple(items), span, height + 1)
+    }
+
+    fn object(&mut self) -> Result<Node> {
+        let open = self.read();
+        self.newlines.push(true);
+        if self.is_keyword(self.peek(), "for") {
+            let r = self.for_expr(open, Kind::CBrace);
+            self.newlines.pop();
+            return r;
+        }
+        let unterminated = |p: &Self| {
+            p.err(
+                open,
+                "Unterminated object constructor expression",
+                "There is no corresponding closing brace before the end of the file. This may be \
+                 caused by incorrect brace nesting elsewhere in this file.",
+            )
+        };
+        let mut items = Vec::new();
+        let mut height = 0;
+        let close =
+            loop {
+                let next = self.peek();
+                match next.kind {
+                    Kind::Newline => {
+                        self.read();
+                        continue;
+                    }
+                    Kind::CBrace => break self.read(),
+                    _ => {}
+                }
+                // Parentheses make even a bare name a key expression.
+                let forced = next.kind == Kind::OParen;
+                let (key, hk) = self.expr()?;
+                let sep = self.peek();
+                if !matches!(sep.kind, Kind::Equal | Kind::Colon) {
+                    return Err(match sep.kind {
+                    Kind::Newline | Kind::Comma => self.err(
+                        sep,
+                        "Missing attribute value",
+                        "Expected an attribute value, introduced by an equals sign (\"=\").",
+                    ),
+                    Kind::Ident => self.err(
+                        sep,
+                        "Missing key/value separator",
+                        "Expected an equals sign (\"=\") to mark the beginning of the attribute \
+                         value. If you intended to given an attribute name containing periods or \
+                         spaces, write the name in quotes to create a string literal.",
+                    ),
+                    Kind::Eof => unterminated(self),
+                    _ => self.err(
+                        sep,
+                        "Missing key/value separator",
+                        "Expected an equals sign (\"=\") to mark the beginning of the attribute \
+                         value.",
+                    ),
+                });
+                }
+                self.read();
+                let (value, hv) = self.expr()?;
+                height = height.max(hk).max(hv);
+                items.push((object_key(key, forced), value));
+                let next = self.peek();
+                match next.kind {
+                    Kind::CBrace => break self.read(),
+                    Kind::Comma | Kind::Newline => {
+                        self.read();
+                    }
+                    Kind::Eof => return Err(unterminated(self)),
+                    _ => return Err(self.err(
+                        next,
+                        "Missing attribute separator",
+                        "Expected a newline or comma to mark the beginning of the next attribute.",
+                    )),
+                }
+            };
+        self.newlines.pop();
+        let span = self.span(open.start, close.end);
+        self.checked(ExprKind::Object(items), span, height + 1)
+    }
+
+    /// `[for k, v in coll : expr if cond]` or `{for k, v in coll : key => value... if cond}`,
+    /// after its opening bracket. Built in place in a box, piece by piece, to keep the
+    /// recursing frame small.
+    #[inline(never)]
+    fn for_expr(&mut self, open: Token, close_kind: Kind) -> Result<Node> {
+        self.newlines.push(false);
+        self.read(); // `for`
+        let mut f = self.for_intro()?;
+        let mut height = self.expr_into(&mut f.collection)?;
+        self.for_colon()?;
+        height = height.max(self.expr_into(&mut f.value_expr)?);
+        if self.peek().kind == Kind::FatArrow {
+            self.read();
+            let key = std::mem::replace(&mut f.value_expr, placeholder());
+            f.key_expr = Some(key);
+            height = height.max(self.expr_into(&mut f.value_expr)?);
+        }
+        let ellipsis = self.peek();
+        f.grouping = ellipsis.kind == Kind::Ellipsis;
+        if f.grouping {
+            self.read();
+        }
+        if self.is_keyword(self.peek(), "if") {
+            self.read();
+            let mut cond = placeholder();
+            height = height.max(self.expr_into(&mut cond)?);
+            f.cond = Some(cond);
+        }
+        let close = self.for_close(&f, close_kind, ellipsis)?;
+        self.newlines.pop();
+        let span = self.span(open.start, close.end);
+        self.checked(ExprKind::For(f), span, height + 1)
+    }
+
+    /// Parses an expression into `slot`, returning its height.
+    fn expr_into(&mut self, slot: &mut Expr) -> Result<u32> {
+        let (e, h) = self.expr()?;
+        *slot = e;
+        Ok(h)
+    }
+
+    /// `k, v in` (or `v in`) after `for`: a `ForExpr` with its names and placeholders.
+    #[inline(never)]
+    fn for_intro(&mut self) -> Result<Box<ForExpr>> {
+        let bad = |p: &Self, t: Token, detail: &str| p.err(t, "Invalid 'for' expression", detail);
+        let name = self.peek();
+        if name.kind != Kind::Ident {
+            return Err(bad(
+                self,
+                name,
+                "For expression requires variable name after 'for'.",
+            ));
+        }
+        self.read();
+        let mut key_var = None;
+        let mut value_var = self.text(name).to_string();
+        if self.peek().kind == Kind::Comma {
+            self.read();
+            let name = self.peek();
+            if name.kind != Kind::Ident {
+                return Err(bad(
+                    self,
+                    name,
+                    "For expression requires value variable name after comma.",
+                ));
+            }
+            self.read();
+            key_var = Some(std::mem::replace(
+                &mut value_var,
+                self.text(name).to_string(),
+            ));
+        }
+        let t = self.peek();
+        if !self.is_keyword(t, "in") {
+            return Err(bad(
+                self,
+                t,
+                "For expression requires the 'in' keyword after its name declarations.",
+            ));
+        }
+        self.read();
+        Ok(Box::new(ForExpr {
+            key_var,
+            value_var,
+            collection: placeholder(),
+            key_expr: None,
+            value_expr: placeholder(),
+            cond: None,
+            grouping: false,
+        }))
+    }
+
+    #[inline(never)]
+    fn for_colon(&mut self) -> Result<()> {
+        let t = self.peek();
+        if t.kind != Kind::Colon {
+            return Err(self.err(
+                t,
+                "Invalid 'for' expression",
+                "For expression requires a colon after the collection expression.",
+            ));
+        }
+        self.read();
+        Ok(())
+    }
+
+    /// The closing bracket, and Go's checks of what a tuple or object `for` may hold.
+    #[inline(never)]
+    fn for_close(&mut self, f: &ForExpr, close_kind: Kind, ellipsis: Token) -> Result<Token> {
+        let bad = |p: &Self, t: Token, detail: &str| p.err(t, "Invalid 'for' expression", detail);
+        let close = self.peek();
+        if close.kind != close_kind {
+            return Err(bad(
+                self,
+                close,
+                "Extra characters after the end of the 'for' expression.",
+            ));
+        }
+        self.read();
+        if close_kind == Kind::CBrack {
+            if let Some(k) = &f.key_expr {
+                return Err(Error::diag(
+                    k.span,
+                    "Invalid 'for' expression",
+                    "Key expression is not valid when building a tuple.",
+                ));
+            }
+            if f.grouping {
+                return Err(bad(
+                    self,
+                    ellipsis,
+                    "Grouping ellipsis (...) cannot be used when building a tuple.",
+                ));
+            }
+        } else if f.key_expr.is_none() {
+            return Err(Error::diag(
+                f.value_expr.span,
+                "Invalid 'for' expression",
+                "Key expression is required when building an object.",
+            ));
+        }
+        Ok(close)
+    }
+
+    /// `.name`, `.0` (legacy index), `.*` (attribute splat), `[key]` and `[*]` after `base`.
+    #[inline(never)]
+    fn traversals(&mut self, (base, height): Node) -> Result<Node> {
+        let mut ops = Vec::new();
+        // Splats recurse in the evaluator, so each is a level; so is an index expression.
+        let mut levels = height;
+        let mut splats = 0;
+        loop {
+            let t = self.peek();
+            match t.kind {
+                Kind::Dot => {
+                    self.read();
+                    let name = self.peek();
+                    match name.kind {
+                        Kind::Ident => ops.push(self.attr(t)),
+                        Kind::Number => ops.push(self.legacy_index(t)?),
+                        Kind::Star => {
+                            self.read();
+                            ops.push(Op::AttrSplat);
+                            splats += 1;
+                            // Only `.name` and `.0` belong to an attribute splat.
+                            while self.peek().kind == Kind::Dot {
+                                let dot = self.read();
+                                let next = self.peek();
+                                match next.kind {
+                                    Kind::Number => ops.push(self.legacy_index(dot)?),
+                                    Kind::Ident => ops.push(self.attr(dot)),
+                                    Kind::Star => {
+                                        return Err(self.err(
+                                            next,
+                                            "Nested splat expression not allowed",
+                                            "A splat expression (*) cannot be used inside another \
+                                             attribute-only splat expression.",
+                                        ))
+                                    }
+                                    _ => {
+                                        return Err(self.err(
+                                            name,
+                                            "Invalid attribute name",
+                                            NEED_NAME,
+                                        ))
+                                    }
+                                }
+                            }
+                        }
+                        _ => return Err(self.err(name, "Invalid attribute name", NEED_NAME)),
+                    }
+                }
+                Kind::OBrack => {
+                    self.read();
+                    if self.peek().kind == Kind::Star {
+                        self.read();
+                        let close = self.read();
+                        if close.kind != Kind::CBrack {
+                            return Err(self.err(
+                                close,
+                                "Missing close bracket on splat index",
+                                "The star for a full splat operator must be immediately followed \
+                                 by a closing bracket (\"]\").",
+                            ));
+                        }
+                        ops.push(Op::FullSplat);
+                        splats += 1;
+                        continue;
+                    }
+                    self.newlines.push(false);
+                    let (key, h) = self.expr()?;
+                    let close = self.read();
+                    if close.kind != Kind::CBrack {
+                        return Err(self.err(
+                            close,
+                            "Missing close bracket on index",
+                            "The index operator must end with a closing bracket (\"]\").",
+                        ));
+                    }
+                    self.newlines.pop();
+                    levels = levels.max(h);
+                    ops.push(Op::Index(key));
+                }
+                _ => break,
+            }
+        }
+        if ops.is_empty() {
+            return Ok((base, height));
+        }
+        // The last token read ends the last operation.
+        let span = self.span(base.span.start, self.toks[self.pos - 1].end);
+        self.checked(
+            ExprKind::Traverse(Box::new(base), ops),
+            span,
+            levels + splats + 1,
+        )
+    }
+
+    fn attr(&mut self, dot: Token) -> Op {
+        let name = self.read();
+        Op::Attr(self.text(name).to_string(), self.span(dot.start, name.end))
+    }
+
+    /// `.0`: HCL's old index syntax. `.0.1` scans as one number and is refused, as in Go.
+    fn legacy_index(&mut self, dot: Token) -> Result<Op> {
+        let t = self.read();
+        let text = self.text(t);
+        if let Some((first, second)) = text.split_once('.') {
+            return Err(self.err(
+                t,
+                "Invalid legacy index syntax",
+                format!(
+                    "When using the legacy index syntax, chaining two indexes together is not \
+                     permitted. Use the proper index syntax instead, like [{first}][{second}]."
+                ),
+            ));
+        }
+        // An index that is no whole number in range fails when applied, like any bad index.
+        let n = match self.number(t)? {
+            Value::Number(n) => n.to_i64().and_then(|n| u64::try_from(n).ok()),
+            _ => None,
+        };
+        Ok(Op::LegacyIndex(
+            n.unwrap_or(u64::MAX),
+            self.span(dot.start, t.end),
+        ))
+    }
+
+    // --- templates ---
+
+    fn template(&mut self) -> Result<Node> {
+        let open = self.read();
+        let (end, flush) = match open.kind {
+            Kind::OQuote => (Kind::CQuote, false),
+            _ => (Kind::CHeredoc, self.text(open).starts_with("<<-")),
+        };
+        let (pieces, close, height) = self.pieces(end)?;
+        let kind = self.template_kind(pieces, flush, self.tspan(close), false)?;
+        let span = self.span(open.start, close.end);
+        self.checked(kind, span, height)
+    }
+
+    /// Go's template token pass: the pieces up to `end`, with `~` trimming applied to the
+    /// neighbouring literal piece. Returns the pieces, the closing token and the height.
+    fn pieces(&mut self, end: Kind) -> Result<(Vec<Piece>, Token, u32)> {
+        let first = self.peek();
+        let base = self.depth;
+        let mut out: Vec<Piece> = Vec::new();
+        let (mut ltrim_next, mut can_trim_prev) = (false, false);
+        let mut height = 0;
+        loop {
+            let t = self.read();
+            if t.kind == end {
+                self.depth = base;
+                return Ok((out, t, height + 1));
+            }
+            let ltrim = std::mem::take(&mut ltrim_next);
+            let trim_prev = std::mem::take(&mut can_trim_prev);
+            match t.kind {
+                Kind::QuotedLit | Kind::StringLit => {
+                    self.literal_piece(t, ltrim, &mut out)?;
+                    can_trim_prev = true;
+                }
+                Kind::TemplateInterp | Kind::TemplateControl => {
+                    if trim_prev && t.end - t.start == 3 {
+                        if let Some(Piece::Lit(prev)) = out.last_mut() {
+                            prev.truncate(prev.trim_end().len());
+                        }
+                    }
+                    height = height.max(self.sequence(t, first, end, base, &mut out)?);
+                    ltrim_next = self.text(self.toks[self.pos - 1]) == "~}";
+                }
+                _ => return Err(self.err(t, "Unterminated template string", UNTERMINATED)),
+            }
+        }
+    }
+
+    #[inline(never)]
+    fn literal_piece(&self, t: Token, ltrim: bool, out: &mut Vec<Piece>) -> Result<()> {
+        let s = self.literal(t, t.kind == Kind::QuotedLit)?;
+        out.push(Piece::Lit(if ltrim {
+            s.trim_start().to_string()
+        } else {
+            s
+        }));
+        Ok(())
+    }
+
+    /// A `${ }` or `%{ }` sequence after its opening token, and its height counting the
+    /// directives around it (each open `if`/`for` is a level for what it holds).
+    fn sequence(
+        &mut self,
+        t: Token,
+        first: Token,
+        end: Kind,
+        base: u32,
+        out: &mut Vec<Piece>,
+    ) -> Result<u32> {
+        self.newlines.push(false);
+        let level = self.depth - base;
+        let h = if t.kind == Kind::TemplateInterp {
+            self.interp(first, end, out)?
+        } else {
+            self.directive(t, base, out)?
+        };
+        self.newlines.pop();
+        Ok(h + level)
+    }
+
+    fn interp(&mut self, first: Token, end: Kind, out: &mut Vec<Piece>) -> Result<u32> {
+        let (e, h) = self.expr()?;
+        self.interp_close(first, end)?;
+        out.push(Piece::Interp(e));
+        Ok(h)
+    }
+
+    /// The `}` after an interpolation's expression, or Go's error for what is there instead.
+    fn interp_close(&mut self, first: Token, end: Kind) -> Result<()> {
+        let close = self.peek();
+        let escape = "If this is an embedded sequence for another language, escape it by \
+                      starting with \"$${\" instead of just \"${\".";
+        match close.kind {
+            Kind::TemplateSeqEnd => {
+                self.read();
+                Ok(())
+            }
+            Kind::Eof => Err(self.err(
+                first,
+                "Unclosed template interpolation sequence",
+                "There is no closing brace for this interpolation sequence before the end of the \
+                 file. This might be caused by incorrect nesting inside the given expression.",
+            )),
+            Kind::Colon => Err(self.err(
+                close,
+                "Extra characters after interpolation expression",
+                "Template interpolation doesn't expect a colon at this location. Did you intend \
+                 this to be a literal sequence to be processed as part of another language? If \
+                 so, you can escape it by starting with \"$${\" instead of just \"${\".",
+            )),
+            Kind::CQuote | Kind::OQuote if end == Kind::CQuote => Err(self.err(
+                first,
+                "Unclosed template interpolation sequence",
+                "There is no closing brace for this interpolation sequence before the end of the \
+                 quoted template. This might be caused by incorrect nesting inside the given \
+                 expression.",
+            )),
+            _ => Err(self.err(
+                close,
+                "Extra characters after interpolation expression",
+                format!(
+                    "Expected a closing brace to end the interpolation expression, but found \
+                     extra characters.\n\nThis can happen when you include interpolation syntax \
+                     for another language, such as shell scripting, but forget to escape the \
+                     interpolation start token. {escape}"
+                ),
+            )),
+        }
+    }
+
+    /// A `%{ ... }` directive after its opening token; `base` is the template's depth, under
+    /// which `endif`/`endfor` never go.
+    #[inline(never)]
+    fn directive(&mut self, open: Token, base: u32, out: &mut Vec<Piece>) -> Result<u32> {
+        let kw = self.peek();
+        if kw.kind != Kind::Ident {
+            return Err(self.err(
+                kw,
+                "Invalid template directive",
+                "A template directive keyword (\"if\", \"for\", etc) is expected at the beginning \
+                 of a %{ sequence.",
+            ));
+        }
+        self.read();
+        let word = self.text(kw);
+        let to_close = |p: &Self| p.span(open.start, p.peek().end);
+        let mut height = 0;
+        let piece = match word {
+            "if" => {
+                let (cond, h) = self.expr()?;
+                height = h;
+                self.enter(open)?;
+                Piece::If(cond, to_close(self))
+            }
+            "else" => Piece::Else(to_close(self)),
+            "endif" | "endfor" => {
+                if self.depth > base {
+                    self.depth -= 1;
+                }
+                if word == "endif" {
+                    Piece::EndIf(to_close(self))
+                } else {
+                    Piece::EndFor(to_close(self))
+                }
+            }
+            "for" => {
+                let bad =
+                    |p: &Self, detail: &str| p.err(p.peek(), "Invalid 'for' directive", detail);
+                if self.peek().kind != Kind::Ident {
+                    return Err(bad(
+                        self,
+                        "For directive requires variable name after 'for'.",
+                    ));
+                }
+                let name = self.read();
+                let mut value_var = self.text(name).to_string();
+                let mut key_var = None;
+                if self.peek().kind == Kind::Comma {
+                    self.read();
+                    if self.peek().kind != Kind::Ident {
+                        return Err(bad(
+                            self,
+                            "For directive requires value variable name after comma.",
+                        ));
+                    }
+                    let name = self.read();
+                    let v = self.text(name).to_string();
+                    key_var = Some(std::mem::replace(&mut value_var, v));
+                }
+                if !self.is_keyword(self.peek(), "in") {
+                    return Err(bad(
+                        self,
+                        "For directive requires 'in' keyword after names.",
+                    ));
+                }
+                self.read();
+                let (collection, h) = self.expr()?;
+                height = h;
+                self.enter(open)?;
+                Piece::For {
                     key_var,
                     value_var,
                     collection,
-                    body,
-                });
+                    span: to_close(self),
+                }
             }
-            Tok::Else(_) | Tok::EndIf(_) | Tok::EndFor(_) if top => {}
-            Tok::Else(_) => return (out, true),
-            Tok::EndIf(_) | Tok::EndFor(_) => return (out, false),
+            other => {
+                let suggestion = ["if", "for", "else", "endif", "endfor"]
+                    .into_iter()
+                    .find(|s| strsim::levenshtein(other, s) < 3)
+                    .map(|s| format!(" Did you mean \"{s}\"?"))
+                    .unwrap_or_default();
+                return Err(self.err(
+                    kw,
+                    "Invalid template control keyword",
+                    format!("{other:?} is not a valid template control keyword.{suggestion}"),
+                ));
+            }
+        };
+        let close = self.peek();
+        if close.kind != Kind::TemplateSeqEnd {
+            return Err(self.err(
+                close,
+                &format!("Extra characters in {word} marker"),
+                "Expected a closing brace to end the sequence, but found extra characters.",
+            ));
+        }
+        self.read();
+        out.push(piece);
+        Ok(height)
+    }
+
+    /// The value of a literal token, or Go's diagnostic for a bad escape in it.
+    fn literal(&self, t: Token, quoted: bool) -> Result<String> {
+        template::literal_value(self.text(t), quoted).map_err(|bad| {
+            let start = t.start as usize;
+            Error::diag(
+                Span::new(self.file, start + bad.range.start..start + bad.range.end),
+                "Invalid escape sequence",
+                bad.detail,
+            )
+        })
+    }
+
+    /// The tree for a template's pieces. A quoted string or heredoc of plain text becomes a
+    /// string literal (unless `always_template`); a template that is one interpolation and
+    /// nothing else keeps its value's type (Go's pass-through), any other is a string.
+    fn template_kind(
+        &self,
+        mut pieces: Vec<Piece>,
+        flush: bool,
+        end: Span,
+        always_template: bool,
+    ) -> Result<ExprKind> {
+        if flush {
+            template::flush_heredoc(&mut pieces);
+        }
+        let mut pieces = template::meld(pieces);
+        let passthrough = matches!(pieces.as_slice(), [Piece::Interp(_)]);
+        if !always_template {
+            match pieces.as_mut_slice() {
+                [] => return Ok(ExprKind::Literal(Value::String(String::new()))),
+                [Piece::Lit(s)] => return Ok(ExprKind::Literal(Value::String(std::mem::take(s)))),
+                _ => {}
+            }
+        }
+        let mut parts = template::nest(pieces, end)?;
+        if !passthrough && matches!(parts.as_slice(), [Part::Interp(_)]) {
+            // An empty text piece beside the interpolation (left by `~`) makes it a string.
+            parts.push(Part::Lit(String::new()));
+        }
+        Ok(ExprKind::Template(parts))
+    }
+}
+
+const UNTERMINATED: &str = "No closing marker was found for the string.";
+const NEED_NAME: &str = "An attribute name is required after a dot.";
+const MISSING_EQUALS: &str = "An argument or block definition is required here. To set an \
+                              argument, use the equals sign \"=\" to introduce the argument value.";
+
+/// Stands in for a part not parsed yet.
+fn placeholder() -> Expr {
+    literal(Value::Null, Span::default())
+}
+
+fn literal(v: Value, span: Span) -> Expr {
+    Expr {
+        kind: ExprKind::Literal(v),
+        span,
+    }
+}
+
+/// A bare name (or `true`, `false`, `null`) is a literal key, unless in parentheses.
+fn object_key(key: Expr, forced: bool) -> ObjectKey {
+    if !forced {
+        match &key.kind {
+            ExprKind::Var(name) => return ObjectKey::Ident(name.clone()),
+            ExprKind::Literal(Value::Bool(b)) => return ObjectKey::Ident(b.to_string()),
+            ExprKind::Literal(Value::Null) => return ObjectKey::Ident("null".into()),
+            _ => {}
         }
     }
-    (out, false)
+    ObjectKey::Expr(key)
 }
 
 fn check_redefined(existing: &[Attribute], attr: &Attribute) -> Result<()> {
@@ -486,216 +1427,5 @@ fn check_redefined(existing: &[Attribute], attr: &Attribute) -> Result<()> {
         )
         .with_related(prev.name_span)),
         None => Ok(()),
-    }
-}
-
-// ---------------------------------------------------------------------------------------
-// HCL-JSON
-
-pub fn parse_json(file: u32, text: &str) -> Result<Body> {
-    let root: serde_json::Value = serde_json::from_str(text)
-        .map_err(|e| Error::diag(Span::new(file, 0..0), "Invalid JSON", e.to_string()))?;
-    let serde_json::Value::Object(root) = root else {
-        return Err(Error::diag(
-            Span::new(file, 0..0),
-            "Invalid JSON",
-            "the root must be an object",
-        ));
-    };
-    let j = JsonConv { file };
-    let mut body = Body::default();
-    for (key, val) in &root {
-        match key.as_str() {
-            "variable" | "target" | "group" | "function" => {
-                let serde_json::Value::Object(items) = val else {
-                    return Err(j.err(format!("{key} must be an object keyed by name")));
-                };
-                for (name, content) in items {
-                    body.blocks.push(j.block(key, Some(name), content)?);
-                }
-            }
-            _ => body.attrs.push(Attribute {
-                name: key.clone(),
-                name_span: j.span(),
-                expr: j.expr(val)?,
-            }),
-        }
-    }
-    Ok(body)
-}
-
-struct JsonConv {
-    file: u32,
-}
-
-impl JsonConv {
-    fn span(&self) -> Span {
-        Span::new(self.file, 0..0)
-    }
-
-    fn err(&self, detail: String) -> Error {
-        Error::diag(self.span(), "Invalid JSON bake file", detail)
-    }
-
-    fn block(&self, kind: &str, label: Option<&str>, content: &serde_json::Value) -> Result<Block> {
-        let serde_json::Value::Object(attrs) = content else {
-            return Err(self.err(format!("{kind} body must be an object")));
-        };
-        let mut block = Block {
-            kind: kind.to_string(),
-            labels: label.map(|l| vec![l.to_string()]).unwrap_or_default(),
-            label_spans: label.map(|_| vec![self.span()]).unwrap_or_default(),
-            attrs: Vec::new(),
-            blocks: Vec::new(),
-            open_brace: self.span(),
-        };
-        for (k, v) in attrs {
-            if kind == "variable" && k == "validation" {
-                let items: Vec<&serde_json::Value> = match v {
-                    serde_json::Value::Array(a) => a.iter().collect(),
-                    other => vec![other],
-                };
-                for item in items {
-                    block.blocks.push(self.block("validation", None, item)?);
-                }
-                continue;
-            }
-            let expr = if (kind == "variable" && k == "type")
-                || (kind == "function" && (k == "params" || k == "variadic_params"))
-            {
-                self.raw_expr(v)?
-            } else {
-                self.expr(v)?
-            };
-            block.attrs.push(Attribute {
-                name: k.clone(),
-                name_span: self.span(),
-                expr,
-            });
-        }
-        Ok(block)
-    }
-
-    /// A JSON value whose strings are expressions rather than templates (`type`, params).
-    fn raw_expr(&self, v: &serde_json::Value) -> Result<Expr> {
-        match v {
-            serde_json::Value::String(s) => {
-                let parsed = hcl_edit::parser::parse_expr(s)
-                    .map_err(|e| self.err(e.message().to_string()))?;
-                let conv = Conv {
-                    file: self.file,
-                    text: s,
-                    renamed: Vec::new(),
-                };
-                let mut e = conv.expr(&parsed)?;
-                zero_spans(&mut e, self.span());
-                Ok(e)
-            }
-            serde_json::Value::Array(a) => Ok(Expr {
-                kind: ExprKind::Tuple(a.iter().map(|x| self.raw_expr(x)).collect::<Result<_>>()?),
-                span: self.span(),
-            }),
-            other => self.expr(other),
-        }
-    }
-
-    fn expr(&self, v: &serde_json::Value) -> Result<Expr> {
-        let kind = match v {
-            serde_json::Value::String(s) => {
-                let t = hcl_edit::parser::parse_template(s)
-                    .map_err(|e| self.err(e.message().to_string()))?;
-                let conv = Conv {
-                    file: self.file,
-                    text: s,
-                    renamed: Vec::new(),
-                };
-                let mut e = Expr {
-                    kind: ExprKind::Template(conv.template(&t)?),
-                    span: self.span(),
-                };
-                zero_spans(&mut e, self.span());
-                return Ok(e);
-            }
-            serde_json::Value::Array(a) => {
-                ExprKind::Tuple(a.iter().map(|x| self.expr(x)).collect::<Result<_>>()?)
-            }
-            serde_json::Value::Object(o) => ExprKind::Object(
-                o.iter()
-                    .map(|(k, v)| Ok((ObjectKey::Ident(k.clone()), self.expr(v)?)))
-                    .collect::<Result<_>>()?,
-            ),
-            other => ExprKind::Literal(Value::from_json(other)),
-        };
-        Ok(Expr {
-            kind,
-            span: self.span(),
-        })
-    }
-}
-
-/// Spans inside a JSON string point into the string, not the file: reset them.
-fn zero_spans(e: &mut Expr, span: Span) {
-    e.span = span;
-    match &mut e.kind {
-        ExprKind::Literal(_) | ExprKind::Var(_) => {}
-        ExprKind::Tuple(items) => items.iter_mut().for_each(|x| zero_spans(x, span)),
-        ExprKind::Object(items) => items.iter_mut().for_each(|(k, v)| {
-            if let ObjectKey::Expr(k) = k {
-                zero_spans(k, span);
-            }
-            zero_spans(v, span);
-        }),
-        ExprKind::Template(parts) => zero_parts(parts, span),
-        ExprKind::Cond(c) => c.iter_mut().for_each(|x| zero_spans(x, span)),
-        ExprKind::Call(c) => {
-            c.name_span = span;
-            c.args.iter_mut().for_each(|x| zero_spans(x, span));
-        }
-        ExprKind::Traverse(base, ops) => {
-            zero_spans(base, span);
-            for op in ops {
-                match op {
-                    Op::Attr(_, s) | Op::LegacyIndex(_, s) => *s = span,
-                    Op::Index(x) => zero_spans(x, span),
-                    _ => {}
-                }
-            }
-        }
-        ExprKind::Unary(_, x) | ExprKind::Paren(x) => zero_spans(x, span),
-        ExprKind::Binary(_, b) => b.iter_mut().for_each(|x| zero_spans(x, span)),
-        ExprKind::For(f) => {
-            zero_spans(&mut f.collection, span);
-            if let Some(k) = &mut f.key_expr {
-                zero_spans(k, span);
-            }
-            zero_spans(&mut f.value_expr, span);
-            if let Some(c) = &mut f.cond {
-                zero_spans(c, span);
-            }
-        }
-    }
-}
-
-fn zero_parts(parts: &mut [Part], span: Span) {
-    for p in parts {
-        match p {
-            Part::Lit(_) => {}
-            Part::Interp(e) => zero_spans(e, span),
-            Part::If {
-                cond,
-                then,
-                otherwise,
-            } => {
-                zero_spans(cond, span);
-                zero_parts(then, span);
-                zero_parts(otherwise, span);
-            }
-            Part::For {
-                collection, body, ..
-            } => {
-                zero_spans(collection, span);
-                zero_parts(body, span);
-            }
-        }
     }
 }
