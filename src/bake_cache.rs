@@ -35,6 +35,11 @@ fn dir(env: &BTreeMap<String, String>) -> Option<PathBuf> {
     Some(base.join("kiln").join("bake"))
 }
 
+/// Whether answers are cached at all (there is a cache directory and it is not off).
+pub fn enabled(env: &BTreeMap<String, String>) -> bool {
+    dir(env).is_some()
+}
+
 /// The key of a request, or None when it must not be cached. `request` is every
 /// argument that shapes the answer, in a fixed order; `files` is (name, bytes).
 pub fn key(

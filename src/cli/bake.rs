@@ -70,11 +70,16 @@ fn resolve(repo: &Path, args: &Args, env: BTreeMap<String, String>) -> Result<St
         args.files.clone()
     };
     // A repeated request with nothing changed is answered from the cache; any file that
-    // cannot be read goes the uncached way, which reports it.
-    let sources: Option<Vec<(String, Vec<u8>)>> = names
-        .iter()
-        .map(|n| Some((n.clone(), std::fs::read(repo.join(n)).ok()?)))
-        .collect();
+    // cannot be read goes the uncached way, which reports it. With the cache off, the
+    // files are read once, below.
+    let sources: Option<Vec<(String, Vec<u8>)>> = if crate::bake_cache::enabled(&env) {
+        names
+            .iter()
+            .map(|n| Some((n.clone(), std::fs::read(repo.join(n)).ok()?)))
+            .collect()
+    } else {
+        None
+    };
     let mut request = bake_args(args);
     request.extend(args.vars.iter().map(|v| format!("--var={v}")));
     let key = sources
@@ -108,6 +113,10 @@ fn resolve(repo: &Path, args: &Args, env: BTreeMap<String, String>) -> Result<St
     if let Some(k) = &key {
         crate::bake_cache::put(&opts.env, k, &answer);
     }
+    // The process ends soon after: freeing the parsed files and the resolution, and the
+    // allocator handing the memory back, would cost more than the rest of the work.
+    std::mem::forget(files);
+    std::mem::forget(resolved);
     Ok(answer)
 }
 

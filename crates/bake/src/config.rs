@@ -6,11 +6,12 @@
 //! anywhere in the files fails the resolution as it does with the real tool.
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 
 use crate::ast::{Attribute, Block, Body, Expr, ExprKind, ObjectKey, Part};
 use crate::error::{Error, Result};
 use crate::eval::{type_expr, Evaluator, Globals, Locals, UserFunction};
+use crate::fast_hash::{HashMap, HashSet};
 use crate::source::{SourceFile, Span};
 use crate::target::{self, Attest, Entry, Ssh, Target};
 use crate::value::{convert, Type, Value};
@@ -80,11 +81,11 @@ impl Config {
         let mut cfg = Config {
             files,
             var_order: Vec::new(),
-            vars: HashMap::new(),
-            attrs: HashMap::new(),
+            vars: HashMap::default(),
+            attrs: HashMap::default(),
             attr_order: Vec::new(),
-            functions: HashMap::new(),
-            cyclic_functions: HashSet::new(),
+            functions: HashMap::default(),
+            cyclic_functions: HashSet::default(),
             targets: Vec::new(),
             groups: Vec::new(),
         };
@@ -107,7 +108,7 @@ impl Config {
             let cacheable = b.attr("matrix").is_none()
                 && b.attrs
                     .iter()
-                    .all(|a| is_pure(&a.expr, &cfg.functions, &mut HashSet::new()));
+                    .all(|a| is_pure(&a.expr, &cfg.functions, &mut HashSet::default()));
             cfg.targets[i].cacheable = cacheable;
         }
         Ok(cfg)
@@ -233,10 +234,10 @@ fn find_function_cycles(funcs: &HashMap<String, UserFunction>) -> HashSet<String
             (n.as_str(), out)
         })
         .collect();
-    let mut cyclic = HashSet::new();
+    let mut cyclic = HashSet::default();
     for start in funcs.keys() {
         let mut stack: Vec<&str> = calls[start.as_str()].iter().map(String::as_str).collect();
-        let mut seen = HashSet::new();
+        let mut seen = HashSet::default();
         while let Some(n) = stack.pop() {
             if n == start {
                 cyclic.insert(start.clone());
@@ -412,6 +413,19 @@ enum Slot {
 #[derive(Debug, Default)]
 pub(crate) struct OwnCache {
     entries: std::sync::Mutex<HashMap<usize, CachedOwn>>,
+    /// Resolutions started: the first fills nothing, since a single resolution (what
+    /// `kiln bake` makes) would only pay for the bookkeeping.
+    resolutions: std::sync::atomic::AtomicUsize,
+}
+
+impl OwnCache {
+    /// The cache for a new resolution, from the second one on.
+    pub fn for_resolution(&self) -> Option<&OwnCache> {
+        let earlier = self
+            .resolutions
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        (earlier > 0).then_some(self)
+    }
 }
 
 #[derive(Debug)]
@@ -439,8 +453,10 @@ pub(crate) struct Session<'c> {
     pub cfg: &'c Config,
     inputs: Inputs<'c>,
     vars: RefCell<HashMap<String, Slot>>,
-    target_attrs: RefCell<HashMap<(usize, String), Slot>>,
-    attr_stack: RefCell<Vec<(String, String)>>,
+    /// Own attribute values by (target block, attribute name), and the attributes being
+    /// evaluated (target label, attribute name), for reference cycles.
+    target_attrs: RefCell<HashMap<(usize, &'c str), Slot>>,
+    attr_stack: RefCell<Vec<(&'c str, &'c str)>>,
     cache: Option<&'c OwnCache>,
     /// Globals read while evaluating a cacheable block (innermost block last).
     reads: RefCell<Vec<Vec<String>>>,
@@ -454,8 +470,12 @@ impl<'c> Session<'c> {
         Session {
             cfg,
             inputs,
-            vars: RefCell::new(HashMap::new()),
-            target_attrs: RefCell::new(HashMap::new()),
+            vars: RefCell::new(HashMap::default()),
+            // Every target attribute is evaluated once: no rehashing on the way.
+            target_attrs: RefCell::new(HashMap::with_capacity_and_hasher(
+                cfg.targets.iter().map(|t| t.block.attrs.len()).sum(),
+                Default::default(),
+            )),
             attr_stack: RefCell::new(Vec::new()),
             cache,
             reads: RefCell::new(Vec::new()),
@@ -586,12 +606,12 @@ impl<'c> Session<'c> {
 
     /// The value of `block`'s attribute `attr` for `target.<name>.<attr>` and for the
     /// block's own evaluation, cached, with reference-cycle detection.
-    fn block_attr(&self, block: usize, attr: &Attribute, locals: &mut Locals) -> Result<Value> {
+    fn block_attr(&self, block: usize, attr: &'c Attribute, locals: &mut Locals) -> Result<Value> {
         let tb = &self.cfg.targets[block];
         if !locals.is_empty() {
             return self.ev().eval(&attr.expr, locals);
         }
-        let key = (block, attr.name.clone());
+        let key = (block, attr.name.as_str());
         match self.target_attrs.borrow().get(&key) {
             Some(Slot::Done(v)) => return Ok(v.clone()),
             Some(Slot::InProgress) => {
@@ -599,8 +619,8 @@ impl<'c> Session<'c> {
                     .attr_stack
                     .borrow()
                     .last()
-                    .cloned()
-                    .unwrap_or_else(|| (tb.label.clone(), attr.name.clone()));
+                    .copied()
+                    .unwrap_or((tb.label.as_str(), attr.name.as_str()));
                 return Err(Error::diag(
                     attr.expr.span,
                     "Invalid expression",
@@ -609,12 +629,10 @@ impl<'c> Session<'c> {
             }
             None => {}
         }
-        self.target_attrs
-            .borrow_mut()
-            .insert(key.clone(), Slot::InProgress);
+        self.target_attrs.borrow_mut().insert(key, Slot::InProgress);
         self.attr_stack
             .borrow_mut()
-            .push((tb.label.clone(), attr.name.clone()));
+            .push((tb.label.as_str(), attr.name.as_str()));
         let r = self.ev().eval(&attr.expr, &mut Vec::new());
         self.attr_stack.borrow_mut().pop();
         match &r {

@@ -17,11 +17,13 @@ pub fn strip_bom(text: String) -> String {
 
 /// Decodes an HCL file. `Err` carries the byte offset, in the lossily decoded text
 /// (each bad sequence becomes one U+FFFD), of the first bad sequence outside a comment.
-pub fn decode_hcl(raw: &[u8]) -> (String, Option<usize>) {
+pub fn decode_hcl(raw: Vec<u8>) -> (String, Option<usize>) {
+    let raw = match String::from_utf8(raw) {
+        Ok(text) => return (text, None),
+        Err(e) => e.into_bytes(),
+    };
+    let raw = raw.as_slice();
     let text = String::from_utf8_lossy(raw).into_owned();
-    if std::str::from_utf8(raw).is_ok() {
-        return (text, None);
-    }
     // The lossy text has the same comment structure (U+FFFD is no delimiter), so scan it.
     let comments = comment_ranges(text.as_bytes());
     let bad = text
@@ -175,9 +177,12 @@ mod tests {
 
     #[test]
     fn bad_bytes_outside_comments_are_found_at_their_lossy_offset() {
-        assert_eq!(decode_hcl(b"a = \"x\xff\"\n").1, Some(6));
-        assert_eq!(decode_hcl(b"a = \"\xc3\xa9\xff\"\n").1, Some(7));
-        assert_eq!(decode_hcl(b"# \xff\na = <<EOT\n\xfe\nEOT\n").1, Some(16));
+        assert_eq!(decode_hcl(b"a = \"x\xff\"\n".to_vec()).1, Some(6));
+        assert_eq!(decode_hcl(b"a = \"\xc3\xa9\xff\"\n".to_vec()).1, Some(7));
+        assert_eq!(
+            decode_hcl(b"# \xff\na = <<EOT\n\xfe\nEOT\n".to_vec()).1,
+            Some(16)
+        );
     }
 
     #[test]
@@ -189,10 +194,15 @@ mod tests {
             b"a = \"\xef\xbf\xbd\" # \xff",
             b"a = \"${b} # \" // \xff",
         ] {
-            assert_eq!(decode_hcl(ok).1, None, "{}", String::from_utf8_lossy(ok));
+            assert_eq!(
+                decode_hcl(ok.to_vec()).1,
+                None,
+                "{}",
+                String::from_utf8_lossy(ok)
+            );
         }
         // `#` inside a string starts no comment.
-        assert_eq!(decode_hcl(b"a = \"# \xff\"").1, Some(7));
+        assert_eq!(decode_hcl(b"a = \"# \xff\"".to_vec()).1, Some(7));
     }
 
     #[test]

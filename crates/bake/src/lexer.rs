@@ -198,15 +198,20 @@ impl Lexer<'_> {
     fn main(&mut self) {
         let i = self.pos;
         let c = self.b[i];
+        // Names are the commonest tokens: take ASCII ones without the table below.
+        if c.is_ascii_alphabetic() || c == b'_' {
+            let n = ident_len(&self.src[i..]);
+            return self.push(Kind::Ident, i, i + n);
+        }
         let next = self.at(i + 1);
         let one = |k| (k, 1);
         let (kind, len) = match c {
             b' ' | b'\t' => {
-                let n = self.b[i..]
-                    .iter()
-                    .take_while(|&&c| c == b' ' || c == b'\t')
-                    .count();
-                self.pos += n;
+                let mut j = i + 1;
+                while j < self.b.len() && matches!(self.b[j], b' ' | b'\t') {
+                    j += 1;
+                }
+                self.pos = j;
                 return;
             }
             b'\n' => one(Kind::Newline),
@@ -313,6 +318,10 @@ impl Lexer<'_> {
             _ => {
                 let mut j = i;
                 while j < self.b.len() {
+                    if !QUOTED_STOPS[usize::from(self.b[j])] {
+                        j += 1;
+                        continue;
+                    }
                     match self.b[j] {
                         b'"' | b'\r' | b'\n' => break,
                         b'$' | b'%' => match template_escape_len(&self.b[j..]) {
@@ -341,6 +350,10 @@ impl Lexer<'_> {
     fn literal_run(&self, i: usize) -> usize {
         let mut j = i;
         while j < self.b.len() {
+            if !TEXT_STOPS[usize::from(self.b[j])] {
+                j += 1;
+                continue;
+            }
             match self.b[j] {
                 b'\r' | b'\n' => break,
                 b'$' | b'%' => match template_escape_len(&self.b[j..]) {
@@ -415,6 +428,21 @@ impl Lexer<'_> {
     }
 }
 
+/// Bytes that end a run of plain text in a quoted string, and in a heredoc or bare
+/// template (the scanning loops skip other bytes one table lookup each).
+const QUOTED_STOPS: [bool; 256] = stops(b"\"\r\n$%\\");
+const TEXT_STOPS: [bool; 256] = stops(b"\r\n$%");
+
+const fn stops(bytes: &[u8]) -> [bool; 256] {
+    let mut table = [false; 256];
+    let mut i = 0;
+    while i < bytes.len() {
+        table[bytes[i] as usize] = true;
+        i += 1;
+    }
+    table
+}
+
 /// Length of a `$`/`%` that starts no template sequence: `$${` (with an optional `~`,
 /// which then stays literal) or a lone `$`; 0 when it starts `${`.
 fn template_escape_len(b: &[u8]) -> usize {
@@ -466,23 +494,29 @@ fn number_len(b: &[u8]) -> usize {
 /// Length of the identifier at the start of `s` (0 if none): a letter or `_`, then
 /// letters, digits, `_` and `-` (Unicode identifier characters included).
 pub fn ident_len(s: &str) -> usize {
-    let mut chars = s.char_indices();
-    match chars.next() {
-        Some((_, c)) if c == '_' || c.is_ascii_alphabetic() => {}
-        Some((_, c)) if !c.is_ascii() && unicode_ident::is_xid_start(c) => {}
+    let b = s.as_bytes();
+    let mut i = match b.first() {
+        Some(&c) if c.is_ascii_alphabetic() || c == b'_' => 1,
+        Some(&c) if c >= 0x80 => match s.chars().next() {
+            Some(ch) if unicode_ident::is_xid_start(ch) => ch.len_utf8(),
+            _ => return 0,
+        },
         _ => return 0,
-    }
-    for (i, c) in chars {
-        let ok = if c.is_ascii() {
-            c.is_ascii_alphanumeric() || c == '_' || c == '-'
+    };
+    while i < b.len() {
+        let c = b[i];
+        if c.is_ascii_alphanumeric() || c == b'_' || c == b'-' {
+            i += 1;
+        } else if c < 0x80 {
+            break;
         } else {
-            unicode_ident::is_xid_continue(c)
-        };
-        if !ok {
-            return i;
+            match s[i..].chars().next() {
+                Some(ch) if unicode_ident::is_xid_continue(ch) => i += ch.len_utf8(),
+                _ => break,
+            }
         }
     }
-    s.len()
+    i
 }
 
 /// `<<EOT` or `<<-EOT` followed by a newline: (its length, the marker's range in it).

@@ -40,6 +40,7 @@ mod config;
 mod encoding;
 mod error;
 mod eval;
+mod fast_hash;
 pub mod functions;
 mod json;
 mod lexer;
@@ -58,6 +59,9 @@ use std::path::{Path, PathBuf};
 
 pub use error::BakeError;
 pub use target::{Attest, Entry, Secret, Ssh, Target};
+
+/// Bytes of bake files from which `BakeFiles::from_bytes` parses on several threads.
+const PARALLEL_PARSE_BYTES: usize = 256 << 10;
 
 /// The file names bake looks for when no `-f` is given, in load order.
 pub const DEFAULT_FILES: [&str; 8] = [
@@ -190,9 +194,11 @@ impl BakeFiles {
                 )));
             }
             let (text, bad) = if lower.ends_with(".json") {
-                (String::from_utf8_lossy(&raw).into_owned(), None)
+                let text = String::from_utf8(raw)
+                    .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+                (text, None)
             } else {
-                let (text, bad) = encoding::decode_hcl(&raw);
+                let (text, bad) = encoding::decode_hcl(raw);
                 let bom = text.len();
                 let text = encoding::strip_bom(text);
                 let bom = bom - text.len();
@@ -216,11 +222,18 @@ impl BakeFiles {
                 hcl().or_else(|e| json::parse_json(i as u32, text).map_err(|_| e))
             }
         };
-        // Parsing dominates for large fleets; spread it over the cores.
-        let workers = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .min(8);
-        let results: Vec<error::Result<ast::Body>> = if files.len() >= 16 && workers > 1 {
+        // Large fleets parse faster spread over the cores; below a few hundred KiB of text
+        // (a parse of well under a millisecond) starting threads costs more than it saves.
+        // (Asking for the core count reads cgroup files, so only when it can matter.)
+        let total: usize = files.iter().map(|f| f.text.len()).sum();
+        let workers = if total >= PARALLEL_PARSE_BYTES && files.len() > 1 {
+            std::thread::available_parallelism()
+                .map_or(1, |n| n.get())
+                .min(8)
+        } else {
+            1
+        };
+        let results: Vec<error::Result<ast::Body>> = if workers > 1 {
             let chunk = files.len().div_ceil(workers);
             std::thread::scope(|s| {
                 let handles: Vec<_> = (0..files.len())
@@ -290,7 +303,7 @@ impl BakeFiles {
             env: &opts.env,
             env_lookup,
         };
-        let session = config::Session::new(&self.config, inputs, Some(&self.cache));
+        let session = config::Session::new(&self.config, inputs, self.cache.for_resolution());
         let mut sets = opts.sets.clone();
         if opts.push {
             sets.push("*.push=true".into());

@@ -1,9 +1,10 @@
 //! `--set <pattern>.<key>[.<sub>][+]=<value>` overrides and the CLI shorthands built on them
 //! (`--push`, `--load`, `--no-cache`, `--pull`, `--sbom`, `--provenance`), FEATURES §1.13.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use crate::error::{Error, Result};
+use crate::fast_hash::HashMap;
 use crate::target::{self, Entry, Target};
 use crate::vars::parse_go_bool;
 

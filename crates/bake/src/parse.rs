@@ -12,7 +12,7 @@ use crate::ast::*;
 use crate::error::{Error, Result};
 use crate::lexer::{self, Kind, Start, Token};
 use crate::source::Span;
-use crate::template::{self, Piece};
+use crate::template::{self, ForDirective, Piece};
 use crate::value::{Number, Value};
 
 /// How deep expressions may nest: brackets, calls, templates, directives, unary operators
@@ -476,6 +476,9 @@ impl<'a> Parser<'a> {
 
     /// A whole expression: operators, then an optional `? :` (right-associative).
     fn expr(&mut self) -> Result<Node> {
+        if let Some(node) = self.lone_term()? {
+            return Ok(node);
+        }
         let first = self.peek();
         self.enter(first)?;
         let mut node = self.binary(0)?;
@@ -484,6 +487,72 @@ impl<'a> Parser<'a> {
         }
         self.depth -= 1;
         Ok(node)
+    }
+
+    /// Most expressions are one string, number or name with nothing after it: those are
+    /// built here, without descending through the operator levels.
+    #[inline(never)]
+    fn lone_term(&mut self) -> Result<Option<Node>> {
+        let at = self.next_index();
+        let t = self.toks[at];
+        // Where the term would end: a plain string is `"`, text, `"`.
+        let last = match t.kind {
+            Kind::Number | Kind::Ident => at,
+            Kind::OQuote => match (self.toks[at + 1].kind, self.toks.get(at + 2)) {
+                (Kind::CQuote, _) => at + 1,
+                (Kind::QuotedLit, Some(c)) if c.kind == Kind::CQuote => at + 2,
+                _ => return Ok(None),
+            },
+            _ => return Ok(None),
+        };
+        let mut after = last + 1;
+        if !self.newlines.last().copied().unwrap_or(false) {
+            while self.toks[after].kind == Kind::Newline {
+                after += 1;
+            }
+        }
+        let ends = matches!(
+            self.toks[after].kind,
+            Kind::Newline
+                | Kind::Comma
+                | Kind::CBrace
+                | Kind::CBrack
+                | Kind::CParen
+                | Kind::Eof
+                | Kind::TemplateSeqEnd
+                | Kind::Equal
+                | Kind::Colon
+        );
+        if !ends {
+            return Ok(None);
+        }
+        self.pos = last + 1;
+        let node = match t.kind {
+            Kind::Number => (literal(self.number(t)?, self.tspan(t)), 1),
+            Kind::Ident => {
+                let kind = match self.text(t) {
+                    "true" => ExprKind::Literal(Value::Bool(true)),
+                    "false" => ExprKind::Literal(Value::Bool(false)),
+                    "null" => ExprKind::Literal(Value::Null),
+                    name => ExprKind::Var(name.to_string()),
+                };
+                let span = self.tspan(t);
+                (Expr { kind, span }, 1)
+            }
+            _ => {
+                let close = self.toks[last];
+                let value = if last == at + 2 {
+                    self.literal(self.toks[at + 1], true)?
+                } else {
+                    String::new()
+                };
+                (
+                    literal(Value::String(value), self.span(t.start, close.end)),
+                    1,
+                )
+            }
+        };
+        Ok(Some(node))
     }
 
     /// `? yes : no` after the condition.
@@ -1113,6 +1182,11 @@ impl<'a> Parser<'a> {
 
     fn template(&mut self) -> Result<Node> {
         let open = self.read();
+        if open.kind == Kind::OQuote {
+            if let Some(plain) = self.plain_string(open)? {
+                return Ok((plain, 1));
+            }
+        }
         let (end, flush) = match open.kind {
             Kind::OQuote => (Kind::CQuote, false),
             _ => (Kind::CHeredoc, self.text(open).starts_with("<<-")),
@@ -1121,6 +1195,22 @@ impl<'a> Parser<'a> {
         let kind = self.template_kind(pieces, flush, self.tspan(close), false)?;
         let span = self.span(open.start, close.end);
         self.checked(kind, span, height)
+    }
+
+    /// Most quoted strings are plain text: `""` or `"text"` becomes a string literal
+    /// without the template machinery. (No newline tokens occur inside quotes.)
+    fn plain_string(&mut self, open: Token) -> Result<Option<Expr>> {
+        let first = self.toks[self.pos];
+        let (value, close) = match (first.kind, self.toks.get(self.pos + 1)) {
+            (Kind::CQuote, _) => (String::new(), first),
+            (Kind::QuotedLit, Some(&close)) if close.kind == Kind::CQuote => {
+                (self.literal(first, true)?, close)
+            }
+            _ => return Ok(None),
+        };
+        self.pos += if first.kind == Kind::CQuote { 1 } else { 2 };
+        let span = self.span(open.start, close.end);
+        Ok(Some(literal(Value::String(value), span)))
     }
 
     /// Go's template token pass: the pieces up to `end`, with `~` trimming applied to the
@@ -1309,12 +1399,12 @@ impl<'a> Parser<'a> {
                 let (collection, h) = self.expr()?;
                 height = h;
                 self.enter(open)?;
-                Piece::For {
+                Piece::For(Box::new(ForDirective {
                     key_var,
                     value_var,
                     collection,
                     span: to_close(self),
-                }
+                }))
             }
             other => {
                 let suggestion = ["if", "for", "else", "endif", "endfor"]
@@ -1367,7 +1457,7 @@ impl<'a> Parser<'a> {
         if flush {
             template::flush_heredoc(&mut pieces);
         }
-        let mut pieces = template::meld(pieces);
+        template::meld(&mut pieces);
         let passthrough = matches!(pieces.as_slice(), [Piece::Interp(_)]);
         if !always_template {
             match pieces.as_mut_slice() {

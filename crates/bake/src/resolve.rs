@@ -1,11 +1,12 @@
 //! Target selection and resolution (FEATURES §2.2): requested names and patterns, groups,
 //! `inherits`, `--set` overrides, `target:` links, SOURCE_DATE_EPOCH and context cleaning.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::config::{Instance, Session};
 use crate::error::{Error, Result};
+use crate::fast_hash::HashMap;
 use crate::overrides::{self, glob_match, is_pattern, Overrides};
 use crate::target::{self, clean_path, Entry, Target};
 use crate::{Group, Resolved};
@@ -29,7 +30,7 @@ impl<'s> Resolver<'s> {
     ) -> Result<Resolver<'s>> {
         session.check_variables()?;
         let (instances, matrix_groups) = session.instances()?;
-        let mut own: HashMap<String, Target> = HashMap::new();
+        let mut own: HashMap<String, Target> = HashMap::default();
         let mut target_names = Vec::new();
         for mut inst in instances {
             let t = session.own_target(&mut inst)?;

@@ -16,13 +16,16 @@ pub enum Piece {
     If(Expr, Span),
     Else(Span),
     EndIf(Span),
-    For {
-        key_var: Option<String>,
-        value_var: String,
-        collection: Expr,
-        span: Span,
-    },
+    For(Box<ForDirective>),
     EndFor(Span),
+}
+
+/// `%{ for key_var, value_var in collection }`, and where it is.
+pub struct ForDirective {
+    pub key_var: Option<String>,
+    pub value_var: String,
+    pub collection: Expr,
+    pub span: Span,
 }
 
 /// An escape sequence that cannot be decoded: its byte range in the text, and why.
@@ -183,15 +186,14 @@ fn indent_width(space: &str) -> usize {
 }
 
 /// Joins literal pieces that ended up next to each other.
-pub fn meld(pieces: Vec<Piece>) -> Vec<Piece> {
-    let mut out: Vec<Piece> = Vec::with_capacity(pieces.len());
-    for p in pieces {
-        match (out.last_mut(), p) {
-            (Some(Piece::Lit(prev)), Piece::Lit(s)) => prev.push_str(&s),
-            (_, p) => out.push(p),
+pub fn meld(pieces: &mut Vec<Piece>) {
+    pieces.dedup_by(|next, prev| match (next, prev) {
+        (Piece::Lit(next), Piece::Lit(prev)) => {
+            prev.push_str(next);
+            true
         }
-    }
-    out
+        _ => false,
+    });
 }
 
 /// Matches `if`/`else`/`endif` and `for`/`endfor` into nested parts. `end` is the closing
@@ -237,12 +239,7 @@ impl Nester {
             Piece::Lit(s) => out.push(Part::Lit(s)),
             Piece::Interp(e) => out.push(Part::Interp(e)),
             Piece::If(cond, open) => self.if_directive(cond, open, out),
-            Piece::For {
-                key_var,
-                value_var,
-                collection,
-                span,
-            } => self.for_directive(key_var, value_var, collection, span, out),
+            Piece::For(f) => self.for_directive(*f, out),
             Piece::Else(s) => self.error(s, "Unexpected else directive", UNBALANCED, None),
             Piece::EndIf(s) => self.error(s, "Unexpected endif directive", UNBALANCED, None),
             Piece::EndFor(s) => self.error(s, "Unexpected endfor directive", UNBALANCED, None),
@@ -278,14 +275,13 @@ impl Nester {
         });
     }
 
-    fn for_directive(
-        &mut self,
-        key_var: Option<String>,
-        value_var: String,
-        collection: Expr,
-        open: Span,
-        out: &mut Vec<Part>,
-    ) {
+    fn for_directive(&mut self, f: ForDirective, out: &mut Vec<Part>) {
+        let ForDirective {
+            key_var,
+            value_var,
+            collection,
+            span: open,
+        } = f;
         let mut body = Vec::new();
         loop {
             match self.it.next() {
