@@ -229,13 +229,6 @@ pub fn parse_builder(inspect: &str) -> Option<Builder> {
     })
 }
 
-/// True when `docker buildx version` runs.
-pub fn buildx_answers() -> bool {
-    which::which("docker")
-        .ok()
-        .is_some_and(|d| run_probe(&d, &["buildx", "version"]).is_some())
-}
-
 /// Pings the engine (at most 3 s).
 pub async fn ping_engine() -> Result<String, String> {
     let docker = bollard::Docker::connect_with_local_defaults().map_err(|e| e.to_string())?;
@@ -250,27 +243,37 @@ pub async fn ping_engine() -> Result<String, String> {
 }
 
 /// Probes this machine; read-only. Call from async code (the engine ping is async).
-/// `builder`: the builder kiln was told to use (else buildx's own choice).
+/// `builder`: the builder kiln was told to use (else buildx's own choice). The probes
+/// run at once, not one after another: buildx's two calls alone take about 200 ms.
 pub async fn probe_async(builder: Option<&str>) -> Probes {
     let docker = which::which("docker").ok();
-    let buildx = docker
-        .as_deref()
-        .and_then(|d| run_probe(d, &["buildx", "version"]))
-        .map(|out| out.lines().next().unwrap_or("").trim().to_string());
-    let active = match (&docker, &buildx) {
-        (Some(d), Some(_)) => {
-            let mut args = vec!["buildx"];
-            if let Some(name) = builder {
-                args.extend(["--builder", name]);
-            }
-            args.push("inspect");
-            run_probe(d, &args).and_then(|out| parse_builder(&out))
-        }
-        _ => None,
+    let command = |program: Option<PathBuf>, args: Vec<String>| {
+        tokio::task::spawn_blocking(move || {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            run_probe(program.as_deref()?, &args)
+        })
     };
-    let podman = which::which("podman")
+    let mut inspect = vec!["buildx".to_string()];
+    if let Some(name) = builder {
+        inspect.extend(["--builder".to_string(), name.to_string()]);
+    }
+    inspect.push("inspect".into());
+    let podman = which::which("podman").ok();
+    let (version, inspect, podman_version, engine) = tokio::join!(
+        command(docker.clone(), vec!["buildx".into(), "version".into()]),
+        command(docker.clone(), inspect),
+        command(podman.clone(), vec!["--version".into()]),
+        ping_engine()
+    );
+    let buildx = version
         .ok()
-        .filter(|p| run_probe(p, &["--version"]).is_some());
+        .flatten()
+        .map(|out| out.lines().next().unwrap_or("").trim().to_string());
+    // The builder counts only when buildx itself answered.
+    let active = buildx
+        .as_ref()
+        .and(inspect.ok().flatten())
+        .and_then(|out| parse_builder(&out));
     Probes {
         docker,
         buildx,
@@ -279,8 +282,8 @@ pub async fn probe_async(builder: Option<&str>) -> Probes {
         skopeo: which::which("skopeo").ok(),
         handover: std::env::var("KILN_BAKE_HANDOVER").map_or(true, |v| v != "0"),
         engine_endpoint: endpoint(),
-        engine: ping_engine().await,
-        podman,
+        engine,
+        podman: podman.filter(|_| matches!(podman_version, Ok(Some(_)))),
     }
 }
 
@@ -610,43 +613,83 @@ pub fn choose_on(
     specs: &[BuildSpec],
     builder: Option<&str>,
 ) -> anyhow::Result<Decision> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(async {
-        // An explicit podman or engine needs only its own probe (buildx's two calls cost
-        // a few hundred ms); when that fails, everything is probed for the message.
-        let narrow = match requested {
-            // Asked for by name, podman is only looked up: a podman that is there but
-            // broken fails the build with its own error, and `podman --version` would
-            // cost every build about 20 ms.
-            Requested::Podman => Some(Probes {
-                podman: which::which("podman").ok(),
-                ..unprobed(builder)
-            }),
-            Requested::Engine => Some(Probes {
-                engine: ping_engine().await,
-                ..unprobed(builder)
-            }),
-            Requested::Auto | Requested::Bake => None,
-        };
-        if let Some(probes) = narrow {
-            if let Ok(decision) = decide(requested, &probes, &[]) {
-                return Ok(decision);
-            }
-        }
-        let probes = probe_async(builder).await;
-        let store_blind = probes
-            .builder
-            .as_ref()
-            .is_none_or(|b| !b.reads_engine_store());
-        let local_only = if probes.buildx.is_some() && store_blind {
-            local_only_bases(&external_bases(specs)).await
-        } else {
-            Vec::new()
-        };
-        decide(requested, &probes, &local_only)
-    })
+    Probing::start(requested, builder).decide(specs)
+}
+
+/// The probes [`choose_on`] needs, running on their own thread so that a caller can
+/// plan meanwhile (buildx's probes cost about as much as planning a large fleet).
+pub struct Probing {
+    requested: Requested,
+    thread: std::thread::JoinHandle<Probes>,
+}
+
+impl Probing {
+    pub fn start(requested: Requested, builder: Option<&str>) -> Probing {
+        let builder = builder.map(str::to_string);
+        let thread = std::thread::spawn(move || {
+            let builder = builder.as_deref();
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a tokio runtime");
+            runtime.block_on(async {
+                // An explicit podman or engine needs only its own probe; when that fails,
+                // everything is probed for the message.
+                let narrow = match requested {
+                    // Asked for by name, podman is only looked up: a podman that is there
+                    // but broken fails the build with its own error, and `podman
+                    // --version` would cost every build about 20 ms.
+                    Requested::Podman => Some(Probes {
+                        podman: which::which("podman").ok(),
+                        ..unprobed(builder)
+                    }),
+                    Requested::Engine => Some(Probes {
+                        engine: ping_engine().await,
+                        ..unprobed(builder)
+                    }),
+                    Requested::Auto | Requested::Bake => None,
+                };
+                match narrow {
+                    Some(p) if decide(requested, &p, &[]).is_ok() => p,
+                    _ => probe_async(builder).await,
+                }
+            })
+        });
+        Probing { requested, thread }
+    }
+
+    /// The probes, once they are done.
+    pub fn probes(self) -> Probes {
+        self.thread.join().expect("probing does not panic")
+    }
+
+    /// Waits for the probes and decides for `specs`. Read-only; call outside a tokio runtime.
+    pub fn decide(self, specs: &[BuildSpec]) -> anyhow::Result<Decision> {
+        let requested = self.requested;
+        decide_for(requested, &self.probes(), specs)
+    }
+}
+
+/// [`decide`] for `specs`, once they are known: when the builder cannot read the engine's
+/// store, which of their bases exist only there.
+pub fn decide_for(
+    requested: Requested,
+    probes: &Probes,
+    specs: &[BuildSpec],
+) -> anyhow::Result<Decision> {
+    let store_blind = probes
+        .builder
+        .as_ref()
+        .is_none_or(|b| !b.reads_engine_store());
+    let local_only = if probes.buildx.is_some() && store_blind {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(local_only_bases(&external_bases(specs)))
+    } else {
+        Vec::new()
+    };
+    decide(requested, probes, &local_only)
 }
 
 #[cfg(test)]

@@ -186,22 +186,10 @@ pub async fn build(
             .map_or(0, |d| d.as_nanos())
     );
     let options = bollard::query_parameters::BuildImageOptions {
-        dockerfile,
-        t: None,
-        buildargs: Some(spec.args.clone().into_iter().collect()),
-        labels: Some(
-            spec.labels
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        ),
-        target: spec.target.clone().unwrap_or_default(),
-        rm: true,
-        forcerm: true,
-        pull: None,
+        labels: Some(text_map(&spec.labels)),
         version: bollard::query_parameters::BuilderVersion::BuilderBuildKit,
         session: Some(session),
-        ..Default::default()
+        ..build_options(spec, dockerfile)
     };
     let stream = docker.build_image(options, None, Some(bollard::body_full(tar.into())));
     follow(env, spec, stream).await
@@ -216,30 +204,44 @@ async fn build_legacy(
     env.progress.step(&spec.name, "sending context");
     // One LABEL instruction instead of one legacy-builder step per label (see the module doc).
     let text = std::fs::read_to_string(&ctx.dockerfile).ok();
-    let labels: BTreeMap<String, String> = spec
-        .labels
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+    let labels: BTreeMap<String, String> = text_map(&spec.labels);
     let labelled = text.and_then(|t| labelled_dockerfile(&t, spec.target.as_deref(), &labels));
     let api_labels = labelled.is_none().then(|| labels.into_iter().collect());
     let (tar, dockerfile) = tokio::task::spawn_blocking(move || ctx.tar(labelled.as_deref()))
         .await
         .map_err(|e| Stop::Failed(format!("packing the context: {e}")))??;
     let options = bollard::query_parameters::BuildImageOptions {
+        labels: api_labels,
+        version: bollard::query_parameters::BuilderVersion::BuilderV1,
+        ..build_options(spec, dockerfile)
+    };
+    let stream = docker.build_image(options, None, Some(bollard::body_full(tar.into())));
+    follow(env, spec, stream).await
+}
+
+/// What either builder's `POST /build` takes from the spec (the tag is set after the
+/// label check, not here).
+fn build_options(
+    spec: &BuildSpec,
+    dockerfile: String,
+) -> bollard::query_parameters::BuildImageOptions {
+    bollard::query_parameters::BuildImageOptions {
         dockerfile,
         t: None,
-        buildargs: Some(spec.args.clone().into_iter().collect()),
-        labels: api_labels,
+        buildargs: Some(text_map(&spec.args)),
         target: spec.target.clone().unwrap_or_default(),
         rm: true,
         forcerm: true,
         pull: None,
-        version: bollard::query_parameters::BuilderVersion::BuilderV1,
         ..Default::default()
-    };
-    let stream = docker.build_image(options, None, Some(bollard::body_full(tar.into())));
-    follow(env, spec, stream).await
+    }
+}
+
+/// A spec's args or labels as the owned text bollard takes.
+fn text_map<M: FromIterator<(String, String)>>(m: &crate::plan::Labels) -> M {
+    m.iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 /// Follows a `POST /build` response (either builder) to the image id.

@@ -225,7 +225,6 @@ pub(crate) fn build_argv(argv: &mut impl Argv, program: &str, spec: &BuildSpec) 
 #[cfg(test)]
 pub(crate) mod test_support {
     use crate::plan::{BuildSpec, Secret};
-    use std::collections::BTreeMap;
 
     pub(crate) fn sample() -> BuildSpec {
         BuildSpec {
@@ -235,14 +234,18 @@ pub(crate) mod test_support {
             context: "benchmarks/demo".into(),
             dockerfile: "Dockerfile".into(),
             target: Some("final".into()),
-            args: BTreeMap::from([("BASE_IMAGE".into(), "kiln.local/core/base:dev".into())]),
-            labels: BTreeMap::from([
+            args: [("BASE_IMAGE".into(), "kiln.local/core/base:dev".into())]
+                .into_iter()
+                .collect(),
+            labels: [
                 ("eval.type".into(), "benchmark".into()),
                 (
                     "org.opencontainers.image.description".into(),
                     "A demo, with spaces".into(),
                 ),
-            ]),
+            ]
+            .into_iter()
+            .collect(),
             secrets: vec![Secret {
                 id: "hf".into(),
                 env: Some("HF_TOKEN".into()),

@@ -38,7 +38,14 @@ const PLAIN: [bool; 256] = {
 };
 
 fn is_plain(part: &str) -> bool {
-    part.bytes().all(|c| PLAIN[usize::from(c)])
+    // Eight bytes at a time without a branch per byte: almost every word is plain.
+    let mut chunks = part.as_bytes().chunks_exact(8);
+    let plain = |bytes: &[u8]| {
+        bytes
+            .iter()
+            .fold(true, |all, &c| all & PLAIN[usize::from(c)])
+    };
+    chunks.all(plain) && plain(chunks.remainder())
 }
 
 /// Appends the word made of `parts` (concatenated) to `out`, quoted as [`quote`] says;

@@ -191,16 +191,20 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
         // Checked before the repository is even read.
         crate::naming::validate_task_id(task).map_err(|e| Failure::usage(e.to_string()))?;
     }
+    if let Some(file) = args.ca_bundle.as_ref().filter(|f| !f.is_file()) {
+        return Err(Failure::usage(format!(
+            "--ca-bundle {}: no such file",
+            file.display()
+        )));
+    }
     let fleet = Fleet::load(repo, env_vars())?;
+    let checked = plan::check(&fleet, &request).map_err(refused_to_usage)?;
+    // The request is good: probing this machine (buildx, podman, the engine) now
+    // overlaps planning. Refused input runs nothing, not even a probe.
+    let choosing = Choosing::start(args.backend, args.dry_run, args.builder.as_deref());
     let info = build_info(repo)?;
-    let mut plan = plan::plan_without_bake(&fleet, &request, &info).map_err(refused_to_usage)?;
+    let mut plan = checked.plan(&fleet, &info).map_err(refused_to_usage)?;
     if let Some(file) = &args.ca_bundle {
-        if !file.is_file() {
-            return Err(Failure::usage(format!(
-                "--ca-bundle {}: no such file",
-                file.display()
-            )));
-        }
         let named = plan::ca_bundle::apply(&mut plan.builds, file);
         if !named.is_empty() {
             eprintln!(
@@ -214,7 +218,7 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
         eprintln!("note: {note}");
     }
     if args.dry_run {
-        let decision = choose(args.backend, &plan, false, args.builder.as_deref())?;
+        let decision = choosing.finish(&plan)?;
         // Requests are what bake builds on a builder with named contexts; in per-image
         // mode the dry run prints one bake per image and needs none.
         let plan = if decision.backend == BackendKind::Bake && !decision.backend().per_image() {
@@ -242,7 +246,7 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     // A real build: probe, decide (explained by the executor), build.
-    let decision = choose(args.backend, &plan, true, args.builder.as_deref())?;
+    let decision = choosing.finish(&plan)?;
     // The executor may fall back from bake to podman, so it gets both forms.
     let plan = with_ca_bundle(plan.with_bake_requests(&fleet), args.ca_bundle.as_deref());
     if decision.backend == BackendKind::Engine {
@@ -274,37 +278,62 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::from(summary.exit_code()))
 }
 
-/// The backend to use. For a dry run, an explicit `--backend podman|engine` is taken as
-/// given (the commands are printed, not run, so the tool need not be installed); bake
-/// probes its builder whenever buildx answers, since how bake runs depends on it (without
-/// buildx the dry run shows the per-request form). Otherwise, and for `auto`, this
-/// machine is probed (read-only) and the choice explained.
-fn choose(
-    requested: Requested,
-    plan: &Plan,
-    probe_explicit: bool,
-    builder: Option<&str>,
-) -> anyhow::Result<Decision> {
-    if !probe_explicit {
+/// How the backend is chosen, started before planning. For a dry run, an explicit
+/// `--backend podman|engine` is taken as given (the commands are printed, not run, so
+/// the tool need not be installed); bake probes its builder whenever buildx answers,
+/// since how bake runs depends on it (without buildx the dry run shows the per-request
+/// form). Otherwise, and for `auto`, this machine is probed (read-only) and the choice
+/// explained.
+enum Choosing {
+    Given(Decision),
+    Probing {
+        requested: Requested,
+        dry_run: bool,
+        builder: Option<String>,
+        probing: detect::Probing,
+    },
+}
+
+impl Choosing {
+    fn start(requested: Requested, dry_run: bool, builder: Option<&str>) -> Choosing {
         let given = match requested {
-            Requested::Podman => Some(BackendKind::Podman),
-            Requested::Engine => Some(BackendKind::Engine),
-            Requested::Bake if !detect::buildx_answers() => Some(BackendKind::Bake),
-            _ => None,
+            Requested::Podman if dry_run => BackendKind::Podman,
+            Requested::Engine if dry_run => BackendKind::Engine,
+            _ => {
+                return Choosing::Probing {
+                    requested,
+                    dry_run,
+                    builder: builder.map(str::to_string),
+                    probing: detect::Probing::start(requested, builder),
+                }
+            }
         };
-        if let Some(backend) = given {
-            let reason = if backend == BackendKind::Bake {
-                "requested; docker buildx does not answer here, so this is the form for a builder \
-                 with named contexts that reads the engine's image store"
-            } else {
-                "requested"
-            };
-            let mut d = Decision::new(backend, reason);
-            d.bake.builder = builder.map(str::to_string);
-            return Ok(d);
+        Choosing::Given(Decision::new(given, "requested"))
+    }
+
+    fn finish(self, plan: &Plan) -> anyhow::Result<Decision> {
+        match self {
+            Choosing::Given(decision) => Ok(decision),
+            Choosing::Probing {
+                requested,
+                dry_run,
+                builder,
+                probing,
+            } => {
+                let probes = probing.probes();
+                if dry_run && requested == Requested::Bake && probes.buildx.is_none() {
+                    let mut d = Decision::new(
+                        BackendKind::Bake,
+                        "requested; docker buildx does not answer here, so this is the form for a \
+                         builder with named contexts that reads the engine's image store",
+                    );
+                    d.bake.builder = builder;
+                    return Ok(d);
+                }
+                detect::decide_for(requested, &probes, &plan.builds)
+            }
         }
     }
-    detect::choose_on(requested, &plan.builds, builder)
 }
 
 /// Prints the commands of `plan` for the decided backend, in order. Lines starting with

@@ -3,11 +3,6 @@
 //! added first, and it becomes one [`BuildSpec`].
 
 use std::collections::BTreeMap;
-
-// The graph's tables are hashed tens of thousands of times per plan with keys kiln made
-// itself: a fast hasher, not the default one that resists crafted keys.
-type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
-type HashSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::Arc;
@@ -19,6 +14,11 @@ use crate::fleet::dockerfile::Dockerfile;
 use crate::fleet::{Env, Fleet, Target};
 use crate::labels::{self, BuildInfo};
 use crate::naming::{self, Kind};
+
+// The graph's tables are hashed tens of thousands of times per plan with keys kiln made
+// itself: a fast hasher, not the default one that resists crafted keys.
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+type HashSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
 
 /// What the bake request builder needs to know about each build besides its spec.
 #[derive(Debug, Clone)]
@@ -239,15 +239,11 @@ impl<'a> Graph<'a> {
         } = node
         {
             // The union of the benchmark's (or per-task base's) and the agent's labels:
-            // shared strings, so a whole-map clone copies no text.
+            // shared strings, so copying them copies no text.
             for &d in &deps {
                 if matches!(self.extras[d].node, Node::Benchmark(..) | Node::Agent(..)) {
                     let theirs = &self.builds[d].labels;
-                    if labels.is_empty() {
-                        labels = theirs.clone();
-                    } else {
-                        labels.extend(theirs.iter().map(|(k, v)| (k.clone(), v.clone())));
-                    }
+                    labels.extend(theirs.iter().map(|(k, v)| (k.clone(), v.clone())));
                 }
             }
             for (k, v) in &target.labels {
@@ -283,6 +279,12 @@ impl<'a> Graph<'a> {
             labels.insert(self.shared(k), self.shared(v));
         }
 
+        // Exactly as long as it is (inserting grew it by doubling): tens of thousands of
+        // these live until the plan ends.
+        let mut exact = Vec::with_capacity(labels.len());
+        exact.extend(labels.into_tuple_vec());
+        let labels = Labels::from_sorted_store_unchecked(exact);
+
         let added_labels: Vec<usize> = labels
             .iter()
             .enumerate()
@@ -307,7 +309,11 @@ impl<'a> Graph<'a> {
             context: PathBuf::from(target.context),
             dockerfile: PathBuf::from(target.dockerfile),
             target: target.stage,
-            args: target.args,
+            args: target
+                .args
+                .iter()
+                .map(|(k, v)| (self.shared(k), self.shared(v)))
+                .collect(),
             labels,
             secrets: target
                 .secrets

@@ -11,7 +11,7 @@ mod requests;
 mod spec;
 mod template;
 
-pub use spec::{BakeRequest, BuildSpec, Labels, Secret};
+pub use spec::{Args, BakeRequest, BuildSpec, Labels, Secret};
 
 use crate::fleet::{Env, Fleet, Refused};
 use crate::labels::BuildInfo;
@@ -89,19 +89,38 @@ pub fn plan_without_bake(
     request: &Request,
     info: &BuildInfo,
 ) -> anyhow::Result<Plan> {
+    check(fleet, request)?.plan(fleet, info)
+}
+
+/// A request checked against the fleet (every name and task it refers to exists), not yet
+/// planned: what a caller needs before it does anything else, such as probing the machine.
+pub struct Checked {
+    roots: Vec<Node>,
+    notes: Vec<String>,
+}
+
+/// Checks `request` against the fleet.
+pub fn check(fleet: &Fleet, request: &Request) -> anyhow::Result<Checked> {
     let (roots, notes) = roots(fleet, request)?;
-    let mut g = graph::Graph::new(fleet, info);
-    g.reserve(roots.len());
-    for root in &roots {
-        g.add(root)?;
+    Ok(Checked { roots, notes })
+}
+
+impl Checked {
+    /// The builds, without the bake requests (see [`plan_without_bake`]).
+    pub fn plan(self, fleet: &Fleet, info: &BuildInfo) -> anyhow::Result<Plan> {
+        let mut g = graph::Graph::new(fleet, info);
+        g.reserve(self.roots.len());
+        for root in &self.roots {
+            g.add(root)?;
+        }
+        let (builds, extras) = g.into_builds();
+        Ok(Plan {
+            builds,
+            bake: Vec::new(),
+            notes: self.notes,
+            extras,
+        })
     }
-    let (builds, extras) = g.into_builds();
-    Ok(Plan {
-        builds,
-        bake: Vec::new(),
-        notes,
-        extras,
-    })
 }
 
 /// [`plan_without_bake`] for several requests at once: one plan, every image once

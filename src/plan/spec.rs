@@ -6,9 +6,15 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-/// An image's labels. Keys and values are shared, not copied: an eval image carries its
-/// benchmark's and its agent's labels, and a large fleet has tens of thousands of evals.
-pub type Labels = BTreeMap<Arc<str>, Arc<str>>;
+/// An image's labels, sorted by key. Keys and values are shared, not copied: an eval image
+/// carries its benchmark's and its agent's labels, and a large fleet has tens of thousands
+/// of evals. A sorted vector, not a `BTreeMap`: a third of the memory for the twenty-odd
+/// labels of an image, and a large plan's time goes mostly to fresh memory.
+pub type Labels = litemap::LiteMap<Arc<str>, Arc<str>>;
+
+/// An image's build args, sorted by name, shared and sorted as [`Labels`] are (their
+/// values are mostly the names of other images of the plan).
+pub type Args = litemap::LiteMap<Arc<str>, Arc<str>>;
 
 /// One image build, fully resolved: no bake, fleet or HCL types past this point.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,7 +31,7 @@ pub struct BuildSpec {
     pub dockerfile: PathBuf,
     /// The Dockerfile stage to build (`--target`), when set.
     pub target: Option<String>,
-    pub args: BTreeMap<String, String>,
+    pub args: Args,
     pub labels: Labels,
     pub secrets: Vec<Secret>,
     /// Images this one is built on (its `FROM` lines that name fleet or local images).

@@ -40,6 +40,13 @@ pub fn fixture_repo() -> tempfile::TempDir {
     dir
 }
 
+fn args<const N: usize>(pairs: [(&str, String); N]) -> kiln::plan::Args {
+    pairs
+        .into_iter()
+        .map(|(k, v)| (k.into(), v.into()))
+        .collect()
+}
+
 fn oci(title: &str) -> BTreeMap<String, String> {
     BTreeMap::from([
         (
@@ -109,8 +116,8 @@ pub fn fleet_specs(repo: &Path, ns: &str, sleep: u32) -> Vec<BuildSpec> {
         context: repo.join(dir),
         dockerfile: PathBuf::from("Dockerfile"),
         target: None,
-        args: BTreeMap::new(),
-        labels: BTreeMap::new(),
+        args: Default::default(),
+        labels: Default::default(),
         secrets: vec![],
         bases: vec![],
         deps: vec![],
@@ -120,31 +127,30 @@ pub fn fleet_specs(repo: &Path, ns: &str, sleep: u32) -> Vec<BuildSpec> {
     s0.bases = vec![ROOT_IMAGE.into()];
     let mut s1 = spec("benchmark-fixture", &bench, "bench");
     s1.target = Some("final".into());
-    s1.args = BTreeMap::from([
-        ("BASE_IMAGE".into(), base.clone()),
-        ("SLEEP".into(), sleep.to_string()),
-    ]);
+    s1.args = args([("BASE_IMAGE", base.clone()), ("SLEEP", sleep.to_string())]);
     if sleep > 0 {
         // A slow step must really run: never from a builder's cache (see the Dockerfile).
         let nonce = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .as_nanos();
-        s1.args
-            .insert("NONCE".into(), format!("{}-{nonce}", std::process::id()));
+        s1.args.insert(
+            "NONCE".into(),
+            format!("{}-{nonce}", std::process::id()).into(),
+        );
     }
     s1.labels = typed("benchmark", with(oci("fixture"), benchmark_labels()));
     s1.bases = vec![base.clone()];
     s1.deps = vec![0];
     let mut s2 = spec("agent-echo", &agent, "agent");
-    s2.args = BTreeMap::from([("BASE_IMAGE".into(), base.clone())]);
+    s2.args = args([("BASE_IMAGE", base.clone())]);
     s2.labels = typed("agent", with(oci("echo"), agent_labels()));
     s2.bases = vec![base.clone()];
     s2.deps = vec![0];
     let mut s3 = spec("eval-fixture--echo", &eval, "eval");
-    s3.args = BTreeMap::from([
-        ("BENCHMARK_IMAGE".into(), bench.clone()),
-        ("AGENT_IMAGE".into(), agent.clone()),
+    s3.args = args([
+        ("BENCHMARK_IMAGE", bench.clone()),
+        ("AGENT_IMAGE", agent.clone()),
     ]);
     s3.labels = typed(
         "eval",

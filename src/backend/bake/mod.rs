@@ -18,7 +18,7 @@ pub mod handover;
 
 use std::collections::BTreeMap;
 
-use crate::plan::{BakeRequest, BuildSpec};
+use crate::plan::{Args, BakeRequest, BuildSpec, Labels};
 
 use super::{child, path_word, shell, Built, Env, Stop};
 
@@ -107,17 +107,23 @@ struct DefinitionTarget<'a> {
     dockerfile: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     target: Option<&'a str>,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    args: &'a BTreeMap<String, String>,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty", serialize_with = "labels")]
-    labels: &'a crate::plan::Labels,
+    #[serde(skip_serializing_if = "Args::is_empty", serialize_with = "map")]
+    args: &'a Args,
+    #[serde(skip_serializing_if = "Labels::is_empty", serialize_with = "map")]
+    labels: &'a Labels,
     tags: [&'a str; 1],
     #[serde(skip_serializing_if = "Vec::is_empty")]
     secret: Vec<String>,
 }
 
-fn labels<S: serde::Serializer>(l: &&crate::plan::Labels, s: S) -> Result<S::Ok, S::Error> {
-    s.collect_map(l.iter().map(|(k, v)| (&**k, &**v)))
+/// A sorted map of text as a JSON object.
+fn map<K, V, S>(m: &&litemap::LiteMap<K, V>, s: S) -> Result<S::Ok, S::Error>
+where
+    K: AsRef<str>,
+    V: AsRef<str>,
+    S: serde::Serializer,
+{
+    s.collect_map(m.iter().map(|(k, v)| (k.as_ref(), v.as_ref())))
 }
 
 impl<'a> Definition<'a> {
