@@ -48,6 +48,34 @@ PY
   fi
 }
 
+# rounds NAME GOAL N -- hyperfine args...: like `row`, but as N short hyperfine runs of two
+# runs per command, so the kiln and anchor runs alternate through the whole measurement
+# (a slow patch of the machine then hits both, not only whichever ran during it); the
+# medians are over every run of every round.
+rounds() {
+  local name=$1 goal=$2 n=$3
+  shift 4
+  local jsons=()
+  for _ in $(seq "$n"); do
+    local json=$work/$RANDOM.json
+    if ! hyperfine --style basic --export-json "$json" --runs 2 "$@" >"$work/last.log" 2>&1; then
+      echo "| $name | n/a | n/a | – | $goal |" >>"$table"
+      echo "row '$name' failed; hyperfine said:" >&2
+      tail -5 "$work/last.log" >&2
+      return
+    fi
+    jsons+=("$json")
+  done
+  python3 - "$name" "$goal" "${jsons[@]}" >>"$table" <<'PY'
+import json, statistics, sys
+runs = [json.load(open(f))["results"] for f in sys.argv[3:]]
+k = statistics.median(t for r in runs for t in r[0]["times"])
+a = statistics.median(t for r in runs for t in r[1]["times"])
+fmt = lambda s: f"{s*1e3:.1f} ms" if s < 1 else f"{s:.2f} s"
+print(f"| {sys.argv[1]} | {fmt(k)} | {fmt(a)} | {k / a:.2f}× | {sys.argv[2]} |")
+PY
+}
+
 want() { case " $rows " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 
 bake_row() {
@@ -127,8 +155,8 @@ if want podman; then
   cmd=$("$kiln" -C "$repo" build "${what[@]}" --backend podman --dry-run 2>/dev/null |
     grep '^podman build' | sed 's/$/ >\/dev\/null/' | paste -sd'&' | sed 's/&/ \&\& /g')
   if [ -n "$cmd" ]; then
-    row '`kiln build --force` (podman) vs its `podman build` commands (base + benchmark)' 'at most 1.05×' -- \
-      --warmup 1 --runs "${PODMAN_RUNS:-5}" \
+    rounds '`kiln build --force` (podman) vs its `podman build` commands (base + benchmark)' 'at most 1.05×' \
+      "${PODMAN_ROUNDS:-5}" -- \
       "cd $repo && $kiln build ${what[*]} --backend podman --force --progress quiet >/dev/null" \
       "cd $repo && $cmd"
   else
