@@ -498,10 +498,9 @@ impl<'a> Parser<'a> {
         // Where the term would end: a plain string is `"`, text, `"`.
         let last = match t.kind {
             Kind::Number | Kind::Ident => at,
-            Kind::OQuote => match (self.toks[at + 1].kind, self.toks.get(at + 2)) {
-                (Kind::CQuote, _) => at + 1,
-                (Kind::QuotedLit, Some(c)) if c.kind == Kind::CQuote => at + 2,
-                _ => return Ok(None),
+            Kind::OQuote => match self.plain_string_end(at) {
+                Some(close) => close,
+                None => return Ok(None),
             },
             _ => return Ok(None),
         };
@@ -527,32 +526,26 @@ impl<'a> Parser<'a> {
             return Ok(None);
         }
         self.pos = last + 1;
-        let node = match t.kind {
-            Kind::Number => (literal(self.number(t)?, self.tspan(t)), 1),
-            Kind::Ident => {
-                let kind = match self.text(t) {
-                    "true" => ExprKind::Literal(Value::Bool(true)),
-                    "false" => ExprKind::Literal(Value::Bool(false)),
-                    "null" => ExprKind::Literal(Value::Null),
-                    name => ExprKind::Var(name.to_string()),
-                };
-                let span = self.tspan(t);
-                (Expr { kind, span }, 1)
-            }
-            _ => {
-                let close = self.toks[last];
-                let value = if last == at + 2 {
-                    self.literal(self.toks[at + 1], true)?
-                } else {
-                    String::new()
-                };
-                (
-                    literal(Value::String(value), self.span(t.start, close.end)),
-                    1,
-                )
-            }
+        let expr = match t.kind {
+            Kind::Number => literal(self.number(t)?, self.tspan(t)),
+            Kind::Ident => self.name(t),
+            _ => self.plain_string(at, last)?,
         };
-        Ok(Some(node))
+        Ok(Some((expr, 1)))
+    }
+
+    /// A name that is not a call: `true`, `false`, `null`, or a variable.
+    fn name(&self, t: Token) -> Expr {
+        let kind = match self.text(t) {
+            "true" => ExprKind::Literal(Value::Bool(true)),
+            "false" => ExprKind::Literal(Value::Bool(false)),
+            "null" => ExprKind::Literal(Value::Null),
+            name => ExprKind::Var(name.to_string()),
+        };
+        Expr {
+            kind,
+            span: self.tspan(t),
+        }
     }
 
     /// `? yes : no` after the condition.
@@ -674,14 +667,7 @@ impl<'a> Parser<'a> {
         if self.peek().kind == Kind::OParen {
             return self.call(t);
         }
-        let kind = match self.text(t) {
-            "true" => ExprKind::Literal(Value::Bool(true)),
-            "false" => ExprKind::Literal(Value::Bool(false)),
-            "null" => ExprKind::Literal(Value::Null),
-            name => ExprKind::Var(name.to_string()),
-        };
-        let span = self.tspan(t);
-        Ok((Expr { kind, span }, 1))
+        Ok((self.name(t), 1))
     }
 
     /// `-x` or `!x`. The operand is a term with its traversals, not a binary expression:
@@ -1183,8 +1169,10 @@ impl<'a> Parser<'a> {
     fn template(&mut self) -> Result<Node> {
         let open = self.read();
         if open.kind == Kind::OQuote {
-            if let Some(plain) = self.plain_string(open)? {
-                return Ok((plain, 1));
+            let at = self.pos - 1;
+            if let Some(close) = self.plain_string_end(at) {
+                self.pos = close + 1;
+                return Ok((self.plain_string(at, close)?, 1));
             }
         }
         let (end, flush) = match open.kind {
@@ -1197,20 +1185,26 @@ impl<'a> Parser<'a> {
         self.checked(kind, span, height)
     }
 
-    /// Most quoted strings are plain text: `""` or `"text"` becomes a string literal
-    /// without the template machinery. (No newline tokens occur inside quotes.)
-    fn plain_string(&mut self, open: Token) -> Result<Option<Expr>> {
-        let first = self.toks[self.pos];
-        let (value, close) = match (first.kind, self.toks.get(self.pos + 1)) {
-            (Kind::CQuote, _) => (String::new(), first),
-            (Kind::QuotedLit, Some(&close)) if close.kind == Kind::CQuote => {
-                (self.literal(first, true)?, close)
-            }
-            _ => return Ok(None),
+    /// Most quoted strings are plain text, `""` or `"text"`, and become a string literal
+    /// without the template machinery: where the one opened by token `open` closes, if it
+    /// is plain. (No newline tokens occur inside quotes.)
+    fn plain_string_end(&self, open: usize) -> Option<usize> {
+        match (self.toks[open + 1].kind, self.toks.get(open + 2)) {
+            (Kind::CQuote, _) => Some(open + 1),
+            (Kind::QuotedLit, Some(c)) if c.kind == Kind::CQuote => Some(open + 2),
+            _ => None,
+        }
+    }
+
+    /// The literal of the plain string from token `open` to `close` ([`Self::plain_string_end`]).
+    fn plain_string(&self, open: usize, close: usize) -> Result<Expr> {
+        let value = if close == open + 2 {
+            self.literal(self.toks[open + 1], true)?
+        } else {
+            String::new()
         };
-        self.pos += if first.kind == Kind::CQuote { 1 } else { 2 };
-        let span = self.span(open.start, close.end);
-        Ok(Some(literal(Value::String(value), span)))
+        let span = self.span(self.toks[open].start, self.toks[close].end);
+        Ok(literal(Value::String(value), span))
     }
 
     /// Go's template token pass: the pieces up to `end`, with `~` trimming applied to the
