@@ -70,8 +70,8 @@ fn resolve(repo: &Path, args: &Args, env: BTreeMap<String, String>) -> Result<St
         args.files.clone()
     };
     // A repeated request with nothing changed is answered from the cache; any file that
-    // cannot be read goes the uncached way, which reports it. With the cache off, the
-    // files are read once, below.
+    // cannot be read goes the uncached way, which reports it. With the cache off, they
+    // are read only below.
     let sources: Option<Vec<(String, Vec<u8>)>> = if crate::bake_cache::enabled(&env) {
         names
             .iter()
@@ -88,7 +88,12 @@ fn resolve(repo: &Path, args: &Args, env: BTreeMap<String, String>) -> Result<St
     if let Some(answer) = key.as_deref().and_then(|k| crate::bake_cache::get(&env, k)) {
         return Ok(answer);
     }
-    let files = BakeFiles::read(repo, &names).map_err(|e| e.to_string())?;
+    // On a miss, the files read for the key are the ones parsed: each is read once.
+    let files = match sources {
+        Some(sources) => BakeFiles::from_read(repo, sources),
+        None => BakeFiles::read(repo, &names),
+    }
+    .map_err(|e| e.to_string())?;
     let mut vars = BTreeMap::new();
     for v in &args.vars {
         let (k, val) = v

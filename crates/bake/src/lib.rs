@@ -165,6 +165,11 @@ impl BakeFiles {
             })?;
             sources.push((p.clone(), text));
         }
+        BakeFiles::from_read(cwd, sources)
+    }
+
+    /// [`BakeFiles::read`] for files the caller has already read from `cwd` (name, bytes).
+    pub fn from_read(cwd: &Path, sources: Vec<(String, Vec<u8>)>) -> Result<BakeFiles, BakeError> {
         let mut files = BakeFiles::from_bytes(sources)?;
         files.cwd = cwd.to_path_buf();
         Ok(files)
