@@ -5,12 +5,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export KILN_TEST_DOCKER=1 KILN_TEST_PODMAN=1 KILN_TEST_BUILDX=1 KILN_TEST_BROWSER=1 KILN_TEST_K8S=1
-# A real BuildKit daemon as the `remote` builder kiln-remote (shared by the machine:
-# started when it does not answer, never stopped here). Without it the remote-builder
+# A real BuildKit daemon as the `remote` builder kiln-remote: one already running is used
+# and left running; one started here is stopped at the end. Without it the remote-builder
 # tests say why and skip.
 remote=../shared/tools/buildkit-remote.sh
+stop_remote=0
 if [ -f "$remote" ]; then
-  if bash "$remote" status || bash "$remote" start; then
+  if bash "$remote" status || { bash "$remote" start && stop_remote=1; }; then
     export KILN_TEST_BUILDKIT=1
   else
     echo "test.sh: the remote BuildKit builder did not start; its tests are skipped" >&2
@@ -21,7 +22,13 @@ fi
 # The Kubernetes tests bring up the one-node cluster of ../shared/tools/k8s themselves;
 # it is stopped at the end (KILN_K8S_KEEP=1 leaves it up).
 export KILN_K8S_TOOLS="${KILN_K8S_TOOLS:-$(cd .. && pwd)/shared/tools/k8s}"
-if [ "${KILN_K8S_KEEP:-0}" != 1 ]; then
-  trap 'bash "$KILN_K8S_TOOLS/down.sh" >/dev/null 2>&1 || true' EXIT
-fi
+cleanup() {
+  if [ "${KILN_K8S_KEEP:-0}" != 1 ]; then
+    bash "$KILN_K8S_TOOLS/down.sh" >/dev/null 2>&1 || true
+  fi
+  if [ "$stop_remote" = 1 ]; then
+    bash "$remote" stop >/dev/null 2>&1 || true
+  fi
+}
+trap cleanup EXIT
 cargo test --workspace --locked
