@@ -1,8 +1,8 @@
 //! A cache of `kiln bake --print` answers, keyed by everything the answer is made
 //! from: this kiln binary, the working directory, the request (files, `--set`,
 //! `--var`, targets, flags), every bake file's name and bytes, and the environment
-//! variables that can reach the answer — those whose name occurs in a file or the
-//! request (a bake variable is overridden only by its own name), `BUILDX_*`, `BAKE_*`
+//! variables that can reach the answer — those whose name occurs as a word in a file or
+//! the request (a bake variable is overridden only by its own name), `BUILDX_*`, `BAKE_*`
 //! and `SOURCE_DATE_EPOCH`. Parsing and evaluating a fleet's files is most of a `kiln bake` call; a
 //! repeated call with nothing changed answers from here.
 //!
@@ -49,21 +49,31 @@ pub fn key(
     files: &[(String, Vec<u8>)],
 ) -> Option<String> {
     dir(env)?;
-    let mut text = String::new();
-    for (_, bytes) in files {
-        text.push_str(&String::from_utf8_lossy(bytes));
+    let texts = || {
+        let files = files.iter().map(|(_, bytes)| bytes.as_slice());
+        files.chain(request.iter().map(|r| r.as_bytes()))
+    };
+    for word in IMPURE {
+        let finder = memchr::memmem::Finder::new(word);
+        if texts().any(|t| finder.find(t).is_some()) {
+            return None;
+        }
     }
-    for r in request {
-        text.push_str(r);
-    }
-    if IMPURE.iter().any(|w| text.contains(w)) {
-        return None;
+    // HCL identifiers hold letters, digits, `_` and `-`; a variable is named by a whole
+    // word, so `_` (set by shells to the last command) does not reach `BASE_IMAGE`.
+    let not_word = |b: &u8| !(b.is_ascii_alphanumeric() || *b == b'_' || *b == b'-');
+    let mut named = foldhash::HashSet::default();
+    let names: foldhash::HashSet<&[u8]> = env.keys().map(|k| k.as_bytes()).collect();
+    for word in texts().flat_map(|t| t.split(not_word)) {
+        if let Some(name) = names.get(word) {
+            named.insert(*name);
+        }
     }
     let reaches = |k: &str| {
         k.starts_with("BUILDX_")
             || k.starts_with("BAKE_")
             || k == "SOURCE_DATE_EPOCH"
-            || text.contains(k)
+            || named.contains(k.as_bytes())
     };
     let env: Vec<(&String, &String)> = env.iter().filter(|(k, _)| reaches(k)).collect();
     let mut h = Sha256::new();
@@ -154,6 +164,13 @@ mod tests {
         assert_ne!(key(Path::new("/r"), &req, &e2, &files).unwrap(), k);
         let mut e3 = e.clone();
         e3.insert("_".into(), "/usr/bin/perf".into());
+        e3.insert("TA".into(), "part of a name".into());
+        let with_underscores = vec![("a.hcl".to_string(), b"variable \"TAG_X\" {}".to_vec())];
+        let ku = key(Path::new("/r"), &req, &e, &with_underscores).unwrap();
+        assert_eq!(
+            key(Path::new("/r"), &req, &e3, &with_underscores).unwrap(),
+            ku
+        );
         assert_eq!(key(Path::new("/r"), &req, &e3, &files).unwrap(), k);
         let other = vec![("a.hcl".to_string(), b"target \"y\" {}".to_vec())];
         assert_ne!(key(Path::new("/r"), &req, &e, &other).unwrap(), k);
