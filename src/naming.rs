@@ -86,6 +86,14 @@ pub fn task_component(task_id: &str) -> String {
     task_id.to_ascii_lowercase()
 }
 
+/// `parts` joined, allocated once (a plan makes names for every image; `format!` costs
+/// several times as much).
+pub(crate) fn concat(parts: &[&str]) -> String {
+    let mut out = String::with_capacity(parts.iter().map(|p| p.len()).sum());
+    parts.iter().for_each(|p| out.push_str(p));
+    out
+}
+
 /// Produces image references for one `REGISTRY` and `TAG`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Naming {
@@ -124,15 +132,13 @@ impl Naming {
 
     /// The eval image of benchmark (per task when `task_id` is set) × agent.
     pub fn eval(&self, benchmark: &str, task_id: Option<&str>, agent: &str) -> String {
-        match task_id {
-            None => format!("{}/evals/{benchmark}--{agent}:{}", self.registry, self.tag),
-            Some(t) => format!(
-                "{}/evals/{benchmark}-{}--{agent}:{}",
-                self.registry,
-                task_component(t),
-                self.tag
-            ),
-        }
+        // Made for every eval image of a plan (tens of thousands): no `format!`.
+        let task = task_id.map(task_component);
+        let task = task.as_deref().map_or([""; 2], |t| ["-", t]);
+        let (registry, tag) = (self.registry.as_str(), self.tag.as_str());
+        concat(&[
+            registry, "/evals/", benchmark, task[0], task[1], "--", agent, ":", tag,
+        ])
     }
 }
 

@@ -200,9 +200,22 @@ fn endpoint() -> String {
     std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".to_string())
 }
 
-/// Runs a probe command, returning its stdout when it exited 0.
+/// Runs a probe command, returning its stdout when it exited 0. Probes run while the
+/// plan is made; niced, docker's and buildx's threads leave kiln's planning its core
+/// (on two cores they took a third of it: a 44k-image dry run went 0.29 → 0.48 s).
 fn run_probe(program: &std::path::Path, args: &[&str]) -> Option<String> {
     let out = duct::cmd(program, args)
+        .before_spawn(|command| {
+            use std::os::unix::process::CommandExt as _;
+            // SAFETY: nice(2) is async-signal-safe and touches nothing of the parent's.
+            unsafe {
+                command.pre_exec(|| {
+                    libc::nice(10);
+                    Ok(())
+                })
+            };
+            Ok(())
+        })
         .stdout_capture()
         .stderr_capture()
         .unchecked()

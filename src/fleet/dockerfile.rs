@@ -2,6 +2,7 @@
 //! numbers, `ARG`/`ENV` names, and the images a Dockerfile builds on (`FROM`,
 //! `COPY --from`) with build args substituted.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 /// One instruction: its keyword (upper case), its arguments (continuations joined) and
@@ -16,6 +17,75 @@ pub struct Instruction {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Dockerfile {
     pub instructions: Vec<Instruction>,
+    /// What [`Dockerfile::bases`] reads, picked out once: a plan asks for every image.
+    steps: Vec<Step>,
+}
+
+/// An instruction that names a base or a value a base can use, already split into words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Step {
+    /// One `ARG name[=default]` word before the first `FROM` (the default unquoted).
+    Arg {
+        name: String,
+        default: Option<String>,
+    },
+    /// `FROM <image> [AS <alias>]` (alias empty when there is none).
+    From {
+        line: usize,
+        image: String,
+        alias: String,
+    },
+    /// `COPY --from=<image>` or `ADD --from=<image>`.
+    CopyFrom { line: usize, image: String },
+}
+
+fn steps(instructions: &[Instruction]) -> Vec<Step> {
+    let mut steps = Vec::new();
+    let mut seen_from = false;
+    for ins in instructions {
+        match ins.keyword.as_str() {
+            "ARG" if !seen_from => {
+                for word in ins.args.split_whitespace() {
+                    let (name, default) = match word.split_once('=') {
+                        Some((n, d)) => (n, Some(unquote(d))),
+                        None => (word, None),
+                    };
+                    let name = name.to_string();
+                    steps.push(Step::Arg { name, default });
+                }
+            }
+            "FROM" => {
+                seen_from = true;
+                let mut words = ins.args.split_whitespace().filter(|w| !w.starts_with("--"));
+                let Some(image) = words.next() else {
+                    continue;
+                };
+                let alias = match (words.next(), words.next(), words.next()) {
+                    (Some(kw), Some(alias), None) if kw.eq_ignore_ascii_case("as") => alias,
+                    _ => "",
+                };
+                steps.push(Step::From {
+                    line: ins.line,
+                    image: image.to_string(),
+                    alias: alias.to_string(),
+                });
+            }
+            "COPY" | "ADD" => {
+                let flags = ins
+                    .args
+                    .split_whitespace()
+                    .take_while(|w| w.starts_with("--"));
+                for from in flags.filter_map(|w| w.strip_prefix("--from=")) {
+                    steps.push(Step::CopyFrom {
+                        line: ins.line,
+                        image: from.to_string(),
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+    steps
 }
 
 /// An image a Dockerfile builds on.
@@ -72,7 +142,11 @@ impl Dockerfile {
         if let Some((start, acc)) = pending {
             instructions.push(split_instruction(start, &acc));
         }
-        Dockerfile { instructions }
+        let steps = steps(&instructions);
+        Dockerfile {
+            instructions,
+            steps,
+        }
     }
 
     /// `(line, name)` of every `ARG` and `ENV` variable the Dockerfile declares.
@@ -108,78 +182,61 @@ impl Dockerfile {
     /// an earlier stage, a stage index or `scratch`, with `args` (then `ARG` defaults before the
     /// first `FROM`) substituted.
     pub fn bases(&self, args: &BTreeMap<String, String>) -> Vec<BaseRef> {
-        // Called for every image of a plan: values are borrowed, stages compared in place.
-        let mut meta: Vec<(&str, std::borrow::Cow<str>)> = Vec::new();
+        let mut out = Vec::new();
+        self.each_base(args, |line, written, image| {
+            out.push(BaseRef {
+                line,
+                written: written.to_string(),
+                image,
+            })
+        });
+        out
+    }
+
+    /// [`Dockerfile::bases`] one at a time: `(line, as written, image)`.
+    pub fn each_base(
+        &self,
+        args: &BTreeMap<String, String>,
+        mut push: impl FnMut(usize, &str, String),
+    ) {
+        let mut meta: Vec<(&str, Cow<str>)> = Vec::new();
         let mut stages: Vec<&str> = Vec::new();
-        let mut out: Vec<BaseRef> = Vec::new();
-        let mut seen_from = false;
-        for ins in &self.instructions {
-            match ins.keyword.as_str() {
-                "ARG" if !seen_from => {
-                    for word in ins.args.split_whitespace() {
-                        let (name, default) = match word.split_once('=') {
-                            Some((n, d)) => (n, Some(unquote(d))),
-                            None => (word, None),
-                        };
-                        let value = match args.get(name) {
-                            Some(v) => Some(std::borrow::Cow::Borrowed(v.as_str())),
-                            None => default.map(|d| expand(&d, |n| find(&meta, n)).into()),
-                        };
-                        if let Some(v) = value {
-                            meta.push((name, v));
-                        }
+        for step in &self.steps {
+            match step {
+                Step::Arg { name, default } => {
+                    let value = match args.get(name) {
+                        Some(v) => Some(Cow::Borrowed(v.as_str())),
+                        None => default
+                            .as_ref()
+                            .map(|d| expand(d, |n| find(&meta, n)).into()),
+                    };
+                    if let Some(v) = value {
+                        meta.push((name, v));
                     }
                 }
-                "FROM" => {
-                    seen_from = true;
-                    let mut words = ins.args.split_whitespace().filter(|w| !w.starts_with("--"));
-                    let Some(written) = words.next() else {
-                        continue;
-                    };
-                    let image = expand(written, |n| find(&meta, n));
-                    let alias = match (words.next(), words.next(), words.next()) {
-                        (Some(kw), Some(alias), None) if kw.eq_ignore_ascii_case("as") => alias,
-                        _ => "",
-                    };
-                    let is_stage = stages.iter().any(|s| s.eq_ignore_ascii_case(&image));
+                Step::From { line, image, alias } => {
+                    let expanded = expand(image, |n| find(&meta, n));
+                    let is_stage = stages.iter().any(|s| s.eq_ignore_ascii_case(&expanded));
                     stages.push(alias);
-                    if !is_stage && image != "scratch" {
-                        out.push(BaseRef {
-                            line: ins.line,
-                            written: written.to_string(),
-                            image,
-                        });
+                    if !is_stage && expanded != "scratch" {
+                        push(*line, image, expanded);
                     }
                 }
-                "COPY" | "ADD" => {
-                    for word in ins
-                        .args
-                        .split_whitespace()
-                        .take_while(|w| w.starts_with("--"))
-                    {
-                        if let Some(from) = word.strip_prefix("--from=") {
-                            let image = expand(from, |n| find(&meta, n));
-                            let is_stage = stages.iter().any(|s| s.eq_ignore_ascii_case(&image))
-                                || image.bytes().all(|b| b.is_ascii_digit());
-                            if !is_stage {
-                                out.push(BaseRef {
-                                    line: ins.line,
-                                    written: from.to_string(),
-                                    image,
-                                });
-                            }
-                        }
+                Step::CopyFrom { line, image } => {
+                    let expanded = expand(image, |n| find(&meta, n));
+                    let is_stage = stages.iter().any(|s| s.eq_ignore_ascii_case(&expanded))
+                        || expanded.bytes().all(|b| b.is_ascii_digit());
+                    if !is_stage {
+                        push(*line, image, expanded);
                     }
                 }
-                _ => {}
             }
         }
-        out
     }
 }
 
 /// The value of `name` among the `ARG`s read so far (the last one wins).
-fn find<'m>(meta: &'m [(&str, std::borrow::Cow<str>)], name: &str) -> Option<&'m str> {
+fn find<'m>(meta: &'m [(&str, Cow<str>)], name: &str) -> Option<&'m str> {
     meta.iter()
         .rev()
         .find(|(n, _)| *n == name)
@@ -206,6 +263,13 @@ fn unquote(s: &str) -> String {
     }
 }
 
+/// `inner.split_once(":-")` (or `":+"`) without building a substring searcher: a plan
+/// expands the `FROM` lines of every image.
+fn split_at_op(inner: &str, op: u8) -> Option<(&str, &str)> {
+    let at = inner.as_bytes().windows(2).position(|w| w == [b':', op])?;
+    Some((&inner[..at], &inner[at + 2..]))
+}
+
 /// Substitutes `$VAR`, `${VAR}`, `${VAR:-default}` and `${VAR:+alt}` with what `get`
 /// says; unknown variables become empty, as in a Dockerfile.
 pub fn expand<'v>(s: &str, get: impl Fn(&str) -> Option<&'v str>) -> String {
@@ -217,9 +281,9 @@ pub fn expand<'v>(s: &str, get: impl Fn(&str) -> Option<&'v str>) -> String {
         if let Some(braced) = after.strip_prefix('{') {
             if let Some(end) = braced.find('}') {
                 let inner = &braced[..end];
-                if let Some((name, default)) = inner.split_once(":-") {
+                if let Some((name, default)) = split_at_op(inner, b'-') {
                     out.push_str(get(name).filter(|v| !v.is_empty()).unwrap_or(default));
-                } else if let Some((name, alt)) = inner.split_once(":+") {
+                } else if let Some((name, alt)) = split_at_op(inner, b'+') {
                     if get(name).is_some_and(|v| !v.is_empty()) {
                         out.push_str(alt);
                     }

@@ -198,11 +198,11 @@ impl<'a> Graph<'a> {
         args: &BTreeMap<String, String>,
     ) -> anyhow::Result<Vec<String>> {
         let mut out: Vec<String> = Vec::new();
-        for b in self.dockerfile(path)?.bases(args) {
-            if !out.contains(&b.image) {
-                out.push(b.image);
+        self.dockerfile(path)?.each_base(args, |_, _, image| {
+            if !out.contains(&image) {
+                out.push(image);
             }
-        }
+        });
         Ok(out)
     }
 
@@ -231,66 +231,66 @@ impl<'a> Graph<'a> {
             ),
         };
 
-        let mut labels = Labels::new();
+        // Sorted layers, a later one winning where a key repeats: the benchmark's (or
+        // per-task base's) and the agent's labels for an eval (shared strings: copying
+        // them copies no text), the target's, then kiln's own.
+        let mut own: Vec<(Arc<str>, Arc<str>)> = Vec::with_capacity(16);
         if let Node::Eval {
             benchmark,
             agent,
             task: t,
         } = node
         {
-            // The union of the benchmark's (or per-task base's) and the agent's labels:
-            // shared strings, so copying them copies no text.
-            for &d in &deps {
-                if matches!(self.extras[d].node, Node::Benchmark(..) | Node::Agent(..)) {
-                    let theirs = &self.builds[d].labels;
-                    labels.extend(theirs.iter().map(|(k, v)| (k.clone(), v.clone())));
-                }
-            }
-            for (k, v) in &target.labels {
-                labels.insert(self.shared(k), self.shared(v));
-            }
-            let (title, what) = match t {
-                Some(t) => (
-                    format!("evals/{benchmark}-{}--{agent}", naming::task_component(t)),
-                    format!("benchmark {benchmark}, task {t}"),
-                ),
-                None => (
-                    format!("evals/{benchmark}--{agent}"),
-                    format!("benchmark {benchmark}"),
-                ),
-            };
-            labels.insert(self.shared(labels::OCI_TITLE), title.into());
-            labels.insert(
-                self.shared(labels::OCI_DESCRIPTION),
-                format!("Eval image: {what}, agent {agent}").into(),
-            );
-        } else {
-            for (k, v) in &target.labels {
-                labels.insert(self.shared(k), self.shared(v));
-            }
+            // Two labels per eval image, tens of thousands of them: no `format!`.
+            let task = t.as_deref().map(naming::task_component);
+            let (sep, component) = task.as_deref().map_or(("", ""), |c| ("-", c));
+            let title = naming::concat(&["evals/", benchmark, sep, component, "--", agent]);
+            let task_part = t.as_deref().map_or([""; 2], |t| [", task ", t]);
+            let description = naming::concat(&[
+                "Eval image: benchmark ",
+                benchmark,
+                task_part[0],
+                task_part[1],
+                ", agent ",
+                agent,
+            ]);
+            own.push((self.shared(labels::OCI_TITLE), title.into()));
+            own.push((self.shared(labels::OCI_DESCRIPTION), description.into()));
         }
-        labels.insert(self.shared(labels::TYPE), self.shared(kind.as_str()));
-        for (k, v) in &self.build_time {
-            labels.insert(k.clone(), v.clone());
-        }
+        own.push((self.shared(labels::TYPE), self.shared(kind.as_str())));
+        own.extend(self.build_time.iter().cloned());
         // `labels(task)` is `labels(None)` followed by the task's own label.
         let info = self.info;
         for (k, v) in info.labels(task).skip(self.build_time.len()) {
-            labels.insert(self.shared(k), self.shared(v));
+            own.push((self.shared(k), self.shared(v)));
         }
-
-        // Exactly as long as it is (inserting grew it by doubling): tens of thousands of
-        // these live until the plan ends.
-        let mut exact = Vec::with_capacity(labels.len());
-        exact.extend(labels.into_tuple_vec());
-        let labels = Labels::from_sorted_store_unchecked(exact);
-
-        let added_labels: Vec<usize> = labels
-            .iter()
-            .enumerate()
-            .filter(|(_, (k, v))| target.labels.get(k.as_ref()).map(String::as_str) != Some(v))
-            .map(|(i, _)| i)
+        own.sort_by(|a, b| a.0.cmp(&b.0)); // stable: the later of equal keys stays later
+        let targets: Vec<(Arc<str>, Arc<str>)> = (target.labels.iter())
+            .map(|(k, v)| (self.shared(k), self.shared(v)))
             .collect();
+        let mut layers: Vec<&[(Arc<str>, Arc<str>)]> = Vec::with_capacity(4);
+        if matches!(node, Node::Eval { .. }) {
+            for &d in &deps {
+                if matches!(self.extras[d].node, Node::Benchmark(..) | Node::Agent(..)) {
+                    layers.push(self.builds[d].labels.as_slice());
+                }
+            }
+        }
+        layers.extend([&targets[..], &own[..]]);
+        let labels = Labels::from_sorted_store_unchecked(merge_sorted(&layers));
+
+        // Both sorted by key: one walk finds the labels the target lacks or has otherwise.
+        let mut theirs = target.labels.iter().peekable();
+        let mut added_labels = Vec::new();
+        for (i, (k, v)) in labels.iter().enumerate() {
+            while theirs.next_if(|(tk, _)| tk.as_str() < k.as_ref()).is_some() {}
+            if theirs
+                .peek()
+                .is_none_or(|(tk, tv)| tk.as_str() != k.as_ref() || tv.as_str() != v.as_ref())
+            {
+                added_labels.push(i);
+            }
+        }
 
         let dockerfile_path = {
             let d = Path::new(&target.dockerfile);
@@ -309,11 +309,12 @@ impl<'a> Graph<'a> {
             context: PathBuf::from(target.context),
             dockerfile: PathBuf::from(target.dockerfile),
             target: target.stage,
-            args: target
-                .args
-                .iter()
-                .map(|(k, v)| (self.shared(k), self.shared(v)))
-                .collect(),
+            // Already sorted by name (a `BTreeMap`).
+            args: super::Args::from_sorted_store_unchecked(
+                (target.args.iter())
+                    .map(|(k, v)| (self.shared(k), self.shared(v)))
+                    .collect(),
+            ),
             labels,
             secrets: target
                 .secrets
@@ -329,6 +330,36 @@ impl<'a> Graph<'a> {
         };
         Ok((spec, added_labels))
     }
+}
+
+/// Merges key-sorted layers into one key-sorted list, exactly as long as it is (tens of
+/// thousands live until the plan ends); where a key is in several layers, the value of
+/// the last one (and, within a layer, the last entry) wins.
+fn merge_sorted(layers: &[&[(Arc<str>, Arc<str>)]]) -> Vec<(Arc<str>, Arc<str>)> {
+    let mut next = vec![0; layers.len()];
+    let mut out = Vec::with_capacity(layers.iter().map(|l| l.len()).sum());
+    loop {
+        // The smallest key at the head of any layer, and the last entry holding it.
+        let mut smallest: Option<&str> = None;
+        for (layer, &at) in layers.iter().zip(&next) {
+            if let Some((k, _)) = layer.get(at) {
+                if smallest.is_none_or(|s| k.as_ref() < s) {
+                    smallest = Some(k);
+                }
+            }
+        }
+        let Some(key) = smallest else { break };
+        let mut winner = None;
+        for (layer, at) in layers.iter().zip(&mut next) {
+            while let Some(entry) = layer.get(*at).filter(|(k, _)| k.as_ref() == key) {
+                winner = Some(entry);
+                *at += 1;
+            }
+        }
+        out.push(winner.expect("a layer holds the smallest key").clone());
+    }
+    out.shrink_to_fit();
+    out
 }
 
 /// The bake variables a node is resolved (and built by bake) with, beyond the fleet's own.
@@ -366,12 +397,10 @@ pub(crate) fn display_name(node: &Node) -> String {
         Node::Eval {
             benchmark,
             agent,
-            task: None,
-        } => format!("eval[{benchmark}--{agent}]"),
-        Node::Eval {
-            benchmark,
-            agent,
-            task: Some(t),
-        } => format!("eval[{benchmark}/{t}--{agent}]"),
+            task,
+        } => {
+            let task = task.as_deref().map_or([""; 2], |t| ["/", t]);
+            naming::concat(&["eval[", benchmark, task[0], task[1], "--", agent, "]"])
+        }
     }
 }

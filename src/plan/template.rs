@@ -33,8 +33,8 @@ pub(crate) struct Templates {
     /// core-eval resolved with placeholders: [shared-env, per-task].
     eval: [Option<Template>; 2],
     per_task: BTreeMap<String, Template>,
-    checked: HashSet<String>,
-    counts: BTreeMap<String, usize>,
+    /// The names seen so far in each group (at most [`CHECKS_PER_GROUP`] each).
+    checked: BTreeMap<&'static str, HashSet<String>>,
 }
 
 /// How many benchmarks (and agents) per shape are checked against a real resolution.
@@ -47,24 +47,20 @@ impl Templates {
             eval_resolver: None,
             eval: [None, None],
             per_task: BTreeMap::new(),
-            checked: HashSet::new(),
-            counts: BTreeMap::new(),
+            checked: BTreeMap::new(),
         }
     }
 
     /// True the first time `name` is seen in `group`, for the first [`CHECKS_PER_GROUP`]
     /// names of the group (each real resolution costs a pass over the whole fleet, so
     /// checking every name would make planning quadratic in the fleet's size).
-    fn first_use(&mut self, group: &str, name: &str) -> bool {
-        // Once the group is full, nothing is allocated (this runs for every node).
-        if self.counts.get(group) >= Some(&CHECKS_PER_GROUP) {
+    fn first_use(&mut self, group: &'static str, name: &str) -> bool {
+        // This runs for every node: a name already seen or a full group allocates nothing.
+        let seen = self.checked.entry(group).or_default();
+        if seen.len() >= CHECKS_PER_GROUP || seen.contains(name) {
             return false;
         }
-        let count = self.counts.entry(group.to_string()).or_insert(0);
-        if *count >= CHECKS_PER_GROUP || !self.checked.insert(format!("{group}:{name}")) {
-            return false;
-        }
-        *count += 1;
+        seen.insert(name.to_string());
         true
     }
 

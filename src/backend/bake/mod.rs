@@ -166,9 +166,18 @@ pub fn display_image(
     spec: &BuildSpec,
     setup: &Setup,
 ) -> std::io::Result<()> {
-    writeln!(out, "{} <<'EOF'", shell::join(&image_command(spec, setup)))?;
-    serde_json::to_writer(&mut *out, &Definition::new(spec))?;
-    writeln!(out, "\nEOF")
+    let mut text = Vec::new();
+    render_image(&mut text, spec, setup);
+    out.write_all(&text)
+}
+
+/// [`display_image`] into memory: JSON written straight into a `Vec` is several times
+/// faster than through `dyn Write`, and a dry run writes one definition per image.
+fn render_image(text: &mut Vec<u8>, spec: &BuildSpec, setup: &Setup) {
+    text.extend_from_slice(shell::join(&image_command(spec, setup)).as_bytes());
+    text.extend_from_slice(b" <<'EOF'\n");
+    serde_json::to_writer(&mut *text, &Definition::new(spec)).expect("text maps serialize");
+    text.extend_from_slice(b"\nEOF\n");
 }
 
 /// The dry run for the plan: in per-image mode one bake per image, bases first;
@@ -182,8 +191,11 @@ pub fn dry_run(
     match setup.mode {
         Mode::PerImage => {
             writeln!(out, "# the builder has no named contexts: one bake per image, bases first, each base read from the engine's image store")?;
+            let mut text = Vec::new();
             for spec in builds {
-                display_image(out, spec, setup)?;
+                text.clear();
+                render_image(&mut text, spec, setup);
+                out.write_all(&text)?;
             }
         }
         Mode::Requests { handover: false } => {
