@@ -152,17 +152,12 @@ impl BakeFiles {
         Ok(found)
     }
 
-    /// Reads and parses `paths` (relative to `cwd`), in order.
+    /// Reads and parses `paths` (relative to `cwd`), in order; a file that cannot be
+    /// read is reported as buildx (Go's `os.ReadFile`) reports it.
     pub fn read(cwd: &Path, paths: &[String]) -> Result<BakeFiles, BakeError> {
         let mut sources = Vec::with_capacity(paths.len());
         for p in paths {
-            let text = std::fs::read(cwd.join(p)).map_err(|e| {
-                let reason = match e.kind() {
-                    std::io::ErrorKind::NotFound => "no such file or directory".to_string(),
-                    _ => e.to_string(),
-                };
-                BakeError::new(format!("failed to read {p}: open {p}: {reason}"))
-            })?;
+            let text = std::fs::read(cwd.join(p)).map_err(|e| read_error(p, &e))?;
             sources.push((p.clone(), text));
         }
         BakeFiles::from_read(cwd, sources)
@@ -384,4 +379,28 @@ pub fn fuzz_one(data: &[u8]) {
     if let Ok(r) = files.resolve(&opts) {
         std::hint::black_box(r.to_print_json());
     }
+}
+
+/// Go's wording for a file `os.ReadFile` could not read: `open <path>: no such file or
+/// directory`, `read <path>: is a directory` (opening a directory succeeds; reading it
+/// fails), the system's message in lower case.
+fn read_error(path: &str, e: &std::io::Error) -> BakeError {
+    let is_dir = e.kind() == std::io::ErrorKind::IsADirectory;
+    let message = match e.raw_os_error() {
+        Some(code) => {
+            let text = std::io::Error::from_raw_os_error(code).to_string();
+            let text = text
+                .split(" (os error")
+                .next()
+                .unwrap_or_default()
+                .to_string();
+            let mut chars = text.chars();
+            chars
+                .next()
+                .map_or(text.clone(), |c| c.to_lowercase().chain(chars).collect())
+        }
+        None => e.to_string(),
+    };
+    let op = if is_dir { "read" } else { "open" };
+    BakeError::new(format!("{op} {path}: {message}"))
 }

@@ -306,3 +306,19 @@ fn syntax_errors_name_buildxs_position_and_wording() {
         ("target \"default\" {\n  args = { A = 2 ** 3 }\n}\n", "docker-bake.hcl:2,19-20: Invalid expression; Expected the start of an expression, but found an invalid expression token."),
     ]);
 }
+
+/// Rule: a file that cannot be read is named with Go's wording, as buildx prints it
+/// (`docker buildx bake -f nope.hcl --print`; `-f` a directory).
+#[test]
+fn unreadable_files_are_reported_in_gos_words() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("d")).unwrap();
+    let err = |name: &str| {
+        BakeFiles::read(dir.path(), &[name.to_string()])
+            .err()
+            .expect("refused")
+            .to_string()
+    };
+    assert_eq!(err("nope.hcl"), "open nope.hcl: no such file or directory");
+    assert_eq!(err("d"), "read d: is a directory");
+}
