@@ -315,8 +315,8 @@ fn unreadable_files_are_reported_in_gos_words() {
     std::fs::create_dir(dir.path().join("d")).unwrap();
     let err = |name: &str| {
         BakeFiles::read(dir.path(), &[name.to_string()])
-            .err()
-            .expect("refused")
+            .map(|_| ())
+            .expect_err("refused")
             .to_string()
     };
     assert_eq!(err("nope.hcl"), "open nope.hcl: no such file or directory");
