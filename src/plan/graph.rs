@@ -41,7 +41,10 @@ pub(crate) struct Graph<'a> {
     index: HashMap<Node, usize>,
     builds: Vec<BuildSpec>,
     extras: Vec<Extra>,
-    dockerfiles: HashMap<PathBuf, Rc<Dockerfile>>,
+    /// Parsed Dockerfiles by `<context>\0<dockerfile>` as the targets write them (hashing
+    /// a string, not a joined path: a plan looks one up for every image).
+    dockerfiles: HashMap<String, Rc<Dockerfile>>,
+    dockerfile_key: String,
     /// One copy of each label key and value the targets and the build info repeat.
     strings: HashSet<Arc<str>>,
     /// `info.labels(None)`, made once: every image carries them.
@@ -58,6 +61,7 @@ impl<'a> Graph<'a> {
             builds: Vec::new(),
             extras: Vec::new(),
             dockerfiles: HashMap::default(),
+            dockerfile_key: String::new(),
             strings: HashSet::default(),
             build_time: info
                 .labels(None)
@@ -180,29 +184,38 @@ impl<'a> Graph<'a> {
         a
     }
 
-    fn dockerfile(&mut self, path: &Path) -> anyhow::Result<Rc<Dockerfile>> {
-        if let Some(d) = self.dockerfiles.get(path) {
+    /// The Dockerfile of a target (`dockerfile` relative to `context` unless absolute).
+    fn dockerfile(&mut self, context: &str, dockerfile: &str) -> anyhow::Result<Rc<Dockerfile>> {
+        let key = &mut self.dockerfile_key;
+        key.clear();
+        key.extend([context, "\0", dockerfile]);
+        if let Some(d) = self.dockerfiles.get(key.as_str()) {
             return Ok(d.clone());
         }
-        let text = std::fs::read_to_string(path)
+        let d = Path::new(dockerfile);
+        let path = if d.is_absolute() {
+            d.to_path_buf()
+        } else {
+            self.fleet.root.join(context).join(d)
+        };
+        let text = std::fs::read_to_string(&path)
             .with_context(|| format!("reading Dockerfile {}", path.display()))?;
         let d = Rc::new(Dockerfile::parse(&text));
-        self.dockerfiles.insert(path.to_path_buf(), d.clone());
+        self.dockerfiles
+            .insert(self.dockerfile_key.clone(), d.clone());
         Ok(d)
     }
 
     /// The images a Dockerfile builds on with these args, each once.
-    fn bases(
-        &mut self,
-        path: &Path,
-        args: &BTreeMap<String, String>,
-    ) -> anyhow::Result<Vec<String>> {
+    fn bases(&mut self, target: &Target) -> anyhow::Result<Vec<String>> {
         let mut out: Vec<String> = Vec::new();
-        self.dockerfile(path)?.each_base(args, |_, _, image| {
-            if !out.contains(&image) {
-                out.push(image);
-            }
-        });
+        let args = &target.args;
+        self.dockerfile(&target.context, &target.dockerfile)?
+            .each_base(args, |_, _, image| {
+                if !out.contains(&image) {
+                    out.push(image);
+                }
+            });
         Ok(out)
     }
 
@@ -292,15 +305,7 @@ impl<'a> Graph<'a> {
             }
         }
 
-        let dockerfile_path = {
-            let d = Path::new(&target.dockerfile);
-            if d.is_absolute() {
-                d.to_path_buf()
-            } else {
-                self.fleet.root.join(&target.context).join(d)
-            }
-        };
-        let bases = self.bases(&dockerfile_path, &target.args)?;
+        let bases = self.bases(&target)?;
         // The target is this image's own (resolved for it): its parts move into the spec.
         let spec = BuildSpec {
             name: display_name(node),
