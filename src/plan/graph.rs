@@ -278,7 +278,9 @@ impl<'a> Graph<'a> {
             own.push((self.shared(k), self.shared(v)));
         }
         own.sort_by(|a, b| a.0.cmp(&b.0)); // stable: the later of equal keys stays later
-        let targets: Vec<(Arc<str>, Arc<str>)> = (target.labels.iter())
+        let targets: Vec<(Arc<str>, Arc<str>)> = target
+            .labels
+            .iter()
             .map(|(k, v)| (self.shared(k), self.shared(v)))
             .collect();
         let mut layers: Vec<&[(Arc<str>, Arc<str>)]> = Vec::with_capacity(4);
@@ -316,7 +318,9 @@ impl<'a> Graph<'a> {
             target: target.stage,
             // Already sorted by name (a `BTreeMap`).
             args: super::Args::from_sorted_store_unchecked(
-                (target.args.iter())
+                target
+                    .args
+                    .iter()
                     .map(|(k, v)| (self.shared(k), self.shared(v)))
                     .collect(),
             ),
@@ -407,5 +411,33 @@ pub(crate) fn display_name(node: &Node) -> String {
             let task = task.as_deref().map_or([""; 2], |t| ["/", t]);
             naming::concat(&["eval[", benchmark, task[0], task[1], "--", agent, "]"])
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layer(pairs: &[(&str, &str)]) -> Vec<(Arc<str>, Arc<str>)> {
+        pairs.iter().map(|&(k, v)| (k.into(), v.into())).collect()
+    }
+
+    #[test]
+    fn merged_layers_stay_sorted_and_the_last_value_wins() {
+        let bench = layer(&[("a", "bench"), ("c", "bench")]);
+        let agent = layer(&[("b", "agent"), ("c", "agent")]);
+        let own = layer(&[("a", "own"), ("d", "first"), ("d", "second")]);
+        let merged = merge_sorted(&[&bench, &agent, &[], &own]);
+        assert_eq!(
+            merged,
+            layer(&[
+                ("a", "own"),
+                ("b", "agent"),
+                ("c", "agent"),
+                ("d", "second")
+            ])
+        );
+        assert_eq!(merged.capacity(), merged.len());
+        assert!(merge_sorted(&[&[], &[]]).is_empty());
     }
 }
