@@ -59,9 +59,10 @@ pub fn key(
             return None;
         }
     }
-    // HCL identifiers hold letters, digits, `_` and `-`; a variable is named by a whole
-    // word, so `_` (set by shells to the last command) does not reach `BASE_IMAGE`.
-    let not_word = |b: &u8| !(b.is_ascii_alphanumeric() || *b == b'_' || *b == b'-');
+    // HCL identifiers hold letters (any script: every non-ASCII byte counts as one),
+    // digits, `_` and `-`; a variable is named by a whole word, so `_` (set by shells to
+    // the last command) does not reach `BASE_IMAGE`.
+    let not_word = |b: &u8| !(b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | 0x80..));
     let mut named = foldhash::HashSet::default();
     let names: foldhash::HashSet<&[u8]> = env.keys().map(|k| k.as_bytes()).collect();
     for word in texts().flat_map(|t| t.split(not_word)) {
@@ -166,6 +167,17 @@ mod tests {
         e3.insert("_".into(), "/usr/bin/perf".into());
         e3.insert("TA".into(), "part of a name".into());
         let with_underscores = vec![("a.hcl".to_string(), b"variable \"TAG_X\" {}".to_vec())];
+        // A name in another script is one word too.
+        let accented = vec![(
+            "a.hcl".to_string(),
+            "variable \"ÉTAGE\" {}".as_bytes().to_vec(),
+        )];
+        let mut e4 = e.clone();
+        e4.insert("ÉTAGE".into(), "2".into());
+        assert_ne!(
+            key(Path::new("/r"), &req, &e4, &accented),
+            key(Path::new("/r"), &req, &e, &accented)
+        );
         let ku = key(Path::new("/r"), &req, &e, &with_underscores).unwrap();
         assert_eq!(
             key(Path::new("/r"), &req, &e3, &with_underscores).unwrap(),
