@@ -94,6 +94,15 @@ pub(crate) fn concat(parts: &[&str]) -> String {
     out
 }
 
+/// The repository path of an eval image under the registry, `evals/<benchmark>[-<task>]--<agent>`
+/// (also its `org.opencontainers.image.title`). Made for every eval image of a plan
+/// (tens of thousands): no `format!`.
+pub fn eval_path(benchmark: &str, task_id: Option<&str>, agent: &str) -> String {
+    let task = task_id.map(task_component);
+    let (sep, task) = task.as_deref().map_or(("", ""), |t| ("-", t));
+    concat(&["evals/", benchmark, sep, task, "--", agent])
+}
+
 /// Produces image references for one `REGISTRY` and `TAG`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Naming {
@@ -130,15 +139,11 @@ impl Naming {
         format!("{}/agents/{agent}:{}", self.registry, self.tag)
     }
 
-    /// The eval image of benchmark (per task when `task_id` is set) × agent.
+    /// The eval image of benchmark (per task when `task_id` is set) × agent: the
+    /// registry, [`eval_path`], the tag.
     pub fn eval(&self, benchmark: &str, task_id: Option<&str>, agent: &str) -> String {
-        // Made for every eval image of a plan (tens of thousands): no `format!`.
-        let task = task_id.map(task_component);
-        let task = task.as_deref().map_or([""; 2], |t| ["-", t]);
-        let (registry, tag) = (self.registry.as_str(), self.tag.as_str());
-        concat(&[
-            registry, "/evals/", benchmark, task[0], task[1], "--", agent, ":", tag,
-        ])
+        let path = eval_path(benchmark, task_id, agent);
+        concat(&[&self.registry, "/", &path, ":", &self.tag])
     }
 }
 

@@ -128,23 +128,26 @@ struct PodmanImage {
 /// digests, which no podman lookup needs. Without skopeo, or if skopeo fails for any
 /// other reason than a missing image, podman answers.
 fn podman_inspect(image: &str) -> anyhow::Result<Option<ImageInfo>> {
-    let found = containers_storage::lookup(image).map(|found| (found.id, found.labels));
-    if let Some(found) = found.map(Some).or_else(|| skopeo_inspect(image)) {
-        return Ok(found.map(|(id, labels)| ImageInfo {
-            name: image.to_string(),
-            id,
-            store: Store::Podman,
-            labels,
-            repo_digests: Vec::new(),
-        }));
-    }
-    podman_image_inspect(image)
+    let found = match containers_storage::lookup(image) {
+        Some(found) => Some(Some(found)),
+        None => skopeo_inspect(image),
+    };
+    let Some(found) = found else {
+        return podman_image_inspect(image);
+    };
+    Ok(found.map(|found| ImageInfo {
+        name: image.to_string(),
+        id: found.id,
+        store: Store::Podman,
+        labels: found.labels,
+        repo_digests: Vec::new(),
+    }))
 }
 
 /// `skopeo inspect --config --raw containers-storage:IMAGE`: the image's config as stored,
-/// whose digest is the image id; the id and labels, `Some(None)` for a missing image,
-/// `None` when skopeo is missing or could not answer.
-fn skopeo_inspect(image: &str) -> Option<Option<(String, BTreeMap<String, String>)>> {
+/// whose digest is the image id; `Some(None)` for a missing image, `None` when skopeo is
+/// missing or could not answer.
+fn skopeo_inspect(image: &str) -> Option<Option<containers_storage::Found>> {
     use sha2::Digest as _;
     let skopeo = which::which("skopeo").ok()?;
     // skopeo takes an id bare, not as `sha256:<id>`.
@@ -164,9 +167,10 @@ fn skopeo_inspect(image: &str) -> Option<Option<(String, BTreeMap<String, String
             .contains("does not resolve to an image ID")
             .then_some(None);
     }
-    let labels = containers_storage::config_labels(&out.stdout)?;
-    let id = format!("sha256:{}", hex::encode(sha2::Sha256::digest(&out.stdout)));
-    Some(Some((id, labels)))
+    Some(Some(containers_storage::Found {
+        labels: containers_storage::config_labels(&out.stdout)?,
+        id: format!("sha256:{}", hex::encode(sha2::Sha256::digest(&out.stdout))),
+    }))
 }
 
 fn podman_image_inspect(image: &str) -> anyhow::Result<Option<ImageInfo>> {
@@ -469,15 +473,18 @@ mod tests {
             let podman = podman_image_inspect(image)
                 .unwrap()
                 .expect("in podman's store");
-            let want = (podman.id.clone(), podman.labels.clone());
+            let want = containers_storage::Found {
+                id: podman.id.clone(),
+                labels: podman.labels.clone(),
+            };
             let skopeo = skopeo_inspect(image)
                 .expect("skopeo answers")
                 .expect("found");
             assert_eq!(skopeo, want, "{image}: skopeo");
             let disk = containers_storage::lookup(image).expect("found on disk");
-            assert_eq!((disk.id, disk.labels), want, "{image}: read from disk");
+            assert_eq!(disk, want, "{image}: read from disk");
             let by_id = skopeo_inspect(&podman.id).expect("answers").expect("found");
-            assert_eq!(by_id.0, podman.id);
+            assert_eq!(by_id.id, podman.id);
             let by_id = containers_storage::lookup(&podman.id).expect("found on disk");
             assert_eq!(by_id.id, podman.id);
         }

@@ -255,15 +255,13 @@ impl<'a> Graph<'a> {
         } = node
         {
             // Two labels per eval image, tens of thousands of them: no `format!`.
-            let task = t.as_deref().map(naming::task_component);
-            let (sep, component) = task.as_deref().map_or(("", ""), |c| ("-", c));
-            let title = naming::concat(&["evals/", benchmark, sep, component, "--", agent]);
-            let task_part = t.as_deref().map_or([""; 2], |t| [", task ", t]);
+            let title = naming::eval_path(benchmark, t.as_deref(), agent);
+            let (sep, task) = t.as_deref().map_or(("", ""), |t| (", task ", t));
             let description = naming::concat(&[
                 "Eval image: benchmark ",
                 benchmark,
-                task_part[0],
-                task_part[1],
+                sep,
+                task,
                 ", agent ",
                 agent,
             ]);
@@ -408,8 +406,8 @@ pub(crate) fn display_name(node: &Node) -> String {
             agent,
             task,
         } => {
-            let task = task.as_deref().map_or([""; 2], |t| ["/", t]);
-            naming::concat(&["eval[", benchmark, task[0], task[1], "--", agent, "]"])
+            let (sep, task) = task.as_deref().map_or(("", ""), |t| ("/", t));
+            naming::concat(&["eval[", benchmark, sep, task, "--", agent, "]"])
         }
     }
 }

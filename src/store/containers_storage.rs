@@ -22,6 +22,7 @@ use serde::Deserialize;
 use sha2::Digest as _;
 
 /// An image found in the store, its config verified against its id.
+#[derive(Debug, PartialEq, Eq)]
 pub struct Found {
     /// `sha256:<hex>`.
     pub id: String,
@@ -88,13 +89,10 @@ fn normalise(name: &str) -> Option<String> {
     if name.contains('@') || name.is_empty() {
         return None;
     }
-    let first = name.split('/').next().unwrap_or_default();
-    let has_domain =
-        name.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost");
-    let mut full = match (has_domain, name.contains('/')) {
-        (true, _) => name.to_string(),
-        (false, true) => format!("docker.io/{name}"),
-        (false, false) => format!("docker.io/library/{name}"),
+    let mut full = match name.split_once('/') {
+        Some((first, _)) if first.contains(['.', ':']) || first == "localhost" => name.to_string(),
+        Some(_) => format!("docker.io/{name}"),
+        None => format!("docker.io/library/{name}"),
     };
     let last = full.rsplit('/').next().unwrap_or_default();
     if !last.contains(':') {

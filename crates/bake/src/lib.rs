@@ -388,16 +388,14 @@ fn read_error(path: &str, e: &std::io::Error) -> BakeError {
     let is_dir = e.kind() == std::io::ErrorKind::IsADirectory;
     let message = match e.raw_os_error() {
         Some(code) => {
+            // Rust's "Is a directory (os error 21)" is Go's "is a directory".
             let text = std::io::Error::from_raw_os_error(code).to_string();
-            let text = text
-                .split(" (os error")
-                .next()
-                .unwrap_or_default()
-                .to_string();
+            let text = text.split(" (os error").next().unwrap_or_default();
             let mut chars = text.chars();
-            chars
-                .next()
-                .map_or(text.clone(), |c| c.to_lowercase().chain(chars).collect())
+            (chars.next().into_iter())
+                .flat_map(char::to_lowercase)
+                .chain(chars)
+                .collect()
         }
         None => e.to_string(),
     };

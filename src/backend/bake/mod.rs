@@ -160,20 +160,10 @@ pub fn image_command(spec: &BuildSpec, setup: &Setup) -> Vec<String> {
     argv
 }
 
-/// [`image_command`] as a shell line with its stdin as a here-document, written to `out`.
-pub fn display_image(
-    out: &mut dyn std::io::Write,
-    spec: &BuildSpec,
-    setup: &Setup,
-) -> std::io::Result<()> {
-    let mut text = Vec::new();
-    render_image(&mut text, spec, setup);
-    out.write_all(&text)
-}
-
-/// [`display_image`] into memory: JSON written straight into a `Vec` is several times
-/// faster than through `dyn Write`, and a dry run writes one definition per image.
-fn render_image(text: &mut Vec<u8>, spec: &BuildSpec, setup: &Setup) {
+/// [`image_command`] as a shell line with its stdin as a here-document, appended to
+/// `text`. Into memory, not through `dyn Write`: JSON written straight into a `Vec` is
+/// several times faster, and a dry run writes one definition per image.
+fn display_image(text: &mut Vec<u8>, spec: &BuildSpec, setup: &Setup) {
     text.extend_from_slice(shell::join(&image_command(spec, setup)).as_bytes());
     text.extend_from_slice(b" <<'EOF'\n");
     serde_json::to_writer(&mut *text, &Definition::new(spec)).expect("text maps serialize");
@@ -194,7 +184,7 @@ pub fn dry_run(
             let mut text = Vec::new();
             for spec in builds {
                 text.clear();
-                render_image(&mut text, spec, setup);
+                display_image(&mut text, spec, setup);
                 out.write_all(&text)?;
             }
         }
@@ -385,7 +375,7 @@ mod tests {
             "docker buildx --builder old bake -f - benchmark-demo --load"
         );
         let mut shown = Vec::new();
-        display_image(&mut shown, &spec, &setup).unwrap();
+        display_image(&mut shown, &spec, &setup);
         assert!(shown.ends_with(b"\nEOF\n"));
     }
 }
