@@ -107,8 +107,9 @@ pub fn run(_repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
                 ..Header::new()
             };
             let f = gateway::otel::import_file(&traces, &output, &header)?;
+            let failed = f.exchanges.iter().filter(|e| e.status >= 400).count();
             println!(
-                "{}: {} exchanges from {}",
+                "{}: {} exchanges ({failed} recorded errors) from {}",
                 output.display(),
                 f.exchanges.len(),
                 traces.display()

@@ -10,6 +10,14 @@
 //! `gen_ai.usage.input_tokens`/`output_tokens`; `gen_ai.provider.name` (or the older
 //! `gen_ai.system`) `anthropic` makes it a `/v1/messages` exchange, anything else a
 //! chat completion. Span and trace ids, timings and other attributes are dropped.
+//!
+//! A failed request (span status ERROR: `error.type`, `error.message`, no output
+//! messages) becomes a recorded error: the HTTP status (`http.response.status_code`, or
+//! the status the SDK's error type stands for) and the provider's error body, so replay
+//! answers that turn with the same error. Gateways such as litellm capture no request
+//! content for a failed call; such a turn keeps an empty message list, which replay
+//! matches by route and model only (docs/model-gateway.md). A messages attribute that is
+//! a plain prompt rather than JSON is one user (or system) text.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -52,18 +60,101 @@ fn attributes(span: &Value) -> BTreeMap<String, Value> {
         .collect()
 }
 
-/// A messages attribute: JSON text (as the conventions say) or already structured.
-fn messages(attrs: &BTreeMap<String, Value>, key: &str, at: &str) -> anyhow::Result<Vec<Value>> {
+/// A list attribute (messages, or the system instructions' parts): JSON text (as the
+/// conventions say) or already structured. A plain prompt (some instrumentations write
+/// the text itself) is `Err(text)`.
+fn list(attrs: &BTreeMap<String, Value>, key: &str) -> Result<Vec<Value>, String> {
     match attrs.get(key) {
         None | Some(Value::Null) => Ok(Vec::new()),
-        Some(Value::String(s)) => {
-            let v: Value =
-                serde_json::from_str(s).with_context(|| format!("{at}: {key} is not JSON"))?;
-            Ok(v.as_array().cloned().unwrap_or_default())
-        }
+        Some(Value::String(s)) => match serde_json::from_str::<Value>(s) {
+            Ok(Value::Array(a)) => Ok(a),
+            _ if s.trim().is_empty() => Ok(Vec::new()),
+            _ => Err(s.clone()),
+        },
         Some(Value::Array(a)) => Ok(a.clone()),
-        Some(other) => bail!("{at}: {key} is neither JSON text nor an array: {other}"),
+        Some(other) => Err(other.to_string()),
     }
+}
+
+fn text_part(text: &str) -> Value {
+    json!({"type": "text", "content": text})
+}
+
+/// Messages; a plain prompt is one message of `role`.
+fn messages(attrs: &BTreeMap<String, Value>, key: &str, role: &str) -> Vec<Value> {
+    list(attrs, key).unwrap_or_else(|text| vec![json!({"role": role, "parts": [text_part(&text)]})])
+}
+
+/// The system instructions' parts; a plain prompt is one text part.
+fn instructions(attrs: &BTreeMap<String, Value>) -> Vec<Value> {
+    list(attrs, "gen_ai.system_instructions").unwrap_or_else(|text| vec![text_part(&text)])
+}
+
+/// A failed request as the provider answered it.
+struct Failure {
+    status: u16,
+    kind: &'static str,
+    message: String,
+}
+
+/// The failure a span records (status code 2, ERROR), if any. The HTTP status is the
+/// span's `http.response.status_code`, else a numeric `error.type`, else the status
+/// the OpenAI/Anthropic SDK error class (and litellm's, which mirror them) stands for;
+/// an unknown class is a 500.
+fn failure(span: &Value, attrs: &BTreeMap<String, Value>) -> Option<Failure> {
+    if span["status"]["code"].as_u64() != Some(2) && span["status"]["code"] != "STATUS_CODE_ERROR" {
+        return None;
+    }
+    let error_type = attrs
+        .get("error.type")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let class = error_type.rsplit(['.', ':']).next().unwrap_or("").trim();
+    let status = attrs
+        .get("http.response.status_code")
+        .and_then(|v| v.as_u64().or_else(|| v.as_str()?.parse().ok()))
+        .and_then(|n| u16::try_from(n).ok())
+        .or_else(|| error_type.parse().ok())
+        .unwrap_or(match class {
+            "BadRequestError"
+            | "ContextWindowExceededError"
+            | "ContentPolicyViolationError"
+            | "UnsupportedParamsError"
+            | "InvalidRequestError" => 400,
+            "AuthenticationError" => 401,
+            "PermissionDeniedError" => 403,
+            "NotFoundError" => 404,
+            "Timeout" | "APITimeoutError" | "TimeoutError" => 408,
+            "UnprocessableEntityError" => 422,
+            "RateLimitError" => 429,
+            "BadGatewayError" => 502,
+            "ServiceUnavailableError" | "OverloadedError" => 503,
+            _ => 500,
+        });
+    // The error `type` both APIs put in their error bodies.
+    let kind = match status {
+        400 | 422 => "invalid_request_error",
+        401 => "authentication_error",
+        403 => "permission_error",
+        404 => "not_found_error",
+        408 => "timeout_error",
+        413 => "request_too_large",
+        429 => "rate_limit_error",
+        503 | 529 => "overloaded_error",
+        _ => "api_error",
+    };
+    let message = attrs
+        .get("error.message")
+        .and_then(Value::as_str)
+        .filter(|m| !m.is_empty())
+        .or_else(|| span["status"]["message"].as_str())
+        .filter(|m| !m.is_empty())
+        .map_or_else(|| format!("{error_type} (status {status})"), str::to_string);
+    Some(Failure {
+        status,
+        kind,
+        message,
+    })
 }
 
 fn text_of(parts: &[Value]) -> String {
@@ -130,13 +221,14 @@ fn anthropic_blocks(parts: &[Value]) -> Vec<Value> {
         .collect()
 }
 
-fn exchange(attrs: &BTreeMap<String, Value>, at: &str) -> anyhow::Result<Exchange> {
-    let system = messages(attrs, "gen_ai.system_instructions", at)?;
-    let input = messages(attrs, "gen_ai.input.messages", at)?;
-    let output = messages(attrs, "gen_ai.output.messages", at)?;
-    let Some(answer) = output.first() else {
-        bail!("{at}: the span has no gen_ai.output.messages (was message content capture on?)");
-    };
+fn exchange(
+    attrs: &BTreeMap<String, Value>,
+    failed: Option<Failure>,
+    at: &str,
+) -> anyhow::Result<Exchange> {
+    let system = instructions(attrs);
+    let input = messages(attrs, "gen_ai.input.messages", "user");
+    let output = messages(attrs, "gen_ai.output.messages", "assistant");
     let str_attr = |k: &str| {
         attrs
             .get(k)
@@ -145,6 +237,47 @@ fn exchange(attrs: &BTreeMap<String, Value>, at: &str) -> anyhow::Result<Exchang
             .to_string()
     };
     let model = str_attr("gen_ai.request.model");
+    let provider = Some(str_attr("gen_ai.provider.name"))
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| str_attr("gen_ai.system"));
+    let route = if provider == "anthropic" {
+        Route::AnthropicMessages
+    } else {
+        Route::OpenAiChat
+    };
+    let request = match route {
+        Route::AnthropicMessages => {
+            let msgs: Vec<Value> = input
+                .iter()
+                .map(|m| {
+                    let role = match m["role"].as_str() {
+                        Some("assistant") => "assistant",
+                        _ => "user",
+                    };
+                    json!({"role": role, "content": anthropic_blocks(m["parts"].as_array().map(Vec::as_slice).unwrap_or(&[]))})
+                })
+                .collect();
+            let mut request = json!({"model": model, "messages": msgs});
+            if !system.is_empty() {
+                request["system"] = Value::String(text_of(&system));
+            }
+            request
+        }
+        Route::OpenAiChat => json!({"model": model, "messages": openai_messages(&system, &input)}),
+    };
+    let recorded = |status: u16, response: Value| Exchange {
+        route: route.as_str().into(),
+        request: request.clone(),
+        status,
+        response: Some(response),
+        events: None,
+    };
+    if let Some(f) = failed {
+        return Ok(recorded(f.status, route.error_body(f.kind, &f.message)));
+    }
+    let Some(answer) = output.first() else {
+        bail!("{at}: the span has no gen_ai.output.messages (was message content capture on?)");
+    };
     let response_model = Some(str_attr("gen_ai.response.model"))
         .filter(|m| !m.is_empty())
         .unwrap_or_else(|| model.clone());
@@ -153,63 +286,35 @@ fn exchange(attrs: &BTreeMap<String, Value>, at: &str) -> anyhow::Result<Exchang
         tokens("gen_ai.usage.input_tokens"),
         tokens("gen_ai.usage.output_tokens"),
     );
-    let provider = Some(str_attr("gen_ai.provider.name"))
-        .filter(|p| !p.is_empty())
-        .unwrap_or_else(|| str_attr("gen_ai.system"));
     let out_parts = answer["parts"].as_array().cloned().unwrap_or_default();
     let finish = answer["finish_reason"].as_str().unwrap_or("stop");
     let id = str_attr("gen_ai.response.id");
-    if provider == "anthropic" {
-        let msgs: Vec<Value> = input
-            .iter()
-            .map(|m| {
-                let role = match m["role"].as_str() {
-                    Some("assistant") => "assistant",
-                    _ => "user",
-                };
-                json!({"role": role, "content": anthropic_blocks(m["parts"].as_array().map(Vec::as_slice).unwrap_or(&[]))})
-            })
-            .collect();
-        let mut request = json!({"model": model, "messages": msgs});
-        if !system.is_empty() {
-            request["system"] = Value::String(text_of(&system));
-        }
-        let stop = match finish {
-            "tool_call" => "tool_use",
-            "length" => "max_tokens",
-            _ => "end_turn",
-        };
-        return Ok(Exchange {
-            route: Route::AnthropicMessages.as_str().into(),
-            request,
-            status: 200,
-            response: Some(
-                json!({"id": id, "type": "message", "role": "assistant", "model": response_model,
+    let response = match route {
+        Route::AnthropicMessages => {
+            let stop = match finish {
+                "tool_call" => "tool_use",
+                "length" => "max_tokens",
+                _ => "end_turn",
+            };
+            json!({"id": id, "type": "message", "role": "assistant", "model": response_model,
                 "content": anthropic_blocks(&out_parts), "stop_reason": stop,
-                "usage": {"input_tokens": tin, "output_tokens": tout}}),
-            ),
-            events: None,
-        });
-    }
-    let mut message = openai_messages(&[], std::slice::from_ref(answer))
-        .pop()
-        .unwrap_or(json!({"role": "assistant", "content": ""}));
-    message["role"] = json!("assistant");
-    let finish = match finish {
-        "tool_call" => "tool_calls",
-        other => other,
-    };
-    Ok(Exchange {
-        route: Route::OpenAiChat.as_str().into(),
-        request: json!({"model": model, "messages": openai_messages(&system, &input)}),
-        status: 200,
-        response: Some(
+                "usage": {"input_tokens": tin, "output_tokens": tout}})
+        }
+        Route::OpenAiChat => {
+            let mut message = openai_messages(&[], std::slice::from_ref(answer))
+                .pop()
+                .unwrap_or(json!({"role": "assistant", "content": ""}));
+            message["role"] = json!("assistant");
+            let finish = match finish {
+                "tool_call" => "tool_calls",
+                other => other,
+            };
             json!({"id": id, "object": "chat.completion", "model": response_model,
-            "choices": [{"index": 0, "message": message, "finish_reason": finish}],
-            "usage": {"prompt_tokens": tin, "completion_tokens": tout, "total_tokens": tin + tout}}),
-        ),
-        events: None,
-    })
+                "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+                "usage": {"prompt_tokens": tin, "completion_tokens": tout, "total_tokens": tin + tout}})
+        }
+    };
+    Ok(recorded(200, response))
 }
 
 /// Converts OTLP/JSON `text` (from `origin`) into a fixture.
@@ -253,7 +358,8 @@ pub fn import(text: &str, origin: &str) -> anyhow::Result<Fixture> {
                         span["spanId"].as_str().unwrap_or("?"),
                         span["name"].as_str().unwrap_or("")
                     );
-                    spans.push((start, at, attrs));
+                    let failed = failure(span, &attrs);
+                    spans.push((start, at, attrs, failed));
                 }
             }
         }
@@ -261,12 +367,12 @@ pub fn import(text: &str, origin: &str) -> anyhow::Result<Fixture> {
     if spans.is_empty() {
         bail!("{origin}: no GenAI chat spans (gen_ai.operation.name = \"chat\") in the traces");
     }
-    spans.sort_by_key(|(start, _, _)| *start);
+    spans.sort_by_key(|(start, ..)| *start);
     let mut header = Header::new();
     header.source = "import-otel".into();
     header.recorded_at = super::now_rfc3339();
     let mut exchanges = Vec::new();
-    for (_, at, attrs) in &spans {
+    for (_, at, attrs, failed) in spans {
         if header.model.is_empty() {
             header.model = attrs
                 .get("gen_ai.request.model")
@@ -274,7 +380,7 @@ pub fn import(text: &str, origin: &str) -> anyhow::Result<Fixture> {
                 .unwrap_or("")
                 .to_string();
         }
-        exchanges.push(exchange(attrs, at)?);
+        exchanges.push(exchange(&attrs, failed, &at)?);
     }
     Ok(Fixture { header, exchanges })
 }
@@ -398,6 +504,156 @@ mod tests {
         assert_eq!(roles, ["system", "user", "assistant", "tool"]);
         assert_eq!(e.response.as_ref().unwrap()["content"][0]["text"], "3");
         assert_eq!(e.response.as_ref().unwrap()["usage"]["output_tokens"], 8);
+    }
+
+    /// A failed call as litellm traces it: status ERROR, no content captured.
+    fn failed_span(start: u64, error_type: &str, message: &str) -> Value {
+        json!({"spanId": format!("{start:016x}"), "name": "litellm_request",
+        "startTimeUnixNano": start.to_string(),
+        "status": {"code": 2, "message": format!("litellm.{error_type}: {message}")},
+        "attributes": [
+            attr("gen_ai.operation.name", json!("chat")),
+            attr("gen_ai.request.model", json!("gpt-test")),
+            attr("gen_ai.input.messages", json!("[]")),
+            attr("error.type", json!(error_type)),
+            attr("error.message", json!(message)),
+        ]})
+    }
+
+    #[test]
+    fn failed_requests_become_recorded_errors_that_replay() {
+        let (in1, out1, in2, out2) = turns();
+        let text = export(vec![
+            span(1000, "openai", in1, out1),
+            failed_span(
+                1500,
+                "BadRequestError",
+                "max_tokens or model output limit was reached",
+            ),
+            failed_span(1600, "RateLimitError", "slow down"),
+            span(2000, "openai", in2, out2),
+        ]);
+        let f = import(&text, "mixed.jsonl").unwrap();
+        let statuses: Vec<u16> = f.exchanges.iter().map(|e| e.status).collect();
+        assert_eq!(statuses, [200, 400, 429, 200]);
+        let err = f.exchanges[1].response.as_ref().unwrap();
+        assert_eq!(err["error"]["type"], "invalid_request_error");
+        assert!(err["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("max_tokens"));
+        assert_eq!(
+            f.exchanges[2].response.as_ref().unwrap()["error"]["type"],
+            "rate_limit_error"
+        );
+        // Replay: the agent's retries (content unknown to the trace) get the same
+        // errors, then the next answered turn is matched by content again.
+        let mut r = crate::gateway::replay::Replayer::new(f.clone(), "t", false);
+        r.answer(Route::OpenAiChat, &f.exchanges[0].request);
+        let retry = &f.exchanges[3].request;
+        for want in [400, 429] {
+            match r.answer(Route::OpenAiChat, retry) {
+                crate::gateway::replay::Answer::Recorded(e) => assert_eq!(e.status, want),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert!(matches!(
+            r.answer(Route::OpenAiChat, retry),
+            crate::gateway::replay::Answer::Recorded(e) if e.status == 200
+        ));
+        assert!(r.stats.diverged.is_empty(), "{:?}", r.stats.diverged);
+        // Another model is still a divergence, content captured or not.
+        let mut r = crate::gateway::replay::Replayer::new(f.clone(), "t", false);
+        r.answer(Route::OpenAiChat, &f.exchanges[0].request);
+        let other = json!({"model": "other", "messages": [{"role": "user", "content": "x"}]});
+        assert!(matches!(
+            r.answer(Route::OpenAiChat, &other),
+            crate::gateway::replay::Answer::Error(400, "replay_diverged", _)
+        ));
+    }
+
+    #[test]
+    fn error_status_comes_from_the_span_first() {
+        let mut s = failed_span(1, "APIError", "upstream gone");
+        s["attributes"]
+            .as_array_mut()
+            .unwrap()
+            .push(attr("http.response.status_code", json!(502)));
+        let f = import(&export(vec![s, failed_span(2, "Weird", "")]), "t").unwrap();
+        assert_eq!(f.exchanges[0].status, 502);
+        assert_eq!(f.exchanges[1].status, 500);
+        let msg = &f.exchanges[1].response.as_ref().unwrap()["error"]["message"];
+        assert_eq!(msg, "litellm.Weird: ");
+    }
+
+    #[test]
+    fn a_plain_prompt_is_one_user_message() {
+        let mut s = span(
+            1,
+            "anthropic",
+            json!("[]"),
+            json!([{"role": "assistant", "parts": [{"type": "text", "content": "ok"}]}]),
+        );
+        for a in s["attributes"].as_array_mut().unwrap() {
+            if a["key"] == "gen_ai.input.messages" {
+                a["value"] = json!({"stringValue": "What is 2+2?"});
+            }
+            if a["key"] == "gen_ai.system_instructions" {
+                a["value"] = json!({"stringValue": "Be brief."});
+            }
+        }
+        let f = import(&export(vec![s]), "t").unwrap();
+        let req = &f.exchanges[0].request;
+        assert_eq!(req["system"], "Be brief.");
+        assert_eq!(req["messages"][0]["content"][0]["text"], "What is 2+2?");
+    }
+
+    /// Every real trace of `../shared/traces` imports: one exchange per chat span, each
+    /// failed request kept as a recorded error with its status.
+    #[test]
+    fn the_shared_real_traces_import_whole() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/traces");
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            eprintln!("skipped: {} not found", dir.display());
+            return;
+        };
+        let (mut files, mut failed_total) = (0, 0);
+        for entry in entries {
+            let path = entry.unwrap().path();
+            if path.extension().and_then(|e| e.to_str()) != Some("jsonl") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            let (mut chat, mut failed) = (0, 0);
+            for line in text.lines().filter(|l| !l.trim().is_empty()) {
+                let doc: Value = serde_json::from_str(line).unwrap();
+                for rs in doc["resourceSpans"].as_array().into_iter().flatten() {
+                    for ss in rs["scopeSpans"].as_array().into_iter().flatten() {
+                        for span in ss["spans"].as_array().into_iter().flatten() {
+                            let a = attributes(span);
+                            if a.get("gen_ai.operation.name").and_then(Value::as_str)
+                                == Some("chat")
+                                || a.contains_key("gen_ai.input.messages")
+                            {
+                                chat += 1;
+                                failed += usize::from(span["status"]["code"] == 2);
+                            }
+                        }
+                    }
+                }
+            }
+            let f = import(&text, &path.display().to_string())
+                .unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+            assert_eq!(f.exchanges.len(), chat, "{}", path.display());
+            let errors = f.exchanges.iter().filter(|e| e.status >= 400).count();
+            assert_eq!(errors, failed, "{}", path.display());
+            files += 1;
+            failed_total += failed;
+        }
+        assert!(
+            files >= 41 && failed_total > 0,
+            "{files} files, {failed_total} errors"
+        );
     }
 
     #[test]
