@@ -5,6 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export KILN_TEST_DOCKER=1 KILN_TEST_PODMAN=1 KILN_TEST_BUILDX=1 KILN_TEST_BROWSER=1 KILN_TEST_K8S=1
+# Recorded streams replay at once in tests (the pacing test sets its own speeds).
+export KILN_REPLAY_SPEED=max
 # A real BuildKit daemon as the `remote` builder kiln-remote: one already running is used
 # and left running; one started here is stopped at the end. Without it the remote-builder
 # tests say why and skip.

@@ -49,6 +49,16 @@ fn chat(messages: &[(&str, &str)]) -> Value {
     json!({"model": "gpt-test", "messages": m})
 }
 
+/// An Anthropic stream event recorded `at_ms` after the request.
+fn anthropic_event(data: &str, at_ms: u64) -> SseEvent {
+    let kind: Value = serde_json::from_str(data).unwrap();
+    SseEvent {
+        event: Some(kind["type"].as_str().unwrap().into()),
+        data: data.into(),
+        at_ms: Some(at_ms),
+    }
+}
+
 fn fixture() -> Fixture {
     let mut header = Header::new();
     header.model = "gpt-test".into();
@@ -60,8 +70,10 @@ fn fixture() -> Fixture {
                 route: "POST /v1/chat/completions".into(),
                 request: chat(&[("user", "count")]),
                 status: 200,
-                response: Some(json!({"choices": [{"index": 0, "message": {"role": "assistant", "content": "wc -l"}, "finish_reason": "stop"}],
-                    "usage": {"prompt_tokens": 10, "completion_tokens": 2}})),
+                response: Some(
+                    json!({"choices": [{"index": 0, "message": {"role": "assistant", "content": "wc -l"}, "finish_reason": "stop"}],
+                    "usage": {"prompt_tokens": 10, "completion_tokens": 2}}),
+                ),
                 events: None,
             },
             Exchange {
@@ -70,8 +82,24 @@ fn fixture() -> Fixture {
                 status: 200,
                 response: None,
                 events: Some(vec![
-                    SseEvent { event: Some("message_start".into()), data: r#"{"type":"message_start","message":{"usage":{"input_tokens":20,"output_tokens":1}}}"#.into() },
-                    SseEvent { event: Some("message_delta".into()), data: r#"{"type":"message_delta","usage":{"output_tokens":4}}"#.into() },
+                    anthropic_event(
+                        r#"{"type":"message_start","message":{"usage":{"input_tokens":20,"output_tokens":1}}}"#,
+                        0,
+                    ),
+                    anthropic_event(
+                        r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#,
+                        250,
+                    ),
+                    anthropic_event(
+                        r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"3"}}"#,
+                        500,
+                    ),
+                    anthropic_event(r#"{"type":"content_block_stop","index":0}"#, 500),
+                    anthropic_event(
+                        r#"{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":4}}"#,
+                        500,
+                    ),
+                    anthropic_event(r#"{"type":"message_stop"}"#, 500),
                 ]),
             },
         ],
@@ -86,12 +114,18 @@ fn rt() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
+/// A strict replay of `path`, streams sent at once.
 fn replay_opts(path: &std::path::Path) -> Options {
+    paced_replay_opts(path, None)
+}
+
+fn paced_replay_opts(path: &std::path::Path, speed: Option<f64>) -> Options {
     Options {
         listen: "127.0.0.1:0".parse().unwrap(),
         mode: Mode::Replay {
             fixture: path.to_path_buf(),
             lenient: false,
+            speed: gateway::Speed(speed),
         },
         stats: None,
         model: None,
@@ -127,6 +161,12 @@ fn replay_serves_json_and_sse_then_exhausts() {
     );
     assert_eq!((st, ct.as_str()), (200, "text/event-stream"), "{body}");
     assert!(body.starts_with("event: message_start\ndata: {"), "{body}");
+    // What the agent got follows the Messages API's streaming grammar.
+    kiln::gateway::stream_grammar::check(
+        kiln::gateway::route::Route::AnthropicMessages,
+        &kiln::gateway::sse::parse(&body),
+    )
+    .unwrap();
     let (st, _, body) = call(g.addr, "POST", "/v1/messages", &[], &second);
     assert_eq!(st, 400);
     assert!(
@@ -229,7 +269,17 @@ fn record_through_a_second_gateway_round_trips_without_secrets() {
     // The recording replays: the same requests get the same answers.
     let f = Fixture::read(&recorded).unwrap();
     assert_eq!(f.exchanges.len(), 3);
-    assert_eq!(f.exchanges[1].events, fixture().exchanges[1].events);
+    let without_times = |events: &Option<Vec<SseEvent>>| -> Vec<(Option<String>, String)> {
+        events
+            .iter()
+            .flatten()
+            .map(|e| (e.event.clone(), e.data.clone()))
+            .collect()
+    };
+    assert_eq!(
+        without_times(&f.exchanges[1].events),
+        without_times(&fixture().exchanges[1].events)
+    );
     let g = rt
         .block_on(gateway::start(&replay_opts(&recorded)))
         .unwrap();
@@ -298,4 +348,77 @@ fn the_gateway_process_ends_when_told_by_a_file() {
     let counters: Value = serde_json::from_str(&last).unwrap();
     assert_eq!(counters["mode"], "replay", "{last}");
     assert_eq!(counters["calls"], 0, "{last}");
+}
+
+/// A stream recorded from an upstream that paces it keeps each event's arrival time,
+/// and replay sends the events at those times (divided by the speed), or at once.
+#[test]
+fn streams_are_recorded_and_replayed_at_their_pace() {
+    let dir = tempfile::tempdir().unwrap();
+    let upstream_fixture = dir.path().join("upstream.jsonl");
+    let mut f = fixture();
+    f.exchanges.truncate(2);
+    f.exchanges.remove(0);
+    f.write(&upstream_fixture).unwrap();
+    let recorded = dir.path().join("recorded.jsonl");
+    let rt = rt();
+    // The upstream streams as recorded: events at 0, 250 and 500 ms.
+    let upstream = rt
+        .block_on(gateway::start(&paced_replay_opts(
+            &upstream_fixture,
+            Some(1.0),
+        )))
+        .unwrap();
+    let recorder = rt
+        .block_on(gateway::start(&Options {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            mode: Mode::Record {
+                upstream: format!("http://{}", upstream.addr),
+                out: recorded.clone(),
+                api_key: None,
+                redact: Vec::new(),
+                header: Box::new(Header {
+                    model: "gpt-test".into(),
+                    ..Header::new()
+                }),
+            },
+            stats: None,
+            model: None,
+        }))
+        .unwrap();
+    let request = f.exchanges[0].request.clone();
+    let (st, _, _) = call(recorder.addr, "POST", "/v1/messages", &[], &request);
+    assert_eq!(st, 200);
+    rt.block_on(recorder.stop()).unwrap();
+    rt.block_on(upstream.stop()).unwrap();
+    let events = Fixture::read(&recorded).unwrap().exchanges[0]
+        .events
+        .clone()
+        .unwrap();
+    let times: Vec<u64> = events.iter().map(|e| e.at_ms.unwrap()).collect();
+    assert!(
+        times[0] < 200 && times[1] >= 200 && times[2] >= 450,
+        "{times:?}"
+    );
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "{times:?}");
+    // Replayed as recorded, four times faster, and at once.
+    for (speed, at_least, below) in [
+        (Some(1.0), 450, 5000),
+        (Some(4.0), 100, 450),
+        (None, 0, 100),
+    ] {
+        let g = rt
+            .block_on(gateway::start(&paced_replay_opts(&recorded, speed)))
+            .unwrap();
+        let t = std::time::Instant::now();
+        let (st, _, body) = call(g.addr, "POST", "/v1/messages", &[], &request);
+        let ms = t.elapsed().as_millis();
+        assert_eq!(st, 200, "{body}");
+        assert!(body.contains("message_stop"), "{body}");
+        assert!(
+            (at_least..below).contains(&ms),
+            "speed {speed:?}: the stream took {ms} ms, expected {at_least}..{below}"
+        );
+        rt.block_on(g.stop()).unwrap();
+    }
 }

@@ -301,6 +301,7 @@ fn record_then_replay_through_a_second_gateway() {
             mode: kiln::gateway::Mode::Replay {
                 fixture: upstream_fixture,
                 lenient: false,
+                speed: kiln::gateway::Speed(None),
             },
             stats: None,
             model: None,

@@ -24,6 +24,15 @@ pub enum Command {
         /// Serve a request that differs from the recording anyway (and count it).
         #[arg(long)]
         lenient: bool,
+        /// Pace streamed answers as recorded, FACTOR times faster (1: as recorded), or
+        /// `max`: no waiting. Fixtures without recorded times are never paced.
+        #[arg(
+            long,
+            value_name = "FACTOR|max",
+            default_value = "1",
+            env = "KILN_REPLAY_SPEED"
+        )]
+        speed: gateway::Speed,
         /// Write the counters (JSON) to this file after every call.
         #[arg(long, value_name = "FILE")]
         stats: Option<PathBuf>,
@@ -120,13 +129,18 @@ pub fn run(_repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
             fixture,
             listen,
             lenient,
+            speed,
             stats,
             until_file,
         } => {
             until = until_file;
             Options {
                 listen,
-                mode: Mode::Replay { fixture, lenient },
+                mode: Mode::Replay {
+                    fixture,
+                    lenient,
+                    speed,
+                },
                 stats,
                 model: None,
             }

@@ -73,6 +73,16 @@ pub struct Args {
     #[arg(long, requires = "replay")]
     pub lenient: bool,
 
+    /// With --replay: pace streamed answers as recorded, FACTOR times faster (1: as
+    /// recorded), or `max`: no waiting.
+    #[arg(
+        long,
+        value_name = "FACTOR|max",
+        default_value = "1",
+        env = "KILN_REPLAY_SPEED"
+    )]
+    pub replay_speed: crate::gateway::Speed,
+
     /// Record the agent's model calls to this fixture through a gateway forwarding to
     /// --upstream. Needs --model. Local runs only.
     #[arg(long, value_name = "FIXTURE", requires = "upstream")]
@@ -229,6 +239,7 @@ pub(super) fn model_spec(args: &Args) -> anyhow::Result<Option<ModelSpec>> {
             ModelMode::Replay {
                 fixture: fixture.clone(),
                 lenient: args.lenient,
+                speed: args.replay_speed,
             }
         }
         (None, Some(fixture), Some(upstream)) => {

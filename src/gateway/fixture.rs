@@ -78,6 +78,10 @@ pub struct SseEvent {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event: Option<String>,
     pub data: String,
+    /// Milliseconds from sending the request upstream to this event's arrival, when
+    /// recorded: replay paces the stream by it (`--replay-speed`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at_ms: Option<u64>,
 }
 
 /// A whole fixture.
@@ -129,6 +133,18 @@ impl Fixture {
                     "{origin}:{}: an exchange has exactly one of `response` and `events`",
                     n + 1
                 );
+            }
+            if let (Some(events), Some(route)) = (
+                &exchange.events,
+                super::route::Route::parse(&exchange.route),
+            ) {
+                super::stream_grammar::check(route, events).map_err(|why| {
+                    anyhow::anyhow!(
+                        "{origin}:{}: the streamed answer breaks the {} event grammar: {why}",
+                        n + 1,
+                        exchange.route
+                    )
+                })?;
             }
             exchanges.push(exchange);
         }

@@ -8,6 +8,7 @@
 //! - [`replay`]: serving recorded turns in order (divergence, exhaustion);
 //! - [`record`]: forwarding to an upstream and writing the fixture, secrets redacted;
 //! - [`sse`]: server-sent event framing;
+//! - [`stream_grammar`]: the event order each API's streamed answers follow;
 //! - [`otel`]: converting OpenTelemetry GenAI spans into a fixture;
 //! - [`stats`]: the counters `kiln run` puts into result.json;
 //! - [`server`]: the HTTP server itself.
@@ -21,6 +22,7 @@ pub mod route;
 pub mod server;
 pub mod sse;
 pub mod stats;
+pub mod stream_grammar;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -38,6 +40,8 @@ pub enum Mode {
     Replay {
         fixture: PathBuf,
         lenient: bool,
+        /// Pacing of streamed answers.
+        speed: Speed,
     },
     Record {
         upstream: String,
@@ -59,6 +63,36 @@ pub struct Options {
     pub stats: Option<PathBuf>,
     /// The model `GET /v1/models` lists (default: the fixture's).
     pub model: Option<String>,
+}
+
+/// How fast replay sends a recorded stream: a factor over the recorded pace (`1` as
+/// recorded, `2` twice as fast), or `max` (`None`: at once). Written and read as on
+/// the command line.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Speed(pub Option<f64>);
+
+impl std::str::FromStr for Speed {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Speed, String> {
+        if s == "max" {
+            return Ok(Speed(None));
+        }
+        match s.parse::<f64>() {
+            Ok(f) if f.is_finite() && f > 0.0 => Ok(Speed(Some(f))),
+            _ => Err(format!(
+                "{s:?} is neither a positive factor (1 = as recorded) nor `max`"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for Speed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(x) => write!(f, "{x}"),
+            None => f.write_str("max"),
+        }
+    }
 }
 
 /// RFC 3339 UTC, to the second, for the fixture header.
@@ -88,8 +122,14 @@ pub fn now_rfc3339() -> String {
 
 /// Builds the gateway's state from `opts` (reads the fixture, checks the upstream URL).
 pub fn state(opts: &Options) -> anyhow::Result<server::State> {
+    let mut pace = None;
     let (engine, mode, model) = match &opts.mode {
-        Mode::Replay { fixture, lenient } => {
+        Mode::Replay {
+            fixture,
+            lenient,
+            speed,
+        } => {
+            pace = speed.0;
             let f = Fixture::read(fixture)?;
             let r = replay::Replayer::new(f, &fixture.display().to_string(), *lenient);
             let model = r.model().to_string();
@@ -133,6 +173,7 @@ pub fn state(opts: &Options) -> anyhow::Result<server::State> {
         stats,
         model: opts.model.clone().unwrap_or(model),
         stats_path: opts.stats.clone(),
+        speed: pace,
     })
 }
 

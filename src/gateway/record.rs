@@ -71,11 +71,23 @@ pub struct Recorder {
     pub out: PathBuf,
 }
 
-/// What the upstream answered.
+/// What the upstream answered: the body as it arrived, in chunks with their arrival
+/// times (milliseconds after the request was sent), which a streamed answer's replay
+/// is paced by.
 pub struct Forwarded {
     pub status: u16,
     pub content_type: String,
-    pub body: Bytes,
+    pub chunks: Vec<(Bytes, u64)>,
+}
+
+impl Forwarded {
+    /// The whole body.
+    pub fn body(&self) -> Bytes {
+        match self.chunks.as_slice() {
+            [(one, _)] => one.clone(),
+            many => many.iter().flat_map(|(b, _)| b.iter().copied()).collect(),
+        }
+    }
 }
 
 impl Recorder {
@@ -116,6 +128,7 @@ impl Recorder {
                 anthropic_version.unwrap_or("2023-06-01"),
             );
         }
+        let sent = std::time::Instant::now();
         let resp = sender
             .send_request(req.body(Full::new(body.clone()))?)
             .await
@@ -127,16 +140,19 @@ impl Recorder {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("application/json")
             .to_string();
-        let body = resp
-            .into_body()
-            .collect()
-            .await
-            .context("reading the upstream's answer")?
-            .to_bytes();
+        let mut body = resp.into_body();
+        let mut chunks = Vec::new();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.context("reading the upstream's answer")?;
+            if let Ok(data) = frame.into_data() {
+                let ms = u64::try_from(sent.elapsed().as_millis()).unwrap_or(u64::MAX);
+                chunks.push((data, ms));
+            }
+        }
         Ok(Forwarded {
             status,
             content_type,
-            body,
+            chunks,
         })
     }
 
@@ -163,10 +179,14 @@ impl Recorder {
     ) -> anyhow::Result<Exchange> {
         let request: Value = serde_json::from_str(&self.redact(&String::from_utf8_lossy(request)))
             .context("the agent's request is not JSON")?;
-        let text = self.redact(&String::from_utf8_lossy(&answer.body));
         let (response, events) = if answer.content_type.starts_with("text/event-stream") {
-            (None, Some(sse::parse(&text)))
+            let mut events = sse::parse_timed(&answer.chunks);
+            for e in &mut events {
+                e.data = self.redact(&e.data);
+            }
+            (None, Some(events))
         } else {
+            let text = self.redact(&String::from_utf8_lossy(&answer.body()));
             let v = serde_json::from_str(&text).unwrap_or(Value::String(text));
             (Some(v), None)
         };

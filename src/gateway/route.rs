@@ -116,6 +116,7 @@ mod tests {
         let ev = |d: &str| crate::gateway::fixture::SseEvent {
             event: None,
             data: d.into(),
+            at_ms: None,
         };
         assert_eq!(
             stream_usage(&[

@@ -6,16 +6,19 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use bytes::Bytes;
-use http_body_util::{BodyExt as _, Full};
+use futures_util::StreamExt as _;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt as _, Full, StreamBody};
+use hyper::body::Frame;
 use hyper::{Request, Response};
 use serde_json::{json, Value};
 use tokio::sync::Mutex;
 
-use super::fixture::Exchange;
+use super::fixture::{Exchange, SseEvent};
 use super::record::Recorder;
 use super::replay::{Answer, Replayer};
 use super::route::{self, Route};
@@ -34,6 +37,9 @@ pub struct State {
     pub model: String,
     /// Where the counters are written after every call (and once at start).
     pub stats_path: Option<PathBuf>,
+    /// Replay pacing: streamed events are sent at their recorded times divided by this
+    /// factor; `None` sends them at once.
+    pub speed: Option<f64>,
 }
 
 impl State {
@@ -57,25 +63,46 @@ impl State {
     }
 }
 
-type Body = Full<Bytes>;
+type Body = BoxBody<Bytes, Infallible>;
+
+fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into()).boxed()
+}
 
 fn json_response(status: u16, body: &Value) -> Response<Body> {
     Response::builder()
         .status(status)
         .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(body.to_string())))
+        .body(full(body.to_string()))
         .expect("a valid response")
 }
 
-fn recorded_response(e: &Exchange) -> Response<Body> {
+/// A recorded stream, each event sent at its recorded time (`at_ms`, from `start`)
+/// divided by `speed`; at once without a speed or a recorded time.
+fn stream_body(events: &[SseEvent], start: Instant, speed: Option<f64>) -> Body {
+    let paced = speed.filter(|_| events.iter().any(|e| e.at_ms.is_some()));
+    let Some(speed) = paced else {
+        return full(events.iter().map(sse::frame).collect::<String>());
+    };
+    let start = tokio::time::Instant::from_std(start);
+    let events = events.to_vec();
+    let frames = futures_util::stream::iter(events).then(move |e| async move {
+        if let Some(ms) = e.at_ms {
+            let due = Duration::from_secs_f64(ms as f64 / 1000.0 / speed);
+            tokio::time::sleep_until(start + due).await;
+        }
+        Ok::<_, Infallible>(Frame::data(Bytes::from(sse::frame(&e))))
+    });
+    http_body_util::BodyExt::boxed(StreamBody::new(frames))
+}
+
+fn recorded_response(e: &Exchange, start: Instant, speed: Option<f64>) -> Response<Body> {
     match (&e.events, &e.response) {
         (Some(events), _) => Response::builder()
             .status(e.status)
             .header("content-type", "text/event-stream")
             .header("cache-control", "no-cache")
-            .body(Full::new(Bytes::from(
-                events.iter().map(sse::frame).collect::<String>(),
-            )))
+            .body(stream_body(events, start, speed))
             .expect("a valid response"),
         (None, Some(body)) => json_response(e.status, body),
         (None, None) => json_response(500, &json!({"error": "empty exchange"})),
@@ -140,7 +167,7 @@ async fn handle(state: Arc<Mutex<State>>, req: Request<hyper::body::Incoming>) -
                 let (i, o) = tokens(&e);
                 st.stats.input_tokens += i;
                 st.stats.output_tokens += o;
-                recorded_response(&e)
+                recorded_response(&e, started, st.speed)
             }
             Answer::Error(status, kind, message) => {
                 eprintln!("kiln gateway: {message}");
@@ -156,7 +183,7 @@ async fn handle(state: Arc<Mutex<State>>, req: Request<hyper::body::Incoming>) -
                     Response::builder()
                         .status(answer.status)
                         .header("content-type", answer.content_type.as_str())
-                        .body(Full::new(answer.body))
+                        .body(full(answer.body()))
                         .expect("a valid response")
                 }
                 Err(e) => json_response(

@@ -1,5 +1,6 @@
 //! Server-sent events (the `text/event-stream` framing both APIs stream with): parsing
-//! an upstream's stream into events for the fixture, and framing them again on replay.
+//! an upstream's stream into events for the fixture (with each event's arrival time),
+//! and framing them again on replay.
 
 use super::fixture::SseEvent;
 
@@ -34,6 +35,7 @@ pub fn parse(text: &str) -> Vec<SseEvent> {
                 out.push(SseEvent {
                     event: event.take(),
                     data: data.join("\n"),
+                    at_ms: None,
                 });
             }
             event = None;
@@ -55,9 +57,44 @@ pub fn parse(text: &str) -> Vec<SseEvent> {
         out.push(SseEvent {
             event,
             data: data.join("\n"),
+            at_ms: None,
         });
     }
     out
+}
+
+/// Parses a stream that arrived in `chunks` (bytes, milliseconds since the request was
+/// sent): each event gets the arrival time of the chunk that completed it (the one that
+/// brought its closing blank line); the events are the ones [`parse`] finds in the
+/// whole text.
+pub fn parse_timed(chunks: &[(bytes::Bytes, u64)]) -> Vec<SseEvent> {
+    let (mut text, mut times, mut counted_to) = (Vec::new(), Vec::new(), 0);
+    for (bytes, ms) in chunks {
+        text.extend_from_slice(bytes);
+        // Events end at blank lines, so the text after the last counted one parses alone.
+        if let Some(end) = last_blank_line(&text, counted_to) {
+            let new = parse(&String::from_utf8_lossy(&text[counted_to..end])).len();
+            times.resize(times.len() + new, *ms);
+            counted_to = end;
+        }
+    }
+    let mut events = parse(&String::from_utf8_lossy(&text));
+    let last = chunks.last().map(|(_, ms)| *ms);
+    for (i, e) in events.iter_mut().enumerate() {
+        e.at_ms = times.get(i).copied().or(last);
+    }
+    events
+}
+
+/// The end of the last blank line (`\n\n` or `\n\r\n`) in `text` past `after`: every
+/// event before it is complete.
+fn last_blank_line(text: &[u8], after: usize) -> Option<usize> {
+    (after.max(1)..text.len()).rev().find_map(|i| {
+        let line_end = text[i] == b'\n';
+        let blank =
+            text[i - 1] == b'\n' || (i >= 2 && text[i - 1] == b'\r' && text[i - 2] == b'\n');
+        (line_end && blank).then_some(i + 1)
+    })
 }
 
 #[cfg(test)]
@@ -68,6 +105,7 @@ mod tests {
         SseEvent {
             event: event.map(str::to_string),
             data: data.into(),
+            at_ms: None,
         }
     }
 
@@ -97,5 +135,20 @@ mod tests {
             parse(text),
             vec![ev(Some("ping"), "{}"), ev(None, "x"), ev(None, "tail")]
         );
+    }
+
+    #[test]
+    fn timed_events_take_the_time_of_the_chunk_that_completed_them() {
+        let chunk = |t: &str, ms| (bytes::Bytes::from(t.to_string()), ms);
+        let events = parse_timed(&[
+            chunk("event: a\ndata: 1\n\nevent: b\nda", 10),
+            chunk("ta: 2\r", 20),
+            chunk("\n\r\n", 35),
+            chunk(": comment\n\ndata: 3", 50),
+        ]);
+        let got: Vec<(&str, Option<u64>)> =
+            events.iter().map(|e| (e.data.as_str(), e.at_ms)).collect();
+        assert_eq!(got, [("1", Some(10)), ("2", Some(35)), ("3", Some(50))]);
+        assert!(parse_timed(&[]).is_empty());
     }
 }

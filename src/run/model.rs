@@ -39,6 +39,8 @@ pub enum ModelMode {
     Replay {
         fixture: PathBuf,
         lenient: bool,
+        /// Pacing of streamed answers.
+        speed: crate::gateway::Speed,
     },
     Record {
         fixture: PathBuf,
@@ -146,7 +148,11 @@ impl ModelNet {
         let mut command = vec![s("/usr/local/bin/kiln"), s("gateway")];
         let mut key_env = None;
         match &spec.mode {
-            ModelMode::Replay { fixture, lenient } => {
+            ModelMode::Replay {
+                fixture,
+                lenient,
+                speed,
+            } => {
                 Fixture::read(fixture)?;
                 std::fs::copy(fixture, net.state.path().join("fixture.jsonl"))
                     .with_context(|| format!("copying {}", fixture.display()))?;
@@ -154,6 +160,7 @@ impl ModelNet {
                 if *lenient {
                     command.push(s("--lenient"));
                 }
+                command.extend([s("--speed"), speed.to_string()]);
             }
             ModelMode::Record {
                 upstream,

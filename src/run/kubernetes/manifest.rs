@@ -48,6 +48,7 @@ pub struct GatewayPlan {
     pub image: String,
     pub fixture: Vec<u8>,
     pub lenient: bool,
+    pub speed: crate::gateway::Speed,
 }
 
 /// One completion index of a Job: which task it runs, and which repeat of it.
@@ -254,6 +255,7 @@ pub fn job(run_id: &str, namespace: &str, job: &JobPlan) -> Job {
         if g.lenient {
             command.push("--lenient".into());
         }
+        command.extend(["--speed".into(), g.speed.to_string()]);
         // The kubelet starts a pod's containers in order and waits for a postStart hook
         // before the next: the runner starts once the gateway has written its first
         // counters, i.e. listens.
@@ -513,6 +515,7 @@ mod tests {
             image: "r:1/kiln-gateway@sha256:ab".into(),
             fixture: b"{}\n".to_vec(),
             lenient: false,
+            speed: crate::gateway::Speed(None),
         });
         let cm = config_map("abc123", "ns", &p).unwrap();
         assert_eq!(cm.binary_data.unwrap()[FIXTURE_KEY].0, b"{}\n");

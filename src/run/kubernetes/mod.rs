@@ -328,7 +328,12 @@ fn gateway_plan(opts: &Options, image: &str) -> anyhow::Result<Option<GatewayPla
     let Some(spec) = &opts.gateway else {
         return Ok(None);
     };
-    let ModelMode::Replay { fixture, lenient } = &spec.mode else {
+    let ModelMode::Replay {
+        fixture,
+        lenient,
+        speed,
+    } = &spec.mode
+    else {
         bail!(
             "--record runs locally only: on a cluster the gateway could not write the fixture back"
         );
@@ -338,6 +343,7 @@ fn gateway_plan(opts: &Options, image: &str) -> anyhow::Result<Option<GatewayPla
         fixture: std::fs::read(fixture)
             .with_context(|| format!("reading {}", fixture.display()))?,
         lenient: *lenient,
+        speed: *speed,
     }))
 }
 
