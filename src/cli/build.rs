@@ -205,7 +205,7 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
     let info = build_info(repo)?;
     let mut plan = checked.plan(&fleet, &info).map_err(refused_to_usage)?;
     if let Some(file) = &args.ca_bundle {
-        let named = plan::ca_bundle::apply(&mut plan.builds, file);
+        let named = plan::ca_bundle::apply(repo, &mut plan.builds, file);
         if !named.is_empty() {
             eprintln!(
                 "note: CA bundle {} handed as build secret `ca-bundle` to {}",

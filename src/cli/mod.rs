@@ -10,6 +10,7 @@ mod build;
 mod gateway;
 mod lint;
 mod list;
+mod new;
 mod release;
 mod report;
 mod run;
@@ -61,6 +62,8 @@ pub enum Command {
     Release(release::Args),
     /// The model gateway: replay a fixture, record an upstream, import OpenTelemetry traces.
     Gateway(gateway::Args),
+    /// Scaffold a fleet member (an agent from PyPI) that passes `kiln lint` as written.
+    New(new::Args),
 }
 
 /// Runs the parsed command and maps its outcome to the process exit status.
@@ -75,6 +78,7 @@ pub fn main(cli: Cli) -> ExitCode {
         Command::Validate(args) => validate::run(&cli.repo, args),
         Command::Release(args) => release::run(&cli.repo, args),
         Command::Gateway(args) => gateway::run(&cli.repo, args),
+        Command::New(args) => new::run(&cli.repo, args),
     };
     match outcome {
         Ok(code) => code,

@@ -12,10 +12,11 @@ pub const ID: &str = "ca-bundle";
 
 /// Adds the secret to the specs whose Dockerfile mounts it; returns their names.
 /// Others are left alone, so the engine backend (no build secrets) still builds them.
-pub fn apply(builds: &mut [BuildSpec], file: &Path) -> Vec<String> {
+/// Contexts are relative to the repository `root` (kiln may run from elsewhere, `-C`).
+pub fn apply(root: &Path, builds: &mut [BuildSpec], file: &Path) -> Vec<String> {
     let mut named = Vec::new();
     for spec in builds.iter_mut() {
-        let dockerfile = spec.context.join(&spec.dockerfile);
+        let dockerfile = root.join(&spec.context).join(&spec.dockerfile);
         let mounts =
             std::fs::read_to_string(&dockerfile).is_ok_and(|t| t.contains(&format!("id={ID}")));
         if mounts && !spec.secrets.iter().any(|s| s.id == ID) {
@@ -83,11 +84,11 @@ mod tests {
             ),
         ];
         let ca = Path::new("/etc/ssl/certs/ca-certificates.crt");
-        assert_eq!(apply(&mut builds, ca), ["pip"]);
+        assert_eq!(apply(Path::new("/"), &mut builds, ca), ["pip"]);
         assert!(builds[0].secrets.is_empty());
         assert_eq!(builds[1].secrets[0].src.as_deref(), Some(ca));
         // Applying twice adds nothing.
-        assert!(apply(&mut builds, ca).is_empty());
+        assert!(apply(Path::new("/"), &mut builds, ca).is_empty());
         let mut bake = vec![BakeRequest {
             files: vec![],
             vars: Default::default(),

@@ -663,7 +663,7 @@ pub(crate) fn build(
         .ok_or_else(|| anyhow::anyhow!("no build information to build with (a kiln bug)"))?;
     let mut plan = plan::plan_without_bake(fleet, &matrix.request, info).map_err(refused)?;
     if let Some(file) = &opts.ca_bundle {
-        let named = plan::ca_bundle::apply(&mut plan.builds, file);
+        let named = plan::ca_bundle::apply(repo, &mut plan.builds, file);
         if !named.is_empty() && opts.progress != Mode::Quiet {
             eprintln!(
                 "note: CA bundle {} handed as build secret `ca-bundle` to {}",
