@@ -1,6 +1,10 @@
 //! `kiln new`: the files of a new fleet member in kiln's layout (RULES.md), made so that
 //! a fresh scaffold passes `kiln lint` as it is.
 //!
+//! A new benchmark or task is a working trivial task (reward mode: write `hello` to
+//! `answer.txt`): the oracle passes it and null fails it, so `kiln validate` shows the
+//! loop works before the author replaces its files.
+//!
 //! An agent installed from PyPI gets the layout `mini-swe-agent` has: Debian's Python
 //! and a venv with the pinned package under `/opt/agent/` (the only directory the eval
 //! recipe copies), the CA bundle as a build secret for the pip step, and an
@@ -194,6 +198,302 @@ export TERM=dumb NO_COLOR=1
     }
 }
 
+/// The two kinds of benchmark (RULES.md, "Benchmarks: two kinds").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BenchmarkKind {
+    /// One image holds every task.
+    SharedEnv,
+    /// One base image per task, from the task's `environment/Dockerfile`.
+    PerTask,
+}
+
+/// Files of a new task (relative to its directory): path, text, executable.
+fn task_files(id: &str, kind: BenchmarkKind) -> Vec<(String, String, bool)> {
+    let mut files = vec![
+        (
+            "scenario.toml".to_string(),
+            format!(
+                r#"schema_version = "1"
+id = "{id}"
+title = "TODO: what the agent must do, in a line"
+
+[agent]
+timeout_sec = 600
+
+[grading]
+mode = "reward"
+timeout_sec = 60
+
+[grading.reward]
+command = "grading/test.sh"
+pass_threshold = 1.0
+"#
+            ),
+            false,
+        ),
+        (
+            "prompts/default.md".to_string(),
+            "Write the word `hello` (and nothing else but a final newline) into the file\n\
+             `answer.txt` in the current directory, `$WORKSPACE`.\n"
+                .to_string(),
+            false,
+        ),
+        (
+            "grading/test.sh".to_string(),
+            r#"#!/bin/sh
+# The reward test (hidden from the agent): 1 when answer.txt says hello, else 0.
+# Writes $GRADER_OUT/reward.txt (docs/scenario-format.md).
+set -u
+reward() { echo "$1" > "$GRADER_OUT/reward.txt"; echo "reward $1: $2"; exit 0; }
+[ -f "$WORKSPACE/answer.txt" ] || reward 0 "answer.txt does not exist"
+[ "$(cat "$WORKSPACE/answer.txt")" = "hello" ] || reward 0 "answer.txt does not say hello"
+reward 1 "answer.txt says hello"
+"#
+            .to_string(),
+            true,
+        ),
+        (
+            "solution/solve.sh".to_string(),
+            "#!/bin/sh\n# The reference solution (the oracle agent's; never in an image).\nset -eu\n\
+             printf 'hello\\n' > \"$WORKSPACE/answer.txt\"\n"
+                .to_string(),
+            true,
+        ),
+    ];
+    if kind == BenchmarkKind::PerTask {
+        files.push((
+            "environment/Dockerfile".to_string(),
+            r#"# The task's own environment: start from the fleet's base and add what the task needs.
+ARG BASE_IMAGE
+FROM ${BASE_IMAGE}
+ARG TASK_ID
+RUN test -n "${TASK_ID}" || { echo "build with --build-arg TASK_ID=<task id>" >&2; exit 1; }
+# The task itself (never solution/): hidden under /kiln, which the runner makes 0700.
+COPY scenario.toml /kiln/tasks/${TASK_ID}/scenario.toml
+COPY prompts/ /kiln/tasks/${TASK_ID}/prompts/
+COPY grading/ /kiln/tasks/${TASK_ID}/grading/
+ENV KILN_TASK_ID=${TASK_ID}
+"#
+            .to_string(),
+            false,
+        ));
+        files.push((
+            ".dockerignore".to_string(),
+            "# Reference solutions never enter an image.\nsolution\n".to_string(),
+            false,
+        ));
+    }
+    files
+}
+
+/// Files of a new benchmark with its first task (relative to `benchmarks/<name>`).
+fn benchmark_files(
+    name: &str,
+    kind: BenchmarkKind,
+    task: &str,
+    description: &str,
+) -> Vec<(String, String, bool)> {
+    let quoted = serde_json::to_string(description).expect("a string serializes");
+    let common_labels = format!(
+        r#"    "eval.benchmark.name"                  = "{name}"
+    "eval.benchmark.description"           = {quoted}
+    "eval.benchmark.tasks"                 = "1"
+    "eval.benchmark.data_revision"         = "1"
+    "org.opencontainers.image.title"       = "benchmarks/{name}"
+    "org.opencontainers.image.description" = {quoted}"#
+    );
+    let mut files = match kind {
+        BenchmarkKind::SharedEnv => vec![
+            (
+                "docker-bake.hcl".to_string(),
+                format!(
+                    r#"# A shared-env benchmark: one image holds every task; the task is chosen when the
+# eval runs. Add `"eval.benchmark.released" = "true"` once `kiln validate {name}` passes.
+target "benchmark-{name}" {{
+  context = "benchmarks/{name}"
+  contexts = {{
+    "${{REGISTRY}}/core/base:${{TAG}}" = "target:core-base"
+  }}
+  args = {{
+    BASE_IMAGE = "${{REGISTRY}}/core/base:${{TAG}}"
+  }}
+  tags = ["${{REGISTRY}}/benchmarks/{name}:${{TAG}}"]
+  labels = {{
+    "eval.type"                            = "benchmark"
+    "eval.benchmark.env"                   = "shared-env"
+{common_labels}
+  }}
+}}
+"#
+                ),
+                false,
+            ),
+            (
+                "Dockerfile".to_string(),
+                r#"# The benchmark's one image: what every task needs, then the tasks themselves under
+# /kiln/tasks, which the runner makes 0700 (hidden from the agent).
+ARG BASE_IMAGE
+FROM ${BASE_IMAGE}
+COPY tasks/ /kiln/tasks/
+RUN if find /kiln/tasks -name solution | grep -q .; then echo "a solution/ directory reached the image" >&2; exit 1; fi
+"#
+                .to_string(),
+                false,
+            ),
+            (
+                ".dockerignore".to_string(),
+                "# Reference solutions never enter a benchmark image (only oracle runs get them).\n\
+                 tasks/*/solution\n"
+                    .to_string(),
+                false,
+            ),
+        ],
+        BenchmarkKind::PerTask => vec![(
+            "docker-bake.hcl".to_string(),
+            format!(
+                r#"# A per-task benchmark: each task has its own environment Dockerfile and base image
+# (kiln builds one with EVAL_TASK_ID=<task id>). Add `"eval.benchmark.released" = "true"`
+# once `kiln validate {name}` passes.
+target "benchmark-{name}" {{
+  context    = "benchmarks/{name}/tasks/${{EVAL_TASK_ID}}"
+  dockerfile = "environment/Dockerfile"
+  contexts = {{
+    "${{REGISTRY}}/core/base:${{TAG}}" = "target:core-base"
+  }}
+  args = {{
+    BASE_IMAGE = "${{REGISTRY}}/core/base:${{TAG}}"
+    TASK_ID    = EVAL_TASK_ID
+  }}
+  tags = [EVAL_TASK_ID == "" ? "${{REGISTRY}}/benchmarks/{name}:${{TAG}}" : "${{REGISTRY}}/benchmarks/{name}-${{lower(EVAL_TASK_ID)}}:${{TAG}}"]
+  labels = {{
+    "eval.type"                            = EVAL_TASK_ID == "" ? "benchmark" : "task"
+    "eval.task.id"                         = EVAL_TASK_ID
+    "eval.benchmark.env"                   = "per-task"
+{common_labels}
+  }}
+}}
+"#
+            ),
+            false,
+        )],
+    };
+    for (rel, text, exec) in task_files(task, kind) {
+        files.push((format!("tasks/{task}/{rel}"), text, exec));
+    }
+    files
+}
+
+/// Sets the `eval.benchmark.tasks` label of a bake file's text to `count`.
+fn set_task_count(text: &str, count: usize) -> Result<String, String> {
+    let key = "\"eval.benchmark.tasks\"";
+    let at = text
+        .find(key)
+        .ok_or_else(|| "no \"eval.benchmark.tasks\" label".to_string())?;
+    let line_end = text[at..].find('\n').map_or(text.len(), |e| at + e);
+    let line = &text[at..line_end];
+    let value_start = line
+        .find('=')
+        .and_then(|eq| line[eq..].find('"').map(|q| eq + q))
+        .ok_or_else(|| "the \"eval.benchmark.tasks\" label is not a literal string".to_string())?;
+    let value_end = line[value_start + 1..]
+        .find('"')
+        .map(|q| value_start + 1 + q)
+        .ok_or_else(|| "the \"eval.benchmark.tasks\" label is not a literal string".to_string())?;
+    let (a, b) = (at + value_start + 1, at + value_end);
+    Ok(format!("{}{count}{}", &text[..a], &text[b..]))
+}
+
+/// Writes `files` (relative to `dir`, which must not exist) through a staging directory
+/// beside it, then renames it into place.
+fn write_new_dir(dir: &Path, files: &[(String, String, bool)]) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    if dir.exists() {
+        bail!("{}: already exists; choose another name", dir.display());
+    }
+    let parent = dir.parent().expect("a new directory has a parent");
+    std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    let staging = tempfile::Builder::new()
+        .prefix(".kiln-new-")
+        .tempdir_in(parent)
+        .with_context(|| format!("creating a directory in {}", parent.display()))?;
+    for (rel, text, executable) in files {
+        let path = staging.path().join(rel);
+        std::fs::create_dir_all(path.parent().expect("a file has a parent"))?;
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+        if *executable {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
+        }
+    }
+    let staged = staging.keep();
+    std::fs::rename(&staged, dir).with_context(|| format!("creating {}", dir.display()))
+}
+
+/// Writes a new benchmark with its first task; a shared-env one is added to the root
+/// bake file's `benchmarks` group. Returns the files written (relative to `root`).
+pub fn write_benchmark(
+    root: &Path,
+    name: &str,
+    kind: BenchmarkKind,
+    task: &str,
+    description: &str,
+) -> anyhow::Result<Vec<PathBuf>> {
+    naming::validate_fleet_name("benchmark", name).map_err(|e| anyhow::anyhow!("{e}"))?;
+    naming::validate_task_id(task).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let rel_dir = Path::new("benchmarks").join(name);
+    let root_bake = root.join("docker-bake.hcl");
+    let new_root = match kind {
+        BenchmarkKind::SharedEnv => {
+            let text = std::fs::read_to_string(&root_bake)
+                .with_context(|| format!("reading {}", root_bake.display()))?;
+            let target = format!("benchmark-{name}");
+            Some(
+                add_to_group(&text, "benchmarks", &target)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", root_bake.display()))?,
+            )
+        }
+        BenchmarkKind::PerTask => None,
+    };
+    let files = benchmark_files(name, kind, task, description);
+    write_new_dir(&root.join(&rel_dir), &files)?;
+    let mut written: Vec<PathBuf> = files.iter().map(|(rel, ..)| rel_dir.join(rel)).collect();
+    if let Some(text) = new_root {
+        if let Err(e) = std::fs::write(&root_bake, text) {
+            let _ = std::fs::remove_dir_all(root.join(&rel_dir));
+            return Err(e).with_context(|| format!("writing {}", root_bake.display()));
+        }
+        written.push(PathBuf::from("docker-bake.hcl"));
+    }
+    Ok(written)
+}
+
+/// Writes a new task into benchmark `benchmark` (of `kind`, with `tasks` tasks so far)
+/// and counts it in the benchmark's `eval.benchmark.tasks` label.
+pub fn write_task(
+    root: &Path,
+    benchmark: &str,
+    kind: BenchmarkKind,
+    tasks: usize,
+    id: &str,
+) -> anyhow::Result<Vec<PathBuf>> {
+    naming::validate_task_id(id).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let bench_dir = Path::new("benchmarks").join(benchmark);
+    let bake = root.join(&bench_dir).join("docker-bake.hcl");
+    let text =
+        std::fs::read_to_string(&bake).with_context(|| format!("reading {}", bake.display()))?;
+    let counted = set_task_count(&text, tasks + 1)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", bake.display()))?;
+    let rel_dir = bench_dir.join("tasks").join(id);
+    let files = task_files(id, kind);
+    write_new_dir(&root.join(&rel_dir), &files)?;
+    if let Err(e) = std::fs::write(&bake, counted) {
+        let _ = std::fs::remove_dir_all(root.join(&rel_dir));
+        return Err(e).with_context(|| format!("writing {}", bake.display()));
+    }
+    let mut written: Vec<PathBuf> = files.iter().map(|(rel, ..)| rel_dir.join(rel)).collect();
+    written.push(bench_dir.join("docker-bake.hcl"));
+    Ok(written)
+}
+
 /// Adds `target` to the `targets` list of group `group` in the bake file text, keeping
 /// everything else as written.
 pub fn add_to_group(text: &str, group: &str, target: &str) -> Result<String, String> {
@@ -230,38 +530,23 @@ pub fn add_to_group(text: &str, group: &str, target: &str) -> Result<String, Str
 /// Writes a new agent into the repository at `root` and lists it in the root bake
 /// file's `agents` group; returns the files written (relative to `root`).
 pub fn write_agent(root: &Path, agent: &PipAgent) -> anyhow::Result<Vec<PathBuf>> {
-    let dir = root.join(agent.dir());
-    if dir.exists() {
-        bail!("{}: already exists; choose another name", dir.display());
-    }
     let root_bake = root.join("docker-bake.hcl");
     let bake_text = std::fs::read_to_string(&root_bake)
         .with_context(|| format!("reading {}", root_bake.display()))?;
     let new_bake = add_to_group(&bake_text, "agents", &naming::agent_target(&agent.name))
         .map_err(|e| anyhow::anyhow!("{}: {e}", root_bake.display()))?;
-    let parent = dir.parent().expect("containers/agents/<name> has a parent");
-    std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
-    let staging = tempfile::Builder::new()
-        .prefix(".kiln-new-")
-        .tempdir_in(parent)
-        .with_context(|| format!("creating a directory in {}", parent.display()))?;
-    let mut written = Vec::new();
-    for (rel, text, executable) in agent.files() {
-        let path = staging.path().join(rel);
-        std::fs::create_dir_all(path.parent().expect("a file has a parent"))?;
-        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
-        if executable {
-            use std::os::unix::fs::PermissionsExt as _;
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
-        }
-        written.push(agent.dir().join(rel));
-    }
-    let staged = staging.keep();
-    std::fs::rename(&staged, &dir).with_context(|| format!("creating {}", dir.display()))?;
+    let files: Vec<(String, String, bool)> = agent
+        .files()
+        .into_iter()
+        .map(|(rel, text, exec)| (rel.to_string(), text, exec))
+        .collect();
+    let dir = root.join(agent.dir());
+    write_new_dir(&dir, &files)?;
     if let Err(e) = std::fs::write(&root_bake, new_bake) {
         let _ = std::fs::remove_dir_all(&dir);
         return Err(e).with_context(|| format!("writing {}", root_bake.display()));
     }
+    let mut written: Vec<PathBuf> = files.iter().map(|(rel, ..)| agent.dir().join(rel)).collect();
     written.push(PathBuf::from("docker-bake.hcl"));
     Ok(written)
 }
@@ -321,5 +606,15 @@ mod tests {
         assert!(add_to_group(text, "benchmarks", "x")
             .unwrap_err()
             .contains("no group"));
+    }
+
+    #[test]
+    fn the_task_count_label_is_rewritten_in_place() {
+        let text = "  labels = {\n    \"eval.benchmark.tasks\"       = \"2\"\n    \"x\" = \"2\"\n  }\n";
+        let out = set_task_count(text, 3).unwrap();
+        assert_eq!(out, text.replacen("\"2\"", "\"3\"", 1));
+        assert!(set_task_count("labels = {}", 1).unwrap_err().contains("no"));
+        let computed = "\"eval.benchmark.tasks\" = length(x)\n";
+        assert!(set_task_count(computed, 1).unwrap_err().contains("not a literal"));
     }
 }

@@ -62,7 +62,7 @@ pub enum Command {
     Release(release::Args),
     /// The model gateway: replay a fixture, record an upstream, import OpenTelemetry traces.
     Gateway(gateway::Args),
-    /// Scaffold a fleet member (an agent from PyPI) that passes `kiln lint` as written.
+    /// Scaffold a benchmark, a task or an agent (from PyPI) that passes `kiln lint` as written.
     New(new::Args),
 }
 

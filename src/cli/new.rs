@@ -1,9 +1,11 @@
-//! `kiln new`: scaffolds a fleet member that passes `kiln lint` as written.
+//! `kiln new`: scaffolds a fleet member that passes `kiln lint` as written; a new
+//! benchmark or task is a working trivial task (oracle passes, null fails).
 
 use std::path::Path;
 use std::process::ExitCode;
 
-use crate::scaffold::{self, Api, PipAgent};
+use crate::fleet::{Env, Fleet};
+use crate::scaffold::{self, Api, BenchmarkKind, PipAgent};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -36,6 +38,32 @@ enum What {
     },
 }
 
+    /// A benchmark (benchmarks/NAME) with one trivial task; a shared-env one is added to
+    /// the root bake file's `benchmarks` group.
+    Benchmark {
+        /// The benchmark's name (lowercase letters, digits, single `-`).
+        name: String,
+        /// One base image per task (`tasks/<id>/environment/Dockerfile`) instead of one
+        /// image for every task.
+        #[arg(long)]
+        per_task: bool,
+        /// The first task's id.
+        #[arg(long, value_name = "ID", default_value = "hello")]
+        task: String,
+        /// The benchmark's description.
+        #[arg(long, default_value = "TODO: what this benchmark measures")]
+        description: String,
+    },
+    /// A trivial task in an existing benchmark (its kind's files), counted in the
+    /// benchmark's `eval.benchmark.tasks` label.
+    Task {
+        /// The benchmark.
+        benchmark: String,
+        /// The task id (its directory name).
+        id: String,
+    },
+}
+
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 enum ApiArg {
     Openai,
@@ -44,6 +72,40 @@ enum ApiArg {
 
 pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
     match args.what {
+        What::Benchmark {
+            name,
+            per_task,
+            task,
+            description,
+        } => {
+            let kind = if per_task {
+                BenchmarkKind::PerTask
+            } else {
+                BenchmarkKind::SharedEnv
+            };
+            let written = scaffold::write_benchmark(repo, &name, kind, &task, &description)
+                .map_err(|e| super::Failure::usage(format!("{e:#}")))?;
+            report(&written);
+            eprintln!("created benchmark {name} with task {task}; next: kiln lint, kiln validate {name}");
+            Ok(ExitCode::SUCCESS)
+        }
+        What::Task { benchmark, id } => {
+            let fleet = Fleet::load(repo, super::build::env_vars())?;
+            let b = fleet
+                .benchmark(&benchmark)
+                .map_err(|e| super::Failure::usage(e.0.clone()))?;
+            let kind = match b.env {
+                Env::SharedEnv => BenchmarkKind::SharedEnv,
+                Env::PerTask => BenchmarkKind::PerTask,
+            };
+            let written = scaffold::write_task(repo, &benchmark, kind, b.tasks.len(), &id)
+                .map_err(|e| super::Failure::usage(format!("{e:#}")))?;
+            report(&written);
+            eprintln!(
+                "created task {id} in {benchmark}; next: kiln lint, kiln validate {benchmark} --task-id {id}"
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         What::Agent {
             name,
             pip,
@@ -62,14 +124,19 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
             }
             let written = scaffold::write_agent(repo, &agent)
                 .map_err(|e| super::Failure::usage(format!("{e:#}")))?;
-            for path in &written {
-                println!("{}", path.display());
-            }
+            report(&written);
             eprintln!(
                 "created agent {name}; next: kiln lint, then kiln build agent {name} --ca-bundle /etc/ssl/certs/ca-certificates.crt \
                  (the bundle only behind a TLS-intercepting proxy)"
             );
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+/// The files written, one per line on stdout.
+fn report(written: &[std::path::PathBuf]) {
+    for path in written {
+        println!("{}", path.display());
     }
 }
