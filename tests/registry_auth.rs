@@ -47,8 +47,13 @@ fn tiny_image(name: &str) {
     assert!(child.wait().unwrap().success(), "docker import {name}");
 }
 
-fn remove_image(name: &str) {
-    let _ = Command::new("docker").args(["rmi", name]).output();
+/// Removes the test's image when the test ends, however it ends.
+struct Image(String);
+
+impl Drop for Image {
+    fn drop(&mut self) {
+        let _ = Command::new("docker").args(["rmi", &self.0]).output();
+    }
 }
 
 fn push(
@@ -86,6 +91,7 @@ fn token_service_logins() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let local = format!("kiln.local/test-auth/tiny:{}", reg.port);
     tiny_image(&local);
+    let _image = Image(local.clone());
 
     // A wrong password: refused by the token service, named, never shown; nothing pushed.
     let wrong = Client::with_credentials(
@@ -270,8 +276,6 @@ fn token_service_logins() {
         .is_none());
     std::env::set_var("PATH", path);
     std::env::remove_var("DOCKER_CONFIG");
-
-    remove_image(&local);
 }
 
 /// htpasswd Basic auth: the right login pushes and reads; a wrong one is refused,
@@ -286,6 +290,7 @@ fn basic_auth_logins() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let local = format!("kiln.local/test-auth/basic:{}", reg.port);
     tiny_image(&local);
+    let _image = Image(local.clone());
     let wrong = Client::with_credentials(
         &registry,
         Some(Credentials::basic(USER, "wrong-basic-secret")),
@@ -315,5 +320,4 @@ fn basic_auth_logins() {
     }
     assert_eq!(client.request_count(), n + 3);
     assert_eq!(client.token_fetches(), 0);
-    remove_image(&local);
 }

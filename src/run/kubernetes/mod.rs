@@ -1133,12 +1133,8 @@ impl Session<'_> {
         secrets: &Api<Secret>,
     ) -> anyhow::Result<()> {
         let ns = &self.opts.namespace;
-        // The login goes first, whatever happens to the rest.
-        if self.pull_secret.is_some() {
-            pull_secret::remove(secrets, &self.run_id).await?;
-        }
         let how = format!(
-            "kubectl delete jobs,configmaps,networkpolicies -n {ns} -l {}={} --cascade=foreground",
+            "kubectl delete jobs,configmaps,networkpolicies,secrets -n {ns} -l {}={} --cascade=foreground",
             manifest::RUN_LABEL,
             self.run_id
         );
@@ -1147,6 +1143,10 @@ impl Session<'_> {
             self.run_id
         );
         let work = async {
+            // The login goes first, whatever happens to the rest.
+            if self.pull_secret.is_some() {
+                pull_secret::remove(secrets, &self.run_id).await?;
+            }
             jobs_api
                 .delete_collection(&DeleteParams::foreground(), &selector(&self.run_id))
                 .await
