@@ -494,4 +494,171 @@ mod tests {
                 && texts[3].contains("r.example")
         );
     }
+
+    /// Method, URL, Authorization, form body.
+    type Sent = (Method, String, Option<String>, Option<String>);
+
+    /// A token service that answers from a list and records what it was sent.
+    #[derive(Default)]
+    struct Service {
+        answers: Mutex<Vec<(StatusCode, &'static str)>>,
+        sent: Mutex<Vec<Sent>>,
+    }
+
+    impl Transport for Service {
+        async fn exchange(
+            &self,
+            method: Method,
+            url: &str,
+            authorization: Option<&str>,
+            form: Option<String>,
+        ) -> anyhow::Result<(StatusCode, Bytes)> {
+            self.sent.lock().unwrap().push((
+                method,
+                url.to_string(),
+                authorization.map(str::to_string),
+                form,
+            ));
+            let (status, body) = self.answers.lock().unwrap().remove(0);
+            Ok((status, Bytes::from(body)))
+        }
+    }
+
+    fn block<F: Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    const BEARER: &str =
+        r#"Bearer realm="http://auth.example/token",service="reg",scope="repository:a:pull""#;
+
+    #[test]
+    fn identity_tokens_go_in_a_post_body_and_tokens_stay_in_their_scope() {
+        let service = Service::default();
+        service.answers.lock().unwrap().push((
+            StatusCode::OK,
+            r#"{"access_token":"tok-a","expires_in":300}"#,
+        ));
+        let creds = Credentials::identity("alice", "refresh-secret-1");
+        let tokens = Tokens::default();
+        let scope = Some("repository:a:pull");
+        let header = block(tokens.answer(
+            &service,
+            "r.example",
+            Some(BEARER),
+            scope,
+            Some(&creds),
+            None,
+        ))
+        .unwrap();
+        assert_eq!(header, "Bearer tok-a");
+        let sent = service.sent.lock().unwrap().clone();
+        let (method, url, authz, form) = &sent[0];
+        assert_eq!(
+            (method, url.as_str(), authz),
+            (&Method::POST, "http://auth.example/token", &None)
+        );
+        assert_eq!(
+            form.as_deref(),
+            Some("service=reg&scope=repository%3Aa%3Apull&grant_type=refresh_token&refresh_token=refresh-secret-1&client_id=kiln")
+        );
+        assert_eq!(
+            tokens.authorization(scope, Some(&creds)).as_deref(),
+            Some("Bearer tok-a")
+        );
+        assert_eq!(
+            tokens.authorization(Some("repository:b:pull"), Some(&creds)),
+            None
+        );
+        assert_eq!(
+            tokens.authorization(Some("repository:a:pull,push"), Some(&creds)),
+            None
+        );
+        assert_eq!(tokens.fetched(), 1);
+    }
+
+    #[test]
+    fn anonymous_basic_and_refusals() {
+        // No login: the realm is asked without Authorization.
+        let service = Service::default();
+        service
+            .answers
+            .lock()
+            .unwrap()
+            .push((StatusCode::OK, r#"{"token":"anon"}"#));
+        let tokens = Tokens::default();
+        block(tokens.answer(&service, "r.example", Some(BEARER), None, None, None)).unwrap();
+        let sent = service.sent.lock().unwrap().clone();
+        assert_eq!(sent[0].0, Method::GET);
+        assert_eq!(
+            sent[0].1,
+            "http://auth.example/token?service=reg&scope=repository%3Aa%3Apull"
+        );
+        assert_eq!(sent[0].2, None);
+        // Basic: no login is an error; a Basic login refused once is not sent again.
+        let basic = Some(r#"Basic realm="reg""#);
+        let err = block(tokens.answer(&service, "r.example", basic, None, None, None)).unwrap_err();
+        assert!(err.to_string().contains("requires a login"), "{err}");
+        let creds = Credentials::basic("bob", "pw-secret-2");
+        let h =
+            block(tokens.answer(&service, "r.example", basic, None, Some(&creds), None)).unwrap();
+        assert_eq!(h, creds.basic_header());
+        assert_eq!(
+            tokens.authorization(Some("repository:z:pull"), Some(&creds)),
+            Some(h.clone())
+        );
+        let err = block(tokens.answer(&service, "r.example", basic, None, Some(&creds), Some(&h)))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("bob") && !err.contains("pw-secret-2"), "{err}");
+    }
+
+    #[test]
+    fn token_service_errors_never_echo_the_secret() {
+        let service = Service::default();
+        service.answers.lock().unwrap().extend([
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "bad request: refresh_token=echo-secret-3",
+            ),
+            (StatusCode::UNAUTHORIZED, "no"),
+        ]);
+        let creds = Credentials::identity("carol", "echo-secret-3").from_source("credsStore x");
+        let tokens = Tokens::default();
+        let err = format!(
+            "{:#}",
+            block(tokens.answer(
+                &service,
+                "r.example",
+                Some(BEARER),
+                None,
+                Some(&creds),
+                None
+            ))
+            .unwrap_err()
+        );
+        assert!(
+            err.contains("r.example") && err.contains("500") && !err.contains("echo-secret-3"),
+            "{err}"
+        );
+        let err = format!(
+            "{:#}",
+            block(tokens.answer(
+                &service,
+                "r.example",
+                Some(BEARER),
+                None,
+                Some(&creds),
+                None
+            ))
+            .unwrap_err()
+        );
+        assert!(
+            err.contains("carol") && err.contains("credsStore x"),
+            "{err}"
+        );
+        assert!(!err.contains("echo-secret-3"), "{err}");
+    }
 }
