@@ -186,7 +186,8 @@ impl ConfigFile {
             ));
         }
         if let Some(e) = self.entry(key) {
-            if e.auth.is_some() || e.identitytoken.is_some() || e.username.is_some() {
+            let set = |v: &Option<String>| v.as_deref().is_some_and(|v| !v.is_empty());
+            if set(&e.auth) || set(&e.identitytoken) || set(&e.username) {
                 return Some(format!("auths in {}", path.display()));
             }
         }
@@ -342,7 +343,7 @@ mod tests {
     fn sources_in_dockers_order() {
         let c = config(
             r#"{"auths":{"a.example":{"auth":"eDp5"},"https://b.example/v2/":{"auth":"eDp5"},
-                "c.example":{},"https://index.docker.io/v1/":{"auth":"dTp0","identitytoken":"t"}},
+                "c.example":{},"f.example":{"auth":""},"https://index.docker.io/v1/":{"auth":"dTp0","identitytoken":"t"}},
                 "credsStore":"desktop","credHelpers":{"d.example":"gcloud","a.example":"pass"}}"#,
         );
         assert!(c
@@ -357,6 +358,7 @@ mod tests {
             .contains("docker-credential-desktop"));
         assert!(c.source("d.example").unwrap().contains("credHelpers"));
         assert!(c.source("e.example").unwrap().contains("credsStore"));
+        assert!(c.source("f.example").unwrap().contains("credsStore"));
         assert_eq!(c.identity_user(DOCKER_HUB_KEY).as_deref(), Some("u"));
         assert!(config(r#"{"auths":{}}"#).source("x.example").is_none());
     }
