@@ -49,22 +49,11 @@ fn drain(mut pipe: impl std::io::Read + Send + 'static) -> Drained {
     (buf, reader)
 }
 
-/// An empty Docker client configuration directory (no logins).
-static NO_LOGIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-
-fn no_login_dir() -> PathBuf {
-    let d = std::env::temp_dir().join(format!("kiln-test-no-login-{}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
 /// The static runner the eval images of the cluster part get (built once).
 static RUNNER: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
 
 fn spawn_kiln(args: &[&str], env: &[(&str, &str)]) -> Running {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_kiln"));
-    // Never the machine's own Docker logins; a test passes its own DOCKER_CONFIG.
-    cmd.env("DOCKER_CONFIG", NO_LOGIN.get_or_init(no_login_dir));
     if let Some(runner) = RUNNER.get() {
         cmd.env("KILN_RUNNER", runner);
     }
@@ -127,6 +116,9 @@ fn kiln(args: &[&str], env: &[(&str, &str)]) -> Output {
 
 #[test]
 fn dry_run_prints_manifests_and_contacts_nothing() {
+    // A Docker client configuration of the test's own, without logins (never the
+    // machine's).
+    let no_login = tempfile::tempdir().unwrap();
     let out = kiln(
         &[
             "run",
@@ -142,7 +134,10 @@ fn dry_run_prints_manifests_and_contacts_nothing() {
             "127.0.0.1:1/kiln",
             "--dry-run",
         ],
-        &[("KUBECONFIG", "/nonexistent/kubeconfig")],
+        &[
+            ("KUBECONFIG", "/nonexistent/kubeconfig"),
+            ("DOCKER_CONFIG", &no_login.path().to_string_lossy()),
+        ],
     );
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
