@@ -541,18 +541,7 @@ pub fn execute(runs: Vec<Run>, opts: &Options) -> anyhow::Result<Summary> {
     let driven = rt.block_on(session.drive());
     if driven.is_err() && session.pull_secret.is_some() {
         // The run's other objects may stay for a look; the login may not.
-        let removed = rt.block_on(async {
-            let secrets: Api<Secret> =
-                Api::namespaced(kube::Client::try_default().await?, &opts.namespace);
-            pull_secret::remove(&secrets, &run_id).await
-        });
-        if let Err(e) = removed {
-            eprintln!(
-                "kubernetes: {e:#}; delete it with: kubectl delete secret -n {} {}",
-                opts.namespace,
-                pull_secret::name(&run_id)
-            );
-        }
+        rt.block_on(pull_secret::remove_after_error(&opts.namespace, &run_id));
     }
     driven?;
     let mut summary = session.summary;

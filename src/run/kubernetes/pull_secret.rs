@@ -73,6 +73,21 @@ pub async fn remove(secrets: &Api<Secret>, run_id: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Deletes the pull secret of a run that stopped on an error (with a client of its
+/// own: the run's may be what failed); says how to delete it by hand if that fails.
+pub async fn remove_after_error(namespace: &str, run_id: &str) {
+    let removed = async {
+        let secrets: Api<Secret> = Api::namespaced(kube::Client::try_default().await?, namespace);
+        remove(&secrets, run_id).await
+    };
+    if let Err(e) = removed.await {
+        eprintln!(
+            "kubernetes: {e:#}; delete it with: kubectl delete secret -n {namespace} {}",
+            name(run_id)
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
