@@ -1,8 +1,10 @@
 //! `kiln run --on kubernetes` against a real one-node Kubernetes (`../shared/tools/k8s`,
-//! brought up here when `KILN_TEST_K8S=1`) and a real registry (Debian's
-//! `docker-registry` on a free 127.0.0.1 port, started and stopped by the test): the
-//! same scores and report as local runs, a killed pod becomes an infrastructure error
-//! that a re-run completes, Ctrl-C leaves no Job or pod. `--dry-run` needs nothing.
+//! brought up here when `KILN_TEST_K8S=1`) and a real registry that needs a login
+//! (Debian's `docker-registry` with htpasswd on a free 127.0.0.1 port, started and
+//! stopped by the test; the login in a `DOCKER_CONFIG` of the test's own): the same
+//! scores and report as local runs, the pods pull with the run's image pull secret, a
+//! killed pod becomes an infrastructure error that a re-run completes, Ctrl-C leaves no
+//! Job, pod or secret. `--dry-run` needs nothing.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -10,9 +12,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 mod fleet_support;
+mod registry_support;
 
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{Namespace, Pod};
+use k8s_openapi::api::core::v1::{Namespace, Pod, Secret};
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 
 fn repo() -> &'static Path {
@@ -113,6 +116,9 @@ fn kiln(args: &[&str], env: &[(&str, &str)]) -> Output {
 
 #[test]
 fn dry_run_prints_manifests_and_contacts_nothing() {
+    // A Docker client configuration of the test's own, without logins (never the
+    // machine's).
+    let no_login = tempfile::tempdir().unwrap();
     let out = kiln(
         &[
             "run",
@@ -128,7 +134,10 @@ fn dry_run_prints_manifests_and_contacts_nothing() {
             "127.0.0.1:1/kiln",
             "--dry-run",
         ],
-        &[("KUBECONFIG", "/nonexistent/kubeconfig")],
+        &[
+            ("KUBECONFIG", "/nonexistent/kubeconfig"),
+            ("DOCKER_CONFIG", &no_login.path().to_string_lossy()),
+        ],
     );
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
@@ -140,6 +149,47 @@ fn dry_run_prints_manifests_and_contacts_nothing() {
     assert!(text.contains("automountServiceAccountToken: false"));
     assert!(text.contains("image: 127.0.0.1:1/kiln/evals/terminal-lite-count-lines--null:inputs-"));
     assert!(text.contains("# kubectl create -n default -f manifests.yaml"));
+    assert!(
+        !text.contains("kind: Secret"),
+        "no login, no pull secret: {text}"
+    );
+    assert!(!text.contains("imagePullSecrets"), "{text}");
+
+    // With a login for the registry: the pull secret's shape, never the login.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("config.json"),
+        r#"{"auths":{"127.0.0.1:1":{"auth":"a2lsbjpkcnktcnVuLXNlY3JldC03Nw=="}}}"#,
+    )
+    .unwrap();
+    let out = kiln(
+        &[
+            "run",
+            "terminal-lite",
+            "--agent",
+            "null",
+            "--on",
+            "kubernetes",
+            "--registry",
+            "127.0.0.1:1/kiln",
+            "--dry-run",
+        ],
+        &[
+            ("KUBECONFIG", "/nonexistent/kubeconfig"),
+            ("DOCKER_CONFIG", &dir.path().to_string_lossy()),
+        ],
+    );
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text.matches("kind: Secret\n").count(), 1, "{text}");
+    assert!(
+        text.contains("type: kubernetes.io/dockerconfigjson"),
+        "{text}"
+    );
+    assert_eq!(text.matches("imagePullSecrets:").count(), 3, "{text}");
+    for secret in ["dry-run-secret-77", "a2lsbjpkcnktcnVuLXNlY3JldC03Nw"] {
+        assert!(!text.contains(secret), "the login leaked: {text}");
+    }
 }
 
 #[test]
@@ -224,58 +274,27 @@ fn k8s_tools() -> PathBuf {
 struct Cluster {
     kubeconfig: String,
     registry: String,
+    /// The login for `registry`.
+    docker_config: String,
 }
 
-struct Registry {
-    child: std::process::Child,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+impl Cluster {
+    /// What kiln needs to reach the cluster and log in to the registry.
+    fn env(&self) -> [(&str, &str); 2] {
+        [
+            ("KUBECONFIG", self.kubeconfig.as_str()),
+            ("DOCKER_CONFIG", self.docker_config.as_str()),
+        ]
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn start_registry() -> (Registry, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let cfg = dir.path().join("config.yml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
-            dir.path().join("data").display()
-        ),
-    )
-    .unwrap();
-    let child = Command::new("docker-registry")
-        .arg("serve")
-        .arg(&cfg)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("docker-registry (scripts/setup.sh installs it)");
-    let registry = Registry { child, _dir: dir };
-    let addr = format!("127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(&addr).is_err() {
-        assert!(Instant::now() < deadline, "the registry did not start");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    (registry, addr)
-}
-
+/// The cluster's KUBECONFIG; up.sh runs once even when two tests ask at once.
 fn cluster_up() -> String {
+    static UP: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    UP.get_or_init(run_up_sh).clone()
+}
+
+fn run_up_sh() -> String {
     let out = Command::new("bash")
         .arg(k8s_tools().join("up.sh"))
         .stderr(Stdio::inherit())
@@ -299,10 +318,11 @@ fn kubernetes_end_to_end() {
         return;
     }
     RUNNER.get_or_init(fleet_support::static_runner);
-    let (_registry, addr) = start_registry();
+    let registry = registry_support::TestRegistry::start();
     let c = Cluster {
         kubeconfig: cluster_up(),
-        registry: addr,
+        registry: registry.host(),
+        docker_config: registry.docker_config().to_string_lossy().to_string(),
     };
     let t = Instant::now();
     matrix_on_kubernetes_scores_like_local_runs(&c);
@@ -316,6 +336,115 @@ fn kubernetes_end_to_end() {
     let t = Instant::now();
     replay_runs_the_gateway_beside_the_agent(&c);
     eprintln!("replay: {:.1}s", t.elapsed().as_secs_f64());
+}
+
+/// kiln's image pull secret with the real kubelet: a pod whose image sits in a registry
+/// that needs a login pulls it with the secret, and cannot without it. (The image is one
+/// file, so its container cannot start; what matters is that the pull got past the
+/// login.) Cheap: no fleet build.
+#[test]
+fn pull_secret_lets_the_node_pull() {
+    if !gate() {
+        return;
+    }
+    use kiln::registry::{Client, Credentials, PushRequest, Reference};
+    let reg = registry_support::TestRegistry::start();
+    let kubeconfig = cluster_up();
+    let local = format!("kiln.local/test-pull-secret/tiny:{}", reg.port);
+    let mut import = Command::new("docker")
+        .args(["import", "--change", "LABEL kiln.test=pull", "-", &local])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut tarball = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_size(3);
+    header.set_mode(0o644);
+    header.set_cksum();
+    tarball
+        .append_data(&mut header, "tag", &b"hi\n"[..])
+        .unwrap();
+    std::io::Write::write_all(
+        &mut import.stdin.take().unwrap(),
+        &tarball.into_inner().unwrap(),
+    )
+    .unwrap();
+    assert!(import.wait().unwrap().success());
+    let creds = Credentials::basic(registry_support::USER, reg.password.clone());
+    let registry = kiln::registry::Registry::parse(&reg.host()).unwrap();
+    let registry_client = Client::with_credentials(&registry, Some(creds.clone())).unwrap();
+    let target = format!("{}/pull-secret/tiny:v1", reg.host());
+    let published = rt()
+        .block_on(kiln::registry::push_and_verify(
+            &registry_client,
+            &PushRequest {
+                source: local.clone(),
+                store: kiln::store::Store::Docker,
+                target: Reference::parse(&target).unwrap(),
+                required_labels: vec![],
+            },
+        ))
+        .unwrap();
+    let _ = Command::new("docker").args(["rmi", &local]).output();
+    let image = format!("{}/pull-secret/tiny@{}", reg.host(), published.digest);
+
+    let ns = TestNamespace::new(&kubeconfig, "pullsecret");
+    let secret =
+        kiln::run::kubernetes::pull_secret::for_login("t1", &ns.name, &reg.host(), &creds).unwrap();
+    let outcome = |with_secret: bool| -> String {
+        rt().block_on(async {
+            let c = client(&kubeconfig).await;
+            let pods: Api<Pod> = Api::namespaced(c, &ns.name);
+            let name = format!("pull-{with_secret}");
+            let pod: Pod = serde_json::from_value(serde_json::json!({
+                "metadata": {"name": name, "labels": {"app.kubernetes.io/managed-by": "kiln"}},
+                "spec": {
+                    "restartPolicy": "Never",
+                    "imagePullSecrets": if with_secret { serde_json::json!([{"name": "kiln-t1-pull"}]) } else { serde_json::json!([]) },
+                    "containers": [{"name": "c", "image": image, "command": ["/nonexistent"]}]
+                }
+            }))
+            .unwrap();
+            pods.create(&PostParams::default(), &pod).await.unwrap();
+            let deadline = Instant::now() + Duration::from_secs(90);
+            loop {
+                let p = pods.get(&name).await.unwrap();
+                let st = p
+                    .status
+                    .and_then(|s| s.container_statuses)
+                    .and_then(|c| c.into_iter().next())
+                    .and_then(|c| c.state);
+                let reason = st.and_then(|s| {
+                    s.waiting
+                        .and_then(|w| w.reason)
+                        .or(s.terminated.map(|t| t.reason.unwrap_or("Terminated".into())))
+                });
+                if let Some(r) = reason.filter(|r| r != "ContainerCreating") {
+                    return r;
+                }
+                assert!(Instant::now() < deadline, "pod {name} did not get anywhere");
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+        })
+    };
+    let without = outcome(false);
+    assert!(
+        matches!(without.as_str(), "ErrImagePull" | "ImagePullBackOff"),
+        "the registry let the node pull without a login: {without}"
+    );
+    rt().block_on(async {
+        let secrets: Api<Secret> = Api::namespaced(client(&kubeconfig).await, &ns.name);
+        secrets
+            .create(&PostParams::default(), &secret)
+            .await
+            .unwrap();
+    });
+    let with = outcome(true);
+    assert!(
+        !matches!(with.as_str(), "ErrImagePull" | "ImagePullBackOff"),
+        "the node could not pull with the secret: {with}"
+    );
 }
 
 fn rt() -> tokio::runtime::Runtime {
@@ -367,6 +496,41 @@ impl TestNamespace {
             }
             std::thread::sleep(Duration::from_millis(500));
         }
+    }
+
+    /// kiln's Secrets in the namespace (the run's image pull secret).
+    fn secrets(&self) -> usize {
+        rt().block_on(async {
+            let c = client(&self.kubeconfig).await;
+            let lp = ListParams::default().labels("app.kubernetes.io/managed-by=kiln");
+            Api::<Secret>::namespaced(c, &self.name)
+                .list(&lp)
+                .await
+                .unwrap()
+                .items
+                .len()
+        })
+    }
+
+    /// The `imagePullSecrets` of kiln's pods in the namespace.
+    fn pull_secrets_of_pods(&self) -> Vec<String> {
+        rt().block_on(async {
+            let c = client(&self.kubeconfig).await;
+            let lp = ListParams::default().labels("app.kubernetes.io/managed-by=kiln");
+            Api::<Pod>::namespaced(c, &self.name)
+                .list(&lp)
+                .await
+                .unwrap()
+                .items
+                .iter()
+                .flat_map(|p| {
+                    p.spec
+                        .iter()
+                        .flat_map(|s| s.image_pull_secrets.iter().flatten())
+                })
+                .map(|r| r.name.clone())
+                .collect()
+        })
     }
 
     fn objects(&self) -> (usize, usize) {
@@ -443,7 +607,7 @@ fn matrix_on_kubernetes_scores_like_local_runs(c: &Cluster) {
     let results = tempfile::tempdir().unwrap();
     let k8s_out = results.path().join("k8s").to_string_lossy().to_string();
     let local_out = results.path().join("local");
-    let env = [("KUBECONFIG", c.kubeconfig.as_str())];
+    let env = c.env();
     let tail = on_k8s(c, &ns.name, &k8s_out);
     let matrix = [
         "run",
@@ -465,6 +629,7 @@ fn matrix_on_kubernetes_scores_like_local_runs(c: &Cluster) {
         .count();
     assert_eq!(lines, 10, "one line per run");
     assert_eq!(ns.objects_left(), (0, 0), "kiln deleted its Jobs and pods");
+    assert_eq!(ns.secrets(), 0, "kiln deleted its image pull secret");
     // A re-run finds every result complete and current, and runs nothing.
     let out = kiln(&args(&matrix, &tail), &env);
     assert!(out.status.success());
@@ -528,7 +693,7 @@ fn killed_pod_is_an_infra_error_and_a_rerun_completes_it(c: &Cluster) {
     let ns = TestNamespace::new(&c.kubeconfig, "kill");
     let results = tempfile::tempdir().unwrap();
     let out_dir = results.path().to_string_lossy().to_string();
-    let env = [("KUBECONFIG", c.kubeconfig.as_str())];
+    let env = c.env();
     let tail = on_k8s(c, &ns.name, &out_dir);
     let cmd = [
         "run",
@@ -580,13 +745,20 @@ fn ctrl_c_leaves_no_job_or_pod(c: &Cluster) {
         "--parallelism",
         "1",
     ];
-    let child = spawn_kiln(&args(&cmd, &tail), &[("KUBECONFIG", &c.kubeconfig)]);
+    let child = spawn_kiln(&args(&cmd, &tail), &c.env());
     // Interrupt once kiln's first pod exists.
     let deadline = Instant::now() + Duration::from_secs(240);
     while ns.objects().1 == 0 {
         assert!(Instant::now() < deadline, "no pod appeared");
         std::thread::sleep(Duration::from_millis(100));
     }
+    // The registry needs the login: the pods pull with the run's secret.
+    assert_eq!(ns.secrets(), 1, "the run's image pull secret");
+    let used = ns.pull_secrets_of_pods();
+    assert!(
+        !used.is_empty() && used.iter().all(|n| n.ends_with("-pull")),
+        "{used:?}"
+    );
     let status = Command::new("kill")
         .args(["-INT", &child.child.id().to_string()])
         .status()
@@ -598,6 +770,7 @@ fn ctrl_c_leaves_no_job_or_pod(c: &Cluster) {
     assert_eq!(out.status.code(), Some(130), "{stderr}");
     assert!(stderr.contains("interrupted"), "{stderr}");
     assert_eq!(ns.objects_left(), (0, 0), "Jobs and pods left behind");
+    assert_eq!(ns.secrets(), 0, "the image pull secret was left behind");
 }
 
 /// A real agent (mini-swe-agent) replaying a recorded fixture: the gateway runs as a
@@ -610,7 +783,7 @@ fn replay_runs_the_gateway_beside_the_agent(c: &Cluster) {
     let ns = TestNamespace::new(&c.kubeconfig, "replay");
     let results = tempfile::tempdir().unwrap();
     let out_dir = results.path().to_string_lossy().to_string();
-    let env = [("KUBECONFIG", c.kubeconfig.as_str())];
+    let env = c.env();
     let tail = on_k8s(c, &ns.name, &out_dir);
     let fixture = "fixtures/replay/terminal-lite/count-lines/mini-swe-agent.jsonl";
     let cmd = [

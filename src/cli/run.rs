@@ -134,7 +134,9 @@ pub struct Args {
     pub on: String,
 
     /// --on kubernetes: the registry the cluster pulls eval images from,
-    /// HOST[:PORT][/PREFIX]; kiln pushes them there tagged by their input digest.
+    /// HOST[:PORT][/PREFIX]; kiln pushes them there tagged by their input digest, with
+    /// the login `docker login` stored, and hands that login to the pods as an image
+    /// pull secret that lives as long as the run.
     #[arg(long, value_name = "HOST[:PORT][/PREFIX]")]
     pub registry: Option<String>,
 

@@ -1,7 +1,7 @@
 //! A small client for the OCI distribution API, enough to read back what a release
 //! pushed: manifests (HEAD/GET), the image config blob, blob existence, tag lists and
-//! the catalog. It answers the registry's `WWW-Authenticate` challenge itself: `Basic`
-//! (send the login) or `Bearer` (fetch a token from the realm with the login).
+//! the catalog. Authentication (Basic, or bearer tokens per scope) is `super::token`'s;
+//! this client only carries its requests.
 //!
 //! Why not the `oci-client` crate: it brings reqwest and a TLS stack (minutes of
 //! compile on a 2-core CI machine) for six requests, and its auth flow is built around
@@ -12,7 +12,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context as _};
@@ -26,6 +25,7 @@ use sha2::{Digest as _, Sha256};
 
 use super::auth::{self, Credentials};
 use super::reference::Registry;
+use super::token::{self, Tokens, Transport};
 
 /// The manifest types kiln's pushes produce (Docker's and OCI's single-image manifests).
 const MANIFEST_ACCEPT: &str = "application/vnd.docker.distribution.manifest.v2+json, \
@@ -63,8 +63,8 @@ pub struct Client {
     base: String,
     http: HyperClient<HttpConnector, Full<Bytes>>,
     creds: Option<Credentials>,
-    /// The `Authorization` value that last worked (Basic, or the last Bearer token).
-    auth: Mutex<Option<String>>,
+    /// Basic or per-scope bearer tokens, as the registry asked.
+    tokens: Tokens,
     requests: AtomicUsize,
 }
 
@@ -98,7 +98,7 @@ impl Client {
             base: format!("http://{}", registry.host),
             http: HyperClient::builder(TokioExecutor::new()).build_http(),
             creds,
-            auth: Mutex::new(None),
+            tokens: Tokens::default(),
             requests: AtomicUsize::new(0),
         })
     }
@@ -111,6 +111,11 @@ impl Client {
     /// The login in use, if any.
     pub fn credentials(&self) -> Option<&Credentials> {
         self.creds.as_ref()
+    }
+
+    /// Tokens fetched from the registry's token service so far.
+    pub fn token_fetches(&self) -> usize {
+        self.tokens.fetched()
     }
 
     /// HTTP requests sent so far (token fetches and retries included).
@@ -160,7 +165,8 @@ impl Client {
         }
     }
 
-    /// Sends a request, answering one authentication challenge.
+    /// Sends a request with the authorization its scope has (see `token`), answering
+    /// one authentication challenge.
     async fn send(
         &self,
         method: Method,
@@ -168,9 +174,11 @@ impl Client {
         accept: Option<&str>,
     ) -> anyhow::Result<Response> {
         let url = format!("{}{}", self.base, path);
-        let cached = self.auth.lock().expect("auth lock").clone();
+        let scope = token::scope_for(&method, path);
+        let creds = self.creds.as_ref();
+        let sent = self.tokens.authorization(scope.as_deref(), creds);
         let first = self
-            .send_once(&method, &url, accept, cached.as_deref())
+            .send_once(&method, &url, accept, sent.as_deref())
             .await?;
         if first.status != StatusCode::UNAUTHORIZED {
             return Ok(first);
@@ -178,78 +186,26 @@ impl Client {
         let challenge = first
             .headers
             .get(hyper::header::WWW_AUTHENTICATE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string();
-        let Some(creds) = &self.creds else {
-            bail!(
-                "registry {} requires a login and {} has none for it (run `docker login {}`)",
-                self.host,
-                auth::config_path().display(),
-                self.host
-            );
-        };
-        let header = if challenge.to_ascii_lowercase().starts_with("bearer") {
-            format!("Bearer {}", self.token(&challenge, creds).await?)
-        } else {
-            if cached.is_some() && !cached.as_deref().unwrap_or("").starts_with("Bearer") {
-                return Err(self.refused(creds));
-            }
-            creds.basic_header()
-        };
+            .and_then(|v| v.to_str().ok());
+        let header = self
+            .tokens
+            .answer(
+                self,
+                &self.host,
+                challenge,
+                scope.as_deref(),
+                creds,
+                sent.as_deref(),
+            )
+            .await?;
         let second = self.send_once(&method, &url, accept, Some(&header)).await?;
         if second.status == StatusCode::UNAUTHORIZED {
-            return Err(self.refused(creds));
+            return Err(match creds {
+                Some(c) => token::refused(&self.host, c, scope.as_deref()),
+                None => token::no_login(&self.host),
+            });
         }
-        *self.auth.lock().expect("auth lock") = Some(header);
         Ok(second)
-    }
-
-    fn refused(&self, creds: &Credentials) -> anyhow::Error {
-        anyhow!(
-            "registry {} refused the login of user {:?} (from {}): wrong credentials? run `docker login {}`",
-            self.host,
-            creds.username,
-            auth::config_path().display(),
-            self.host
-        )
-    }
-
-    /// A bearer token from the challenge's realm, fetched with the login.
-    async fn token(&self, challenge: &str, creds: &Credentials) -> anyhow::Result<String> {
-        let params = parse_challenge(challenge);
-        let realm = params
-            .get("realm")
-            .ok_or_else(|| anyhow!("registry {}: a Bearer challenge without a realm", self.host))?;
-        if !realm.starts_with("http://") {
-            bail!("registry {}: its token service {realm} is not plain HTTP, which this client cannot reach", self.host);
-        }
-        let mut url = realm.clone();
-        let mut sep = if url.contains('?') { '&' } else { '?' };
-        for key in ["service", "scope"] {
-            if let Some(v) = params.get(key) {
-                url.push(sep);
-                url.push_str(&format!("{key}={}", v.replace(' ', "%20")));
-                sep = '&';
-            }
-        }
-        let resp = self
-            .send_once(&Method::GET, &url, None, Some(&creds.basic_header()))
-            .await?;
-        if resp.status == StatusCode::UNAUTHORIZED || resp.status == StatusCode::FORBIDDEN {
-            return Err(self.refused(creds));
-        }
-        let json: serde_json::Value = serde_json::from_slice(&resp.body).with_context(|| {
-            format!(
-                "registry {}: the token service's answer is not JSON",
-                self.host
-            )
-        })?;
-        json.get("token")
-            .or_else(|| json.get("access_token"))
-            .and_then(|t| t.as_str())
-            .map(str::to_string)
-            .ok_or_else(|| anyhow!("registry {}: the token service gave no token", self.host))
     }
 
     fn unexpected(&self, what: &str, r: &Response) -> anyhow::Error {
@@ -411,64 +367,58 @@ impl Client {
     }
 }
 
-/// The `key="value"` parameters of a `WWW-Authenticate` challenge.
-fn parse_challenge(challenge: &str) -> BTreeMap<String, String> {
-    let rest = challenge.split_once(' ').map_or("", |(_, r)| r);
-    let mut out = BTreeMap::new();
-    let mut chars = rest.chars().peekable();
-    loop {
-        let key: String = chars
-            .by_ref()
-            .take_while(|c| *c != '=')
-            .collect::<String>()
-            .trim()
-            .trim_start_matches(',')
-            .trim()
-            .to_string();
-        if key.is_empty() {
-            break;
+/// The token service's requests go through the client's own connection set-up.
+impl Transport for Client {
+    async fn exchange(
+        &self,
+        method: Method,
+        url: &str,
+        authorization: Option<&str>,
+        form: Option<String>,
+    ) -> anyhow::Result<(StatusCode, Bytes)> {
+        if !url.starts_with("http://") {
+            bail!(
+                "registry {}: its token service {url} is not plain HTTP, which this client cannot reach",
+                self.host
+            );
         }
-        let mut value = String::new();
-        if chars.peek() == Some(&'"') {
-            chars.next();
-            for c in chars.by_ref() {
-                if c == '"' {
-                    break;
-                }
-                value.push(c);
-            }
-            // Skip to the comma.
-            for c in chars.by_ref() {
-                if c == ',' {
-                    break;
-                }
-            }
-        } else {
-            value = chars.by_ref().take_while(|c| *c != ',').collect();
+        let mut req = hyper::Request::builder().method(method).uri(url);
+        if let Some(a) = authorization {
+            req = req.header(hyper::header::AUTHORIZATION, a);
         }
-        out.insert(key.to_ascii_lowercase(), value.trim().to_string());
+        if form.is_some() {
+            req = req.header(
+                hyper::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            );
+        }
+        let req = req.body(Full::new(Bytes::from(form.unwrap_or_default())))?;
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        let fut = async {
+            let resp = self.http.request(req).await?;
+            let status = resp.status();
+            anyhow::Ok((status, resp.into_body().collect().await?.to_bytes()))
+        };
+        match tokio::time::timeout(TIMEOUT, fut).await {
+            Ok(Ok(r)) => Ok(r),
+            Ok(Err(e)) => Err(anyhow!(
+                "registry {}: its token service {} does not answer ({})",
+                self.host,
+                url.split('?').next().unwrap_or(url),
+                e.root_cause()
+            )),
+            Err(_) => bail!(
+                "registry {}: its token service did not answer within {} s",
+                self.host,
+                TIMEOUT.as_secs()
+            ),
+        }
     }
-    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn challenges() {
-        let p = parse_challenge(
-            r#"Bearer realm="http://127.0.0.1:5001/token",service="registry",scope="repository:a/b:pull,push""#,
-        );
-        assert_eq!(p["realm"], "http://127.0.0.1:5001/token");
-        assert_eq!(p["service"], "registry");
-        assert_eq!(p["scope"], "repository:a/b:pull,push");
-        assert_eq!(
-            parse_challenge(r#"Basic realm="Registry Realm""#)["realm"],
-            "Registry Realm"
-        );
-        assert!(parse_challenge("Basic").is_empty());
-    }
 
     #[test]
     fn remote_registries_are_refused_clearly() {

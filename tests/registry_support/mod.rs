@@ -3,6 +3,8 @@
 //! `DOCKER_CONFIG` directory written the way `docker login` writes it. Stopped on drop.
 #![allow(dead_code)]
 
+pub mod token_server;
+
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -35,6 +37,8 @@ pub struct TestRegistry {
     pub port: u16,
     pub dir: tempfile::TempDir,
     pub password: String,
+    /// The registry's `auth:` section (`None`: htpasswd).
+    auth_yaml: Option<String>,
 }
 
 fn free_port() -> u16 {
@@ -46,10 +50,28 @@ fn free_port() -> u16 {
 }
 
 impl TestRegistry {
-    /// Starts a registry with one user (`USER`, a random password).
+    /// Starts a registry with one user (`USER`, a random password) in an htpasswd file.
     pub fn start() -> TestRegistry {
+        TestRegistry::start_with(None)
+    }
+
+    /// A random password for `USER`, as `start` makes it (for a token service's user).
+    pub fn new_password() -> String {
+        format!("pw-{}-{}", std::process::id(), free_port())
+    }
+
+    /// Starts a registry whose `auth:` section is `auth_yaml` (e.g. a token service's)
+    /// and whose logins use `password`.
+    pub fn start_with_auth(auth_yaml: String, password: String) -> TestRegistry {
+        let mut reg = TestRegistry::start_with(Some(auth_yaml));
+        reg.password = password;
+        reg.write_login("docker-config", &reg.password.clone());
+        reg
+    }
+
+    fn start_with(auth_yaml: Option<String>) -> TestRegistry {
         let dir = tempfile::tempdir().unwrap();
-        let password = format!("pw-{}-{}", std::process::id(), free_port());
+        let password = TestRegistry::new_password();
         let mut htpasswd = Command::new("htpasswd")
             .args(["-B", "-i", "-c"])
             .arg(dir.path().join("htpasswd"))
@@ -71,6 +93,7 @@ impl TestRegistry {
             port: free_port(),
             dir,
             password,
+            auth_yaml,
         };
         reg.write_login("docker-config", &reg.password.clone());
         reg.write_login("docker-config-wrong", "not-the-password");
@@ -93,6 +116,15 @@ impl TestRegistry {
         self.dir.path().join("docker-config-wrong")
     }
 
+    /// Writes `DOCKER_CONFIG` directory `name` (under the registry's directory) holding
+    /// `config` as its config.json; returns the directory.
+    pub fn write_config(&self, name: &str, config: &serde_json::Value) -> PathBuf {
+        let d = self.dir.path().join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("config.json"), config.to_string()).unwrap();
+        d
+    }
+
     fn write_login(&self, name: &str, password: &str) {
         let d = self.dir.path().join(name);
         std::fs::create_dir_all(&d).unwrap();
@@ -107,13 +139,18 @@ impl TestRegistry {
     /// (Re)starts the registry process on the same port and storage.
     pub fn resume(&mut self) {
         let config = self.dir.path().join("config.yml");
+        let auth = self.auth_yaml.clone().unwrap_or_else(|| {
+            format!(
+                "auth:\n  htpasswd:\n    realm: kiln-test\n    path: {}\n",
+                self.dir.path().join("htpasswd").display()
+            )
+        });
         std::fs::write(
             &config,
             format!(
-                "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{}\nauth:\n  htpasswd:\n    realm: kiln-test\n    path: {}\n",
+                "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{}\n{auth}",
                 self.dir.path().join("data").display(),
                 self.port,
-                self.dir.path().join("htpasswd").display()
             ),
         )
         .unwrap();

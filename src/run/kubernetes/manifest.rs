@@ -12,7 +12,8 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
     ConfigMap, ConfigMapVolumeSource, Container, EmptyDirVolumeSource, EnvVar, ExecAction,
-    KeyToPath, Lifecycle, LifecycleHandler, PodSpec, PodTemplateSpec, Volume, VolumeMount,
+    KeyToPath, Lifecycle, LifecycleHandler, LocalObjectReference, PodSpec, PodTemplateSpec, Volume,
+    VolumeMount,
 };
 use k8s_openapi::api::networking::v1::{NetworkPolicy, NetworkPolicySpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -89,6 +90,8 @@ pub struct JobPlan {
     /// Oracle Jobs only.
     pub solutions: Vec<SolutionFile>,
     pub gateway: Option<GatewayPlan>,
+    /// The image pull secret its pods use (a registry that needs a login).
+    pub pull_secret: Option<String>,
 }
 
 impl JobPlan {
@@ -333,6 +336,10 @@ pub fn job(run_id: &str, namespace: &str, job: &JobPlan) -> Job {
                     active_deadline_seconds: Some(job.deadline_sec),
                     containers,
                     volumes: (!volumes.is_empty()).then_some(volumes),
+                    image_pull_secrets: job
+                        .pull_secret
+                        .as_ref()
+                        .map(|name| vec![LocalObjectReference { name: name.clone() }]),
                     ..Default::default()
                 }),
             },
@@ -398,7 +405,7 @@ pub fn kubectl_commands(run_id: &str, namespace: &str) -> Vec<String> {
         format!(
             "kubectl logs -n {namespace} -l {sel} -c {CONTAINER} --prefix --tail=-1   # results between the KILN RESULT markers"
         ),
-        format!("kubectl delete jobs,configmaps,networkpolicies -n {namespace} -l {sel} --cascade=foreground"),
+        format!("kubectl delete jobs,configmaps,networkpolicies,secrets -n {namespace} -l {sel} --cascade=foreground"),
     ]
 }
 
@@ -428,6 +435,7 @@ mod tests {
             deadline_sec: 2400,
             parallelism: 5,
             gateway: None,
+            pull_secret: None,
             solutions: if agent == "oracle" {
                 vec![SolutionFile {
                     path: "churn-dashboard/solve.sh".into(),
@@ -460,6 +468,18 @@ mod tests {
         assert!(env.iter().any(|e| e.name == "KILN_TASK_TABLE"
             && e.value.as_deref() == Some("churn-dashboard,q3-revenue-dashboard")));
         assert!(pod.volumes.is_none());
+        assert!(pod.image_pull_secrets.is_none());
+        let with_login = JobPlan {
+            pull_secret: Some("kiln-abc123-pull".into()),
+            ..plan(true, "null")
+        };
+        let pod = job("abc123", "ns", &with_login)
+            .spec
+            .unwrap()
+            .template
+            .spec
+            .unwrap();
+        assert_eq!(pod.image_pull_secrets.unwrap()[0].name, "kiln-abc123-pull");
         let labels = j.metadata.labels.unwrap();
         assert_eq!(labels[RUN_LABEL], "abc123");
         assert!(!labels.contains_key(TASK_LABEL));

@@ -13,6 +13,7 @@
 pub mod collect;
 pub mod gateway;
 pub mod manifest;
+pub mod pull_secret;
 pub mod push;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -21,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{Api, DeleteParams, ListParams, LogParams, Patch, PatchParams, PostParams};
 
@@ -215,6 +216,7 @@ pub fn plan_jobs(
             parallelism: opts.parallelism as i32,
             solutions,
             gateway: gateway.cloned(),
+            pull_secret: None,
         });
     }
     Ok(jobs)
@@ -405,7 +407,14 @@ pub fn execute(runs: Vec<Run>, opts: &Options) -> anyhow::Result<Summary> {
             );
         }
         let gateway = gateway_plan(opts, "<gateway image>")?;
-        let jobs = plan_jobs(&run_id, &todo, &images, gateway.as_ref(), opts)?;
+        let mut jobs = plan_jobs(&run_id, &todo, &images, gateway.as_ref(), opts)?;
+        // Only the configuration is read: a credential helper is not asked.
+        let login = crate::registry::auth::has_login(&Registry::parse(&opts.registry)?.host)?;
+        if login {
+            for j in &mut jobs {
+                j.pull_secret = Some(pull_secret::name(&run_id));
+            }
+        }
         println!(
             "# kiln run --on kubernetes (dry run): {} run(s) in {} Job(s), namespace {}; \
                   image tags are the images' input digests once built",
@@ -422,6 +431,9 @@ pub fn execute(runs: Vec<Run>, opts: &Options) -> anyhow::Result<Summary> {
                 super::model::GATEWAY_IMAGE
             );
         }
+        if login {
+            print!("{}", pull_secret::dry_run_text(&run_id, &opts.namespace)?);
+        }
         print!(
             "{}",
             manifest::dry_run_text(&run_id, &opts.namespace, &jobs)?
@@ -436,6 +448,22 @@ pub fn execute(runs: Vec<Run>, opts: &Options) -> anyhow::Result<Summary> {
     let t = Instant::now();
     let registry = Registry::parse(&opts.registry)?;
     let client = Client::new(&registry)?;
+    let secret = match client.credentials() {
+        Some(creds) => {
+            // The login is checked before anything is pushed: a refusal names the user.
+            rt.block_on(client.ping())?;
+            let s = pull_secret::for_login(&run_id, &opts.namespace, &registry.host, creds);
+            if s.is_none() {
+                eprintln!(
+                    "kubernetes: the login for {} is an identity token, which the kubelet cannot use: \
+                     no image pull secret is made (the nodes need their own access to the registry)",
+                    registry.host
+                );
+            }
+            s
+        }
+        None => None,
+    };
     let mut locals = locals;
     let gateway_local = match &opts.gateway {
         Some(_) => {
@@ -475,7 +503,10 @@ pub fn execute(runs: Vec<Run>, opts: &Options) -> anyhow::Result<Summary> {
         Some(local) => gateway_plan(opts, &images[local])?,
         None => None,
     };
-    let jobs = plan_jobs(&run_id, &todo, &images, gateway.as_ref(), opts)?;
+    let mut jobs = plan_jobs(&run_id, &todo, &images, gateway.as_ref(), opts)?;
+    for j in &mut jobs {
+        j.pull_secret = secret.as_ref().and_then(|s| s.metadata.name.clone());
+    }
     let by_key: BTreeMap<RunKey, &Run> = todo
         .iter()
         .map(|r| {
@@ -494,6 +525,7 @@ pub fn execute(runs: Vec<Run>, opts: &Options) -> anyhow::Result<Summary> {
         run_id: run_id.clone(),
         opts,
         jobs: &jobs,
+        pull_secret: secret,
         runs: &by_key,
         summary,
         collected: BTreeSet::new(),
@@ -512,7 +544,12 @@ pub fn execute(runs: Vec<Run>, opts: &Options) -> anyhow::Result<Summary> {
                 m
             }),
     };
-    rt.block_on(session.drive())?;
+    let driven = rt.block_on(session.drive());
+    if driven.is_err() && session.pull_secret.is_some() {
+        // The run's other objects may stay for a look; the login may not.
+        rt.block_on(pull_secret::remove_after_error(&opts.namespace, &run_id));
+    }
+    driven?;
     let mut summary = session.summary;
     summary.timing.wall = started.elapsed();
     Ok(summary)
@@ -526,6 +563,8 @@ struct Session<'a> {
     run_id: String,
     opts: &'a Options,
     jobs: &'a [JobPlan],
+    /// The image pull secret the run's pods use (a registry that needs a login).
+    pull_secret: Option<Secret>,
     runs: &'a BTreeMap<RunKey, &'a Run>,
     summary: Summary,
     /// Pods whose log has been read.
@@ -665,6 +704,13 @@ impl Session<'_> {
         let pods_api: Api<Pod> = Api::namespaced(client.clone(), ns);
         let cms_api: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
         let policies: Api<NetworkPolicy> = Api::namespaced(client.clone(), ns);
+        let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
+        if let Some(s) = &self.pull_secret {
+            secrets
+                .create(&PostParams::default(), s)
+                .await
+                .with_context(|| format!("creating the image pull secret in namespace {ns}"))?;
+        }
         if self.jobs.iter().any(|j| j.gateway.is_some()) {
             policies
                 .create(
@@ -725,7 +771,7 @@ impl Session<'_> {
                 _ = tokio::time::sleep(self.opts.poll) => {}
                 _ = &mut interrupt => {
                     self.summary.interrupted = true;
-                    return self.interrupted(&jobs_api, &pods_api, &cms_api, &policies).await;
+                    return self.interrupted(&jobs_api, &pods_api, &cms_api, &policies, &secrets).await;
                 }
             }
 
@@ -836,7 +882,8 @@ impl Session<'_> {
             }
         }
         let t = Instant::now();
-        self.cleanup(&jobs_api, &cms_api, &policies).await?;
+        self.cleanup(&jobs_api, &cms_api, &policies, &secrets)
+            .await?;
         self.summary.timing.cleanup = t.elapsed();
         Ok(())
     }
@@ -1044,13 +1091,17 @@ impl Session<'_> {
         Ok((dir, score))
     }
 
-    /// Deletes the run's Jobs (their pods with them) and ConfigMaps.
+    /// Deletes the run's Jobs (their pods with them), ConfigMaps and pull secret.
     async fn cleanup(
         &self,
         jobs_api: &Api<Job>,
         cms_api: &Api<ConfigMap>,
         policies: &Api<NetworkPolicy>,
+        secrets: &Api<Secret>,
     ) -> anyhow::Result<()> {
+        if self.pull_secret.is_some() {
+            pull_secret::remove(secrets, &self.run_id).await?;
+        }
         jobs_api
             .delete_collection(&DeleteParams::background(), &selector(&self.run_id))
             .await
@@ -1074,10 +1125,11 @@ impl Session<'_> {
         pods_api: &Api<Pod>,
         cms_api: &Api<ConfigMap>,
         policies: &Api<NetworkPolicy>,
+        secrets: &Api<Secret>,
     ) -> anyhow::Result<()> {
         let ns = &self.opts.namespace;
         let how = format!(
-            "kubectl delete jobs,configmaps,networkpolicies -n {ns} -l {}={} --cascade=foreground",
+            "kubectl delete jobs,configmaps,networkpolicies,secrets -n {ns} -l {}={} --cascade=foreground",
             manifest::RUN_LABEL,
             self.run_id
         );
@@ -1086,6 +1138,10 @@ impl Session<'_> {
             self.run_id
         );
         let work = async {
+            // The login goes first, whatever happens to the rest.
+            if self.pull_secret.is_some() {
+                pull_secret::remove(secrets, &self.run_id).await?;
+            }
             jobs_api
                 .delete_collection(&DeleteParams::foreground(), &selector(&self.run_id))
                 .await
