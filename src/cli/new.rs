@@ -36,8 +36,6 @@ enum What {
         #[arg(long)]
         description: Option<String>,
     },
-}
-
     /// A benchmark (benchmarks/NAME) with one trivial task; a shared-env one is added to
     /// the root bake file's `benchmarks` group.
     Benchmark {
