@@ -1,5 +1,6 @@
 //! Talking to an OCI registry: where images go (`reference`), the credentials
-//! `docker login` left (`auth`), the distribution API for reading back what is there
+//! `docker login` left (`auth`), how a host is reached (`transport`: HTTPS or not,
+//! retries), the distribution API for reading back what is there
 //! (`client`), and pushing an image from the local store that holds it and checking
 //! the result in the registry (`push`).
 //!
@@ -10,8 +11,10 @@ pub mod auth;
 pub mod client;
 pub mod push;
 pub mod reference;
+pub mod transport;
 
 pub use auth::Credentials;
 pub use client::Client;
 pub use push::{push_and_verify, Published, PushRequest};
 pub use reference::{Reference, Registry};
+pub use transport::Transport;
