@@ -128,6 +128,11 @@ pub struct Args {
     #[arg(long, value_name = "HOST[:PORT][/PREFIX]")]
     pub registry: Option<String>,
 
+    /// --on kubernetes: a registry reached without verified TLS, HOST[:PORT] or a CIDR
+    /// (repeatable; the engine's insecure-registries count too; loopback needs no flag).
+    #[arg(long = "insecure-registry", value_name = "HOST[:PORT]", value_parser = super::release::parse_insecure)]
+    pub insecure_registries: Vec<String>,
+
     /// --on kubernetes: the namespace of kiln's Jobs.
     #[arg(long, default_value = "default", value_name = "NS")]
     pub namespace: String,
@@ -158,9 +163,9 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
     if args.on == "kubernetes" {
         return super::run_kubernetes::run(repo, args);
     }
-    if args.dry_run || args.registry.is_some() {
+    if args.dry_run || args.registry.is_some() || !args.insecure_registries.is_empty() {
         return Err(Failure::usage(
-            "--dry-run and --registry apply to --on kubernetes only",
+            "--dry-run, --registry and --insecure-registry apply to --on kubernetes only",
         ));
     }
     for t in &args.tasks {

@@ -94,6 +94,7 @@ pub struct Client {
     /// Set once the scheme a loopback or insecure host speaks is known.
     scheme: Mutex<Option<&'static str>>,
     retry: RetryPolicy,
+    trust: crate::tls::Trust,
     http: HyperClient<Https, Full<Bytes>>,
     creds: Option<Credentials>,
     /// The `Authorization` value that last worked (Basic, or the last Bearer token).
@@ -127,6 +128,7 @@ impl Client {
             security,
             scheme: Mutex::new(None),
             retry: transport.retry,
+            trust: transport.trust,
             http,
             creds,
             auth: Mutex::new(None),
@@ -141,6 +143,7 @@ impl Client {
         self.security = security;
         self.http = http;
         self.retry = transport.retry;
+        self.trust = transport.trust.clone();
         *self.scheme.lock().expect("scheme lock") = None;
         Ok(self)
     }
@@ -148,6 +151,11 @@ impl Client {
     /// How this client reaches its registry.
     pub fn security(&self) -> Security {
         self.security
+    }
+
+    /// The CA bundle it trusts besides the system's roots and certs.d.
+    pub fn trust(&self) -> &crate::tls::Trust {
+        &self.trust
     }
 
     /// The registry host this client talks to.

@@ -97,7 +97,8 @@ pub fn is_loopback(host: &str) -> bool {
         || name.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
-fn check_insecure_entry(entry: &str) -> anyhow::Result<()> {
+/// Checks one `--insecure-registry` value.
+pub fn check_insecure_entry(entry: &str) -> anyhow::Result<()> {
     if entry.contains("://") || entry.is_empty() || entry.contains(' ') {
         bail!("--insecure-registry {entry:?}: give HOST[:PORT] or a CIDR (10.0.0.0/8), without a scheme");
     }
