@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 
+pub mod fault_proxy;
 pub mod tls;
 
 pub const USER: &str = "kiln-release";
