@@ -158,17 +158,37 @@ pub struct TlsRegistry {
 
 impl TlsRegistry {
     pub fn start(ip: &str, cert: Cert, netns: Option<&Netns>) -> TlsRegistry {
+        TlsRegistry::spawn(ip, Some(cert), netns, 5443)
+    }
+
+    /// The same registry in plain HTTP (`port` used inside a namespace only).
+    pub fn start_plain(ip: &str, netns: Option<&Netns>, port: u16) -> TlsRegistry {
+        TlsRegistry::spawn(ip, None, netns, port)
+    }
+
+    fn spawn(ip: &str, cert: Option<Cert>, netns: Option<&Netns>, ns_port: u16) -> TlsRegistry {
         let dir = tempfile::tempdir().unwrap();
-        make_certs(dir.path(), ip, cert);
+        make_certs(dir.path(), ip, cert.unwrap_or(Cert::Valid));
         // In a fresh namespace every port is free; on loopback ask the kernel.
-        let port = if netns.is_some() { 5443 } else { free_port() };
+        let port = if netns.is_some() {
+            ns_port
+        } else {
+            free_port()
+        };
+        let tls = if cert.is_some() {
+            format!(
+                "  tls:\n    certificate: {d}/server.crt\n    key: {d}/server.key\n",
+                d = dir.path().display()
+            )
+        } else {
+            String::new()
+        };
         let config = dir.path().join("config.yml");
         std::fs::write(
             &config,
             format!(
-                "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {data}\n  delete:\n    enabled: true\nhttp:\n  addr: {ip}:{port}\n  tls:\n    certificate: {d}/server.crt\n    key: {d}/server.key\n",
+                "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {data}\n  delete:\n    enabled: true\nhttp:\n  addr: {ip}:{port}\n{tls}",
                 data = dir.path().join("data").display(),
-                d = dir.path().display(),
             ),
         )
         .unwrap();
