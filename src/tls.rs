@@ -117,6 +117,28 @@ pub fn read_pem_certs(file: &Path) -> anyhow::Result<Vec<CertificateDer<'static>
     Ok(certs)
 }
 
+/// One PEM bundle of everything `trust` adds to nothing: the system's roots and the
+/// CA bundle — for a process that runs where the system's roots are not (the gateway
+/// sidecar container of `kiln run --record`).
+pub fn bundle_pem(trust: &Trust) -> anyhow::Result<String> {
+    use base64::Engine as _;
+    let mut certs: Vec<CertificateDer<'static>> = rustls_native_certs::load_native_certs().certs;
+    if let Some(bundle) = &trust.ca_bundle {
+        certs.extend(read_pem_certs(bundle).context("--ca-bundle / KILN_CA_BUNDLE")?);
+    }
+    let mut out = String::new();
+    for c in &certs {
+        let b64 = base64::engine::general_purpose::STANDARD.encode(c.as_ref());
+        out.push_str("-----BEGIN CERTIFICATE-----\n");
+        for line in b64.as_bytes().chunks(64) {
+            out.push_str(std::str::from_utf8(line).expect("base64 is ASCII"));
+            out.push('\n');
+        }
+        out.push_str("-----END CERTIFICATE-----\n");
+    }
+    Ok(out)
+}
+
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
@@ -309,6 +331,17 @@ mod tests {
         std::fs::remove_file(host.join("client.key")).unwrap();
         let err = HostCerts::read(dir.path(), "r.example:5000").unwrap_err();
         assert!(err.to_string().contains("client.key"), "{err}");
+    }
+
+    #[test]
+    fn bundle_pem_reads_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("all.pem");
+        std::fs::write(&f, bundle_pem(&Trust::default()).unwrap()).unwrap();
+        let n = rustls_native_certs::load_native_certs().certs.len();
+        if n > 0 {
+            assert_eq!(read_pem_certs(&f).unwrap().len(), n);
+        }
     }
 
     #[test]

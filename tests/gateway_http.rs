@@ -187,6 +187,7 @@ fn record_through_a_second_gateway_round_trips_without_secrets() {
                     model: "gpt-test".into(),
                     ..Header::new()
                 }),
+                ca_bundle: None,
             },
             stats: None,
             model: None,

@@ -250,6 +250,7 @@ pub(super) fn model_spec(args: &Args) -> anyhow::Result<Option<ModelSpec>> {
                 fixture: fixture.clone(),
                 upstream: upstream.clone(),
                 api_key_env: args.upstream_key_env.clone(),
+                ca_bundle: args.ca_bundle.clone(),
             }
         }
         _ => return Ok(None),
