@@ -124,7 +124,11 @@ impl Client {
         let (security, http) = connector(&transport, &registry.host)?;
         Ok(Client {
             host: registry.host.clone(),
-            base: format!("https://{}", registry.host),
+            // Docker Hub's names are not its API endpoint.
+            base: format!(
+                "https://{}",
+                super::reference::endpoint_host(&registry.host)
+            ),
             security,
             scheme: Mutex::new(None),
             retry: transport.retry,
