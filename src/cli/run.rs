@@ -78,7 +78,8 @@ pub struct Args {
     #[arg(long, value_name = "FIXTURE", requires = "upstream")]
     pub record: Option<PathBuf>,
 
-    /// The upstream model API for --record (http://HOST:PORT[/PREFIX]).
+    /// The upstream model API for --record (http[s]://HOST[:PORT][/PREFIX]; https is
+    /// verified against the system roots and --ca-bundle).
     #[arg(long, value_name = "URL", requires = "record")]
     pub upstream: Option<String>,
 

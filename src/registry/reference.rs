@@ -68,7 +68,7 @@ impl Registry {
         }
     }
 
-    /// True for registries on the loopback interface, which kiln talks to over plain
+    /// True for registries on the loopback interface, which kiln may talk to over plain
     /// HTTP (as the Docker Engine allows for 127.0.0.0/8 without configuration).
     pub fn is_loopback(&self) -> bool {
         let name = self
