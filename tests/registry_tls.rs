@@ -1,13 +1,55 @@
 //! The registry client over TLS against a real `docker-registry` serving a
 //! certificate from a test CA made here: trusted through `--ca-bundle` and through
 //! docker's certs.d layout; a wrong CA, an expired certificate and a port nobody
-//! answers on each fail with an error naming the host. Opt-in: `KILN_TEST_DOCKER=1`
+//! answers on each fail with an error naming the host; a tag holding an OCI index is
+//! found by its digest and fetched as an index. Opt-in: `KILN_TEST_DOCKER=1`
 //! (the registry gate).
 
 mod registry_support;
 
 use kiln::registry::{Client, Registry, Transport};
 use registry_support::tls::{free_port, Cert, CertsD, TlsRegistry};
+
+/// Pushes a one-platform OCI index at `tag` (config blob, image manifest, index) with
+/// Python's HTTP client; returns the index digest.
+fn push_index(host: &str, ca: &std::path::Path, repo: &str, tag: &str) -> String {
+    const SCRIPT: &str = r#"
+import hashlib, json, ssl, sys, urllib.request
+host, ca, repo, tag = sys.argv[1:5]
+ctx = ssl.create_default_context(cafile=ca)
+base = f"https://{host}/v2/{repo}"
+def req(method, url, body=b"", ctype=None):
+    r = urllib.request.Request(url, data=body if method in ("POST", "PUT") else None, method=method)
+    if ctype: r.add_header("Content-Type", ctype)
+    return urllib.request.urlopen(r, context=ctx)
+def digest(b): return "sha256:" + hashlib.sha256(b).hexdigest()
+config = json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}, "config": {}}).encode()
+loc = req("POST", base + "/blobs/uploads/").headers["Location"]
+loc = loc if loc.startswith("http") else f"https://{host}{loc}"
+req("PUT", loc + ("&" if "?" in loc else "?") + "digest=" + digest(config), config, "application/octet-stream")
+oci_m = "application/vnd.oci.image.manifest.v1+json"
+manifest = json.dumps({"schemaVersion": 2, "mediaType": oci_m,
+    "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": digest(config), "size": len(config)}, "layers": []}).encode()
+req("PUT", base + "/manifests/" + digest(manifest), manifest, oci_m)
+oci_i = "application/vnd.oci.image.index.v1+json"
+index = json.dumps({"schemaVersion": 2, "mediaType": oci_i, "manifests": [{"mediaType": oci_m,
+    "digest": digest(manifest), "size": len(manifest), "platform": {"architecture": "amd64", "os": "linux"}}]}).encode()
+req("PUT", base + "/manifests/" + tag, index, oci_i)
+print(digest(index))
+"#;
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(SCRIPT)
+        .args([host, ca.to_str().unwrap(), repo, tag])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "pushing an index failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
 
 fn client(host: &str, transport: &Transport) -> Client {
     Client::with_credentials(&Registry::parse(host).unwrap(), None)
@@ -51,6 +93,21 @@ fn tls_registry_trust_and_refusals() {
         "{err}"
     );
     assert_eq!(c.request_count() - before, 1, "a 404 must not be retried");
+
+    // A multi-platform tag (an OCI index) is present, and is told apart when fetched.
+    let index_digest = push_index(&host, &reg.ca(), "multi/app", "v2.0.0");
+    assert_eq!(
+        rt.block_on(c.manifest_digest("multi/app", "v2.0.0"))
+            .unwrap()
+            .as_deref(),
+        Some(index_digest.as_str())
+    );
+    let m = rt
+        .block_on(c.manifest("multi/app", "v2.0.0"))
+        .unwrap()
+        .unwrap();
+    assert!(m.is_index() && m.manifests.len() == 1, "{m:?}");
+    assert_eq!(m.digest, index_digest);
 
     // certs.d/<host:port>/ca.crt alone.
     let none = Transport::new(None, vec![]).unwrap();
