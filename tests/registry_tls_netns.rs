@@ -4,7 +4,8 @@
 //! a certificate from a test CA. A kiln push through the engine fails with a clear
 //! error naming the host until the CA is in `/etc/docker/certs.d/<ip:port>/ca.crt`,
 //! then works and verifies. A plain-HTTP registry there is refused (no downgrade)
-//! unless listed with `--insecure-registry`. The namespace, the certs.d directory and
+//! unless listed with `--insecure-registry`. With `KILN_TEST_PODMAN=1` the same for a
+//! podman push (`--tls-verify=true`, the CA in a `--cert-dir`). The namespace, the certs.d directory and
 //! the registries are removed in all cases (drop guards).
 //! Opt-in: `KILN_TEST_DOCKER=1`; needs root and `ip`.
 
@@ -100,7 +101,55 @@ fn engine_push_trusts_certs_d_on_a_namespace_address() {
             .as_deref(),
         Some(published.digest.as_str())
     );
-    drop(certs_d);
+
+    // podman's store (KILN_TEST_PODMAN=1): the push verifies TLS, with the certs.d CA
+    // handed over in a --cert-dir.
+    if std::env::var("KILN_TEST_PODMAN").is_ok_and(|v| v == "1") {
+        assert!(
+            which::which("podman").is_ok(),
+            "KILN_TEST_PODMAN=1 but podman is missing: scripts/setup.sh installs it"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("f"), "podman").unwrap();
+        std::fs::write(
+            dir.path().join("Containerfile"),
+            "FROM scratch\nCOPY f /f\nLABEL kiln.test=yes\n",
+        )
+        .unwrap();
+        let out = std::process::Command::new("podman")
+            .args(["build", "-q", "-t", &local])
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut preq = req.clone();
+        preq.store = Store::Podman;
+        preq.target = target.with_tag("podman");
+        let published = rt
+            .block_on(kiln::registry::push_and_verify(&c, &preq))
+            .unwrap();
+        assert!(published.pushed);
+        drop(certs_d);
+        let err = format!(
+            "{:#}",
+            rt.block_on(kiln::registry::push_and_verify(&c, &preq))
+                .unwrap_err()
+        );
+        assert!(
+            err.contains(&host) && (err.contains("x509") || err.contains("certificate")),
+            "{err}"
+        );
+        let _ = std::process::Command::new("podman")
+            .args(["rmi", "-f", &local])
+            .output();
+    } else {
+        eprintln!("skipped (podman part): set KILN_TEST_PODMAN=1");
+        drop(certs_d);
+    }
 
     // Plain HTTP on a verified host: refused, never a downgrade; listed as insecure: used.
     let plain = TlsRegistry::start_plain(&ns.ip, Some(&ns), 5080);
