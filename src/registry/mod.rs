@@ -1,6 +1,6 @@
 //! Talking to an OCI registry: where images go (`reference`), the credentials
 //! `docker login` left (`auth`), how a host is reached (`transport`: HTTPS or not,
-//! retries), the distribution API for reading back what is there
+//! retries), manifests and indexes (`manifest`), the distribution API for reading back what is there
 //! (`client`), and pushing an image from the local store that holds it and checking
 //! the result in the registry (`push`).
 //!
@@ -9,6 +9,7 @@
 
 pub mod auth;
 pub mod client;
+pub mod manifest;
 pub mod push;
 pub mod reference;
 pub mod transport;

@@ -22,7 +22,8 @@ use anyhow::{anyhow, bail, Context as _};
 use futures_util::StreamExt as _;
 use serde::Serialize;
 
-use super::client::{Client, Manifest};
+use super::client::Client;
+use super::manifest::Manifest;
 use super::reference::Reference;
 use super::transport::Security;
 use crate::labels;
