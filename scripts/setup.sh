@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
 need=()
 # chromium: the HTML report's test loads it in a real browser (headless).
-for pkg in podman busybox-static debootstrap docker-registry skopeo runc xz-utils apache2-utils chromium; do
+# python3-cryptography, iproute2: the TLS tests make a test CA and a network namespace.
+for pkg in podman busybox-static debootstrap docker-registry skopeo runc xz-utils apache2-utils chromium python3-cryptography iproute2; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

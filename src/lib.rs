@@ -3,7 +3,7 @@
 //! Layering, left to right; a module uses only modules to its left (never one of its
 //! own group or to its right; `tests/layering.rs` checks every `crate::` path):
 //!
-//! `kiln_bake` (crate), `error`, `context`, `progress`, `binary` → `bake_cache` → `naming` → `labels` → `fleet`, `store`, `scaffold` → `lint`, `plan` → `digest` → `backend` → `build` → `report`, `gateway`, `registry` → `run` → `validate` → `release` → `cli`
+//! `kiln_bake` (crate), `error`, `context`, `progress`, `binary`, `tls` → `bake_cache` → `naming` → `labels` → `fleet`, `store`, `scaffold` → `lint`, `plan` → `digest` → `backend` → `build` → `report`, `gateway`, `registry` → `run` → `validate` → `release` → `cli`
 //!
 //! `backend` builds one image (or one bake request) on one tool; `build` schedules
 //! them, checks labels and tags. Nothing below `cli` parses arguments; `cli` only
@@ -30,4 +30,5 @@ pub mod report;
 pub mod run;
 pub mod scaffold;
 pub mod store;
+pub mod tls;
 pub mod validate;

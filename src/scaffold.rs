@@ -440,6 +440,9 @@ pub fn write_benchmark(
     naming::validate_fleet_name("benchmark", name).map_err(|e| anyhow::anyhow!("{e}"))?;
     naming::validate_task_id(task).map_err(|e| anyhow::anyhow!("{e}"))?;
     let rel_dir = Path::new("benchmarks").join(name);
+    if root.join(&rel_dir).exists() {
+        bail!("{}: already exists; choose another name", root.join(&rel_dir).display());
+    }
     let root_bake = root.join("docker-bake.hcl");
     let new_root = match kind {
         BenchmarkKind::SharedEnv => {
@@ -530,6 +533,10 @@ pub fn add_to_group(text: &str, group: &str, target: &str) -> Result<String, Str
 /// Writes a new agent into the repository at `root` and lists it in the root bake
 /// file's `agents` group; returns the files written (relative to `root`).
 pub fn write_agent(root: &Path, agent: &PipAgent) -> anyhow::Result<Vec<PathBuf>> {
+    let dir = root.join(agent.dir());
+    if dir.exists() {
+        bail!("{}: already exists; choose another name", dir.display());
+    }
     let root_bake = root.join("docker-bake.hcl");
     let bake_text = std::fs::read_to_string(&root_bake)
         .with_context(|| format!("reading {}", root_bake.display()))?;
@@ -540,7 +547,6 @@ pub fn write_agent(root: &Path, agent: &PipAgent) -> anyhow::Result<Vec<PathBuf>
         .into_iter()
         .map(|(rel, text, exec)| (rel.to_string(), text, exec))
         .collect();
-    let dir = root.join(agent.dir());
     write_new_dir(&dir, &files)?;
     if let Err(e) = std::fs::write(&root_bake, new_bake) {
         let _ = std::fs::remove_dir_all(&dir);

@@ -227,6 +227,7 @@ fn record_through_a_second_gateway_round_trips_without_secrets() {
                     model: "gpt-test".into(),
                     ..Header::new()
                 }),
+                ca_bundle: None,
             },
             stats: None,
             model: None,
@@ -375,6 +376,7 @@ fn streams_are_recorded_and_replayed_at_their_pace() {
             mode: Mode::Record {
                 upstream: format!("http://{}", upstream.addr),
                 out: recorded.clone(),
+                ca_bundle: None,
                 api_key: None,
                 redact: Vec::new(),
                 header: Box::new(Header {

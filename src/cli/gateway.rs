@@ -42,9 +42,12 @@ pub enum Command {
     },
     /// Forward model calls to an upstream API and write them to a fixture.
     Record {
-        /// The upstream base URL (http://HOST:PORT[/PREFIX]).
+        /// The upstream base URL (http[s]://HOST[:PORT][/PREFIX]).
         #[arg(long, value_name = "URL")]
         upstream: String,
+        /// A CA bundle (PEM) trusted for an https upstream besides the system's roots.
+        #[arg(long, env = "KILN_CA_BUNDLE", value_name = "FILE")]
+        ca_bundle: Option<PathBuf>,
         /// The fixture to write.
         #[arg(long, short, value_name = "FIXTURE")]
         output: PathBuf,
@@ -147,6 +150,7 @@ pub fn run(_repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
         }
         Command::Record {
             upstream,
+            ca_bundle,
             output,
             api_key_env,
             redact_env,
@@ -181,6 +185,7 @@ pub fn run(_repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
                         model: model.clone(),
                         ..Header::new()
                     }),
+                    ca_bundle,
                 },
                 stats,
                 model: (!model.is_empty()).then_some(model),

@@ -47,6 +47,23 @@ pub struct Args {
     /// How to build missing images (as `kiln build --backend`).
     #[arg(long, default_value = "auto", value_parser = parse_backend)]
     pub backend: Requested,
+
+    /// A CA bundle (PEM): handed to builds as the build secret `ca-bundle` (as `kiln build
+    /// --ca-bundle`) and trusted for the registry's TLS, besides the system's roots and
+    /// /etc/docker/certs.d/HOST[:PORT]/*.crt.
+    #[arg(long, env = "KILN_CA_BUNDLE", value_name = "FILE")]
+    pub ca_bundle: Option<PathBuf>,
+
+    /// A registry reached without verified TLS: HOST[:PORT] or a CIDR (repeatable; the
+    /// engine's own insecure-registries count too). Loopback registries need no flag.
+    #[arg(long = "insecure-registry", value_name = "HOST[:PORT]", value_parser = parse_insecure)]
+    pub insecure_registries: Vec<String>,
+}
+
+pub(super) fn parse_insecure(s: &str) -> Result<String, String> {
+    crate::registry::transport::check_insecure_entry(s)
+        .map(|()| s.to_string())
+        .map_err(|e| e.to_string())
 }
 
 fn parse_backend(s: &str) -> Result<Requested, String> {
@@ -60,6 +77,12 @@ fn parse_registry(s: &str) -> Result<crate::registry::Registry, String> {
 /// Exit status: 0 everything selected is published and verified; 1 a gate blocked
 /// something, or a push or verification failed; 2 refused input; 3 no backend.
 pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
+    if let Some(file) = args.ca_bundle.as_ref().filter(|f| !f.is_file()) {
+        return Err(super::Failure::usage(format!(
+            "--ca-bundle {}: no such file",
+            file.display()
+        )));
+    }
     let fleet = Fleet::load(repo, super::build::env_vars())?;
     let info = super::build::build_info(repo)?;
     let mut opts = Options {
@@ -74,6 +97,8 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
         jobs: crate::build::Options::new(repo).jobs,
         backend: args.backend,
         progress: crate::progress::Mode::Auto,
+        ca_bundle: args.ca_bundle,
+        insecure_registries: args.insecure_registries,
     };
     if let Some(j) = args.jobs {
         opts.jobs = j.into();

@@ -88,7 +88,8 @@ pub struct Args {
     #[arg(long, value_name = "FIXTURE", requires = "upstream")]
     pub record: Option<PathBuf>,
 
-    /// The upstream model API for --record (http://HOST:PORT[/PREFIX]).
+    /// The upstream model API for --record (http[s]://HOST[:PORT][/PREFIX]; https is
+    /// verified against the system roots and --ca-bundle).
     #[arg(long, value_name = "URL", requires = "record")]
     pub upstream: Option<String>,
 
@@ -140,6 +141,11 @@ pub struct Args {
     #[arg(long, value_name = "HOST[:PORT][/PREFIX]")]
     pub registry: Option<String>,
 
+    /// --on kubernetes: a registry reached without verified TLS, HOST[:PORT] or a CIDR
+    /// (repeatable; the engine's insecure-registries count too; loopback needs no flag).
+    #[arg(long = "insecure-registry", value_name = "HOST[:PORT]", value_parser = super::release::parse_insecure)]
+    pub insecure_registries: Vec<String>,
+
     /// --on kubernetes: the namespace of kiln's Jobs.
     #[arg(long, default_value = "default", value_name = "NS")]
     pub namespace: String,
@@ -170,9 +176,9 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
     if args.on == "kubernetes" {
         return super::run_kubernetes::run(repo, args);
     }
-    if args.dry_run || args.registry.is_some() {
+    if args.dry_run || args.registry.is_some() || !args.insecure_registries.is_empty() {
         return Err(Failure::usage(
-            "--dry-run and --registry apply to --on kubernetes only",
+            "--dry-run, --registry and --insecure-registry apply to --on kubernetes only",
         ));
     }
     for t in &args.tasks {
@@ -258,6 +264,7 @@ pub(super) fn model_spec(args: &Args) -> anyhow::Result<Option<ModelSpec>> {
                 fixture: fixture.clone(),
                 upstream: upstream.clone(),
                 api_key_env: args.upstream_key_env.clone(),
+                ca_bundle: args.ca_bundle.clone(),
             }
         }
         _ => return Ok(None),

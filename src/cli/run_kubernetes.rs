@@ -98,6 +98,8 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
         dry_run: args.dry_run,
         poll: Duration::from_secs_f64(args.poll_interval),
         force: args.force,
+        ca_bundle: args.ca_bundle.clone(),
+        insecure_registries: args.insecure_registries.clone(),
     };
     Ok(ExitCode::from(kubernetes::run(
         repo, &selection, &local, &opts,

@@ -29,6 +29,11 @@ pub struct Args {
     /// How to build missing images (as `kiln build --backend`).
     #[arg(long, default_value = "auto", value_parser = parse_backend)]
     pub backend: Requested,
+
+    /// A CA bundle (PEM) handed to builds as the build secret `ca-bundle` (as `kiln build
+    /// --ca-bundle`), for builds behind a TLS-intercepting proxy.
+    #[arg(long, env = "KILN_CA_BUNDLE", value_name = "FILE")]
+    pub ca_bundle: Option<std::path::PathBuf>,
 }
 
 fn parse_backend(s: &str) -> Result<Requested, String> {
@@ -41,6 +46,12 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
     for t in &args.task_ids {
         crate::naming::validate_task_id(t).map_err(|e| Failure::usage(e.to_string()))?;
     }
+    if let Some(file) = args.ca_bundle.as_ref().filter(|f| !f.is_file()) {
+        return Err(Failure::usage(format!(
+            "--ca-bundle {}: no such file",
+            file.display()
+        )));
+    }
     let fleet = Fleet::load(repo, super::build::env_vars())?;
     let info = super::build::build_info(repo)?;
     let mut opts = Options {
@@ -51,6 +62,7 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
         force: args.force,
         backend: args.backend,
         progress: crate::progress::Mode::Auto,
+        ca_bundle: args.ca_bundle,
     };
     if let Some(j) = args.jobs {
         opts.jobs = j.into();

@@ -52,6 +52,8 @@ pub enum Mode {
         redact: Vec<(String, String)>,
         /// The fixture's header (benchmark, task, agent, model).
         header: Box<Header>,
+        /// `--ca-bundle` for an https upstream (else `KILN_CA_BUNDLE`).
+        ca_bundle: Option<PathBuf>,
     },
 }
 
@@ -141,12 +143,14 @@ pub fn state(opts: &Options) -> anyhow::Result<server::State> {
             api_key,
             redact,
             header,
+            ca_bundle,
         } => {
             let mut header = (**header).clone();
             header.recorded_at = now_rfc3339();
             header.source = "record".into();
             let rec = record::Recorder {
                 upstream: record::Upstream::parse(upstream)?,
+                trust: crate::tls::Trust::new(ca_bundle.clone()),
                 api_key: api_key.clone(),
                 secrets: redact.clone(),
                 fixture: Fixture {

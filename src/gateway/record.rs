@@ -2,7 +2,9 @@
 //! append the exchange to the fixture. The upstream key is the gateway's alone: the
 //! agent's `Authorization` and `x-api-key` headers are dropped, kiln sends its own,
 //! and no header is ever written; the values of the secrets named with
-//! `--redact-env` (and the key) are replaced in everything written.
+//! `--redact-env` (and the key) are replaced in everything written. An `https://`
+//! upstream goes through kiln's one TLS set-up (`crate::tls`: system roots,
+//! `--ca-bundle`/`KILN_CA_BUNDLE`, certs.d).
 
 use std::path::PathBuf;
 
@@ -15,9 +17,11 @@ use super::fixture::{Exchange, Fixture};
 use super::route::Route;
 use super::sse;
 
-/// An upstream base URL, `http://host[:port][/prefix]`.
+/// An upstream base URL, `http[s]://host[:port][/prefix]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Upstream {
+    /// True for `https://`.
+    pub tls: bool,
     pub host: String,
     pub port: u16,
     /// Path prefix before `/v1/…` (without a trailing slash).
@@ -26,14 +30,10 @@ pub struct Upstream {
 
 impl Upstream {
     pub fn parse(url: &str) -> anyhow::Result<Upstream> {
-        let Some(rest) = url.strip_prefix("http://") else {
-            if url.starts_with("https://") {
-                bail!(
-                    "--upstream {url}: this kiln forwards over plain HTTP only; put a TLS-terminating proxy \
-                     (or a second gateway) in front of an https upstream"
-                );
-            }
-            bail!("--upstream {url:?}: not an http:// URL");
+        let (tls, rest) = match (url.strip_prefix("https://"), url.strip_prefix("http://")) {
+            (Some(rest), _) => (true, rest),
+            (None, Some(rest)) => (false, rest),
+            (None, None) => bail!("--upstream {url:?}: not an http:// or https:// URL"),
         };
         let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
         if authority.contains('@') {
@@ -47,23 +47,36 @@ impl Upstream {
                 p.parse()
                     .with_context(|| format!("--upstream {url}: port {p:?} is not a number"))?,
             ),
-            None => (authority.to_string(), 80),
+            None => (authority.to_string(), if tls { 443 } else { 80 }),
         };
         if host.is_empty() {
             bail!("--upstream {url}: no host");
         }
         let prefix = path.trim_end_matches('/');
         let prefix = prefix.strip_suffix("/v1").unwrap_or(prefix).to_string();
-        Ok(Upstream { host, port, prefix })
+        Ok(Upstream {
+            tls,
+            host,
+            port,
+            prefix,
+        })
     }
 
     pub fn display(&self) -> String {
-        format!("http://{}:{}{}", self.host, self.port, self.prefix)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}:{}{}", self.host, self.port, self.prefix)
+    }
+
+    /// `host:port`, the name TLS errors and certs.d use.
+    pub fn authority(&self) -> String {
+        format!("{}:{}", self.host, self.port)
     }
 }
 
 pub struct Recorder {
     pub upstream: Upstream,
+    /// What an https upstream's certificate is checked against.
+    pub trust: crate::tls::Trust,
     pub api_key: Option<String>,
     /// `(name, value)` of every secret to keep out of the fixture.
     pub secrets: Vec<(String, String)>,
@@ -105,11 +118,29 @@ impl Recorder {
                 .with_context(|| {
                     format!("connecting to the upstream {}", self.upstream.display())
                 })?;
-        let (mut sender, conn) =
-            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+        let mut sender = if self.upstream.tls {
+            let authority = self.upstream.authority();
+            let config = crate::tls::client_config(&self.trust, &authority)?;
+            let name = rustls::pki_types::ServerName::try_from(self.upstream.host.clone())
+                .with_context(|| {
+                    format!("--upstream {}: not a host name", self.upstream.display())
+                })?;
+            let tls = tokio_rustls::TlsConnector::from(config)
+                .connect(name, stream)
                 .await
-                .context("HTTP handshake with the upstream")?;
-        tokio::spawn(conn);
+                .map_err(|e| match crate::tls::explain(&authority, &e) {
+                    Some(text) => {
+                        anyhow::anyhow!("the upstream {}: {text}", self.upstream.display())
+                    }
+                    None => anyhow::anyhow!(
+                        "TLS with the upstream {} failed: {e}",
+                        self.upstream.display()
+                    ),
+                })?;
+            handshake(tls).await?
+        } else {
+            handshake(stream).await?
+        };
         let mut req = hyper::Request::post(format!("{}{}", self.upstream.prefix, route.path()))
             .header(
                 "host",
@@ -203,6 +234,18 @@ impl Recorder {
     }
 }
 
+/// An HTTP/1 connection over `io` (plain TCP or TLS); the connection runs on its own task.
+async fn handshake<T>(io: T) -> anyhow::Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>>
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(io))
+        .await
+        .context("HTTP handshake with the upstream")?;
+    tokio::spawn(conn);
+    Ok(sender)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -216,12 +259,10 @@ mod tests {
         );
         let u = Upstream::parse("http://proxy/openai").unwrap();
         assert_eq!((u.port, u.prefix.as_str()), (80, "/openai"));
-        for bad in [
-            "https://api.openai.com",
-            "ftp://x",
-            "http://u:p@h/",
-            "http://h:x/",
-        ] {
+        let u = Upstream::parse("https://api.openai.com/v1").unwrap();
+        assert_eq!((u.tls, u.port, u.prefix.as_str()), (true, 443, ""));
+        assert_eq!(u.display(), "https://api.openai.com:443");
+        for bad in ["ftp://x", "http://u:p@h/", "http://h:x/"] {
             assert!(Upstream::parse(bad).is_err(), "{bad}");
         }
     }
@@ -230,6 +271,7 @@ mod tests {
     fn redaction_covers_key_and_named_secrets() {
         let r = Recorder {
             upstream: Upstream::parse("http://h").unwrap(),
+            trust: Default::default(),
             api_key: Some("sk-upstream-1".into()),
             secrets: vec![("TOKEN".into(), "tok-42".into())],
             fixture: Fixture {

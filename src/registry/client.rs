@@ -3,65 +3,52 @@
 //! the catalog. Authentication (Basic, or bearer tokens per scope) is `super::token`'s;
 //! this client only carries its requests.
 //!
-//! Why not the `oci-client` crate: it brings reqwest and a TLS stack (minutes of
-//! compile on a 2-core CI machine) for six requests, and its auth flow is built around
-//! bearer tokens; this client reuses hyper, which bollard already compiles. The cost:
-//! plain HTTP only, which is what the Docker Engine itself allows without
-//! configuration — registries on 127.0.0.0/8 and `localhost`. Any other registry is
-//! refused with a message saying so.
+//! HTTPS through hyper-rustls with kiln's one TLS set-up (`crate::tls`); plain HTTP
+//! only where `transport` allows it (loopback, insecure hosts). Transient failures are
+//! retried as `transport::RetryPolicy` says; any other 4xx fails at once with the
+//! registry's own error message.
+//!
+//! Why not the `oci-client` crate: it brings reqwest and a second TLS/HTTP stack
+//! (minutes of compile on a 2-core CI machine) for a handful of requests, and neither
+//! docker's certs.d nor its insecure-registry rules; this client reuses hyper and
+//! hyper-rustls, which bollard and kube already compile.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context as _};
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full};
 use hyper::{Method, StatusCode};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::{connect::HttpConnector, Client as HyperClient};
 use hyper_util::rt::TokioExecutor;
-use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
 
 use super::auth::{self, Credentials};
+use super::manifest::Manifest;
+use super::manifest::{parse_manifest, MANIFEST_ACCEPT};
 use super::reference::Registry;
-use super::token::{self, Tokens, Transport};
+use super::token::{self, Tokens};
+use super::transport::{self, RetryPolicy, Security, Transport};
 
-/// The manifest types kiln's pushes produce (Docker's and OCI's single-image manifests).
-const MANIFEST_ACCEPT: &str = "application/vnd.docker.distribution.manifest.v2+json, \
-     application/vnd.oci.image.manifest.v1+json";
 const TIMEOUT: Duration = Duration::from_secs(30);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// One blob a manifest points at.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Descriptor {
-    pub media_type: Option<String>,
-    pub digest: String,
-    pub size: u64,
-}
-
-/// A single-image manifest as the registry serves it.
-#[derive(Debug, Clone)]
-pub struct Manifest {
-    /// The manifest's digest (what a tag resolves to).
-    pub digest: String,
-    pub config: Descriptor,
-    pub layers: Vec<Descriptor>,
-}
-
-#[derive(Deserialize)]
-struct ManifestJson {
-    config: Descriptor,
-    #[serde(default)]
-    layers: Vec<Descriptor>,
-}
+type Https = HttpsConnector<HttpConnector>;
 
 /// A registry connection with its login.
 pub struct Client {
     host: String,
     base: String,
-    http: HyperClient<HttpConnector, Full<Bytes>>,
+    security: Security,
+    /// Set once the scheme a loopback or insecure host speaks is known.
+    scheme: Mutex<Option<&'static str>>,
+    retry: RetryPolicy,
+    trust: crate::tls::Trust,
+    http: HyperClient<Https, Full<Bytes>>,
     creds: Option<Credentials>,
     /// Basic or per-scope bearer tokens, as the registry asked.
     tokens: Tokens,
@@ -86,21 +73,46 @@ impl Client {
         registry: &Registry,
         creds: Option<Credentials>,
     ) -> anyhow::Result<Client> {
-        if !registry.is_loopback() {
-            bail!(
-                "registry {}: kiln talks plain HTTP to registries on this machine only \
-                 (127.0.0.0/8, localhost); HTTPS registries are not supported yet",
-                registry.host
-            );
-        }
+        let transport = Transport::new(None, Vec::new())?;
+        let (security, http) = connector(&transport, &registry.host)?;
         Ok(Client {
             host: registry.host.clone(),
-            base: format!("http://{}", registry.host),
-            http: HyperClient::builder(TokioExecutor::new()).build_http(),
+            // Docker Hub's names are not its API endpoint.
+            base: format!(
+                "https://{}",
+                super::reference::endpoint_host(&registry.host)
+            ),
+            security,
+            scheme: Mutex::new(None),
+            retry: transport.retry,
+            trust: transport.trust,
+            http,
             creds,
             tokens: Tokens::default(),
             requests: AtomicUsize::new(0),
         })
+    }
+
+    /// The same client reaching its registry as `transport` says (CA bundle,
+    /// insecure hosts, retry bounds).
+    pub fn over(mut self, transport: &Transport) -> anyhow::Result<Client> {
+        let (security, http) = connector(transport, &self.host)?;
+        self.security = security;
+        self.http = http;
+        self.retry = transport.retry;
+        self.trust = transport.trust.clone();
+        *self.scheme.lock().expect("scheme lock") = None;
+        Ok(self)
+    }
+
+    /// How this client reaches its registry.
+    pub fn security(&self) -> Security {
+        self.security
+    }
+
+    /// The CA bundle it trusts besides the system's roots and certs.d.
+    pub fn trust(&self) -> &crate::tls::Trust {
+        &self.trust
     }
 
     /// The registry host this client talks to.
@@ -123,7 +135,96 @@ impl Client {
         self.requests.load(Ordering::Relaxed)
     }
 
+    /// One request, retried on 429/502/503/504 and dropped connections as
+    /// `self.retry` allows. `url` may be a path on the registry (`/v2/…`) or a full URL
+    /// (a token realm).
     async fn send_once(
+        &self,
+        method: &Method,
+        url: &str,
+        accept: Option<&str>,
+        authz: Option<&str>,
+    ) -> anyhow::Result<Response> {
+        let started = std::time::Instant::now();
+        let mut waited = Duration::ZERO;
+        let mut n = 0;
+        loop {
+            let outcome = self.attempt(method, url, accept, authz).await;
+            let retry_after = match &outcome {
+                Ok(r) if transport::retryable_status(r.status.as_u16()) => r
+                    .headers
+                    .get(hyper::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| transport::parse_retry_after(v, std::time::SystemTime::now())),
+                Ok(_) | Err(Failure::Final(_)) => return outcome.map_err(Failure::into_error),
+                Err(Failure::Dropped(_)) => None,
+            };
+            n += 1;
+            let delay = self.retry.delay(n, retry_after);
+            if n > self.retry.retries || waited + delay > self.retry.budget {
+                let tries = format!(
+                    "{n} tries in {:.1} s (bounds: {}={}, {}={})",
+                    started.elapsed().as_secs_f64(),
+                    transport::RETRIES_ENV,
+                    self.retry.retries,
+                    transport::RETRY_SECS_ENV,
+                    self.retry.budget.as_secs()
+                );
+                let last = match outcome {
+                    Ok(r) => self.unexpected(&format!("{method} {}", display_path(url)), &r),
+                    Err(f) => f.into_error(),
+                };
+                bail!("{last:#} (gave up after {tries})");
+            }
+            tokio::time::sleep(delay).await;
+            waited += delay;
+        }
+    }
+
+    /// The full URL for `url` (a registry path gets the scheme this host speaks).
+    async fn resolve(&self, url: &str) -> Result<String, Failure> {
+        if !url.starts_with('/') {
+            return Ok(url.to_string());
+        }
+        if self.security == Security::Verified {
+            return Ok(format!("{}{url}", self.base));
+        }
+        if let Some(scheme) = *self.scheme.lock().expect("scheme lock") {
+            return Ok(format!("{scheme}://{}{url}", self.host));
+        }
+        // A loopback or insecure host: HTTPS when it speaks it, else plain HTTP.
+        let probe = format!("https://{}/v2/", self.host);
+        let scheme = match self.exchange(&Method::GET, &probe, None, None).await {
+            Ok(_) => "https",
+            // It answered the TLS hello in plain HTTP, or hung up on it.
+            Err(e) if crate::tls::is_plain_http_answer(e.as_ref()) || hung_up(&e) => "http",
+            Err(e) => return Err(Failure::Final(self.describe(e))),
+        };
+        *self.scheme.lock().expect("scheme lock") = Some(scheme);
+        Ok(format!("{scheme}://{}{url}", self.host))
+    }
+
+    /// One HTTP exchange, with its failure sorted into worth-retrying or not.
+    async fn attempt(
+        &self,
+        method: &Method,
+        url: &str,
+        accept: Option<&str>,
+        authz: Option<&str>,
+    ) -> Result<Response, Failure> {
+        let url = self.resolve(url).await?;
+        self.exchange(method, &url, accept, authz)
+            .await
+            .map_err(
+                |e| match e.downcast_ref::<hyper_util::client::legacy::Error>() {
+                    // The connection was made, then dropped or reset: worth another try.
+                    Some(h) if !h.is_connect() && !is_tls(&e) => Failure::Dropped(self.describe(e)),
+                    _ => Failure::Final(self.describe(e)),
+                },
+            )
+    }
+
+    async fn exchange(
         &self,
         method: &Method,
         url: &str,
@@ -150,19 +251,32 @@ impl Client {
             })
         };
         match tokio::time::timeout(TIMEOUT, fut).await {
-            Err(_) => bail!(
+            Err(_) => Err(anyhow!(Timeout)),
+            Ok(r) => r,
+        }
+    }
+
+    /// A transport failure as a sentence naming the host.
+    fn describe(&self, e: anyhow::Error) -> anyhow::Error {
+        if e.is::<Timeout>() {
+            return anyhow!(
                 "registry {} did not answer within {} s",
                 self.host,
                 TIMEOUT.as_secs()
-            ),
-            Ok(Err(e)) => {
-                let cause = std::error::Error::source(e.root_cause())
-                    .map(|s| s.to_string())
-                    .unwrap_or_else(|| e.root_cause().to_string());
-                Err(anyhow!("registry {} does not answer ({cause})", self.host))
-            }
-            Ok(Ok(r)) => Ok(r),
+            );
         }
+        if let Some(text) = crate::tls::explain(&self.host, e.as_ref()) {
+            return anyhow!("registry {}: {text}", self.host);
+        }
+        let cause = std::error::Error::source(e.root_cause())
+            .map(|s| s.to_string())
+            .unwrap_or_else(|| e.root_cause().to_string());
+        let cause = if cause.is_empty() {
+            format!("{e:#}")
+        } else {
+            cause
+        };
+        anyhow!("registry {} does not answer ({cause})", self.host)
     }
 
     /// Sends a request with the authorization its scope has (see `token`), answering
@@ -173,7 +287,7 @@ impl Client {
         path: &str,
         accept: Option<&str>,
     ) -> anyhow::Result<Response> {
-        let url = format!("{}{}", self.base, path);
+        let url = path.to_string();
         let scope = token::scope_for(&method, path);
         let creds = self.creds.as_ref();
         let sent = self.tokens.authorization(scope.as_deref(), creds);
@@ -209,13 +323,22 @@ impl Client {
     }
 
     fn unexpected(&self, what: &str, r: &Response) -> anyhow::Error {
-        let text = String::from_utf8_lossy(&r.body);
-        anyhow!(
-            "registry {}: {what} answered {}: {}",
-            self.host,
-            r.status,
-            text.trim().chars().take(300).collect::<String>()
-        )
+        let text = transport::registry_message(&r.body).unwrap_or_else(|| {
+            String::from_utf8_lossy(&r.body)
+                .trim()
+                .chars()
+                .take(300)
+                .collect()
+        });
+        if text.is_empty() {
+            anyhow!("registry {}: {what} answered {}", self.host, r.status)
+        } else {
+            anyhow!(
+                "registry {}: {what} answered {}: {text}",
+                self.host,
+                r.status
+            )
+        }
     }
 
     /// Checks that the registry answers and accepts the login (`GET /v2/`).
@@ -264,17 +387,15 @@ impl Client {
             return Err(self.unexpected(&format!("GET {path}"), &r));
         }
         let digest = format!("sha256:{}", hex::encode(Sha256::digest(&r.body)));
-        let parsed: ManifestJson = serde_json::from_slice(&r.body).with_context(|| {
-            format!(
-                "registry {}: {path} is not a single-image manifest",
-                self.host
-            )
-        })?;
-        Ok(Some(Manifest {
-            digest,
-            config: parsed.config,
-            layers: parsed.layers,
-        }))
+        let content_type = r
+            .headers
+            .get(hyper::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        parse_manifest(digest, &content_type, &r.body)
+            .map(Some)
+            .with_context(|| format!("registry {}: {path}", self.host))
     }
 
     /// The labels of an image config blob (checked against its digest).
@@ -367,8 +488,88 @@ impl Client {
     }
 }
 
+/// Why an attempt failed: worth another try or not.
+enum Failure {
+    Dropped(anyhow::Error),
+    Final(anyhow::Error),
+}
+
+impl Failure {
+    fn into_error(self) -> anyhow::Error {
+        match self {
+            Failure::Dropped(e) | Failure::Final(e) => e,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Timeout;
+
+impl std::fmt::Display for Timeout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("timed out")
+    }
+}
+
+impl std::error::Error for Timeout {}
+
+fn is_tls(e: &anyhow::Error) -> bool {
+    crate::tls::rustls_error(e.as_ref()).is_some()
+}
+
+/// True when the peer closed the connection during the TLS handshake.
+fn hung_up(e: &anyhow::Error) -> bool {
+    if is_tls(e) {
+        return false;
+    }
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e.as_ref());
+    while let Some(err) = cur {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            return matches!(
+                io.kind(),
+                std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset
+            );
+        }
+        cur = err.source();
+    }
+    false
+}
+
+/// A URL for messages: the path of a registry URL, a token realm without its query.
+fn display_path(url: &str) -> &str {
+    url.split('?').next().unwrap_or(url)
+}
+
+/// The hyper client for `host`: TLS as `transport` says for it, plain HTTP allowed
+/// on the connector only because token realms and loopback/insecure hosts may use it
+/// (the registry's own URLs are https for a verified host, see `Client::resolve`).
+fn connector(
+    transport: &Transport,
+    host: &str,
+) -> anyhow::Result<(Security, HyperClient<Https, Full<Bytes>>)> {
+    let security = transport.security(host);
+    let config = match security {
+        Security::Insecure => crate::tls::unverified_config()?,
+        Security::Verified | Security::Loopback => {
+            crate::tls::client_config(&transport.trust, host)?
+        }
+    };
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_connect_timeout(Some(CONNECT_TIMEOUT));
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config((*config).clone())
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http);
+    Ok((
+        security,
+        HyperClient::builder(TokioExecutor::new()).build(https),
+    ))
+}
+
 /// The token service's requests go through the client's own connection set-up.
-impl Transport for Client {
+impl token::Transport for Client {
     async fn exchange(
         &self,
         method: Method,
@@ -376,10 +577,13 @@ impl Transport for Client {
         authorization: Option<&str>,
         form: Option<String>,
     ) -> anyhow::Result<(StatusCode, Bytes)> {
-        if !url.starts_with("http://") {
+        // A registry reached over verified TLS never sends its login to a plain-HTTP
+        // token service: that would be a silent downgrade.
+        if self.security == Security::Verified && !url.starts_with("https://") {
             bail!(
-                "registry {}: its token service {url} is not plain HTTP, which this client cannot reach",
-                self.host
+                "registry {}: its token service {} is not HTTPS; refusing to send the login in the clear",
+                self.host,
+                display_path(url)
             );
         }
         let mut req = hyper::Request::builder().method(method).uri(url);
@@ -421,14 +625,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn remote_registries_are_refused_clearly() {
-        let err = Client::with_credentials(&Registry::parse("registry.example.com").unwrap(), None)
-            .err()
-            .unwrap()
-            .to_string();
-        assert!(
-            err.contains("registry.example.com") && err.contains("HTTPS"),
-            "{err}"
-        );
+    fn remote_registries_are_https_and_never_plain() {
+        let c = Client::with_credentials(&Registry::parse("registry.example.com").unwrap(), None)
+            .unwrap();
+        assert_eq!(c.security(), Security::Verified);
+        assert_eq!(c.base, "https://registry.example.com");
+        let local =
+            Client::with_credentials(&Registry::parse("127.0.0.1:5000").unwrap(), None).unwrap();
+        assert_eq!(local.security(), Security::Loopback);
     }
 }

@@ -6,7 +6,9 @@
 //!   name) and untagged again afterwards, so the store is left as it was.
 //! - podman's store: `podman push SOURCE docker://TARGET` with a throw-away
 //!   `--authfile` (mode 0600) holding only this registry's login, so the secret is
-//!   never on a command line.
+//!   never on a command line. TLS is verified (`--tls-verify=true`, with a throw-away
+//!   `--cert-dir` holding the CA bundle and certs.d's files for the host) except for
+//!   loopback and insecure registries, as the engine does.
 //!
 //! Verification: the tag resolves to the digest the push reported, the image config
 //! is the local image's (same config digest, or at least the same
@@ -20,8 +22,10 @@ use anyhow::{anyhow, bail, Context as _};
 use futures_util::StreamExt as _;
 use serde::Serialize;
 
-use super::client::{Client, Manifest};
+use super::client::Client;
+use super::manifest::Manifest;
 use super::reference::Reference;
+use super::transport::Security;
 use crate::labels;
 use crate::store::{self, Store};
 
@@ -64,7 +68,12 @@ pub async fn push_and_verify(client: &Client, req: &PushRequest) -> anyhow::Resu
         Store::Docker => push_engine(client, req).await?,
         Store::Podman => {
             let (client_creds, req) = (client.credentials().cloned(), req.clone());
-            tokio::task::spawn_blocking(move || push_podman(client_creds.as_ref(), &req)).await??
+            let tls = PodmanTls {
+                verify: client.security() == Security::Verified,
+                trust: client.trust().clone(),
+            };
+            tokio::task::spawn_blocking(move || push_podman(client_creds.as_ref(), &tls, &req))
+                .await??
         }
     };
     let mut published = verify(
@@ -213,16 +222,58 @@ async fn push_engine(client: &Client, req: &PushRequest) -> anyhow::Result<Optio
     Ok(digest)
 }
 
+/// How podman's push treats TLS.
+struct PodmanTls {
+    verify: bool,
+    trust: crate::tls::Trust,
+}
+
+/// A `--cert-dir` for podman: the CA bundle and certs.d's files for `host` (podman
+/// reads `*.crt` as CAs and `*.cert`/`*.key` as the client certificate). `None` when
+/// the system's roots are all there is.
+fn podman_cert_dir(
+    trust: &crate::tls::Trust,
+    host: &str,
+    dir: &std::path::Path,
+) -> anyhow::Result<Option<std::path::PathBuf>> {
+    let certs_d = crate::tls::HostCerts::read(&crate::tls::certs_d_root(), host)?;
+    if trust.ca_bundle.is_none() && !certs_d.any() {
+        return Ok(None);
+    }
+    let out = dir.join("certs");
+    std::fs::create_dir(&out)?;
+    if let Some(bundle) = &trust.ca_bundle {
+        std::fs::copy(bundle, out.join("ca-bundle.crt"))
+            .with_context(|| format!("copying --ca-bundle {}", bundle.display()))?;
+    }
+    for (i, ca) in certs_d.cas.iter().enumerate() {
+        std::fs::copy(ca, out.join(format!("certs-d-{i}.crt")))?;
+    }
+    if let Some((cert, key)) = &certs_d.client {
+        std::fs::copy(cert, out.join("client.cert"))?;
+        std::fs::copy(key, out.join("client.key"))?;
+    }
+    Ok(Some(out))
+}
+
 /// The podman push, with the login in a temporary authfile.
 fn push_podman(
     creds: Option<&super::Credentials>,
+    tls: &PodmanTls,
     req: &PushRequest,
 ) -> anyhow::Result<Option<String>> {
     let dir = tempfile::tempdir()?;
     let digest_file = dir.path().join("digest");
     let mut args: Vec<String> = vec!["push".into(), "--quiet".into()];
-    // Loopback registries speak plain HTTP (the client refuses any other).
-    args.push("--tls-verify=false".into());
+    if tls.verify {
+        args.push("--tls-verify=true".into());
+        if let Some(certs) = podman_cert_dir(&tls.trust, &req.target.host, dir.path())? {
+            args.push(format!("--cert-dir={}", certs.display()));
+        }
+    } else {
+        // Loopback and insecure registries: what the engine allows for them too.
+        args.push("--tls-verify=false".into());
+    }
     if let Some(c) = creds {
         let path = dir.path().join("auth.json");
         let mut f = std::fs::OpenOptions::new();

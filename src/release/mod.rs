@@ -52,6 +52,10 @@ pub struct Options {
     pub jobs: usize,
     pub backend: Requested,
     pub progress: crate::progress::Mode,
+    /// `--ca-bundle`: for builds, and trusted for the registry's TLS.
+    pub ca_bundle: Option<PathBuf>,
+    /// `--insecure-registry` entries.
+    pub insecure_registries: Vec<String>,
 }
 
 /// How a release ended.
@@ -180,7 +184,10 @@ pub fn release(fleet: &Fleet, info: &BuildInfo, opts: &Options) -> anyhow::Resul
         .worker_threads(opts.jobs.clamp(2, 8))
         .enable_all()
         .build()?;
-    let client = Client::new(&opts.registry)?;
+    let transport =
+        registry::Transport::new(opts.ca_bundle.clone(), opts.insecure_registries.clone())?;
+    let transport = rt.block_on(transport.with_engine_insecure());
+    let client = Client::new(&opts.registry)?.over(&transport)?;
     if let Err(e) = rt.block_on(client.ping()) {
         return fail(manifest, format!("gate `registry login` failed: {e:#}"));
     }
@@ -197,6 +204,7 @@ pub fn release(fleet: &Fleet, info: &BuildInfo, opts: &Options) -> anyhow::Resul
         opts.jobs,
         false,
         opts.progress,
+        opts.ca_bundle.as_deref(),
     )?;
     let mut blocked: BTreeMap<String, String> = BTreeMap::new();
     let mut locals: BTreeMap<String, Local> = BTreeMap::new();
@@ -272,6 +280,7 @@ pub fn release(fleet: &Fleet, info: &BuildInfo, opts: &Options) -> anyhow::Resul
             force: false,
             backend: opts.backend,
             progress: opts.progress,
+            ca_bundle: opts.ca_bundle.clone(),
         };
         for bv in validate::validate(fleet, info, &vopts)? {
             let v = Validation {

@@ -47,6 +47,8 @@ pub enum ModelMode {
         upstream: String,
         /// The environment variable holding the upstream key (handed to the gateway only).
         api_key_env: Option<String>,
+        /// `--ca-bundle`, trusted for an https upstream.
+        ca_bundle: Option<PathBuf>,
     },
 }
 
@@ -165,6 +167,7 @@ impl ModelNet {
             ModelMode::Record {
                 upstream,
                 api_key_env,
+                ca_bundle,
                 ..
             } => {
                 command.extend([
@@ -182,6 +185,15 @@ impl ModelNet {
                     s("--agent"),
                     s(run[2]),
                 ]);
+                if upstream.starts_with("https://") {
+                    // The sidecar trusts what this host trusts (its image may carry no roots).
+                    let trust = crate::tls::Trust::new(ca_bundle.clone());
+                    std::fs::write(
+                        net.state.path().join("ca-bundle.pem"),
+                        crate::tls::bundle_pem(&trust)?,
+                    )?;
+                    command.extend([s("--ca-bundle"), format!("{STATE_MOUNT}/ca-bundle.pem")]);
+                }
                 if let Some(name) = api_key_env {
                     let value = std::env::var(name).map_err(|_| {
                         anyhow::anyhow!(

@@ -42,6 +42,8 @@ pub struct Options {
     pub force: bool,
     pub backend: Requested,
     pub progress: crate::progress::Mode,
+    /// `--ca-bundle`: handed to the builds that mount the `ca-bundle` secret.
+    pub ca_bundle: Option<PathBuf>,
 }
 
 /// One benchmark's verdict.
@@ -81,7 +83,19 @@ pub fn build_for_runs(
     jobs: usize,
     force: bool,
     progress: crate::progress::Mode,
+    ca_bundle: Option<&std::path::Path>,
 ) -> anyhow::Result<Summary> {
+    let mut plan = plan;
+    if let Some(file) = ca_bundle {
+        let named = crate::plan::ca_bundle::apply(&fleet.root, &mut plan.builds, file);
+        if !named.is_empty() {
+            eprintln!(
+                "note: CA bundle {} handed as build secret `ca-bundle` to {}",
+                file.display(),
+                named.join(", ")
+            );
+        }
+    }
     run::stage::stage_runner(&fleet.root)?;
     let engine = if requested == Requested::Auto {
         detect::probe(None).engine.ok()
@@ -95,7 +109,10 @@ pub fn build_for_runs(
         ),
         None => detect::choose(requested, &plan.builds)?,
     };
-    let plan = plan.with_bake_requests(fleet);
+    let mut plan = plan.with_bake_requests(fleet);
+    if let Some(file) = ca_bundle {
+        crate::plan::ca_bundle::apply_bake(&mut plan.bake, &plan.builds, file);
+    }
     let mut opts = crate::build::Options::new(&fleet.root);
     opts.jobs = jobs.max(1);
     opts.force = force;
@@ -179,7 +196,15 @@ pub fn validate(
         }
     }
     let plan = plan::plan_many(fleet, &requests, info)?;
-    let summary = build_for_runs(fleet, plan, opts.backend, opts.jobs, false, opts.progress)?;
+    let summary = build_for_runs(
+        fleet,
+        plan,
+        opts.backend,
+        opts.jobs,
+        false,
+        opts.progress,
+        opts.ca_bundle.as_deref(),
+    )?;
     let store_of = |image: &str| {
         summary
             .outcomes

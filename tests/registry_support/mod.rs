@@ -12,6 +12,9 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 
+pub mod fault_proxy;
+pub mod tls;
+
 pub const USER: &str = "kiln-release";
 
 /// True when the registry tests may run: they need the engine (`KILN_TEST_DOCKER=1`)

@@ -85,6 +85,10 @@ pub struct Options {
     pub poll: Duration,
     /// Run again even when a complete, current result exists.
     pub force: bool,
+    /// `--ca-bundle`: trusted for the registry's TLS too.
+    pub ca_bundle: Option<PathBuf>,
+    /// `--insecure-registry` entries.
+    pub insecure_registries: Vec<String>,
 }
 
 /// How a run ended, as the summary counts it.
@@ -447,7 +451,10 @@ pub fn execute(runs: Vec<Run>, opts: &Options) -> anyhow::Result<Summary> {
 
     let t = Instant::now();
     let registry = Registry::parse(&opts.registry)?;
-    let client = Client::new(&registry)?;
+    let transport =
+        crate::registry::Transport::new(opts.ca_bundle.clone(), opts.insecure_registries.clone())?;
+    let transport = rt.block_on(transport.with_engine_insecure());
+    let client = Client::new(&registry)?.over(&transport)?;
     let secret = match client.credentials() {
         Some(creds) => {
             // The login is checked before anything is pushed: a refusal names the user.
