@@ -705,3 +705,103 @@ fn watch_renders_again_as_results_arrive_and_ctrl_c_ends_it() {
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(0), "Ctrl-C ends --watch with 0");
 }
+
+#[test]
+fn html_trajectories_show_exchanges_apart_from_the_grader() {
+    let dir = tempfile::tempdir().unwrap();
+    let at = write(dir.path(), &Run::default());
+    // The gateway's record of the run (docs/model-gateway.md) at an absolute path.
+    let fixture = dir.path().join("recorded.jsonl");
+    let lines = [
+        json!({"kind": "kiln-model-fixture", "version": 1, "benchmark": "terminal-lite", "task": "count-lines",
+               "agent": "mini", "model": "gpt-4o", "recorded_at": "2026-12-01T10:00:00Z", "score": 1.0, "source": "record"}),
+        json!({"route": "POST /v1/chat/completions", "status": 200,
+               "request": {"model": "gpt-4o", "messages": [
+                   {"role": "system", "content": "You are a shell agent."},
+                   {"role": "user", "content": "Count the lines of <data.txt>."}]},
+               "response": {"choices": [{"message": {"role": "assistant", "content": null,
+                   "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "bash", "arguments": "{\"cmd\":\"wc -l data.txt\"}"}}]}}],
+                   "usage": {"prompt_tokens": 500, "completion_tokens": 100}}}),
+        json!({"route": "POST /v1/chat/completions", "status": 200,
+               "request": {"model": "gpt-4o", "messages": [
+                   {"role": "system", "content": "You are a shell agent."},
+                   {"role": "user", "content": "Count the lines of <data.txt>."},
+                   {"role": "assistant", "content": null, "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "bash", "arguments": "{}"}}]},
+                   {"role": "tool", "tool_call_id": "c1", "content": "42 data.txt"}]},
+               "response": {"choices": [{"message": {"role": "assistant", "content": "There are 42 lines."}}]}}),
+    ];
+    let text: Vec<String> = lines.iter().map(Value::to_string).collect();
+    std::fs::write(&fixture, text.join("\n") + "\n").unwrap();
+    let mut result: Value =
+        serde_json::from_str(&std::fs::read_to_string(at.join("result.json")).unwrap()).unwrap();
+    result["model"]["fixture"] = json!(fixture.display().to_string());
+    result["checks"] = json!([{"id": "answer_is_42", "group": "default", "source": "scenario", "passed": true,
+        "skipped": false, "required": true, "weight": 1.0, "counted": true, "duration_ms": 3,
+        "message": "hidden-expected-value 42", "details": {}}]);
+    assert!(schema().is_valid(&result), "{result}");
+    std::fs::write(at.join("result.json"), result.to_string()).unwrap();
+    std::fs::create_dir_all(at.join("agent")).unwrap();
+    std::fs::write(
+        at.join("agent/stdout.log"),
+        "x".repeat(20_000) + "agent-last-line\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(at.join("grader/scenario")).unwrap();
+    std::fs::write(at.join("grader/scenario/stdout.log"), "grader-says-ok\n").unwrap();
+
+    let page = dir.path().join("page.html");
+    let out = kiln(&[
+        "report",
+        dir.path().to_str().unwrap(),
+        "--format",
+        "html",
+        "-o",
+        page.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let html = std::fs::read_to_string(&page).unwrap();
+    let start = html
+        .find("<details class=\"trajectory\" id=\"run-1\">")
+        .expect("a trajectory");
+    let traj = &html[start..];
+    let grader_at = traj.find("The grader (hidden from the agent)").unwrap();
+    let (agent_part, grader_part) = traj.split_at(grader_at);
+    // The agent's part: each message once (the second request's repeated history is
+    // not shown again), the tool call, the answer, the tail of its log.
+    assert_eq!(
+        agent_part
+            .matches("Count the lines of &lt;data.txt&gt;.")
+            .count(),
+        1,
+        "{agent_part}"
+    );
+    assert!(
+        agent_part.contains("[tool call bash: {&quot;cmd&quot;:&quot;wc -l data.txt&quot;}]"),
+        "{agent_part}"
+    );
+    assert!(agent_part.contains("42 data.txt") && agent_part.contains("There are 42 lines."));
+    assert!(
+        agent_part.contains("call 2 · POST /v1/chat/completions · status 200 · new messages: 1"),
+        "{agent_part}"
+    );
+    assert!(
+        agent_part.contains("agent-last-line")
+            && agent_part.contains("(last 8192 bytes; 11824 before)"),
+        "{agent_part}"
+    );
+    // Nothing of the grader's in the agent's part; all of it in the grader's.
+    for hidden in ["answer_is_42", "hidden-expected-value", "grader-says-ok"] {
+        assert!(
+            !agent_part.contains(hidden),
+            "{hidden} shown as the agent's"
+        );
+        assert!(
+            grader_part.contains(hidden),
+            "{hidden} not in the grader's part"
+        );
+    }
+}

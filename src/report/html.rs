@@ -1,7 +1,8 @@
-//! `kiln report --format html`: one self-contained page (inline CSS, no script, no
-//! network, no external asset): the benchmark × agent matrix (pass rate and mean score
-//! on a red-to-green scale, with counts), then one row per run (status, mode, score with
-//! the capped mark, gates, checks, wall time) linking to the run's files.
+//! `kiln report --format html`: one self-contained page (inline CSS and one small inline
+//! script, no network, no external asset): the benchmark × agent × model matrix as a
+//! heat map (pass rate, mean score with its interval, pass@k, tokens, cost), the score
+//! distributions, the problems, then the runs grouped by cell, each with its
+//! collapsed trajectory ([`super::trajectory`]) and links to its files.
 
 use std::fmt::Write as _;
 use std::path::{Component, Path, PathBuf};
@@ -70,6 +71,28 @@ fn href(path: &Path) -> String {
     out
 }
 
+/// The page's only script, inline: the filter box hides the runs (and their
+/// trajectories) whose text does not hold what is typed; a link to `#run-N` (or
+/// opening the page with it) opens that run's trajectory.
+const SCRIPT: &str = "
+function kilnOpen() {
+  var id = decodeURIComponent(location.hash.slice(1));
+  var d = id && document.getElementById(id);
+  if (d && d.tagName === 'DETAILS') { d.open = true; d.scrollIntoView(); }
+}
+window.addEventListener('hashchange', kilnOpen);
+kilnOpen();
+document.getElementById('filter').addEventListener('input', function () {
+  var q = this.value.toLowerCase();
+  document.querySelectorAll('tr.run').forEach(function (tr) {
+    var t = tr.nextElementSibling;
+    var show = !q || (tr.textContent + t.textContent).toLowerCase().indexOf(q) >= 0;
+    tr.style.display = show ? '' : 'none';
+    t.style.display = show ? '' : 'none';
+  });
+});
+";
+
 const STYLE: &str = "
 body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5em; color: #111; }
 h1 { font-size: 1.4em; } h2 { font-size: 1.15em; margin-top: 1.6em; }
@@ -90,6 +113,13 @@ td.cell a { color: inherit; text-decoration: none; }
 td.dist { white-space: nowrap; height: 44px; vertical-align: bottom; }
 .bar { display: inline-block; width: 14px; margin-right: 2px; vertical-align: bottom; border: 1px solid #999; }
 .k { white-space: nowrap; }
+tr.left-out td { text-decoration: line-through; }
+tr.traj > td { border-top: none; padding: 0 8px 4px 24px; }
+details.trajectory > summary { color: #555; cursor: pointer; }
+.part { border-left: 3px solid #9bd; padding-left: 8px; margin: 6px 0; }
+.grader-part { border-left-color: #d9a; }
+.msg pre, details.log pre { white-space: pre-wrap; max-height: 30em; overflow: auto; background: #f6f6f6; padding: 4px; margin: 2px 0; }
+.note { color: #666; }
 ";
 
 /// The page for `report`. `page_dir` is the absolute directory the page is written to
@@ -161,9 +191,9 @@ pub fn render(report: &Report, title: &str, page_dir: Option<&Path>) -> String {
     distributions(&mut h, report);
     problems(&mut h, report);
 
-    // One row per run.
+    // One row per run, each followed by its trajectory.
     h.push_str(
-        "<h2>Runs</h2>\n<table id=\"runs\">\n<tr><th>benchmark</th><th>task</th><th>agent</th>\
+        "<h2>Runs</h2>\n<p><input id=\"filter\" type=\"search\" placeholder=\"filter runs and their trajectories\" size=\"40\"></p>\n<table id=\"runs\">\n<tr><th>benchmark</th><th>task</th><th>agent</th>\
          <th>status</th><th>mode</th><th>score</th><th>passed</th><th>gates</th><th>checks</th>\
          <th>wall</th><th>tokens in/out</th><th>cost</th><th>files</th></tr>\n",
     );
@@ -181,15 +211,20 @@ pub fn render(report: &Report, title: &str, page_dir: Option<&Path>) -> String {
                 format!(" ({})", escape(&s.model))
             }
         );
-        for r in report
-            .results
-            .iter()
-            .filter(|r| r.benchmark == s.benchmark && r.agent == s.agent && r.model == s.model)
+        for (i, r) in
+            report.results.iter().enumerate().filter(|(_, r)| {
+                r.benchmark == s.benchmark && r.agent == s.agent && r.model == s.model
+            })
         {
-            row(&mut h, r, page_dir);
+            let id = format!("run-{}", i + 1);
+            row(&mut h, r, page_dir, &id);
+            h.push_str("<tr class=\"traj\"><td colspan=\"13\">");
+            super::trajectory::section(&mut h, r, &id);
+            h.push_str("</td></tr>\n");
         }
     }
-    h.push_str("</table>\n</body>\n</html>\n");
+    h.push_str("</table>\n");
+    let _ = write!(h, "<script>{SCRIPT}</script>\n</body>\n</html>\n");
     h
 }
 
@@ -380,7 +415,7 @@ pub fn render_comparison(c: &Comparison, title: &str) -> String {
     h
 }
 
-fn row(h: &mut String, r: &Row, page_dir: Option<&Path>) {
+fn row(h: &mut String, r: &Row, page_dir: Option<&Path>, id: &str) {
     let dir = r.path.parent().unwrap_or(Path::new("."));
     let dir = match page_dir {
         Some(page) => {
@@ -430,7 +465,7 @@ fn row(h: &mut String, r: &Row, page_dir: Option<&Path>) {
          <td>{b}</td><td>{task}</td><td>{a}</td><td>{status}{error}</td><td>{mode}</td>\
          <td class=\"num\">{score}</td><td class=\"{pc}\">{p}</td><td class=\"num\">{gates}</td>\
          <td class=\"num\">{cp}/{ct}</td><td class=\"num\">{wall:.1}s</td><td class=\"num\">{tokens}</td>\
-         <td class=\"num\">{cost}</td><td>{l1} {l2} {l3}</td></tr>",
+         <td class=\"num\">{cost}</td><td><a class=\"open\" href=\"#{id}\">trajectory</a> {l1} {l2} {l3}</td></tr>",
         b = escape(&r.benchmark),
         t = escape(&r.task),
         a = escape(&r.agent),

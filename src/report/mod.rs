@@ -17,6 +17,7 @@ pub mod cost;
 mod format;
 pub mod html;
 pub mod stats;
+mod trajectory;
 
 use std::path::{Path, PathBuf};
 
