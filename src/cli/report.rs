@@ -26,19 +26,16 @@ pub struct Args {
     #[arg(long, short = 'o', value_name = "FILE")]
     pub output: Option<PathBuf>,
 
-    /// Compare the results in directory B with those in directory A, task by task
-    /// (DIR is not read): paired differences B − A, their mean with a 95% interval,
-    /// and the tasks that flipped between pass and fail.
-    #[arg(long, num_args = 2, value_names = ["A", "B"], conflicts_with_all = ["compare_agents", "compare_models"])]
+    /// Compare the results in directory B with those in directory A, task by task and
+    /// agent (DIR is not read): paired differences B − A, their mean with a 95%
+    /// interval, and the tasks that flipped between pass and fail. Two models compare
+    /// as two directories (`kiln run --model M --output DIR` for each).
+    #[arg(long, num_args = 2, value_names = ["A", "B"], conflicts_with = "compare_agents")]
     pub compare: Option<Vec<PathBuf>>,
 
     /// Compare agent B with agent A on the tasks both ran in DIR (paired per task and model).
-    #[arg(long, num_args = 2, value_names = ["A", "B"], conflicts_with = "compare_models")]
-    pub compare_agents: Option<Vec<String>>,
-
-    /// Compare model B with model A on the tasks both ran in DIR (paired per task and agent).
     #[arg(long, num_args = 2, value_names = ["A", "B"])]
-    pub compare_models: Option<Vec<String>>,
+    pub compare_agents: Option<Vec<String>>,
 
     /// With a comparison: exit 1 when B is significantly worse than A (the 95% interval
     /// of the mean difference lies below 0) or any task flipped from pass to fail.
@@ -54,7 +51,7 @@ pub struct Args {
     /// Keep going: render again whenever a result.json or run.json under DIR changes
     /// (checked every --interval seconds) until Ctrl-C, which exits 0. Without -o the
     /// screen is cleared and the report printed again.
-    #[arg(long, conflicts_with_all = ["compare", "compare_agents", "compare_models"])]
+    #[arg(long, conflicts_with_all = ["compare", "compare_agents"])]
     pub watch: bool,
 
     /// Seconds between checks for --watch.
@@ -133,13 +130,9 @@ pub fn run(_repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
         }
         None => Prices::builtin(),
     };
-    if args.fail_if_worse
-        && args.compare.is_none()
-        && args.compare_agents.is_none()
-        && args.compare_models.is_none()
-    {
+    if args.fail_if_worse && args.compare.is_none() && args.compare_agents.is_none() {
         return Err(super::Failure::usage(
-            "--fail-if-worse needs --compare, --compare-agents or --compare-models",
+            "--fail-if-worse needs --compare or --compare-agents",
         ));
     }
     if !args.interval.is_finite() || args.interval <= 0.0 {
@@ -152,7 +145,7 @@ pub fn run(_repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
         return run_compare(&args, &prices, dirs);
     }
     is_results_dir(&args.dir)?;
-    if args.compare_agents.is_some() || args.compare_models.is_some() {
+    if args.compare_agents.is_some() {
         return run_compare(&args, &prices, &[]);
     }
     if args.watch {
@@ -171,7 +164,7 @@ pub fn run(_repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// `--compare A B` (`dirs`), or `--compare-agents`/`--compare-models` within DIR.
+/// `--compare A B` (`dirs`), or `--compare-agents A B` within DIR.
 fn run_compare(args: &Args, prices: &Prices, dirs: &[PathBuf]) -> anyhow::Result<ExitCode> {
     let comparison;
     let mut unreadable = false;
@@ -191,15 +184,13 @@ fn run_compare(args: &Args, prices: &Prices, dirs: &[PathBuf]) -> anyhow::Result
     } else {
         let r = report::collect_priced(&args.dir, prices)?;
         unreadable |= name_unreadable(&r);
-        let (names, pairing, field): (&Vec<String>, _, fn(&report::Row) -> &str) =
-            match (&args.compare_agents, &args.compare_models) {
-                (Some(n), _) => (n, compare::Pairing::Agents, |r| r.agent.as_str()),
-                (None, Some(n)) => (n, compare::Pairing::Models, |r| r.model.as_str()),
-                (None, None) => unreachable!("run_compare is called with a comparison"),
-            };
+        let names = args
+            .compare_agents
+            .as_ref()
+            .expect("run_compare is called with a comparison");
         let side = |name: &str| -> anyhow::Result<Vec<&report::Row>> {
             let rows: Vec<&report::Row> =
-                r.results.iter().filter(|row| field(row) == name).collect();
+                r.results.iter().filter(|row| row.agent == name).collect();
             if rows.is_empty() {
                 return Err(super::Failure::usage(format!(
                     "no runs of {name:?} under {}",
@@ -213,7 +204,7 @@ fn run_compare(args: &Args, prices: &Prices, dirs: &[PathBuf]) -> anyhow::Result
             &side(&names[0])?,
             &names[1],
             &side(&names[1])?,
-            pairing,
+            compare::Pairing::Agents,
         );
     }
     emit(

@@ -1,5 +1,5 @@
 //! `kiln report --compare`: two sets of runs side by side, paired by task. Each unit
-//! (a task of a benchmark, for one agent and model unless those are what is compared)
+//! (a task of a benchmark, for one agent unless agents are what is compared)
 //! scores its mean over its repeats on each side; the mean of the per-unit differences
 //! B − A gets a paired Student's t 95% interval, and the units whose pass verdict
 //! changed are listed. A unit passes when more than half of its runs passed.
@@ -16,7 +16,7 @@ use super::Row;
 pub struct Pair {
     pub benchmark: String,
     pub task: String,
-    /// The agent and model the unit stands for ("" for what is being compared).
+    /// The agent (directories) or the model (agents) the unit stands for, else "".
     pub agent: String,
     pub model: String,
     pub a_score: f64,
@@ -59,21 +59,20 @@ pub struct Comparison {
 /// What the two sides are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pairing {
-    /// Two result directories: units pair by benchmark, task, agent and model.
+    /// Two result directories: units pair by benchmark, task and agent. The model is
+    /// not part of the unit: one agent's runs in one directory have one model (the
+    /// layout has no level for it), so two directories are how two models compare.
     Directories,
     /// Two agents in one directory: units pair by benchmark, task and model.
     Agents,
-    /// Two models in one directory: units pair by benchmark, task and agent.
-    Models,
 }
 
 type Unit = (String, String, String, String);
 
 fn unit(r: &Row, pairing: Pairing) -> Unit {
     let (agent, model) = match pairing {
-        Pairing::Directories => (r.agent.clone(), r.model.clone()),
+        Pairing::Directories => (r.agent.clone(), String::new()),
         Pairing::Agents => (String::new(), r.model.clone()),
-        Pairing::Models => (r.agent.clone(), String::new()),
     };
     (r.benchmark.clone(), r.task.to_lowercase(), agent, model)
 }
