@@ -383,7 +383,7 @@ fn bad_input_is_listed_in_every_format_and_never_averaged_in() {
     );
     assert!(
         text.contains(
-            "mixed_versions: terminal-lite × mini (gpt-4o): 2 runs results from 2 versions"
+            "mixed_versions: terminal-lite × mini (gpt-4o): 2 runs left out: results from 2 versions"
         ),
         "{text}"
     );

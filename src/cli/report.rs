@@ -66,6 +66,11 @@ fn write_whole(file: &Path, text: &str) -> anyhow::Result<()> {
     let mut tmp = tempfile::NamedTempFile::new_in(&dir)
         .with_context(|| format!("creating a file in {}", dir.display()))?;
     tmp.write_all(text.as_bytes())?;
+    // A report is for reading: not the temporary file's owner-only mode.
+    std::fs::set_permissions(
+        tmp.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )?;
     tmp.persist(file)
         .with_context(|| format!("writing {}", file.display()))?;
     Ok(())

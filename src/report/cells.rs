@@ -109,7 +109,7 @@ pub fn problems(rows: &mut [Row], unreadable: &[(PathBuf, String)]) -> Vec<Probl
             .map(|d| d.trim_start_matches("sha256:").chars().take(12).collect())
             .collect();
         let why = format!(
-            "results from {} versions of task {task} (inputs digests {}): left out of the figures",
+            "results from {} versions of task {task} (inputs digests {})",
             set.len(),
             short.join(", ")
         );
@@ -117,14 +117,14 @@ pub fn problems(rows: &mut [Row], unreadable: &[(PathBuf, String)]) -> Vec<Probl
         for r in rows.iter_mut() {
             if key(r) == *cell && r.task.to_lowercase() == *task {
                 r.left_out = true;
-                r.problem = why.clone();
+                r.problem = format!("left out of the figures: {why}");
                 n += 1;
             }
         }
         out.push(Problem {
             kind: "mixed_versions".into(),
             path: None,
-            message: format!("{}: {n} runs {why}", cell_name(cell)),
+            message: format!("{}: {n} runs left out: {why}", cell_name(cell)),
         });
     }
 
