@@ -5,10 +5,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::report::{self, compare, cost::Prices, Format};
 
-/// Reads the results `kiln run` wrote and shows per run and per benchmark × agent ×
-/// model: mean score with standard error and 95% interval, pass@k and pass^k up to the
-/// repeats, tokens, cost and wall time; anything that cannot be counted is listed as a
-/// problem. Or compares two sets of runs task by task (docs/results.md).
+/// `kiln report`'s flags (the command's help is on `Command::Report`).
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The results directory (`kiln run --output`), read recursively.
@@ -271,6 +268,7 @@ fn watch(args: &Args, prices: &Prices) -> anyhow::Result<ExitCode> {
                     print!("\x1b[2J\x1b[H");
                 }
                 emit(args.output.as_deref(), &text)?;
+                name_unreadable(&report);
                 eprintln!(
                     "[watch] {} runs, {} problems; next check in {}s (Ctrl-C ends)",
                     report.results.len(),
