@@ -233,3 +233,69 @@ fn cell((benchmark, agent, model): CellKey, all: &[&Row]) -> Summary {
         wall_sec: (all.iter().map(|r| r.wall_sec).sum::<f64>() * 1000.0).round() / 1000.0,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::test_row as row;
+
+    #[test]
+    fn unequal_repeats_bound_k_by_the_fewest() {
+        // Task a: 3 runs (pass, pass, fail); task b: 1 run (fail).
+        let rows = [
+            row("a", "x", 1.0, true),
+            row("a", "x", 1.0, true),
+            row("a", "x", 0.0, false),
+            row("b", "x", 0.0, false),
+        ];
+        let s = &summarize(&rows)[0];
+        assert_eq!((s.tasks, s.runs, s.passed, s.min_repeats), (2, 4, 2, 1));
+        // Task means 2/3 and 0, weighted equally: 1/3, not the run mean 1/2.
+        assert_eq!(s.mean_score, Some(round4(1.0 / 3.0)));
+        // pass@1 = mean(2/3, 0); pass@2 needs two runs of every task: not given.
+        assert_eq!(
+            s.pass_at_k,
+            vec![AtK {
+                k: 1,
+                value: round4(1.0 / 3.0)
+            }]
+        );
+    }
+
+    #[test]
+    fn two_versions_of_a_task_are_left_out_and_named() {
+        let mut rows = [
+            row("a", "x", 1.0, true),
+            row("a", "x", 0.0, false),
+            row("b", "x", 0.5, false),
+            // The same task for another agent is another cell: not mixed.
+            row("a", "y", 1.0, true),
+        ];
+        rows[0].inputs_digest = Some("sha256:1111".into());
+        rows[1].inputs_digest = Some("sha256:2222".into());
+        rows[3].inputs_digest = Some("sha256:2222".into());
+        let problems = problems(&mut rows, &[]);
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].kind, "mixed_versions");
+        assert_eq!(
+            problems[0].message,
+            "b × x: 2 runs left out: results from 2 versions of task a (inputs digests 1111, 2222)"
+        );
+        let cells = summarize(&rows);
+        let x = &cells[0];
+        assert_eq!(
+            (x.tasks, x.runs, x.left_out, x.mean_score),
+            (1, 1, 2, Some(0.5))
+        );
+        assert_eq!((cells[1].runs, cells[1].left_out), (1, 0));
+    }
+
+    #[test]
+    fn a_cell_with_every_run_left_out_has_no_figures() {
+        let mut r = row("a", "x", 1.0, true);
+        r.left_out = true;
+        let s = &summarize(&[r])[0];
+        assert_eq!((s.runs, s.mean_score, s.score_se), (0, None, None));
+        assert!(s.pass_at_k.is_empty());
+    }
+}

@@ -426,3 +426,42 @@ pub fn collect_priced(dir: &Path, prices: &cost::Prices) -> anyhow::Result<Repor
     report.summary = summarize(&report.results);
     Ok(report)
 }
+
+/// A run for unit tests: benchmark `b`, reward mode, no model.
+#[cfg(test)]
+pub(crate) fn test_row(task: &str, agent: &str, score: f64, passed: bool) -> Row {
+    Row {
+        benchmark: "b".into(),
+        task: task.into(),
+        agent: agent.into(),
+        model: String::new(),
+        status: "completed".into(),
+        mode: "reward".into(),
+        score,
+        passed,
+        highest_gate: None,
+        n_gates: None,
+        capped: false,
+        checks_passed: 0,
+        checks_total: 0,
+        agent_exit_code: Some(0),
+        agent_timed_out: false,
+        agent_wall_sec: None,
+        wall_sec: 1.0,
+        started_at: String::new(),
+        run_id: String::new(),
+        error: String::new(),
+        replay: String::new(),
+        path: PathBuf::new(),
+        repeat: None,
+        input_tokens: None,
+        output_tokens: None,
+        cost_usd: None,
+        run_wall_sec: None,
+        inputs_digest: None,
+        problem: String::new(),
+        left_out: false,
+        had_gateway: false,
+        price_model: String::new(),
+    }
+}
