@@ -30,7 +30,8 @@ pub struct Args {
     #[arg(long, num_args = 2, value_names = ["A", "B"], conflicts_with = "compare_agents")]
     pub compare: Option<Vec<PathBuf>>,
 
-    /// Compare agent B with agent A on the tasks both ran in DIR (paired per task and model).
+    /// Compare agent B with agent A on the tasks both ran in DIR (paired per task,
+    /// whatever model each agent ran with).
     #[arg(long, num_args = 2, value_names = ["A", "B"])]
     pub compare_agents: Option<Vec<String>>,
 

@@ -16,9 +16,8 @@ use super::Row;
 pub struct Pair {
     pub benchmark: String,
     pub task: String,
-    /// The agent (directories) or the model (agents) the unit stands for, else "".
+    /// The agent the unit stands for (directories), else "".
     pub agent: String,
-    pub model: String,
     pub a_score: f64,
     pub b_score: f64,
     /// b_score − a_score.
@@ -51,7 +50,7 @@ pub struct Comparison {
     pub flipped_to_fail: usize,
     pub flipped_to_pass: usize,
     pub pairs: Vec<Pair>,
-    /// Units with runs on one side only, not compared (`benchmark/task agent model`).
+    /// Units with runs on one side only, not compared (`benchmark/task agent`).
     pub only_in_a: Vec<String>,
     pub only_in_b: Vec<String>,
 }
@@ -63,18 +62,19 @@ pub enum Pairing {
     /// not part of the unit: one agent's runs in one directory have one model (the
     /// layout has no level for it), so two directories are how two models compare.
     Directories,
-    /// Two agents in one directory: units pair by benchmark, task and model.
+    /// Two agents in one directory: units pair by benchmark and task (each agent's
+    /// runs in one directory have one model, whichever it is).
     Agents,
 }
 
-type Unit = (String, String, String, String);
+type Unit = (String, String, String);
 
 fn unit(r: &Row, pairing: Pairing) -> Unit {
-    let (agent, model) = match pairing {
-        Pairing::Directories => (r.agent.clone(), String::new()),
-        Pairing::Agents => (String::new(), r.model.clone()),
+    let agent = match pairing {
+        Pairing::Directories => r.agent.clone(),
+        Pairing::Agents => String::new(),
     };
-    (r.benchmark.clone(), r.task.to_lowercase(), agent, model)
+    (r.benchmark.clone(), r.task.to_lowercase(), agent)
 }
 
 fn units<'a>(rows: &[&'a Row], pairing: Pairing) -> BTreeMap<Unit, Vec<&'a Row>> {
@@ -86,14 +86,11 @@ fn units<'a>(rows: &[&'a Row], pairing: Pairing) -> BTreeMap<Unit, Vec<&'a Row>>
 }
 
 fn label(u: &Unit) -> String {
-    let mut s = format!("{}/{}", u.0, u.1);
-    for part in [&u.2, &u.3] {
-        if !part.is_empty() {
-            s.push(' ');
-            s.push_str(part);
-        }
+    if u.2.is_empty() {
+        format!("{}/{}", u.0, u.1)
+    } else {
+        format!("{}/{} {}", u.0, u.1, u.2)
     }
-    s
 }
 
 /// (mean score, runs, passed) of a unit's runs.
@@ -119,7 +116,6 @@ pub fn compare(a_name: &str, a: &[&Row], b_name: &str, b: &[&Row], pairing: Pair
             benchmark: u.0.clone(),
             task,
             agent: u.2.clone(),
-            model: u.3.clone(),
             a_score: round4(sa),
             b_score: round4(sb),
             difference: round4(sb - sa),

@@ -400,12 +400,7 @@ fn comparison_table(c: &Comparison) -> String {
             vec![
                 p.benchmark.clone(),
                 p.task.clone(),
-                [p.agent.as_str(), p.model.as_str()]
-                    .iter()
-                    .filter(|s| !s.is_empty())
-                    .copied()
-                    .collect::<Vec<_>>()
-                    .join(" "),
+                p.agent.clone(),
                 format!("{:.4}", p.a_score),
                 format!("{:.4}", p.b_score),
                 format!("{:+.4}", p.difference),
@@ -466,7 +461,6 @@ fn comparison_csv(c: &Comparison) -> anyhow::Result<String> {
         "benchmark",
         "task",
         "agent",
-        "model",
         "a_score",
         "b_score",
         "difference",
@@ -481,7 +475,6 @@ fn comparison_csv(c: &Comparison) -> anyhow::Result<String> {
             p.benchmark.clone(),
             p.task.clone(),
             p.agent.clone(),
-            p.model.clone(),
             p.a_score.to_string(),
             p.b_score.to_string(),
             p.difference.to_string(),

@@ -382,16 +382,15 @@ pub fn render_comparison(c: &Comparison, title: &str) -> String {
         f = c.flipped_to_fail,
         p = c.flipped_to_pass
     );
-    h.push_str("<table id=\"pairs\">\n<tr><th>benchmark</th><th>task</th><th>agent/model</th><th>A</th><th>B</th><th>B − A</th><th>flip</th></tr>\n");
+    h.push_str("<table id=\"pairs\">\n<tr><th>benchmark</th><th>task</th><th>agent</th><th>A</th><th>B</th><th>B − A</th><th>flip</th></tr>\n");
     for p in &c.pairs {
         let _ = writeln!(
             h,
-            "<tr class=\"pair\"><td>{}</td><td>{}</td><td>{} {}</td><td class=\"num\" style=\"background: {}\">{:.4}</td>\
+            "<tr class=\"pair\"><td>{}</td><td>{}</td><td>{}</td><td class=\"num\" style=\"background: {}\">{:.4}</td>\
              <td class=\"num\" style=\"background: {}\">{:.4}</td><td class=\"num\">{:+.4}</td><td class=\"{}\">{}</td></tr>",
             escape(&p.benchmark),
             escape(&p.task),
             escape(&p.agent),
-            escape(&p.model),
             colour(p.a_score),
             p.a_score,
             colour(p.b_score),
