@@ -393,33 +393,31 @@ fn table(report: &Report) -> String {
 
 fn comparison_table(c: &Comparison) -> String {
     let mut out = format!("A: {}\nB: {}\n\n", c.a, c.b);
+    // The agent column only when units have one (directories, not agents, compared).
+    let with_agent = c.pairs.iter().any(|p| !p.agent.is_empty());
     let rows: Vec<Vec<String>> = c
         .pairs
         .iter()
         .map(|p| {
-            vec![
-                p.benchmark.clone(),
-                p.task.clone(),
-                p.agent.clone(),
+            let mut row = vec![p.benchmark.clone(), p.task.clone()];
+            if with_agent {
+                row.push(p.agent.clone());
+            }
+            row.extend([
                 format!("{:.4}", p.a_score),
                 format!("{:.4}", p.b_score),
                 format!("{:+.4}", p.difference),
                 p.flip.clone(),
-            ]
+            ]);
+            row
         })
         .collect();
-    out.push_str(&aligned(
-        &[
-            "BENCHMARK",
-            "TASK",
-            "AGENT/MODEL",
-            "A",
-            "B",
-            "B − A",
-            "FLIP",
-        ],
-        &rows,
-    ));
+    let mut header = vec!["BENCHMARK", "TASK"];
+    if with_agent {
+        header.push("AGENT");
+    }
+    header.extend(["A", "B", "B − A", "FLIP"]);
+    out.push_str(&aligned(&header, &rows));
     out.push_str(&format!(
         "\n{} paired units: mean A {}, mean B {}, B − A {} (se {}, 95% CI {})\n",
         c.paired,
