@@ -351,11 +351,12 @@ fn html_is_one_self_contained_page() {
     let dir = results_dir();
     let (_, text) = html_page(dir.path());
     assert!(text.starts_with("<!DOCTYPE html>"), "{text}");
-    for external in [
-        "<script", "<link", " src=", "http://", "https://", "@import", "url(",
-    ] {
+    for external in ["<link", " src=", "http://", "https://", "@import", "url("] {
         assert!(!text.contains(external), "{external} in the page");
     }
+    // One inline script (the filter and opening a trajectory from the URL), no other.
+    assert_eq!(text.matches("<script").count(), 1);
+    assert!(text.contains("<script>\nfunction kilnOpen()"), "{text}");
     // Escaped text, relative links to each run's files, the capped mark.
     assert!(text.contains("churn-dashboard"));
     assert!(
@@ -455,6 +456,43 @@ fn html_renders_in_chromium_without_console_errors() {
         "terminal-lite × null has no runs"
     );
     assert_eq!(dom.matches("<tr class=\"run\"").count(), 4, "{dom}");
+    // Every figure the page shows is the JSON's.
+    let out = kiln(&["report", dir.path().to_str().unwrap(), "--format", "json"]);
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    for s in json["summary"].as_array().unwrap() {
+        let c = cell(
+            s["benchmark"].as_str().unwrap(),
+            s["agent"].as_str().unwrap(),
+        );
+        let mean = format!("{:.4}", s["mean_score"].as_f64().unwrap());
+        assert!(
+            c.contains(&format!("data-mean=\"{mean}\""))
+                && c.contains(&format!("<span class=\"mean\">{mean}</span>")),
+            "{mean} not shown in {c}"
+        );
+        let passed = format!("{} of {} passed", s["passed"], s["runs"]);
+        assert!(c.contains(&passed), "{passed} not in {c}");
+        for a in s["pass_at_k"].as_array().unwrap() {
+            let shown = format!("pass@{}&nbsp;{:.4}", a["k"], a["value"].as_f64().unwrap());
+            assert!(c.contains(&shown), "{shown} not in {c}");
+        }
+    }
+    // Every trajectory is closed until asked for; #run-2 opens that one.
+    assert!(
+        !dom.contains("open=\"\""),
+        "a trajectory is open by default"
+    );
+    let (opened, stderr) = chromium(
+        profile.path(),
+        &["--dump-dom"],
+        Path::new(&format!("{}#run-2", page.display())),
+    );
+    assert_eq!(console_lines(&stderr), Vec::<&str>::new(), "{stderr}");
+    assert!(
+        opened.contains("<details class=\"trajectory\" id=\"run-2\" open=\"\">"),
+        "{opened}"
+    );
+    assert_eq!(opened.matches("open=\"\"").count(), 1);
     assert!(dom.contains("0.6900<span class=\"mark capped\""), "{dom}");
     assert!(dom.contains("agent: agent exited 3, \"oops\""), "{dom}");
 
@@ -517,5 +555,5 @@ fn replays_that_differ_from_their_recording_are_shown() {
         .lines()
         .next()
         .unwrap()
-        .ends_with(",path,replay"));
+        .contains(",path,replay,"));
 }

@@ -567,7 +567,14 @@ fn report_rows(dir: &Path) -> Vec<serde_json::Value> {
     // What differs between two runs of the same matrix: times, ids, paths.
     for r in &mut rows {
         let o = r.as_object_mut().unwrap();
-        for k in ["wall_sec", "agent_wall_sec", "started_at", "run_id", "path"] {
+        for k in [
+            "wall_sec",
+            "agent_wall_sec",
+            "run_wall_sec",
+            "started_at",
+            "run_id",
+            "path",
+        ] {
             o.remove(k);
         }
     }

@@ -54,7 +54,13 @@ pub enum Command {
     /// Build what is missing and run evals: one benchmark × agent × task, or a whole matrix,
     /// here or on Kubernetes (--on kubernetes).
     Run(run::Args),
-    /// Aggregate the result.json files under a results directory.
+    /// Aggregate the result.json files under a results directory: per benchmark × agent ×
+    /// model the mean score with its 95% interval, pass@k, pass^k, tokens, cost, time;
+    /// or compare two sets of runs task by task (docs/results.md).
+    ///
+    /// Exit status: 0 done; 1 a result.json could not be read (named, and listed with
+    /// the other problems) or --fail-if-worse found B worse; 2 a directory or the price
+    /// table is missing or bad.
     Report(report::Args),
     /// Run oracle and null on every task; a benchmark is valid when oracle scores 1.0 and null does not pass.
     Validate(validate::Args),

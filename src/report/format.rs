@@ -2,13 +2,17 @@
 //! `csv` crate, so fields holding commas, quotes or newlines are quoted) and one HTML
 //! page ([`super::html`]).
 
-use super::{Report, Row};
+use super::cells::AtK;
+use super::compare::Comparison;
+use super::{Report, Row, Summary};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
     Table,
     Json,
     Csv,
+    /// CSV of the cells (one line per benchmark × agent × model) instead of the runs.
+    CellsCsv,
     Html,
 }
 
@@ -21,12 +25,23 @@ pub fn render(report: &Report, format: Format) -> anyhow::Result<String> {
             text.push('\n');
             Ok(text)
         }
-        Format::Csv => csv(&report.results),
+        Format::Csv => csv(report),
+        Format::CellsCsv => cells_csv(&report.summary),
         Format::Html => Ok(super::html::render(report, "kiln report", None)),
     }
 }
 
-const CSV_HEADER: [&str; 22] = [
+/// A comparison as text in `format` (html: [`super::html::render_comparison`]).
+pub fn render_comparison(c: &Comparison, format: Format) -> anyhow::Result<String> {
+    match format {
+        Format::Table => Ok(comparison_table(c)),
+        Format::Json => Ok(serde_json::to_string_pretty(c)? + "\n"),
+        Format::Csv | Format::CellsCsv => comparison_csv(c),
+        Format::Html => Ok(super::html::render_comparison(c, "kiln report --compare")),
+    }
+}
+
+const CSV_HEADER: [&str; 28] = [
     "benchmark",
     "task",
     "agent",
@@ -49,16 +64,24 @@ const CSV_HEADER: [&str; 22] = [
     "error",
     "path",
     "replay",
+    "input_tokens",
+    "output_tokens",
+    "cost_usd",
+    "run_wall_sec",
+    "inputs_digest",
+    "problem",
 ];
 
 fn opt<T: ToString>(v: Option<T>) -> String {
     v.map(|v| v.to_string()).unwrap_or_default()
 }
 
-fn csv(rows: &[Row]) -> anyhow::Result<String> {
+/// One line per run; then one line per unreadable result.json (its path and the
+/// reason in `problem`, every other field empty), so no file goes unmentioned.
+fn csv(report: &Report) -> anyhow::Result<String> {
     let mut w = ::csv::Writer::from_writer(Vec::new());
     w.write_record(CSV_HEADER)?;
-    for r in rows {
+    for r in &report.results {
         w.write_record([
             r.benchmark.clone(),
             r.task.clone(),
@@ -82,6 +105,121 @@ fn csv(rows: &[Row]) -> anyhow::Result<String> {
             r.error.clone(),
             r.path.display().to_string(),
             r.replay.clone(),
+            opt(r.input_tokens),
+            opt(r.output_tokens),
+            opt(r.cost_usd),
+            opt(r.run_wall_sec),
+            r.inputs_digest.clone().unwrap_or_default(),
+            r.problem.clone(),
+        ])?;
+    }
+    for (path, why) in &report.unreadable {
+        let mut line = vec![String::new(); CSV_HEADER.len()];
+        line[4] = "unreadable".into();
+        line[20] = path.display().to_string();
+        line[27] = why.clone();
+        w.write_record(line)?;
+    }
+    Ok(String::from_utf8(w.into_inner()?)?)
+}
+
+/// `@1 0.5000 @2 0.7500`.
+fn at_k(v: &[AtK]) -> String {
+    v.iter()
+        .map(|a| format!("@{} {:.4}", a.k, a.value))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn num4(v: Option<f64>) -> String {
+    v.map(|v| format!("{v:.4}")).unwrap_or_else(|| "-".into())
+}
+
+fn ci(v: Option<[f64; 2]>) -> String {
+    v.map(|[lo, hi]| format!("[{lo:.4}, {hi:.4}]"))
+        .unwrap_or_else(|| "-".into())
+}
+
+/// `1200/340 (2 of 3 runs)`, or `-` without any record.
+fn tokens(s: &Summary) -> String {
+    if s.runs_with_tokens == 0 {
+        return "-".into();
+    }
+    let total = s.runs + s.left_out;
+    let mut t = format!("{}/{}", s.input_tokens, s.output_tokens);
+    if s.runs_with_tokens < total {
+        t.push_str(&format!(" ({} of {total} runs)", s.runs_with_tokens));
+    }
+    t
+}
+
+fn cost(s: &Summary) -> String {
+    match s.cost_usd {
+        None => "-".into(),
+        Some(c) if s.runs_with_cost < s.runs + s.left_out => {
+            format!(
+                "${c:.4} ({} of {} runs)",
+                s.runs_with_cost,
+                s.runs + s.left_out
+            )
+        }
+        Some(c) => format!("${c:.4}"),
+    }
+}
+
+const CELLS_CSV_HEADER: [&str; 19] = [
+    "benchmark",
+    "agent",
+    "model",
+    "tasks",
+    "runs",
+    "passed",
+    "mean_score",
+    "score_se",
+    "score_ci95_low",
+    "score_ci95_high",
+    "min_repeats",
+    "pass_at_k",
+    "pass_hat_k",
+    "left_out",
+    "input_tokens",
+    "output_tokens",
+    "runs_with_tokens",
+    "cost_usd",
+    "wall_sec",
+];
+
+/// One line per cell; pass@k and pass^k as `k:value` pairs separated by spaces.
+fn cells_csv(summary: &[Summary]) -> anyhow::Result<String> {
+    let mut w = ::csv::Writer::from_writer(Vec::new());
+    w.write_record(CELLS_CSV_HEADER)?;
+    let pairs = |v: &[AtK]| {
+        v.iter()
+            .map(|a| format!("{}:{}", a.k, a.value))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    for s in summary {
+        w.write_record([
+            s.benchmark.clone(),
+            s.agent.clone(),
+            s.model.clone(),
+            s.tasks.to_string(),
+            s.runs.to_string(),
+            s.passed.to_string(),
+            opt(s.mean_score),
+            opt(s.score_se),
+            opt(s.score_ci95.map(|c| c[0])),
+            opt(s.score_ci95.map(|c| c[1])),
+            s.min_repeats.to_string(),
+            pairs(&s.pass_at_k),
+            pairs(&s.pass_hat_k),
+            s.left_out.to_string(),
+            s.input_tokens.to_string(),
+            s.output_tokens.to_string(),
+            s.runs_with_tokens.to_string(),
+            opt(s.cost_usd),
+            s.wall_sec.to_string(),
         ])?;
     }
     Ok(String::from_utf8(w.into_inner()?)?)
@@ -117,28 +255,60 @@ fn aligned(header: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
-/// The benchmark × agent summary lines of the table format.
-pub fn summary_table(summary: &[super::Summary]) -> String {
+/// The benchmark × agent × model summary lines of the table format.
+pub fn summary_table(summary: &[Summary]) -> String {
     let rows: Vec<Vec<String>> = summary
         .iter()
         .map(|s| {
+            let mut runs = s.runs.to_string();
+            if s.left_out > 0 {
+                runs.push_str(&format!(" (+{} left out)", s.left_out));
+            }
             vec![
                 s.benchmark.clone(),
                 s.agent.clone(),
-                s.runs.to_string(),
+                if s.model.is_empty() {
+                    "-".into()
+                } else {
+                    s.model.clone()
+                },
+                s.tasks.to_string(),
+                runs,
                 s.passed.to_string(),
-                format!("{:.4}", s.mean_score),
+                num4(s.mean_score),
+                num4(s.score_se),
+                ci(s.score_ci95),
+                at_k(&s.pass_at_k),
+                at_k(&s.pass_hat_k),
+                tokens(s),
+                cost(s),
+                format!("{:.1}s", s.wall_sec),
             ]
         })
         .collect();
     aligned(
-        &["BENCHMARK", "AGENT", "RUNS", "PASSED", "MEAN SCORE"],
+        &[
+            "BENCHMARK",
+            "AGENT",
+            "MODEL",
+            "TASKS",
+            "RUNS",
+            "PASSED",
+            "MEAN SCORE",
+            "SE",
+            "95% CI",
+            "PASS@K",
+            "PASS^K",
+            "TOKENS IN/OUT",
+            "COST",
+            "WALL",
+        ],
         &rows,
     )
 }
 
 fn table(report: &Report) -> String {
-    if report.results.is_empty() {
+    if report.results.is_empty() && report.problems.is_empty() {
         return "no results\n".to_string();
     }
     let rows: Vec<Vec<String>> = report
@@ -207,5 +377,111 @@ fn table(report: &Report) -> String {
             ));
         }
     }
+    if !report.problems.is_empty() {
+        out.push_str("\nPROBLEMS (not in the figures above)\n");
+        for p in &report.problems {
+            match &p.path {
+                Some(path) => {
+                    out.push_str(&format!("{}: {}: {}\n", p.kind, path.display(), p.message))
+                }
+                None => out.push_str(&format!("{}: {}\n", p.kind, p.message)),
+            }
+        }
+    }
     out
+}
+
+fn comparison_table(c: &Comparison) -> String {
+    let mut out = format!("A: {}\nB: {}\n\n", c.a, c.b);
+    // The agent column only when units have one (directories, not agents, compared).
+    let with_agent = c.pairs.iter().any(|p| !p.agent.is_empty());
+    let rows: Vec<Vec<String>> = c
+        .pairs
+        .iter()
+        .map(|p| {
+            let mut row = vec![p.benchmark.clone(), p.task.clone()];
+            if with_agent {
+                row.push(p.agent.clone());
+            }
+            row.extend([
+                format!("{:.4}", p.a_score),
+                format!("{:.4}", p.b_score),
+                format!("{:+.4}", p.difference),
+                p.flip.clone(),
+            ]);
+            row
+        })
+        .collect();
+    let mut header = vec!["BENCHMARK", "TASK"];
+    if with_agent {
+        header.push("AGENT");
+    }
+    header.extend(["A", "B", "B − A", "FLIP"]);
+    out.push_str(&aligned(&header, &rows));
+    out.push_str(&format!(
+        "\n{} paired units: mean A {}, mean B {}, B − A {} (se {}, 95% CI {})\n",
+        c.paired,
+        num4(c.a_mean),
+        num4(c.b_mean),
+        c.mean_difference
+            .map(|d| format!("{d:+.4}"))
+            .unwrap_or_else(|| "-".into()),
+        num4(c.difference_se),
+        ci(c.difference_ci95),
+    ));
+    out.push_str(&format!(
+        "flipped pass→fail: {}, fail→pass: {}\n",
+        c.flipped_to_fail, c.flipped_to_pass
+    ));
+    let verdict = if c.significantly_worse {
+        "B is significantly worse (the 95% interval lies below 0)"
+    } else if c.significantly_better {
+        "B is significantly better (the 95% interval lies above 0)"
+    } else {
+        "no significant difference"
+    };
+    out.push_str(verdict);
+    out.push('\n');
+    for (side, units) in [("A", &c.only_in_a), ("B", &c.only_in_b)] {
+        if !units.is_empty() {
+            out.push_str(&format!(
+                "only in {side} (not compared): {}\n",
+                units.join(", ")
+            ));
+        }
+    }
+    out
+}
+
+fn comparison_csv(c: &Comparison) -> anyhow::Result<String> {
+    let mut w = ::csv::Writer::from_writer(Vec::new());
+    w.write_record([
+        "benchmark",
+        "task",
+        "agent",
+        "a_score",
+        "b_score",
+        "difference",
+        "a_runs",
+        "b_runs",
+        "a_passed",
+        "b_passed",
+        "flip",
+    ])?;
+    for p in &c.pairs {
+        w.write_record([
+            p.benchmark.clone(),
+            p.task.clone(),
+            p.agent.clone(),
+            p.a_score.to_string(),
+            p.b_score.to_string(),
+            p.difference.to_string(),
+            p.a_runs.to_string(),
+            p.b_runs.to_string(),
+            p.a_passed.to_string(),
+            p.b_passed.to_string(),
+            p.flip.clone(),
+        ])?;
+    }
+    Ok(String::from_utf8(w.into_inner()?)?)
 }

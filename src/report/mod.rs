@@ -5,17 +5,27 @@
 //! A row holds fields the runner writes (docs/scenario-format.md §9), read with serde
 //! into [`RunnerResult`], a documented subset of result.json v1; the only field that
 //! does not come from result.json is the benchmark, which the runner does not know
-//! and which comes from the directory layout.
+//! and which comes from the directory layout. Beside it, kiln's `run.json` gives the
+//! run's wall time and what it was made from (the eval image's input digest).
+//!
+//! The per-cell figures are in [`cells`], their estimators in [`stats`], prices in
+//! [`cost`], two-sided comparisons in [`compare`].
 
+pub mod cells;
+pub mod compare;
+pub mod cost;
 mod format;
 pub mod html;
+pub mod stats;
+mod trajectory;
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 
-pub use format::{render, summary_table, Format};
+pub use cells::{problems, summarize, Problem, Summary};
+pub use format::{render, render_comparison, summary_table, Format};
 
 /// The subset of result.json v1 the report reads. Unknown fields are ignored, so a
 /// later runner that only adds fields stays readable; `schema_version` is checked.
@@ -42,7 +52,13 @@ pub struct RunnerResult {
 /// The part of result.json's `model` section the report reads (docs/model-gateway.md).
 #[derive(Debug, Clone, Deserialize)]
 pub struct ModelPart {
+    #[serde(default)]
+    pub model: String,
     pub calls: u64,
+    #[serde(default)]
+    pub input_tokens: u64,
+    #[serde(default)]
+    pub output_tokens: u64,
     #[serde(default)]
     pub replay: Option<ReplayPart>,
 }
@@ -176,16 +192,41 @@ pub struct Row {
     /// The repeat index, for results in a `repeat-<k>/` directory (`kiln run --repeat`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub repeat: Option<u32>,
+    /// Tokens the model gateway counted (null: the run had no gateway record).
+    pub input_tokens: Option<u64>,
+    pub output_tokens: Option<u64>,
+    /// The tokens at the price table's prices (null: no record, or no price for the model).
+    pub cost_usd: Option<f64>,
+    /// kiln's wall time of the whole run (run.json), null without run.json.
+    pub run_wall_sec: Option<f64>,
+    /// The eval image's input digest (run.json `made_from`), null without it.
+    pub inputs_digest: Option<String>,
+    /// Why this run is left out of its cell's figures, or a figure it lacks; else "".
+    pub problem: String,
+    /// Left out of its cell's figures (the reason is in `problem`).
+    pub left_out: bool,
+    /// run.json says the run had a model gateway.
+    #[serde(skip)]
+    pub had_gateway: bool,
+    /// The model the tokens are priced as (the gateway's, else the agent's).
+    #[serde(skip)]
+    pub price_model: String,
 }
 
-/// What one benchmark × agent pair scored over its tasks.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Summary {
-    pub benchmark: String,
-    pub agent: String,
-    pub runs: usize,
-    pub passed: usize,
-    pub mean_score: f64,
+/// The part of kiln's run.json the report reads (docs/results.md).
+#[derive(Debug, Default, Deserialize)]
+struct RunJson {
+    #[serde(default)]
+    wall_sec: Option<f64>,
+    #[serde(default)]
+    made_from: Option<MadeFromView>,
+}
+
+#[derive(Debug, Deserialize)]
+struct MadeFromView {
+    inputs_digest: String,
+    #[serde(default)]
+    model: Option<String>,
 }
 
 /// Everything under a results directory.
@@ -193,14 +234,26 @@ pub struct Summary {
 pub struct Report {
     pub results: Vec<Row>,
     pub summary: Vec<Summary>,
+    /// Everything that is not a clean figure: unreadable files, tasks with results from
+    /// two versions, runs without gateway records, tokens without a price.
+    pub problems: Vec<Problem>,
     /// Files named result.json that could not be read, with the reason.
     #[serde(skip)]
     pub unreadable: Vec<(PathBuf, String)>,
 }
 
 impl Row {
-    /// Builds a row from a parsed result and where it was found.
+    /// Builds a row from a parsed result and where it was found (run.json, when beside
+    /// it, adds the run's wall time and input digest).
     pub fn new(benchmark: String, result: RunnerResult, path: PathBuf) -> Row {
+        // A run.json that cannot be read leaves its fields null: it only adds to a result.
+        let run: RunJson = path
+            .parent()
+            .and_then(|d| std::fs::read_to_string(d.join("run.json")).ok())
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default();
+        let made_from = run.made_from.as_ref();
+        let model = result.model.as_ref();
         let counted: Vec<&CheckPart> = result
             .checks
             .iter()
@@ -210,7 +263,7 @@ impl Row {
             benchmark,
             task: result.task.id,
             agent: result.agent.id,
-            model: result.agent.model,
+            model: result.agent.model.clone(),
             status: result.status,
             mode: result.score.mode,
             score: result.score.value,
@@ -240,6 +293,18 @@ impl Row {
                 .map(|e| format!("{}: {}", e.phase, e.message))
                 .unwrap_or_default(),
             repeat: repeat_of(&path),
+            input_tokens: model.map(|m| m.input_tokens),
+            output_tokens: model.map(|m| m.output_tokens),
+            cost_usd: None,
+            run_wall_sec: run.wall_sec,
+            inputs_digest: made_from.map(|m| m.inputs_digest.clone()),
+            problem: String::new(),
+            had_gateway: made_from.is_some_and(|m| m.model.is_some()),
+            left_out: false,
+            price_model: model
+                .map(|m| m.model.clone())
+                .filter(|m| !m.is_empty())
+                .unwrap_or_else(|| result.agent.model.clone()),
             path,
         }
     }
@@ -298,9 +363,15 @@ fn benchmark_of(path: &Path) -> String {
         .unwrap_or_default()
 }
 
-/// Collects every result.json under `dir`. A missing directory is an error; a file
-/// that cannot be read is kept in `unreadable` so the caller can name it.
+/// Collects every result.json under `dir` with the built-in prices ([`collect_priced`]).
 pub fn collect(dir: &Path) -> anyhow::Result<Report> {
+    collect_priced(dir, &cost::Prices::builtin())
+}
+
+/// Collects every result.json under `dir`, prices the tokens with `prices` and sums
+/// the cells. A missing directory is an error; a file that cannot be read is kept in
+/// `unreadable` (and in `problems`) so the caller can name it.
+pub fn collect_priced(dir: &Path, prices: &cost::Prices) -> anyhow::Result<Report> {
     if !dir.is_dir() {
         anyhow::bail!(
             "{} is not a directory (no results there; `kiln run` writes them)",
@@ -346,38 +417,51 @@ pub fn collect(dir: &Path) -> anyhow::Result<Report> {
                 &b.path,
             ))
     });
+    for row in &mut report.results {
+        if let (Some(i), Some(o)) = (row.input_tokens, row.output_tokens) {
+            row.cost_usd = prices.cost(&row.price_model, i, o);
+        }
+    }
+    report.problems = cells::problems(&mut report.results, &report.unreadable);
     report.summary = summarize(&report.results);
     Ok(report)
 }
 
-/// Per benchmark × agent: runs, passed, mean score (rounded to 4 places).
-pub fn summarize(rows: &[Row]) -> Vec<Summary> {
-    let mut out: Vec<Summary> = Vec::new();
-    for row in rows {
-        let pos = out
-            .iter()
-            .position(|s| s.benchmark == row.benchmark && s.agent == row.agent);
-        let s = match pos {
-            Some(i) => &mut out[i],
-            None => {
-                out.push(Summary {
-                    benchmark: row.benchmark.clone(),
-                    agent: row.agent.clone(),
-                    runs: 0,
-                    passed: 0,
-                    mean_score: 0.0,
-                });
-                out.last_mut().expect("just pushed")
-            }
-        };
-        // Running mean, so the sum never needs a second pass.
-        s.runs += 1;
-        s.passed += usize::from(row.passed);
-        s.mean_score += (row.score - s.mean_score) / s.runs as f64;
+/// A run for unit tests: benchmark `b`, reward mode, no model.
+#[cfg(test)]
+pub(crate) fn test_row(task: &str, agent: &str, score: f64, passed: bool) -> Row {
+    Row {
+        benchmark: "b".into(),
+        task: task.into(),
+        agent: agent.into(),
+        model: String::new(),
+        status: "completed".into(),
+        mode: "reward".into(),
+        score,
+        passed,
+        highest_gate: None,
+        n_gates: None,
+        capped: false,
+        checks_passed: 0,
+        checks_total: 0,
+        agent_exit_code: Some(0),
+        agent_timed_out: false,
+        agent_wall_sec: None,
+        wall_sec: 1.0,
+        started_at: String::new(),
+        run_id: String::new(),
+        error: String::new(),
+        replay: String::new(),
+        path: PathBuf::new(),
+        repeat: None,
+        input_tokens: None,
+        output_tokens: None,
+        cost_usd: None,
+        run_wall_sec: None,
+        inputs_digest: None,
+        problem: String::new(),
+        left_out: false,
+        had_gateway: false,
+        price_model: String::new(),
     }
-    for s in &mut out {
-        s.mean_score = (s.mean_score * 10_000.0).round() / 10_000.0;
-    }
-    out.sort_by(|a, b| (&a.benchmark, &a.agent).cmp(&(&b.benchmark, &b.agent)));
-    out
 }

@@ -1,5 +1,5 @@
 //! What a person sees while a matrix runs: on a terminal one indicatif bar (done/total,
-//! passed, failed to run, elapsed, ETA) with a line above it per finished run; plain
+//! passed, failed to run, remaining, elapsed, ETA) with a line above it per finished run; plain
 //! timestamped lines otherwise; only failures with `quiet`. Everything goes to stderr.
 
 use std::io::IsTerminal as _;
@@ -57,9 +57,10 @@ impl Board {
     fn refresh(&self) {
         if let Some(bar) = &self.bar {
             bar.set_message(format!(
-                "passed {}, failed to run {}",
+                "passed {}, failed to run {}, {} remaining",
                 self.passed.load(Ordering::Relaxed),
-                self.failed.load(Ordering::Relaxed)
+                self.failed.load(Ordering::Relaxed),
+                self.total.saturating_sub(self.done.load(Ordering::Relaxed))
             ));
         }
     }
