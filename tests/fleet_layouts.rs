@@ -208,6 +208,59 @@ fn a_damaged_fleet_still_lists_the_rest_and_names_each_file() {
     );
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(names(&v).len(), 101);
+
+    // lint reports each left-out directory as a finding on its file.
+    let out = kiln(dir.path(), &["lint"], &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout.contains("containers/agents/goose/docker-bake.hcl:1: left out"),
+        "{stdout}"
+    );
+    assert!(
+        stdout
+            .contains("containers/benchmarks/gsm8k/Dockerfile:1: benchmark \"gsm8k\" has no tasks"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn lint_uses_the_fleets_own_label_rules() {
+    let out = kiln(&upstream(), &["lint"], &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    let findings: Vec<&str> = stdout.lines().collect();
+    // What the fleet's benchmark rules require and some Dockerfiles lack: a handful, no flood.
+    assert!(findings.len() <= 20, "{stdout}");
+    assert!(findings.contains(
+        &"containers/benchmarks/terminal-bench/Dockerfile:1: label eval.benchmark.description is missing (every benchmark image carries it)"
+    ));
+    // The carrier benchmark has no dataset, so no revision to record.
+    assert!(!stdout.contains("agents-smoke"), "{stdout}");
+
+    // A name label that disagrees with its directory, and a credential-shaped ARG.
+    let dir = copy();
+    let df = dir.path().join("containers/agents/aider/Dockerfile");
+    let text = std::fs::read_to_string(&df)
+        .unwrap()
+        .replace(
+            "eval.agent.name=\"aider\"",
+            "eval.agent.name=\"aider-chat\"",
+        )
+        .replace(
+            "ARG AGENT_VERSION=0.86.2",
+            "ARG AGENT_VERSION=0.86.2\nARG OPENAI_API_KEY",
+        );
+    std::fs::write(&df, text).unwrap();
+    let out = kiln(dir.path(), &["lint"], &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("containers/agents/aider/Dockerfile:9: eval.agent.name is \"aider-chat\", but the directory is \"aider\""), "{stdout}");
+    assert!(
+        stdout.contains(
+            "containers/agents/aider/Dockerfile:7: ARG OPENAI_API_KEY looks like a credential"
+        ),
+        "{stdout}"
+    );
 }
 
 #[test]

@@ -198,6 +198,9 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
         )));
     }
     let fleet = Fleet::load(repo, env_vars())?;
+    if fleet.layout.kind.name() == plan::eval_containers::LAYOUT {
+        return eval_containers(repo, &fleet, &request, &args);
+    }
     let checked = plan::check(&fleet, &request).map_err(refused_to_usage)?;
     // The request is good: probing this machine (buildx, podman, the engine) now
     // overlaps planning. Refused input runs nothing, not even a probe.
@@ -276,6 +279,53 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
     let summary = crate::build::run(&plan.builds, &plan.bake, &decision, &opts)?;
     // The executor has printed the per-image outcomes and the summary line.
     Ok(ExitCode::from(summary.exit_code()))
+}
+
+/// `kiln build` in an eval-containers fleet: the bake commands its own CLI runs, bases
+/// first (docs/layouts.md). Only `--dry-run` for now.
+fn eval_containers(
+    repo: &Path,
+    fleet: &Fleet,
+    request: &Request,
+    args: &Args,
+) -> anyhow::Result<ExitCode> {
+    for p in &fleet.problems {
+        eprintln!("note: left out: {p}");
+    }
+    let info = build_info(repo)?;
+    let plan = plan::eval_containers::plan(fleet, request, &info).map_err(refused_to_usage)?;
+    for note in &plan.notes {
+        eprintln!("note: {note}");
+    }
+    if !args.dry_run {
+        return Err(Failure::usage(
+            "kiln builds an eval-containers fleet with --dry-run only, for now: run the commands it prints (docs/layouts.md)".to_string(),
+        ));
+    }
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
+    let mut write = || -> std::io::Result<()> {
+        writeln!(
+            out,
+            "# layout: eval-containers; {} build(s), bases first; run from the repository root",
+            plan.steps.len()
+        )?;
+        for step in &plan.steps {
+            let (env, argv) = step.command();
+            let mut line = String::new();
+            for (k, v) in &env {
+                line.push_str(&format!("{k}={} ", shell::quote(v)));
+            }
+            line.push_str(&shell::join(&argv));
+            writeln!(out, "{line}")?;
+        }
+        out.flush()
+    };
+    match write() {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(ExitCode::SUCCESS),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// How the backend is chosen, started before planning. For a dry run, an explicit

@@ -6,6 +6,7 @@
 //! leaves anything half done.
 
 pub mod ca_bundle;
+pub mod eval_containers;
 mod graph;
 mod requests;
 mod spec;

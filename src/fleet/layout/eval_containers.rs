@@ -48,6 +48,9 @@ pub const ENV_TEST: &str = "test";
 
 pub struct EvalContainers;
 
+/// The name `--layout` takes.
+pub const NAME: &str = "eval-containers";
+
 /// The directory of an image of `category`, relative to the root.
 pub fn image_dir(category: &str, name: &str) -> PathBuf {
     Path::new(CONTAINERS).join(category).join(name)
@@ -65,7 +68,7 @@ pub fn other_target(category: &str, name: &str) -> String {
 
 impl FleetLayout for EvalContainers {
     fn name(&self) -> &'static str {
-        "eval-containers"
+        NAME
     }
     fn marker(&self) -> &'static str {
         ROOT_BAKE_FILE
