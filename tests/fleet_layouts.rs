@@ -288,3 +288,55 @@ fn detection_says_what_it_looked_for_and_layout_forces() {
     let v = json(&fixture("small"), &["list", "agents", "--json"]);
     assert_eq!(names(&v), ["null", "oracle"]);
 }
+
+#[test]
+fn base_map_and_build_hosts_in_the_dry_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let map = dir.path().join("bases");
+    std::fs::write(
+        &map,
+        "# the site's mirror\npython:3.12-slim=site.local/python:3.12-slim\n",
+    )
+    .unwrap();
+    let map_arg = map.display().to_string();
+    let args = [
+        "build",
+        "eval",
+        "agents-smoke",
+        "--agent",
+        "aider",
+        "--base-map",
+        &map_arg,
+        "--base",
+        "debian:trixie-slim=site.local/debian:13",
+        "--dry-run",
+    ];
+    let out = kiln(&upstream(), &args, &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&args, &out));
+    // The agent's base (agent-base-python, in its bake graph) and the benchmark both
+    // start FROM python:3.12-slim: each gets the named context, nothing else changes.
+    assert!(stdout.contains("--set agent-base-python.contexts.python:3.12-slim=docker-image://site.local/python:3.12-slim agent-aider"), "{stdout}");
+    assert!(stdout.contains("--set benchmark-agents-smoke.contexts.python:3.12-slim=docker-image://site.local/python:3.12-slim benchmark-agents-smoke"), "{stdout}");
+    assert!(!stdout.contains("debian:trixie-slim"), "{stdout}");
+    assert!(
+        stdout.contains("# ghcr.io/exgentic/agents/aider:latest: its build reaches apt mirrors of the base image, files.pythonhosted.org, pypi.org"),
+        "{stdout}"
+    );
+    // A bad line: refused before anything, naming the file and line.
+    std::fs::write(&map, "python:3.12-slim=site.local/python\nnode 22\n").unwrap();
+    let out = kiln(&upstream(), &args, &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("{}:2: no '='", map.display())),
+        "{stderr}"
+    );
+    // kiln's own layout says where the flag applies.
+    let out = kiln(
+        &fixture("small"),
+        &["build", "agent", "null", "--base", "a=b", "--dry-run"],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -12,6 +12,8 @@ pub struct Instruction {
     pub line: usize,
     pub keyword: String,
     pub args: String,
+    /// The bodies of the heredocs it opens (`RUN python3 <<EOF` … `EOF`), lines joined.
+    pub heredoc: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -117,6 +119,10 @@ impl Dockerfile {
                 };
                 if body == word {
                     heredocs.pop_front();
+                } else if let Some(last) = instructions.last_mut() {
+                    let last: &mut Instruction = last;
+                    last.heredoc.push_str(body);
+                    last.heredoc.push('\n');
                 }
                 continue;
             }
@@ -385,6 +391,7 @@ fn split_instruction(line: usize, text: &str) -> Instruction {
         line,
         keyword: kw.to_ascii_uppercase(),
         args: rest.trim().to_string(),
+        heredoc: String::new(),
     }
 }
 

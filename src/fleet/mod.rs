@@ -2,6 +2,7 @@
 //! and their tasks, read from the directory layout and the bake files (no engine).
 
 pub mod dockerfile;
+pub mod hosts;
 pub mod layout;
 mod load;
 pub mod resolve;

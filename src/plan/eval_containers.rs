@@ -5,8 +5,14 @@
 //! benchmark's `build.sh <image> <task-id>` when it ships one (environments built from
 //! source, which no single bake target expresses).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
+
+use crate::fleet::dockerfile::Dockerfile;
+use crate::fleet::hosts;
+use crate::fleet::Target;
+
+use super::base_map::BaseMap;
 
 use crate::fleet::layout::eval_containers::{
     self as ec, BENCHMARKS, BUILD_SCRIPT, CONTAINERS, EVAL_TARGET,
@@ -31,6 +37,8 @@ pub enum Step {
         target: String,
         /// The image it makes.
         image: String,
+        /// The hosts its build reaches (every Dockerfile of its bake graph).
+        hosts: Vec<String>,
     },
     /// `bash containers/benchmarks/<b>/build.sh IMAGE TASK`.
     Script {
@@ -96,6 +104,11 @@ pub struct Plan {
 
 struct Planner<'f> {
     fleet: &'f Fleet,
+    base_map: &'f BaseMap,
+    /// Parsed Dockerfiles and their build hosts, by path.
+    dockerfiles: BTreeMap<PathBuf, (Dockerfile, BTreeSet<String>)>,
+    /// Targets resolved on demand (models, gateways, the eval recipe).
+    resolved: BTreeMap<String, Target>,
     /// `--set *.labels.K=V` of kiln's build-time labels (every image of a bake graph).
     label_sets: Vec<String>,
     plan: Plan,
@@ -103,9 +116,17 @@ struct Planner<'f> {
 }
 
 /// Checks `request` against the fleet and lists its builds.
-pub fn plan(fleet: &Fleet, request: &Request, info: &BuildInfo) -> anyhow::Result<Plan> {
+pub fn plan(
+    fleet: &Fleet,
+    request: &Request,
+    info: &BuildInfo,
+    base_map: &BaseMap,
+) -> anyhow::Result<Plan> {
     let mut p = Planner {
         fleet,
+        base_map,
+        dockerfiles: BTreeMap::new(),
+        resolved: BTreeMap::new(),
         label_sets: info
             .labels(None)
             .map(|(k, v)| format!("*.labels.{k}={v}"))
@@ -149,6 +170,71 @@ impl Planner<'_> {
         }
     }
 
+    /// `name` resolved with the fleet's variables (loaded, or resolved now and kept).
+    fn target_of(&mut self, name: &str) -> Option<Target> {
+        if let Some(t) = self
+            .fleet
+            .targets
+            .get(name)
+            .or_else(|| self.resolved.get(name))
+        {
+            return Some(t.clone());
+        }
+        let mut r = self
+            .fleet
+            .resolve(&[name.to_string()], &BTreeMap::new())
+            .ok()?;
+        let t = r.remove(name)?;
+        self.resolved.extend(r);
+        self.resolved.insert(name.to_string(), t.clone());
+        Some(t)
+    }
+
+    /// The base-map contexts and build hosts of `target`'s bake graph, with `args` over
+    /// its own (a per-task id, the eval's base images).
+    fn graph_needs(
+        &mut self,
+        target: &str,
+        args: &BTreeMap<String, String>,
+    ) -> (Vec<String>, Vec<String>) {
+        let (mut sets, mut reached) = (Vec::new(), BTreeSet::new());
+        let mut todo = vec![target.to_string()];
+        let mut seen = BTreeSet::new();
+        while let Some(name) = todo.pop() {
+            if !seen.insert(name.clone()) {
+                continue;
+            }
+            let Some(mut t) = self.target_of(&name) else {
+                continue;
+            };
+            if name == target {
+                t.args
+                    .extend(args.iter().map(|(k, v)| (k.clone(), v.clone())));
+            }
+            todo.extend(t.linked_targets().map(|(_, l)| l.to_string()));
+            let path = t.dockerfile_path();
+            if !self.dockerfiles.contains_key(&path) {
+                let text = std::fs::read_to_string(self.fleet.root.join(&path)).unwrap_or_default();
+                let df = Dockerfile::parse(&text);
+                let h = hosts::build_hosts(&df);
+                self.dockerfiles.insert(path.clone(), (df, h));
+            }
+            let (df, h) = &self.dockerfiles[&path];
+            reached.extend(h.iter().cloned());
+            for base in df.bases(&t.args) {
+                if t.contexts.contains_key(&base.image) {
+                    continue; // bound to a fleet target already
+                }
+                if let Some((_, value)) = self.base_map.get(&base.image) {
+                    sets.push(format!("{name}.contexts.{}={value}", base.image));
+                }
+            }
+        }
+        sets.sort();
+        sets.dedup();
+        (sets, reached.into_iter().collect())
+    }
+
     fn bake(
         &mut self,
         env: Vec<(String, String)>,
@@ -156,8 +242,20 @@ impl Planner<'_> {
         target: String,
         image: String,
     ) {
+        if self.seen.contains(&image) {
+            return;
+        }
+        // The args the request sets on its own target (`<t>.args.K=V`).
+        let prefix = format!("{target}.args.");
+        let args: BTreeMap<String, String> = sets
+            .iter()
+            .filter_map(|s| s.strip_prefix(&prefix)?.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let (map_sets, reached) = self.graph_needs(&target, &args);
         let mut all = self.label_sets.clone();
         all.extend(sets);
+        all.extend(map_sets);
         let mut env_all: Vec<(String, String)> = self
             .fleet
             .vars
@@ -171,6 +269,7 @@ impl Planner<'_> {
             sets: all,
             target,
             image,
+            hosts: reached,
         });
     }
 
