@@ -79,5 +79,5 @@ fn not_a_repository() {
     let tmp = tempfile::tempdir().unwrap();
     let out = kiln(tmp.path(), &["lint"], &[]);
     assert_ne!(out.status.code(), Some(0));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not a kiln repository"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("looked for docker-bake.hcl (kiln)"));
 }

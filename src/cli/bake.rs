@@ -10,7 +10,8 @@ use kiln_bake::{BakeFiles, ResolveOptions};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Build definition file (repeatable; default: docker-bake.hcl and friends).
+    /// Build definition file (repeatable; default: docker-bake.hcl and friends, or the
+    /// layout's bake files in an eval-containers fleet).
     #[arg(short = 'f', long = "file", value_name = "FILE")]
     pub files: Vec<String>,
     /// Override a target value (`targetpattern.key=value`, `+=` appends).
@@ -45,8 +46,17 @@ pub struct Args {
     pub targets: Vec<String>,
 }
 
-pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
+pub fn run(repo: &Path, mut args: Args) -> anyhow::Result<ExitCode> {
     let env: BTreeMap<String, String> = std::env::vars().collect();
+    if args.files.is_empty() {
+        // A layout whose bake files are not buildx's defaults names them itself (the
+        // eval-containers fleet: the `-f` list of every upstream bake command).
+        if let Ok(layout) = crate::fleet::layout::detect(repo) {
+            if let Some(files) = layout.default_bake_files(repo)? {
+                args.files = files.iter().map(|f| f.display().to_string()).collect();
+            }
+        }
+    }
     match resolve(repo, &args, env) {
         Ok(json) if args.print => {
             let mut out = std::io::stdout().lock();

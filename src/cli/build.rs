@@ -59,6 +59,16 @@ pub struct Args {
     /// entry). Needs a backend with build secrets (bake or podman).
     #[arg(long, global = true, env = "KILN_CA_BUNDLE", value_name = "FILE")]
     pub ca_bundle: Option<std::path::PathBuf>,
+
+    /// Public base images replaced by local ones, one `PUBLIC_REF=LOCAL_REF` a line
+    /// (LOCAL_REF: an image, or `oci-layout://DIR`); applied as bake named contexts,
+    /// never by editing the fleet (eval-containers layout; docs/layouts.md).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub base_map: Option<std::path::PathBuf>,
+
+    /// One base map entry `PUBLIC_REF=LOCAL_REF` (repeatable; after --base-map).
+    #[arg(long = "base", global = true, value_name = "PUBLIC=LOCAL")]
+    pub bases: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -198,6 +208,14 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
         )));
     }
     let fleet = Fleet::load(repo, env_vars())?;
+    if fleet.layout.kind.name() == plan::eval_containers::LAYOUT {
+        return eval_containers(repo, &fleet, &request, &args);
+    }
+    if args.base_map.is_some() || !args.bases.is_empty() {
+        return Err(Failure::usage(
+            "--base-map and --base apply to the eval-containers layout for now (kiln's own fleet builds on local bases: scripts/make-bases.sh)".to_string(),
+        ));
+    }
     let checked = plan::check(&fleet, &request).map_err(refused_to_usage)?;
     // The request is good: probing this machine (buildx, podman, the engine) now
     // overlaps planning. Refused input runs nothing, not even a probe.
@@ -276,6 +294,66 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
     let summary = crate::build::run(&plan.builds, &plan.bake, &decision, &opts)?;
     // The executor has printed the per-image outcomes and the summary line.
     Ok(ExitCode::from(summary.exit_code()))
+}
+
+/// `kiln build` in an eval-containers fleet: the bake commands its own CLI runs, bases
+/// first (docs/layouts.md). Only `--dry-run` for now.
+fn eval_containers(
+    repo: &Path,
+    fleet: &Fleet,
+    request: &Request,
+    args: &Args,
+) -> anyhow::Result<ExitCode> {
+    for p in &fleet.problems {
+        eprintln!("note: left out: {p}");
+    }
+    let info = build_info(repo)?;
+    let mut base_map = match &args.base_map {
+        Some(file) => plan::base_map::BaseMap::read(file).map_err(refused_to_usage)?,
+        None => plan::base_map::BaseMap::default(),
+    };
+    for entry in &args.bases {
+        base_map.add(entry, "--base").map_err(refused_to_usage)?;
+    }
+    let plan =
+        plan::eval_containers::plan(fleet, request, &info, &base_map).map_err(refused_to_usage)?;
+    for note in &plan.notes {
+        eprintln!("note: {note}");
+    }
+    if !args.dry_run {
+        return Err(Failure::usage(
+            "kiln builds an eval-containers fleet with --dry-run only, for now: run the commands it prints (docs/layouts.md)".to_string(),
+        ));
+    }
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
+    let mut write = || -> std::io::Result<()> {
+        writeln!(
+            out,
+            "# layout: eval-containers; {} build(s), bases first; run from the repository root",
+            plan.steps.len()
+        )?;
+        for step in &plan.steps {
+            if let plan::eval_containers::Step::Bake { hosts, image, .. } = step {
+                if !hosts.is_empty() {
+                    writeln!(out, "# {image}: its build reaches {}", hosts.join(", "))?;
+                }
+            }
+            let (env, argv) = step.command();
+            let mut line = String::new();
+            for (k, v) in &env {
+                line.push_str(&format!("{k}={} ", shell::quote(v)));
+            }
+            line.push_str(&shell::join(&argv));
+            writeln!(out, "{line}")?;
+        }
+        out.flush()
+    };
+    match write() {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(ExitCode::SUCCESS),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// How the backend is chosen, started before planning. For a dry run, an explicit

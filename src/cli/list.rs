@@ -41,9 +41,14 @@ struct BenchmarkRow<'a> {
     name: &'a str,
     env: Env,
     tasks: usize,
+    /// False when only the benchmark's build knows its task ids (a per-task
+    /// eval-containers benchmark without tasks.txt).
+    tasks_listed: bool,
     description: &'a str,
     released: bool,
     image: String,
+    /// Every `eval.*` label its image gets (bake file or Dockerfile).
+    labels: BTreeMap<&'a str, &'a str>,
 }
 
 #[derive(Serialize)]
@@ -52,6 +57,15 @@ struct AgentRow<'a> {
     version: &'a str,
     description: &'a str,
     image: String,
+    labels: BTreeMap<&'a str, &'a str>,
+}
+
+/// The `eval.*` labels of an image.
+fn eval_labels(all: &BTreeMap<String, String>) -> BTreeMap<&str, &str> {
+    all.iter()
+        .filter(|(k, _)| k.starts_with("eval."))
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect()
 }
 
 #[derive(Serialize)]
@@ -67,6 +81,7 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
     }
     let fleet = Fleet::load(repo, env_vars())?;
     let mut out = std::io::stdout().lock();
+    let wide = !fleet.layout.kind.strict();
     match &args.what {
         What::Benchmarks => {
             let rows: Vec<BenchmarkRow> = fleet
@@ -75,9 +90,11 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
                 .map(|b| BenchmarkRow {
                     name: &b.name,
                     env: b.env,
-                    tasks: b.tasks.len(),
+                    tasks: b.task_count,
+                    tasks_listed: b.tasks_known,
                     description: &b.description,
                     released: b.released,
+                    labels: eval_labels(&b.labels),
                     image: match b.env {
                         Env::SharedEnv => fleet.naming.benchmark(&b.name, None),
                         Env::PerTask => fleet.naming.benchmark(&b.name, Some("<task>")),
@@ -90,24 +107,35 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
                 let table: Vec<Vec<String>> = rows
                     .iter()
                     .map(|r| {
-                        vec![
+                        let yes_no = |b: bool| if b { "yes" } else { "no" }.to_string();
+                        let mut row = vec![
                             r.name.to_string(),
                             r.env.as_str().to_string(),
                             r.tasks.to_string(),
-                            if r.released {
-                                "yes".into()
-                            } else {
-                                "no".into()
-                            },
-                            r.description.to_string(),
-                        ]
+                            yes_no(r.released),
+                        ];
+                        if wide {
+                            // eval-containers' own labels: may the agent reach the internet.
+                            let internet = r.labels.get("eval.benchmark.internet");
+                            row.push(internet.unwrap_or(&"").to_string());
+                        }
+                        row.push(r.description.to_string());
+                        row
                     })
                     .collect();
-                print_table(
-                    &mut out,
-                    &["NAME", "ENV", "TASKS", "RELEASED", "DESCRIPTION"],
-                    &table,
-                )?;
+                let header: &[&str] = if wide {
+                    &[
+                        "NAME",
+                        "ENV",
+                        "TASKS",
+                        "RELEASED",
+                        "INTERNET",
+                        "DESCRIPTION",
+                    ]
+                } else {
+                    &["NAME", "ENV", "TASKS", "RELEASED", "DESCRIPTION"]
+                };
+                print_table(&mut out, header, &table)?;
             }
         }
         What::Agents => {
@@ -119,6 +147,7 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
                     version: &a.version,
                     description: &a.description,
                     image: fleet.naming.agent(&a.name),
+                    labels: eval_labels(&a.labels),
                 })
                 .collect();
             if args.json {
@@ -127,20 +156,38 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
                 let table: Vec<Vec<String>> = rows
                     .iter()
                     .map(|r| {
-                        vec![
-                            r.name.to_string(),
-                            r.version.to_string(),
-                            r.description.to_string(),
-                        ]
+                        let mut row = vec![r.name.to_string(), r.version.to_string()];
+                        if wide {
+                            let runtime = r.labels.get("eval.agent.runtime");
+                            row.push(runtime.unwrap_or(&"").to_string());
+                        }
+                        row.push(r.description.to_string());
+                        row
                     })
                     .collect();
-                print_table(&mut out, &["NAME", "VERSION", "DESCRIPTION"], &table)?;
+                let header: &[&str] = if wide {
+                    &["NAME", "VERSION", "RUNTIME", "DESCRIPTION"]
+                } else {
+                    &["NAME", "VERSION", "DESCRIPTION"]
+                };
+                print_table(&mut out, header, &table)?;
             }
         }
         What::Tasks { benchmark } => {
             let b = fleet
                 .benchmark(benchmark)
                 .map_err(|e| refused_to_usage(e.into()))?;
+            if !b.tasks_known {
+                drop(out);
+                report_problems(&fleet.problems);
+                return Err(refused_to_usage(
+                    crate::fleet::Refused(format!(
+                        "benchmark {:?} is per-task with {} tasks whose ids only its build knows (no tasks.txt): kiln cannot list them; build one with --task-id",
+                        b.name, b.task_count
+                    ))
+                    .into(),
+                ));
+            }
             let rows: Vec<TaskRow> = b
                 .tasks
                 .iter()
@@ -164,7 +211,26 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
         }
         What::Images => unreachable!(),
     }
+    drop(out);
+    if report_problems(&fleet.problems) {
+        return Ok(ExitCode::from(1));
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Prints the image directories the fleet left out (stderr); true when there were any.
+fn report_problems(problems: &[String]) -> bool {
+    for p in problems {
+        eprintln!("error: {p}");
+    }
+    if !problems.is_empty() {
+        eprintln!(
+            "error: {} image director{} left out; the rest is listed above",
+            problems.len(),
+            if problems.len() == 1 { "y" } else { "ies" }
+        );
+    }
+    !problems.is_empty()
 }
 
 fn print_table(

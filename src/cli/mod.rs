@@ -24,7 +24,8 @@ mod validate;
 #[derive(Debug, Parser)]
 #[command(name = "kiln", version, about, long_about)]
 pub struct Cli {
-    /// The repository root (holds docker-bake.hcl, benchmarks/ and containers/).
+    /// The repository root (kiln layout: holds docker-bake.hcl, benchmarks/ and containers/;
+    /// eval-containers layout: holds containers/docker-bake.hcl).
     #[arg(
         short = 'C',
         long = "repo",
@@ -33,6 +34,11 @@ pub struct Cli {
         value_name = "DIR"
     )]
     pub repo: std::path::PathBuf,
+
+    /// The fleet layout (default: detected from the files; docs/layouts.md).
+    #[arg(long, global = true, value_name = "LAYOUT",
+          value_parser = clap::builder::PossibleValuesParser::new(crate::fleet::layout::names()))]
+    pub layout: Option<String>,
 
     #[command(subcommand)]
     pub command: Command,
@@ -74,6 +80,13 @@ pub enum Command {
 
 /// Runs the parsed command and maps its outcome to the process exit status.
 pub fn main(cli: Cli) -> ExitCode {
+    if let Some(layout) = cli
+        .layout
+        .as_deref()
+        .and_then(crate::fleet::layout::by_name)
+    {
+        crate::fleet::layout::force(layout);
+    }
     let outcome = match cli.command {
         Command::Bake(args) => bake::run(&cli.repo, args),
         Command::Build(args) => build::run(&cli.repo, args),

@@ -12,6 +12,8 @@ pub struct Instruction {
     pub line: usize,
     pub keyword: String,
     pub args: String,
+    /// The bodies of the heredocs it opens (`RUN python3 <<EOF` … `EOF`), lines joined.
+    pub heredoc: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -104,8 +106,26 @@ impl Dockerfile {
         let mut instructions = Vec::new();
         let mut pending: Option<(usize, String)> = None;
         let mut in_directives = true;
+        // Heredoc bodies (`RUN cat > f <<'EOF'` … `EOF`) still to skip, in order: their
+        // lines are file content, never instructions (a Python `from x import y` is no FROM).
+        let mut heredocs: std::collections::VecDeque<(String, bool)> = Default::default();
         for (i, raw) in text.lines().enumerate() {
             let line_no = i + 1;
+            if let Some((word, strip_tabs)) = heredocs.front() {
+                let body = if *strip_tabs {
+                    raw.trim_start_matches('\t')
+                } else {
+                    raw
+                };
+                if body == word {
+                    heredocs.pop_front();
+                } else if let Some(last) = instructions.last_mut() {
+                    let last: &mut Instruction = last;
+                    last.heredoc.push_str(body);
+                    last.heredoc.push('\n');
+                }
+                continue;
+            }
             let trimmed = raw.trim();
             if in_directives {
                 if let Some(d) = trimmed.strip_prefix('#') {
@@ -136,6 +156,7 @@ impl Dockerfile {
             if continues {
                 pending = Some((start, acc));
             } else {
+                heredocs.extend(heredoc_words(&acc));
                 instructions.push(split_instruction(start, &acc));
             }
         }
@@ -235,6 +256,127 @@ impl Dockerfile {
     }
 }
 
+impl Dockerfile {
+    /// The `LABEL`s of the final stage (what the built image carries from its Dockerfile),
+    /// with `args` and the `ARG` defaults in scope substituted; a later key wins.
+    pub fn labels(&self, args: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+        let mut global: BTreeMap<String, String> = BTreeMap::new();
+        let mut stage: BTreeMap<String, String> = BTreeMap::new();
+        let mut labels = BTreeMap::new();
+        let mut seen_from = false;
+        for ins in &self.instructions {
+            match ins.keyword.as_str() {
+                "FROM" => {
+                    seen_from = true;
+                    stage.clear();
+                    labels.clear();
+                }
+                "ARG" => {
+                    for word in ins.args.split_whitespace() {
+                        let (name, default) = match word.split_once('=') {
+                            Some((n, d)) => (n, Some(unquote(d))),
+                            None => (word, None),
+                        };
+                        let value = args
+                            .get(name)
+                            .cloned()
+                            .or(default)
+                            .or_else(|| global.get(name).cloned());
+                        let scope = if seen_from { &mut stage } else { &mut global };
+                        if let Some(v) = value {
+                            scope.insert(name.to_string(), v);
+                        }
+                    }
+                }
+                "LABEL" => {
+                    let words = split_words(&ins.args);
+                    let pairs: Vec<(String, String)> =
+                        if words.len() >= 2 && !words[0].contains('=') {
+                            vec![(words[0].clone(), words[1..].join(" "))] // legacy `LABEL k v`
+                        } else {
+                            words
+                                .iter()
+                                .filter_map(|w| w.split_once('='))
+                                .map(|(k, v)| (k.to_string(), v.to_string()))
+                                .collect()
+                        };
+                    for (k, v) in pairs {
+                        let v = expand(&v, |n| stage.get(n).map(String::as_str));
+                        labels.insert(k, v);
+                    }
+                }
+                _ => {}
+            }
+        }
+        labels
+    }
+}
+
+/// Splits `k="a b" c=d` into shell-like words: quotes grouped and removed, `\` escapes
+/// the next character outside single quotes.
+fn split_words(s: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut cur = String::new();
+    let mut in_word = false;
+    let mut quote: Option<char> = None;
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some('"') | None, '\\') => {
+                if let Some(n) = chars.next() {
+                    cur.push(n);
+                }
+                in_word = true;
+            }
+            (Some(_), c) => cur.push(c),
+            (None, '"' | '\'') => {
+                quote = Some(c);
+                in_word = true;
+            }
+            (None, c) if c.is_whitespace() => {
+                if in_word {
+                    words.push(std::mem::take(&mut cur));
+                    in_word = false;
+                }
+            }
+            (None, c) => {
+                cur.push(c);
+                in_word = true;
+            }
+        }
+    }
+    if in_word {
+        words.push(cur);
+    }
+    words
+}
+
+/// The terminators of the heredocs an instruction opens (`<<EOF`, `<<-EOF`, `<<'EOF'`,
+/// `<<"EOF"`), with whether tabs before the terminator are allowed (`<<-`).
+fn heredoc_words(text: &str) -> Vec<(String, bool)> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("<<") {
+        let mut after = &rest[at + 2..];
+        let strip_tabs = after.starts_with('-');
+        if strip_tabs {
+            after = &after[1..];
+        }
+        let quote = after.chars().next().filter(|c| *c == '\'' || *c == '"');
+        let body = if quote.is_some() { &after[1..] } else { after };
+        let end = body
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(body.len());
+        let word = &body[..end];
+        if !word.is_empty() && word.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_') {
+            out.push((word.to_string(), strip_tabs));
+        }
+        rest = &body[end..];
+    }
+    out
+}
+
 /// The value of `name` among the `ARG`s read so far (the last one wins).
 fn find<'m>(meta: &'m [(&str, Cow<str>)], name: &str) -> Option<&'m str> {
     meta.iter()
@@ -249,6 +391,7 @@ fn split_instruction(line: usize, text: &str) -> Instruction {
         line,
         keyword: kw.to_ascii_uppercase(),
         args: rest.trim().to_string(),
+        heredoc: String::new(),
     }
 }
 
@@ -311,6 +454,31 @@ pub fn expand<'v>(s: &str, get: impl Fn(&str) -> Option<&'v str>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn heredoc_bodies_are_not_instructions() {
+        let df = Dockerfile::parse(
+            "FROM a\nRUN cat > /x.py <<'PY' && python3 <<-EOF\nfrom os import path\nLABEL no=1\nPY\n\tfrom b\n\tEOF\nLABEL yes=1\n",
+        );
+        let kw: Vec<&str> = df.instructions.iter().map(|i| i.keyword.as_str()).collect();
+        assert_eq!(kw, ["FROM", "RUN", "LABEL"]);
+        assert_eq!(df.labels(&BTreeMap::new())["yes"], "1");
+        assert_eq!(heredoc_words("echo a << b"), []); // `<< b` is no heredoc word
+    }
+
+    #[test]
+    fn labels_of_the_final_stage_with_args() {
+        let df = Dockerfile::parse(
+            "ARG REG=r\nFROM ${REG}/a AS data\nLABEL eval.type=\"data\"\nFROM ${REG}/b\nARG V=1.2\nLABEL eval.type=\"agent\" \\\n  eval.agent.version=\"${V}\" d='two words'\nLABEL maintainer someone else\n",
+        );
+        let got = df.labels(&BTreeMap::new());
+        assert_eq!(got["eval.type"], "agent");
+        assert_eq!(got["eval.agent.version"], "1.2");
+        assert_eq!(got["d"], "two words");
+        assert_eq!(got["maintainer"], "someone else");
+        let args = BTreeMap::from([("V".to_string(), "9".to_string())]);
+        assert_eq!(df.labels(&args)["eval.agent.version"], "9");
+    }
 
     #[test]
     fn bases_with_args_stages_and_lines() {

@@ -2,7 +2,9 @@
 //! and their tasks, read from the directory layout and the bake files (no engine).
 
 pub mod dockerfile;
+pub mod hosts;
 pub mod layout;
+mod load;
 pub mod resolve;
 pub mod suggest;
 pub mod target;
@@ -11,9 +13,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::labels;
-use crate::naming::{self, Naming};
+use crate::naming::{self, Kind, Naming};
 
-pub use layout::Layout;
+pub use layout::{FleetLayout, Layout};
+use load::Problems;
 pub use resolve::Resolver;
 pub use target::{Target, TargetSecret};
 
@@ -54,9 +57,16 @@ pub struct Benchmark {
     pub target: String,
     pub env: Env,
     pub description: String,
-    /// Task ids (directory names under `tasks/`), in byte order.
+    /// Task ids in byte order (empty when the layout does not list them, see `tasks_known`).
     pub tasks: Vec<String>,
+    /// How many tasks the benchmark has (`tasks.len()` when they are listed).
+    pub task_count: usize,
+    /// False for a per-task benchmark whose ids only its build knows (an eval-containers
+    /// benchmark without `tasks.txt`): any well-formed `--task-id` is then accepted.
+    pub tasks_known: bool,
     pub released: bool,
+    /// Every label its image gets (bake file, and the Dockerfile where the layout keeps them).
+    pub labels: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone)]
@@ -65,6 +75,7 @@ pub struct Agent {
     pub target: String,
     pub description: String,
     pub version: String,
+    pub labels: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone)]
@@ -88,102 +99,72 @@ pub struct Fleet {
     /// Every fleet target except `core-eval`, resolved with `vars` and no `EVAL_*` variable.
     pub targets: BTreeMap<String, Target>,
     pub resolver: Resolver,
+    /// Image directories left out, one message each naming the file (only layouts that
+    /// are not strict keep loading past a broken directory; see [`FleetLayout::strict`]).
+    pub problems: Vec<String>,
 }
 
 impl Fleet {
     /// Reads the layout and the bake files under `root` and resolves every image target once.
     pub fn load(root: &Path, vars: BTreeMap<String, String>) -> anyhow::Result<Fleet> {
-        let layout = Layout::read(root)?;
-        let resolver = Resolver::read(root, &layout.bake_files)?;
+        let mut layout = layout::read(root)?;
+        let kind = layout.kind;
+        let mut problems = Problems {
+            strict: kind.strict(),
+            list: Vec::new(),
+        };
+        let resolver = load::resolver(root, &mut layout, &mut problems)?;
         let naming = Naming::new(
             resolver.variable(naming::VAR_REGISTRY, &vars)?,
             resolver.variable(naming::VAR_TAG, &vars)?,
         );
-        let defined = resolver.target_names().clone();
-        let mut wanted: Vec<String> = Vec::new();
-        let mut missing = Vec::new();
-        let mut want = |dir: &str, name: &str, target: String| {
-            if defined.contains(&target) {
-                wanted.push(target);
-            } else {
-                missing.push(format!(
-                    "{}: no target {target:?} (every directory under {dir}/ needs one; see RULES.md)",
-                    layout::bake_file_of(dir, name).display()
-                ));
-            }
-        };
-        for c in &layout.cores {
-            want(layout::CORE_DIR, c, naming::core_target(c));
-        }
-        for a in &layout.agents {
-            want(layout::AGENTS_DIR, a, naming::agent_target(a));
-        }
-        for b in &layout.benchmarks {
-            want(
-                layout::BENCHMARKS_DIR,
-                &b.name,
-                naming::benchmark_target(&b.name),
-            );
-        }
-        if !missing.is_empty() {
-            anyhow::bail!("{}", missing.join("\n"));
-        }
-        wanted.retain(|t| t != naming::EVAL_TARGET);
-        let targets = resolver.resolve(&wanted, &vars)?;
-
+        let dirs = load::expected_targets(&layout, &resolver, &mut problems)?;
+        let wanted: Vec<String> = dirs
+            .iter()
+            .map(|d| d.target.clone())
+            .filter(|t| t != naming::EVAL_TARGET || !kind.strict())
+            .collect();
+        let targets = load::resolve_each(&resolver, &dirs, &wanted, &vars, &mut problems)?;
+        let labels = load::labels(root, &layout, &dirs, &targets, &mut problems)?;
         let label = |t: &str, key: &str| -> String {
-            targets
+            labels
                 .get(t)
-                .and_then(|t| t.labels.get(key))
+                .and_then(|l| l.get(key))
                 .cloned()
                 .unwrap_or_default()
         };
-        let cores = layout
-            .cores
-            .iter()
-            .map(|c| {
-                let target = naming::core_target(c);
-                Core {
-                    name: c.clone(),
-                    description: label(&target, labels::OCI_DESCRIPTION),
-                    target,
-                }
-            })
-            .collect();
-        let agents = layout
-            .agents
-            .iter()
-            .map(|a| {
-                let target = naming::agent_target(a);
-                Agent {
-                    name: a.clone(),
-                    description: label(&target, labels::OCI_DESCRIPTION),
-                    version: label(&target, labels::AGENT_VERSION),
-                    target,
-                }
-            })
-            .collect();
+        let usable = |d: &load::Dir| labels.contains_key(&d.target);
+
+        let mut cores = Vec::new();
+        let mut agents = Vec::new();
         let mut benchmarks = Vec::new();
-        for b in &layout.benchmarks {
-            let target = naming::benchmark_target(&b.name);
-            let env_label = label(&target, labels::BENCHMARK_ENV);
-            let env = Env::parse(&env_label).ok_or_else(|| {
-                anyhow::anyhow!(
-                    "{}: target {target:?} has label {}={env_label:?}; expected {:?} or {:?}",
-                    layout::bake_file_of(layout::BENCHMARKS_DIR, &b.name).display(),
-                    labels::BENCHMARK_ENV,
-                    labels::ENV_SHARED,
-                    labels::ENV_PER_TASK
-                )
-            })?;
-            benchmarks.push(Benchmark {
-                name: b.name.clone(),
-                env,
-                description: label(&target, labels::BENCHMARK_DESCRIPTION),
-                released: label(&target, labels::BENCHMARK_RELEASED) == "true",
-                tasks: b.tasks.clone(),
-                target,
-            });
+        for d in dirs.iter().filter(|d| usable(d)) {
+            let target = d.target.clone();
+            match d.kind {
+                Kind::Core | Kind::Eval | Kind::Task => cores.push(Core {
+                    name: d.name.clone(),
+                    description: label(&target, labels::OCI_DESCRIPTION),
+                    target,
+                }),
+                Kind::Agent => agents.push(Agent {
+                    name: d.name.clone(),
+                    description: load::agent_description(&labels[&target]),
+                    version: label(&target, labels::AGENT_VERSION),
+                    labels: labels[&target].clone(),
+                    target,
+                }),
+                Kind::Benchmark => {
+                    let b = &layout.benchmarks[d.index];
+                    if let Some(bench) =
+                        load::benchmark(&layout, b, target, &labels, &mut problems)?
+                    {
+                        benchmarks.push(bench);
+                    }
+                }
+            }
+        }
+        if !kind.strict() {
+            load::drop_duplicate_agents(&mut agents, &targets, &mut problems);
         }
         Ok(Fleet {
             root: root.to_path_buf(),
@@ -195,6 +176,7 @@ impl Fleet {
             benchmarks,
             targets,
             resolver,
+            problems: problems.list,
         })
     }
 
@@ -231,8 +213,11 @@ impl Fleet {
 impl Benchmark {
     /// Checks `task_id` (naming rules first, then existence) and returns the task's id as
     /// the benchmark spells it.
-    pub fn task(&self, task_id: &str) -> anyhow::Result<&str> {
+    pub fn task<'a>(&'a self, task_id: &'a str) -> anyhow::Result<&'a str> {
         naming::validate_task_id(task_id).map_err(|e| Refused(e.to_string()))?;
+        if !self.tasks_known {
+            return Ok(task_id);
+        }
         match self.tasks.binary_search_by(|t| t.as_str().cmp(task_id)) {
             Ok(i) => Ok(&self.tasks[i]),
             Err(_) => {

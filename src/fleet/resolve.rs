@@ -18,6 +18,8 @@ pub struct Resolver {
     files: Vec<PathBuf>,
     bake: kiln_bake::BakeFiles,
     target_names: BTreeSet<String>,
+    /// Target name → the files that define it (several: bake merges them silently).
+    defined_in: BTreeMap<String, Vec<PathBuf>>,
 }
 
 impl Resolver {
@@ -34,10 +36,14 @@ impl Resolver {
     ) -> anyhow::Result<Resolver> {
         let mut sources = Vec::with_capacity(files.len() + 1 + extra.len());
         let mut target_names = BTreeSet::new();
+        let mut defined_in: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
         for f in files {
             let text = std::fs::read_to_string(root.join(f))
                 .with_context(|| format!("reading {}", f.display()))?;
-            target_names.extend(target_blocks(&text));
+            for t in target_blocks(&text) {
+                defined_in.entry(t.clone()).or_default().push(f.clone());
+                target_names.insert(t);
+            }
             sources.push((f.to_string_lossy().into_owned(), text));
         }
         let probe = format!(
@@ -58,6 +64,7 @@ impl Resolver {
             files: files.to_vec(),
             bake,
             target_names,
+            defined_in,
         })
     }
 
@@ -69,6 +76,11 @@ impl Resolver {
     /// Names of the targets the files define (`target "<name>"` blocks).
     pub fn target_names(&self) -> &BTreeSet<String> {
         &self.target_names
+    }
+
+    /// The files that define target `name` (more than one: bake merges them).
+    pub fn files_defining(&self, name: &str) -> &[PathBuf] {
+        self.defined_in.get(name).map_or(&[], Vec::as_slice)
     }
 
     /// The value of the fleet-wide bake variable `name` (`REGISTRY` or `TAG`) given `vars`.

@@ -29,6 +29,16 @@ pub struct TargetSecret {
 }
 
 impl Target {
+    /// The Dockerfile's path relative to the repository root (or absolute).
+    pub fn dockerfile_path(&self) -> std::path::PathBuf {
+        let df = std::path::Path::new(&self.dockerfile);
+        if df.is_absolute() {
+            df.to_path_buf()
+        } else {
+            std::path::Path::new(&self.context).join(df)
+        }
+    }
+
     /// The targets this one links through `target:` named contexts, in key order.
     pub fn linked_targets(&self) -> impl Iterator<Item = (&str, &str)> {
         self.contexts

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::source::{BakeSource, Block};
 use super::{Report, Sink};
-use crate::fleet::layout::{self as fl, Layout};
+use crate::fleet::layout::{self as fl, FleetLayout as _};
 use crate::fleet::Resolver;
 use crate::naming::{self, Kind, Naming};
 
@@ -63,7 +63,7 @@ pub(crate) fn check(
     sink: &mut Sink,
     report: &mut Report,
 ) -> anyhow::Result<Option<LintFleet>> {
-    let layout = Layout::read(root)?;
+    let layout = fl::kiln::Kiln.read(root)?;
     report.bake_files = layout.bake_files.len();
 
     let mut sources = Vec::new();

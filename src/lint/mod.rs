@@ -6,6 +6,7 @@
 //! - [`secrets`]: secret-shaped `ARG`/`ENV`/bake args;
 //! - [`source`]: where in a bake file a target, a key or a variable is (line numbers).
 
+mod eval_containers;
 mod layout;
 mod secrets;
 mod source;
@@ -68,6 +69,13 @@ pub fn lint(root: &Path) -> anyhow::Result<Report> {
         violations: Vec::new(),
     };
     let mut report = Report::default();
+    if crate::fleet::layout::detect(root)?.name() == crate::fleet::layout::eval_containers::NAME {
+        eval_containers::check(root, &mut sink, &mut report)?;
+        sink.violations.sort();
+        sink.violations.dedup();
+        report.violations = sink.violations;
+        return Ok(report);
+    }
     let checked = layout::check(root, &mut sink, &mut report)?;
     if let Some(fleet) = checked {
         targets::check(root, &fleet, &mut sink, &mut report);

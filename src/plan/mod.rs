@@ -5,7 +5,9 @@
 //! checked in [`plan`] before a single target is resolved, so refused input never
 //! leaves anything half done.
 
+pub mod base_map;
 pub mod ca_bundle;
+pub mod eval_containers;
 mod graph;
 mod requests;
 mod spec;

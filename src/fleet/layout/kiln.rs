@@ -1,9 +1,13 @@
-//! The repository's layout, read from the file system only: which bake files exist,
-//! which core, agent and benchmark directories, and each benchmark's task directories.
+//! kiln's own layout (RULES.md), read from the file system only: `docker-bake.hcl` at
+//! the root, `containers/core/<c>/`, `containers/agents/<a>/`, `benchmarks/<b>/` with one
+//! directory per task under `tasks/`.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
+
+use super::{BenchmarkDir, FleetLayout, Layout, TaskSource};
+use crate::naming::{self, Kind};
 
 /// The root bake file, relative to the repository root.
 pub const ROOT_BAKE_FILE: &str = "docker-bake.hcl";
@@ -12,26 +16,6 @@ pub const CORE_DIR: &str = "containers/core";
 pub const AGENTS_DIR: &str = "containers/agents";
 pub const BENCHMARKS_DIR: &str = "benchmarks";
 pub const TASKS_DIR: &str = "tasks";
-
-/// What the directories say, before any bake file is read.
-#[derive(Debug, Clone, Default)]
-pub struct Layout {
-    /// Bake files in `-f` order, relative to the root: the root file, then every
-    /// `docker-bake.hcl` under `containers/` and `benchmarks/` in byte order of their paths.
-    pub bake_files: Vec<PathBuf>,
-    /// Names of the directories under `containers/core/`, `containers/agents/`, `benchmarks/`
-    /// (byte order).
-    pub cores: Vec<String>,
-    pub agents: Vec<String>,
-    pub benchmarks: Vec<BenchmarkDir>,
-}
-
-#[derive(Debug, Clone)]
-pub struct BenchmarkDir {
-    pub name: String,
-    /// Directory names under `benchmarks/<name>/tasks/`, in byte order.
-    pub tasks: Vec<String>,
-}
 
 /// Sorted names of the subdirectories of `dir` (none when it does not exist). Hidden
 /// entries (`.git`, `.gitkeep`) are skipped.
@@ -56,8 +40,36 @@ pub fn subdirs(dir: &Path) -> anyhow::Result<Vec<String>> {
     Ok(names)
 }
 
-impl Layout {
-    pub fn read(root: &Path) -> anyhow::Result<Layout> {
+/// kiln's layout.
+pub struct Kiln;
+
+impl FleetLayout for Kiln {
+    fn name(&self) -> &'static str {
+        "kiln"
+    }
+    fn marker(&self) -> &'static str {
+        ROOT_BAKE_FILE
+    }
+    fn strict(&self) -> bool {
+        true
+    }
+    fn target(&self, kind: Kind, name: &str) -> String {
+        match kind {
+            Kind::Core | Kind::Eval => naming::core_target(name),
+            Kind::Agent => naming::agent_target(name),
+            Kind::Benchmark | Kind::Task => naming::benchmark_target(name),
+        }
+    }
+    fn bake_file(&self, kind: Kind, name: &str) -> PathBuf {
+        let dir = match kind {
+            Kind::Core | Kind::Eval => CORE_DIR,
+            Kind::Agent => AGENTS_DIR,
+            Kind::Benchmark | Kind::Task => BENCHMARKS_DIR,
+        };
+        bake_file_of(dir, name)
+    }
+
+    fn read(&self, root: &Path) -> anyhow::Result<Layout> {
         if !root.join(ROOT_BAKE_FILE).is_file() {
             anyhow::bail!(
                 "{} has no {ROOT_BAKE_FILE}: not a kiln repository (use -C <dir> to point at one)",
@@ -69,7 +81,11 @@ impl Layout {
         let mut benchmarks = Vec::new();
         for name in subdirs(&root.join(BENCHMARKS_DIR))? {
             let tasks = subdirs(&root.join(BENCHMARKS_DIR).join(&name).join(TASKS_DIR))?;
-            benchmarks.push(BenchmarkDir { name, tasks });
+            benchmarks.push(BenchmarkDir {
+                name,
+                tasks,
+                task_source: TaskSource::Dirs,
+            });
         }
         // Bake files: one per image directory, found by walking (a file deeper than the
         // image directory would still be read by kiln, and lint reports it).
@@ -106,10 +122,12 @@ impl Layout {
         let mut bake_files = vec![PathBuf::from(ROOT_BAKE_FILE)];
         bake_files.extend(others);
         Ok(Layout {
+            kind: &Kiln,
             bake_files,
             cores,
             agents,
             benchmarks,
+            others: Vec::new(),
         })
     }
 }
