@@ -441,7 +441,10 @@ pub fn write_benchmark(
     naming::validate_task_id(task).map_err(|e| anyhow::anyhow!("{e}"))?;
     let rel_dir = Path::new("benchmarks").join(name);
     if root.join(&rel_dir).exists() {
-        bail!("{}: already exists; choose another name", root.join(&rel_dir).display());
+        bail!(
+            "{}: already exists; choose another name",
+            root.join(&rel_dir).display()
+        );
     }
     let root_bake = root.join("docker-bake.hcl");
     let new_root = match kind {
@@ -483,8 +486,8 @@ pub fn write_task(
     let bake = root.join(&bench_dir).join("docker-bake.hcl");
     let text =
         std::fs::read_to_string(&bake).with_context(|| format!("reading {}", bake.display()))?;
-    let counted = set_task_count(&text, tasks + 1)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", bake.display()))?;
+    let counted =
+        set_task_count(&text, tasks + 1).map_err(|e| anyhow::anyhow!("{}: {e}", bake.display()))?;
     let rel_dir = bench_dir.join("tasks").join(id);
     let files = task_files(id, kind);
     write_new_dir(&root.join(&rel_dir), &files)?;
@@ -552,7 +555,10 @@ pub fn write_agent(root: &Path, agent: &PipAgent) -> anyhow::Result<Vec<PathBuf>
         let _ = std::fs::remove_dir_all(&dir);
         return Err(e).with_context(|| format!("writing {}", root_bake.display()));
     }
-    let mut written: Vec<PathBuf> = files.iter().map(|(rel, ..)| agent.dir().join(rel)).collect();
+    let mut written: Vec<PathBuf> = files
+        .iter()
+        .map(|(rel, ..)| agent.dir().join(rel))
+        .collect();
     written.push(PathBuf::from("docker-bake.hcl"));
     Ok(written)
 }
@@ -616,11 +622,14 @@ mod tests {
 
     #[test]
     fn the_task_count_label_is_rewritten_in_place() {
-        let text = "  labels = {\n    \"eval.benchmark.tasks\"       = \"2\"\n    \"x\" = \"2\"\n  }\n";
+        let text =
+            "  labels = {\n    \"eval.benchmark.tasks\"       = \"2\"\n    \"x\" = \"2\"\n  }\n";
         let out = set_task_count(text, 3).unwrap();
         assert_eq!(out, text.replacen("\"2\"", "\"3\"", 1));
         assert!(set_task_count("labels = {}", 1).unwrap_err().contains("no"));
         let computed = "\"eval.benchmark.tasks\" = length(x)\n";
-        assert!(set_task_count(computed, 1).unwrap_err().contains("not a literal"));
+        assert!(set_task_count(computed, 1)
+            .unwrap_err()
+            .contains("not a literal"));
     }
 }

@@ -51,8 +51,10 @@ fn upstream_fixture() -> Fixture {
                 route: "POST /v1/chat/completions".into(),
                 request: json!({"model": "gpt-test", "messages": [{"role": "user", "content": "count"}]}),
                 status: 200,
-                response: Some(json!({"choices": [{"index": 0, "message": {"role": "assistant", "content": "wc -l"}, "finish_reason": "stop"}],
-                    "usage": {"prompt_tokens": 10, "completion_tokens": 2}})),
+                response: Some(
+                    json!({"choices": [{"index": 0, "message": {"role": "assistant", "content": "wc -l"}, "finish_reason": "stop"}],
+                    "usage": {"prompt_tokens": 10, "completion_tokens": 2}}),
+                ),
                 events: None,
             },
             Exchange {
@@ -61,11 +63,19 @@ fn upstream_fixture() -> Fixture {
                 status: 200,
                 response: None,
                 events: Some(vec![
-                    event(r#"{"type":"message_start","message":{"usage":{"input_tokens":20,"output_tokens":1}}}"#),
-                    event(r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#),
-                    event(r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"3"}}"#),
+                    event(
+                        r#"{"type":"message_start","message":{"usage":{"input_tokens":20,"output_tokens":1}}}"#,
+                    ),
+                    event(
+                        r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#,
+                    ),
+                    event(
+                        r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"3"}}"#,
+                    ),
                     event(r#"{"type":"content_block_stop","index":0}"#),
-                    event(r#"{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":4}}"#),
+                    event(
+                        r#"{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":4}}"#,
+                    ),
                     event(r#"{"type":"message_stop"}"#),
                 ]),
             },

@@ -13,7 +13,11 @@ use fleet_support::{copy_tree, kiln, manifest_dir};
 fn fleet_copy() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let src = manifest_dir();
-    std::fs::copy(src.join("docker-bake.hcl"), dir.path().join("docker-bake.hcl")).unwrap();
+    std::fs::copy(
+        src.join("docker-bake.hcl"),
+        dir.path().join("docker-bake.hcl"),
+    )
+    .unwrap();
     for sub in ["containers", "benchmarks"] {
         copy_tree(&src.join(sub), &dir.path().join(sub));
     }
@@ -36,7 +40,10 @@ fn ok(root: &Path, args: &[&str]) -> Output {
 }
 
 fn scaffold_both(root: &Path) {
-    ok(root, &["new", "benchmark", "hello-shared", "--task", "first"]);
+    ok(
+        root,
+        &["new", "benchmark", "hello-shared", "--task", "first"],
+    );
     ok(root, &["new", "task", "hello-shared", "Second.Task"]);
     ok(root, &["new", "benchmark", "hello-per-task", "--per-task"]);
     ok(root, &["new", "task", "hello-per-task", "two"]);
@@ -53,14 +60,22 @@ fn scaffolds_lint_clean_and_are_counted() {
     assert!(!bake.contains("benchmark-hello-per-task"), "{bake}");
     let list = ok(root, &["list", "tasks", "hello-shared", "--json"]);
     let tasks = String::from_utf8_lossy(&list.stdout);
-    assert!(tasks.contains("first") && tasks.contains("Second.Task"), "{tasks}");
+    assert!(
+        tasks.contains("first") && tasks.contains("Second.Task"),
+        "{tasks}"
+    );
     // Executables as the runner wants them, and the solution kept out of images.
     use std::os::unix::fs::PermissionsExt as _;
     for rel in ["grading/test.sh", "solution/solve.sh"] {
         let p = root.join("benchmarks/hello-per-task/tasks/two").join(rel);
-        assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o111, 0o111, "{rel}");
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().permissions().mode() & 0o111,
+            0o111,
+            "{rel}"
+        );
     }
-    let ignore = std::fs::read_to_string(root.join("benchmarks/hello-shared/.dockerignore")).unwrap();
+    let ignore =
+        std::fs::read_to_string(root.join("benchmarks/hello-shared/.dockerignore")).unwrap();
     assert!(ignore.contains("tasks/*/solution"));
 }
 
@@ -73,7 +88,12 @@ fn refusals_write_nothing() {
             .into_iter()
             .map(Result::unwrap)
             .filter(|e| e.file_type().is_file())
-            .map(|e| (e.path().display().to_string(), std::fs::read(e.path()).unwrap()))
+            .map(|e| {
+                (
+                    e.path().display().to_string(),
+                    std::fs::read(e.path()).unwrap(),
+                )
+            })
             .collect();
         v.sort();
         v
@@ -83,9 +103,15 @@ fn refusals_write_nothing() {
         (vec!["new", "benchmark", "terminal-lite"], "already exists"),
         (vec!["new", "benchmark", "Bad_Name"], "Bad_Name"),
         (vec!["new", "benchmark", "fine", "--task", "../up"], "../up"),
-        (vec!["new", "task", "terminal-lite", "count-lines"], "already exists"),
+        (
+            vec!["new", "task", "terminal-lite", "count-lines"],
+            "already exists",
+        ),
         (vec!["new", "task", "terminal-lite", "a b"], "a b"),
-        (vec!["new", "task", "no-such-benchmark", "x"], "no-such-benchmark"),
+        (
+            vec!["new", "task", "no-such-benchmark", "x"],
+            "no-such-benchmark",
+        ),
     ] {
         let out = kiln(root, &args, &[]);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out));
@@ -109,13 +135,22 @@ fn oracle_passes_and_null_fails_every_scaffolded_task() {
     let env = [("PATH", path.as_str()), ("KILN_RUNNER", runner.as_str())];
     let out = kiln(
         root,
-        &["validate", "hello-shared", "hello-per-task", "--backend", "engine"],
+        &[
+            "validate",
+            "hello-shared",
+            "hello-per-task",
+            "--backend",
+            "engine",
+        ],
         &env,
     );
     let report = text(&out);
     assert!(out.status.success(), "{report}");
     let record = std::fs::read_to_string(root.join(".kiln/validation.json")).unwrap();
     for task in ["first", "Second.Task", "hello", "two"] {
-        assert!(record.contains(task), "{task} not validated: {record}\n{report}");
+        assert!(
+            record.contains(task),
+            "{task} not validated: {record}\n{report}"
+        );
     }
 }

@@ -84,7 +84,9 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
             let written = scaffold::write_benchmark(repo, &name, kind, &task, &description)
                 .map_err(|e| super::Failure::usage(format!("{e:#}")))?;
             report(&written);
-            eprintln!("created benchmark {name} with task {task}; next: kiln lint, kiln validate {name}");
+            eprintln!(
+                "created benchmark {name} with task {task}; next: kiln lint, kiln validate {name}"
+            );
             Ok(ExitCode::SUCCESS)
         }
         What::Task { benchmark, id } => {
