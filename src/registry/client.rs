@@ -348,7 +348,8 @@ impl Client {
     /// `PUT` it with its digest), to learn why the registry refuses uploads; `Ok` when
     /// it accepts it. The empty blob is referenced by nothing.
     pub async fn probe_upload(&self, repository: &str) -> anyhow::Result<()> {
-        const EMPTY: &str = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+        const EMPTY: &str =
+            "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
         let path = format!("/v2/{repository}/blobs/uploads/");
         let r = self.send(Method::POST, &path, None).await?;
         if !r.status.is_success() {
