@@ -243,8 +243,8 @@ async fn push_engine(
 }
 
 /// Removes the temporary tag `reference` from `store`, never the image it names
-/// (`noprune`). A tag that is already gone is fine.
-pub async fn untag(store: Store, reference: &str) -> anyhow::Result<()> {
+/// (`noprune`). True when it was there; a tag that is already gone is fine (false).
+pub async fn untag(store: Store, reference: &str) -> anyhow::Result<bool> {
     match store {
         Store::Docker => {
             let docker = bollard::Docker::connect_with_local_defaults()
@@ -261,10 +261,10 @@ pub async fn untag(store: Store, reference: &str) -> anyhow::Result<()> {
                 )
                 .await
             {
-                Ok(_)
-                | Err(bollard::errors::Error::DockerResponseServerError {
+                Ok(_) => Ok(true),
+                Err(bollard::errors::Error::DockerResponseServerError {
                     status_code: 404, ..
-                }) => Ok(()),
+                }) => Ok(false),
                 Err(e) => Err(e).with_context(|| format!("removing the tag {reference}")),
             }
         }
@@ -275,8 +275,10 @@ pub async fn untag(store: Store, reference: &str) -> anyhow::Result<()> {
                 .await
                 .context("running podman untag")?;
             let err = String::from_utf8_lossy(&out.stderr);
-            if out.status.success() || err.contains("not known") || err.contains("unknown") {
-                Ok(())
+            if out.status.success() {
+                Ok(true)
+            } else if err.contains("not known") || err.contains("unknown") {
+                Ok(false)
             } else {
                 bail!("podman untag {reference} failed: {}", err.trim())
             }

@@ -94,7 +94,7 @@ impl TempTags {
         let mut problems = Vec::new();
         for (store, reference) in left {
             match crate::registry::push::untag(store, &reference).await {
-                Ok(()) => self.untagged(store, &reference),
+                Ok(_) => self.untagged(store, &reference),
                 Err(e) => problems.push(format!("{e:#}")),
             }
         }
@@ -148,7 +148,10 @@ pub async fn clean_dead(repo: &Path) -> anyhow::Result<Vec<Leftover>> {
             continue;
         }
         for (store, reference) in &record.tags {
-            crate::registry::push::untag(*store, reference).await?;
+            // Recorded before it was made: a process killed in between made none.
+            if !crate::registry::push::untag(*store, reference).await? {
+                continue;
+            }
             out.push(Leftover {
                 store: *store,
                 reference: reference.clone(),
