@@ -51,6 +51,7 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
         force: args.force,
         backend: args.backend,
         progress: crate::progress::Mode::Auto,
+        built: None,
     };
     if let Some(j) = args.jobs {
         opts.jobs = j.into();

@@ -203,39 +203,47 @@ pub fn release(fleet: &Fleet, info: &BuildInfo, opts: &Options) -> anyhow::Resul
     )?;
     let mut blocked: BTreeMap<String, String> = BTreeMap::new();
     let mut locals: BTreeMap<String, Local> = BTreeMap::new();
+    // Every built image looked up at once (one engine round trip each, concurrently).
+    let mut inspected = rt
+        .block_on(futures_util::future::join_all(
+            sel.items
+                .iter()
+                .zip(&summary.outcomes)
+                .map(|(item, outcome)| store::inspect(outcome.store, &item.local)),
+        ))
+        .into_iter();
     for (item, outcome) in sel.items.iter().zip(&summary.outcomes) {
+        let found = inspected.next().expect("one lookup per item");
         let problem = match &outcome.status {
-            Status::Built { .. } | Status::UpToDate { .. } => {
-                match rt.block_on(store::inspect(outcome.store, &item.local))? {
-                    Some(info) => {
-                        let missing: Vec<String> = registry::push::required_labels(&info.labels)
-                            .into_iter()
-                            .filter(|k| info.labels.get(k).is_none_or(|v| v.trim().is_empty()))
-                            .collect();
-                        if missing.is_empty() {
-                            locals.insert(
-                                item.local.clone(),
-                                Local {
-                                    store: outcome.store,
-                                    id: info.id,
-                                    labels: info.labels,
-                                },
-                            );
-                            None
-                        } else {
-                            Some(format!(
-                                "gate `labels` failed: {} lacks {}",
-                                item.local,
-                                missing.join(", ")
-                            ))
-                        }
+            Status::Built { .. } | Status::UpToDate { .. } => match found? {
+                Some(info) => {
+                    let missing: Vec<String> = registry::push::required_labels(&info.labels)
+                        .into_iter()
+                        .filter(|k| info.labels.get(k).is_none_or(|v| v.trim().is_empty()))
+                        .collect();
+                    if missing.is_empty() {
+                        locals.insert(
+                            item.local.clone(),
+                            Local {
+                                store: outcome.store,
+                                id: info.id,
+                                labels: info.labels,
+                            },
+                        );
+                        None
+                    } else {
+                        Some(format!(
+                            "gate `labels` failed: {} lacks {}",
+                            item.local,
+                            missing.join(", ")
+                        ))
                     }
-                    None => Some(format!(
-                        "gate `build` failed: {} is not in {}'s store after the build",
-                        item.local, outcome.store
-                    )),
                 }
-            }
+                None => Some(format!(
+                    "gate `build` failed: {} is not in {}'s store after the build",
+                    item.local, outcome.store
+                )),
+            },
             Status::Failed(why) => Some(format!("gate `build` failed: {}: {why}", item.local)),
             Status::NotBuilt(why) => Some(format!(
                 "gate `build` failed: {}: not built ({why})",
@@ -275,6 +283,7 @@ pub fn release(fleet: &Fleet, info: &BuildInfo, opts: &Options) -> anyhow::Resul
             force: false,
             backend: opts.backend,
             progress: opts.progress,
+            built: Some(summary.clone()),
         };
         for bv in validate::validate(fleet, info, &vopts)? {
             let v = Validation {

@@ -42,6 +42,10 @@ pub struct Options {
     pub force: bool,
     pub backend: Requested,
     pub progress: crate::progress::Mode,
+    /// What the caller's own build just found (`kiln release` builds the same eval
+    /// images first): used instead of a second build and up-to-date check when it
+    /// covers every image validation needs.
+    pub built: Option<crate::build::Summary>,
 }
 
 /// One benchmark's verdict.
@@ -179,7 +183,17 @@ pub fn validate(
         }
     }
     let plan = plan::plan_many(fleet, &requests, info)?;
-    let summary = build_for_runs(fleet, plan, opts.backend, opts.jobs, false, opts.progress)?;
+    let summary = match &opts.built {
+        Some(built)
+            if plan
+                .builds
+                .iter()
+                .all(|b| built.outcomes.iter().any(|o| o.image == b.image)) =>
+        {
+            built.clone()
+        }
+        _ => build_for_runs(fleet, plan, opts.backend, opts.jobs, false, opts.progress)?,
+    };
     let store_of = |image: &str| {
         summary
             .outcomes
