@@ -5,11 +5,14 @@
 //!
 //! Order: select ([`select`]) → gates that need no image (lint, clean tree) → registry
 //! login → build (every image up to date, labels checked) → validation of every
-//! released benchmark for these very images → immutability of the version tag →
-//! push and verify, each image as soon as it can go. A failed gate stops the release
-//! before the first push, or (build, labels, validation) only the benchmark it
+//! released benchmark for these very images → what each tag holds ([`check`]: one
+//! `HEAD` per tag, any manifest kind) and immutability of the version tag → push and
+//! verify ([`publish`]), each image as soon as it can go. A failed gate stops the
+//! release before the first push, or (build, labels, validation) only the benchmark it
 //! concerns. Re-running is safe: an image the registry already holds under a tag is
-//! "already published" after one manifest request, and nothing is uploaded.
+//! "already published", and nothing is uploaded. Ctrl-C, fail-fast ([`fail_fast`]) and
+//! the temporary engine tags ([`temp_tags`]) are about stopping early without leaving
+//! anything half-done: docs/release-manifest.md, "When a release stops early".
 
 mod check;
 pub mod dry_run;
