@@ -88,7 +88,12 @@ pub fn build_for_runs(
 ) -> anyhow::Result<Summary> {
     run::stage::stage_runner(&fleet.root)?;
     let engine = if requested == Requested::Auto {
-        detect::probe(None).engine.ok()
+        // Only the engine's answer matters here: no buildx or podman probe.
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(detect::ping_engine())
+            .ok()
     } else {
         None
     };
