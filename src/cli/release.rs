@@ -75,7 +75,8 @@ fn parse_registry(s: &str) -> Result<crate::registry::Registry, String> {
 }
 
 /// Exit status: 0 everything selected is published and verified; 1 a gate blocked
-/// something, or a push or verification failed; 2 refused input; 3 no backend.
+/// something, a push or verification failed, or fail-fast stopped the pushes; 2 refused
+/// input; 3 no backend; 130 interrupted (SIGINT/SIGTERM) once the registry checks began.
 pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
     if let Some(file) = args.ca_bundle.as_ref().filter(|f| !f.is_file()) {
         return Err(super::Failure::usage(format!(

@@ -63,6 +63,7 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
         backend: args.backend,
         progress: crate::progress::Mode::Auto,
         ca_bundle: args.ca_bundle,
+        built: None,
     };
     if let Some(j) = args.jobs {
         opts.jobs = j.into();

@@ -39,6 +39,23 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 type Https = HttpsConnector<HttpConnector>;
 
+/// What a tag holds, as one `HEAD` tells it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TagHead {
+    /// `Docker-Content-Digest`.
+    pub digest: String,
+    /// `Content-Type` (empty when the registry gives none).
+    pub media_type: String,
+}
+
+impl TagHead {
+    /// True for an OCI image index or a Docker manifest list (a multi-platform tag).
+    pub fn is_index(&self) -> bool {
+        self.media_type.contains("image.index") || self.media_type.contains("manifest.list")
+    }
+}
+
+
 /// A registry connection with its login.
 pub struct Client {
     host: String,
@@ -370,6 +387,65 @@ impl Client {
                 .map(str::to_string)),
             _ => Err(self.unexpected(&format!("HEAD {path}"), &r)),
         }
+    }
+
+    /// What `tag` holds in `repository`, of any manifest kind (index and list included),
+    /// by one `HEAD`; `None` when absent.
+    pub async fn head_any(&self, repository: &str, tag: &str) -> anyhow::Result<Option<TagHead>> {
+        let path = format!("/v2/{repository}/manifests/{tag}");
+        let r = self
+            .send(Method::HEAD, &path, Some(MANIFEST_ACCEPT))
+            .await?;
+        let header = |name: &str| {
+            r.headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        match r.status {
+            StatusCode::NOT_FOUND => Ok(None),
+            s if s.is_success() => Ok(Some(TagHead {
+                digest: header("docker-content-digest").ok_or_else(|| {
+                    anyhow!(
+                        "registry {}: HEAD {path} gave no Docker-Content-Digest",
+                        self.host
+                    )
+                })?,
+                media_type: header("content-type").unwrap_or_default(),
+            })),
+            _ => Err(self.unexpected(&format!("HEAD {path}"), &r)),
+        }
+    }
+
+    /// Tries what a push does first, an upload, with the empty blob (`POST` an upload,
+    /// `PUT` it with its digest), to learn why the registry refuses uploads; `Ok` when
+    /// it accepts it. The empty blob is referenced by nothing.
+    pub async fn probe_upload(&self, repository: &str) -> anyhow::Result<()> {
+        const EMPTY: &str =
+            "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+        let path = format!("/v2/{repository}/blobs/uploads/");
+        let r = self.send(Method::POST, &path, None).await?;
+        if !r.status.is_success() {
+            return Err(self.unexpected(&format!("POST {path}"), &r));
+        }
+        let location = r
+            .headers
+            .get(hyper::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| anyhow!("registry {}: POST {path} gave no Location", self.host))?;
+        // The Location is absolute or a path; the request goes to this registry either way.
+        let mut upload = match location.find("/v2/") {
+            Some(i) => location[i..].to_string(),
+            None => bail!("registry {}: an upload Location {location:?}", self.host),
+        };
+        upload.push(if upload.contains('?') { '&' } else { '?' });
+        upload.push_str(&format!("digest={EMPTY}"));
+        let r = self.send(Method::PUT, &upload, None).await?;
+        if !r.status.is_success() {
+            let shown = upload.split('?').next().unwrap_or(&upload).to_string();
+            return Err(self.unexpected(&format!("PUT {shown}"), &r));
+        }
+        Ok(())
     }
 
     /// The manifest `reference` (a tag or digest) names in `repository`; `None` when absent.

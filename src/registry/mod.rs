@@ -18,6 +18,6 @@ pub mod transport;
 
 pub use auth::Credentials;
 pub use client::Client;
-pub use push::{push_and_verify, Published, PushRequest};
+pub use push::{push_and_verify, push_and_verify_observed, Published, PushObserver, PushRequest};
 pub use reference::{Reference, Registry};
 pub use transport::Transport;

@@ -10,6 +10,10 @@
 //!   `--cert-dir` holding the CA bundle and certs.d's files for the host) except for
 //!   loopback and insecure registries, as the engine does.
 //!
+//! A push cancelled by dropping its future stops: the engine aborts a push whose API
+//! request goes away, and a podman push is killed. The temporary engine tag is then left
+//! for the caller, whom [`PushObserver`] told about it before it was made.
+//!
 //! Verification: the tag resolves to the digest the push reported, the image config
 //! is the local image's (same config digest, or at least the same
 //! `kiln.inputs.digest`), it carries every required label non-empty, and every layer
@@ -57,23 +61,46 @@ pub struct Published {
     pub pushed: bool,
 }
 
+/// What a push tells its caller while it runs (every method does nothing by default).
+pub trait PushObserver: Sync {
+    /// `reference` is about to be tagged in `store` (the engine pushes by name).
+    fn tagging(&self, _store: Store, _reference: &str) {}
+    /// The temporary tag `reference` is gone again.
+    fn untagged(&self, _store: Store, _reference: &str) {}
+    /// The engine failed an upload attempt and retries it (`status` is its message).
+    fn retrying(&self, _target: &Reference, _status: &str) {}
+    /// A layer reached the registry (pushed, or there already).
+    fn layer_done(&self, _target: &Reference) {}
+}
+
+/// The observer that wants to know nothing.
+pub struct Unobserved;
+impl PushObserver for Unobserved {}
+
 /// Pushes `req.source` from `req.store` to `req.target` and verifies the result in the
 /// registry `client` talks to (which must be `req.target.host`). The login used is the
 /// client's. Errors name the reference; they never contain the secret.
 pub async fn push_and_verify(client: &Client, req: &PushRequest) -> anyhow::Result<Published> {
+    push_and_verify_observed(client, req, &Unobserved).await
+}
+
+/// [`push_and_verify`], telling `observer` about temporary tags, retries and layers.
+pub async fn push_and_verify_observed(
+    client: &Client,
+    req: &PushRequest,
+    observer: &dyn PushObserver,
+) -> anyhow::Result<Published> {
     let local = store::inspect(req.store, &req.source)
         .await?
         .ok_or_else(|| anyhow!("{} is not in {}'s image store", req.source, req.store))?;
     let reported = match req.store {
-        Store::Docker => push_engine(client, req).await?,
+        Store::Docker => push_engine(client, req, observer).await?,
         Store::Podman => {
-            let (client_creds, req) = (client.credentials().cloned(), req.clone());
             let tls = PodmanTls {
                 verify: client.security() == Security::Verified,
                 trust: client.trust().clone(),
             };
-            tokio::task::spawn_blocking(move || push_podman(client_creds.as_ref(), &tls, &req))
-                .await??
+            push_podman(client.credentials(), &tls, req).await?
         }
     };
     let mut published = verify(
@@ -161,10 +188,16 @@ pub async fn verify(
 
 /// The engine push: tag, push with `X-Registry-Auth`, untag. Returns the digest the
 /// engine reported.
-async fn push_engine(client: &Client, req: &PushRequest) -> anyhow::Result<Option<String>> {
+async fn push_engine(
+    client: &Client,
+    req: &PushRequest,
+    observer: &dyn PushObserver,
+) -> anyhow::Result<Option<String>> {
     let docker = bollard::Docker::connect_with_local_defaults()
         .context("connecting to the Docker Engine")?;
     let name = req.target.name();
+    let temporary = req.target.to_string();
+    observer.tagging(Store::Docker, &temporary);
     docker
         .tag_image(
             &req.source,
@@ -193,6 +226,11 @@ async fn push_engine(client: &Client, req: &PushRequest) -> anyhow::Result<Optio
                     failure = Some(e);
                 }
                 if let Some(status) = info.status {
+                    if status.starts_with("Retrying in") {
+                        observer.retrying(&req.target, &status);
+                    } else if status == "Pushed" || status == "Layer already exists" {
+                        observer.layer_done(&req.target);
+                    }
                     if let Some(d) = status.split("digest: ").nth(1) {
                         digest = d.split_whitespace().next().map(str::to_string);
                     }
@@ -205,17 +243,9 @@ async fn push_engine(client: &Client, req: &PushRequest) -> anyhow::Result<Optio
         }
     }
     // The registry tag was only the engine's way to name the push.
-    let _ = docker
-        .remove_image(
-            &req.target.to_string(),
-            Some(bollard::query_parameters::RemoveImageOptions {
-                force: false,
-                noprune: true,
-                ..Default::default()
-            }),
-            None,
-        )
-        .await;
+    if untag(Store::Docker, &temporary).await.is_ok() {
+        observer.untagged(Store::Docker, &temporary);
+    }
     if let Some(e) = failure {
         bail!("pushing {} to {} failed: {e}", req.source, req.target);
     }
@@ -256,8 +286,53 @@ fn podman_cert_dir(
     Ok(Some(out))
 }
 
-/// The podman push, with the login in a temporary authfile.
-fn push_podman(
+/// Removes the temporary tag `reference` from `store`, never the image it names
+/// (`noprune`). True when it was there; a tag that is already gone is fine (false).
+pub async fn untag(store: Store, reference: &str) -> anyhow::Result<bool> {
+    match store {
+        Store::Docker => {
+            let docker = bollard::Docker::connect_with_local_defaults()
+                .context("connecting to the Docker Engine")?;
+            match docker
+                .remove_image(
+                    reference,
+                    Some(bollard::query_parameters::RemoveImageOptions {
+                        force: false,
+                        noprune: true,
+                        ..Default::default()
+                    }),
+                    None,
+                )
+                .await
+            {
+                Ok(_) => Ok(true),
+                Err(bollard::errors::Error::DockerResponseServerError {
+                    status_code: 404, ..
+                }) => Ok(false),
+                Err(e) => Err(e).with_context(|| format!("removing the tag {reference}")),
+            }
+        }
+        Store::Podman => {
+            let out = tokio::process::Command::new("podman")
+                .args(["untag", reference, reference])
+                .output()
+                .await
+                .context("running podman untag")?;
+            let err = String::from_utf8_lossy(&out.stderr);
+            if out.status.success() {
+                Ok(true)
+            } else if err.contains("not known") || err.contains("unknown") {
+                Ok(false)
+            } else {
+                bail!("podman untag {reference} failed: {}", err.trim())
+            }
+        }
+    }
+}
+
+/// The podman push, with the login in a temporary authfile; killed when the future is
+/// dropped (a cancelled release).
+async fn push_podman(
     creds: Option<&super::Credentials>,
     tls: &PodmanTls,
     req: &PushRequest,
@@ -289,11 +364,12 @@ fn push_podman(
     args.push(format!("--digestfile={}", digest_file.display()));
     args.push(req.source.clone());
     args.push(format!("docker://{}", req.target));
-    let out = duct::cmd("podman", &args)
-        .stdout_capture()
-        .stderr_capture()
-        .unchecked()
-        .run()
+    let out = tokio::process::Command::new("podman")
+        .args(&args)
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .output()
+        .await
         .context("running podman push")?;
     if !out.status.success() {
         bail!(

@@ -24,8 +24,8 @@ pub fn describe(allow_dirty: bool, benchmarks: &[(String, usize)], version: &str
         ));
     }
     out.push(format!(
-        "immutable version: no tag {version} in the registry names another image (else refused; --force overrides); \
-         an identical image there is already published and not uploaded"
+        "immutable version: no tag {version} in the registry holds another image or a multi-platform index \
+         (one HEAD per tag, any manifest kind; else refused; --force overrides); an identical image there is already published and not uploaded"
     ));
     out
 }

@@ -5,21 +5,26 @@
 //!
 //! Order: select ([`select`]) → gates that need no image (lint, clean tree) → registry
 //! login → build (every image up to date, labels checked) → validation of every
-//! released benchmark for these very images → immutability of the version tag →
-//! push and verify, each image as soon as it can go. A failed gate stops the release
-//! before the first push, or (build, labels, validation) only the benchmark it
+//! released benchmark for these very images → what each tag holds ([`check`]: one
+//! `HEAD` per tag, any manifest kind) and immutability of the version tag → push and
+//! verify ([`publish`]), each image as soon as it can go. A failed gate stops the
+//! release before the first push, or (build, labels, validation) only the benchmark it
 //! concerns. Re-running is safe: an image the registry already holds under a tag is
-//! "already published" after one manifest request, and nothing is uploaded.
+//! "already published", and nothing is uploaded. Ctrl-C, fail-fast ([`fail_fast`]) and
+//! the temporary engine tags ([`temp_tags`]) are about stopping early without leaving
+//! anything half-done: docs/release-manifest.md, "When a release stops early".
 
+mod check;
 pub mod dry_run;
+pub mod fail_fast;
 pub mod gates;
 pub mod manifest;
+mod publish;
 pub mod select;
+pub mod temp_tags;
 
 use std::collections::BTreeMap;
-use std::io::IsTerminal as _;
 use std::path::PathBuf;
-use std::sync::Mutex;
 
 use futures_util::StreamExt as _;
 
@@ -27,7 +32,7 @@ use crate::backend::detect::Requested;
 use crate::build::Status;
 use crate::fleet::Fleet;
 use crate::labels::{self, BuildInfo};
-use crate::registry::{self, Client, PushRequest, Reference, Registry};
+use crate::registry::{self, Client, Reference, Registry};
 use crate::store::{self, Store};
 use crate::validate;
 
@@ -62,7 +67,8 @@ pub struct Options {
 #[derive(Debug)]
 pub struct Outcome {
     pub manifest: Manifest,
-    /// 0 complete; 1 a gate blocked something or a push/verification failed.
+    /// 0 complete; 1 a gate blocked something or a push/verification failed (or
+    /// fail-fast stopped the pushes); 130 interrupted (SIGINT/SIGTERM).
     pub exit_code: u8,
 }
 
@@ -208,39 +214,47 @@ pub fn release(fleet: &Fleet, info: &BuildInfo, opts: &Options) -> anyhow::Resul
     )?;
     let mut blocked: BTreeMap<String, String> = BTreeMap::new();
     let mut locals: BTreeMap<String, Local> = BTreeMap::new();
+    // Every built image looked up at once (one engine round trip each, concurrently).
+    let mut inspected = rt
+        .block_on(futures_util::future::join_all(
+            sel.items
+                .iter()
+                .zip(&summary.outcomes)
+                .map(|(item, outcome)| store::inspect(outcome.store, &item.local)),
+        ))
+        .into_iter();
     for (item, outcome) in sel.items.iter().zip(&summary.outcomes) {
+        let found = inspected.next().expect("one lookup per item");
         let problem = match &outcome.status {
-            Status::Built { .. } | Status::UpToDate { .. } => {
-                match rt.block_on(store::inspect(outcome.store, &item.local))? {
-                    Some(info) => {
-                        let missing: Vec<String> = registry::push::required_labels(&info.labels)
-                            .into_iter()
-                            .filter(|k| info.labels.get(k).is_none_or(|v| v.trim().is_empty()))
-                            .collect();
-                        if missing.is_empty() {
-                            locals.insert(
-                                item.local.clone(),
-                                Local {
-                                    store: outcome.store,
-                                    id: info.id,
-                                    labels: info.labels,
-                                },
-                            );
-                            None
-                        } else {
-                            Some(format!(
-                                "gate `labels` failed: {} lacks {}",
-                                item.local,
-                                missing.join(", ")
-                            ))
-                        }
+            Status::Built { .. } | Status::UpToDate { .. } => match found? {
+                Some(info) => {
+                    let missing: Vec<String> = registry::push::required_labels(&info.labels)
+                        .into_iter()
+                        .filter(|k| info.labels.get(k).is_none_or(|v| v.trim().is_empty()))
+                        .collect();
+                    if missing.is_empty() {
+                        locals.insert(
+                            item.local.clone(),
+                            Local {
+                                store: outcome.store,
+                                id: info.id,
+                                labels: info.labels,
+                            },
+                        );
+                        None
+                    } else {
+                        Some(format!(
+                            "gate `labels` failed: {} lacks {}",
+                            item.local,
+                            missing.join(", ")
+                        ))
                     }
-                    None => Some(format!(
-                        "gate `build` failed: {} is not in {}'s store after the build",
-                        item.local, outcome.store
-                    )),
                 }
-            }
+                None => Some(format!(
+                    "gate `build` failed: {} is not in {}'s store after the build",
+                    item.local, outcome.store
+                )),
+            },
             Status::Failed(why) => Some(format!("gate `build` failed: {}: {why}", item.local)),
             Status::NotBuilt(why) => Some(format!(
                 "gate `build` failed: {}: not built ({why})",
@@ -281,6 +295,7 @@ pub fn release(fleet: &Fleet, info: &BuildInfo, opts: &Options) -> anyhow::Resul
             backend: opts.backend,
             progress: opts.progress,
             ca_bundle: opts.ca_bundle.clone(),
+            built: Some(summary.clone()),
         };
         for bv in validate::validate(fleet, info, &vopts)? {
             let v = Validation {
@@ -335,7 +350,17 @@ pub fn release(fleet: &Fleet, info: &BuildInfo, opts: &Options) -> anyhow::Resul
         say(&format!("{b} is blocked, nothing of it is pushed: {why}"));
     }
 
-    // What is already there, and whether a version tag would change.
+    // From here on Ctrl-C stops the release (no new push, the ones in flight cancelled).
+    let signals = publish::Signals::install(&rt)?;
+    let tags_of_this_run = temp_tags::TempTags::new(&opts.repo);
+    for l in rt.block_on(temp_tags::clean_dead(&opts.repo))? {
+        say(&format!(
+            "removed the temporary tag {} ({} store) left by kiln release process {}, which is no longer running",
+            l.reference, l.store, l.pid
+        ));
+    }
+
+    // What is already there (one HEAD per tag), and whether a version tag would change.
     let work: Vec<(&Item, &Local, Reference)> = sel
         .items
         .iter()
@@ -346,17 +371,29 @@ pub fn release(fleet: &Fleet, info: &BuildInfo, opts: &Options) -> anyhow::Resul
                 .map(move |t| (i, l, target(&opts.registry, i, t)))
         })
         .collect();
+    let known = previously_published(&opts.manifest);
     let checks = rt.block_on(async {
-        futures_util::stream::iter(
+        let all = futures_util::stream::iter(
             work.iter()
-                .map(|(_, _, r)| client.manifest(&r.repository, &r.tag)),
+                .map(|(_, l, r)| check::existing(&client, r, l, &known)),
         )
         .buffered(opts.jobs.max(1) * 4)
-        .collect::<Vec<_>>()
-        .await
+        .collect::<Vec<_>>();
+        tokio::select! {
+            done = all => Some(done),
+            _ = signals.wait() => None,
+        }
     });
+    let Some(checks) = checks else {
+        manifest.write(&opts.manifest)?;
+        eprintln!("release: interrupted before the first push; nothing was pushed");
+        return Ok(Outcome {
+            manifest,
+            exit_code: 130,
+        });
+    };
     let mut conflicts = Vec::new();
-    let mut plan: Vec<(&Item, &Local, Reference, Option<registry::Published>)> = Vec::new();
+    let mut jobs: Vec<publish::Job> = Vec::new();
     for ((item, local, reference), check) in work.iter().zip(checks) {
         let existing = match check {
             Ok(m) => m,
@@ -368,23 +405,23 @@ pub fn release(fleet: &Fleet, info: &BuildInfo, opts: &Options) -> anyhow::Resul
             }
         };
         let already = match existing {
-            Some(m) if m.config.digest == local.id => Some(registry::Published {
-                reference: reference.to_string(),
-                digest: m.digest.clone(),
-                config_digest: m.config.digest.clone(),
-                size: m.config.size + m.layers.iter().map(|l| l.size).sum::<u64>(),
-                pushed: false,
-            }),
-            Some(m) if reference.tag == info.version && !opts.force => {
+            check::Existing::Absent => None,
+            check::Existing::Same(p) => Some(p),
+            check::Existing::Other(what) if reference.tag == info.version && !opts.force => {
                 conflicts.push(format!(
-                    "{reference} already exists as {} (config {}), but this release's {} is config {}: released versions are immutable (--force overwrites)",
-                    m.digest, m.config.digest, item.local, local.id
+                    "registry {}: {reference} already exists as {what}, but this release's {} is config {}: released versions are immutable (--force overwrites)",
+                    opts.registry.host, item.local, local.id
                 ));
                 None
             }
-            _ => None,
+            check::Existing::Other(_) => None,
         };
-        plan.push((item, local, reference.clone(), already));
+        jobs.push(publish::Job {
+            item,
+            local,
+            reference: reference.clone(),
+            already,
+        });
     }
     if !conflicts.is_empty() {
         return fail(
@@ -397,10 +434,7 @@ pub fn release(fleet: &Fleet, info: &BuildInfo, opts: &Options) -> anyhow::Resul
     }
 
     // Push and verify; the manifest is rewritten after every verified image.
-    let total = plan.len();
-    let progress = Progress::new(opts.progress, total);
-    let manifest = Mutex::new(manifest);
-    let failures = Mutex::new(Vec::<String>::new());
+    let progress = publish::Progress::new(opts.progress, jobs.len());
     let validation_of = |item: &Item| {
         item.owner()
             .and_then(|b| validations.get(b))
@@ -409,75 +443,49 @@ pub fn release(fleet: &Fleet, info: &BuildInfo, opts: &Options) -> anyhow::Resul
                 tasks: v.tasks.len(),
             })
     };
-    rt.block_on(async {
-        futures_util::stream::iter(plan.iter().map(|(item, local, reference, already)| {
-            let client = &client;
-            let manifest = &manifest;
-            let failures = &failures;
-            let progress = &progress;
-            let validation_of = &validation_of;
-            async move {
-                let result = match already {
-                    Some(p) => Ok(p.clone()),
-                    None => {
-                        let req = PushRequest {
-                            source: item.local.clone(),
-                            store: local.store,
-                            target: reference.clone(),
-                            required_labels: registry::push::required_labels(&local.labels),
-                        };
-                        registry::push_and_verify(client, &req).await
-                    }
-                };
-                match result {
-                    Ok(p) => {
-                        progress.done(&p);
-                        let label = |k: &str| local.labels.get(k).cloned().unwrap_or_default();
-                        let entry = ImageEntry {
-                            reference: p.reference.clone(),
-                            digest: p.digest.clone(),
-                            config_digest: p.config_digest.clone(),
-                            size: p.size,
-                            kind: item.kind.clone(),
-                            benchmark: item.benchmark.clone(),
-                            agent: item.agent.clone(),
-                            task: item.task.clone(),
-                            inputs_digest: label(labels::INPUTS_DIGEST),
-                            revision: label(labels::OCI_REVISION),
-                            version: label(labels::OCI_VERSION),
-                            status: if p.pushed {
-                                "pushed"
-                            } else {
-                                "already-published"
-                            }
-                            .to_string(),
-                            validation: validation_of(item),
-                        };
-                        let mut m = manifest.lock().expect("manifest");
-                        m.images.push(entry);
-                        if let Err(e) = m.write(&opts.manifest) {
-                            failures
-                                .lock()
-                                .expect("failures")
-                                .push(format!("writing the manifest: {e:#}"));
-                        }
-                    }
-                    Err(e) => {
-                        let msg = format!("{reference}: {e:#}");
-                        progress.failed(&msg);
-                        failures.lock().expect("failures").push(msg);
-                    }
+    let mut write_failures = Vec::new();
+    let (mut failures, stop) = rt.block_on(publish::publish(
+        &client,
+        &jobs,
+        opts.jobs,
+        &signals,
+        &tags_of_this_run,
+        &progress,
+        |job, p| {
+            let label = |k: &str| job.local.labels.get(k).cloned().unwrap_or_default();
+            manifest.images.push(ImageEntry {
+                reference: p.reference.clone(),
+                digest: p.digest.clone(),
+                config_digest: p.config_digest.clone(),
+                size: p.size,
+                kind: job.item.kind.clone(),
+                benchmark: job.item.benchmark.clone(),
+                agent: job.item.agent.clone(),
+                task: job.item.task.clone(),
+                inputs_digest: label(labels::INPUTS_DIGEST),
+                revision: label(labels::OCI_REVISION),
+                version: label(labels::OCI_VERSION),
+                status: if p.pushed {
+                    "pushed"
+                } else {
+                    "already-published"
                 }
+                .to_string(),
+                validation: validation_of(job.item),
+            });
+            if let Err(e) = manifest.write(&opts.manifest) {
+                write_failures.push(format!("writing the manifest: {e:#}"));
             }
-        }))
-        .buffer_unordered(opts.jobs.max(1))
-        .collect::<Vec<()>>()
-        .await
-    });
+        },
+    ));
     progress.finish();
-    let mut manifest = manifest.into_inner().expect("manifest");
-    let failures = failures.into_inner().expect("failures");
-    manifest.complete = failures.is_empty() && blocked.is_empty();
+    failures.extend(write_failures);
+    // Whatever ended the pushes, no temporary tag stays in the local store.
+    for problem in rt.block_on(tags_of_this_run.remove_all()) {
+        eprintln!("release: {problem}");
+    }
+    drop(signals);
+    manifest.complete = failures.is_empty() && blocked.is_empty() && stop.is_none();
     manifest.write(&opts.manifest)?;
     print_table(&manifest);
     for f in &failures {
@@ -489,19 +497,61 @@ pub fn release(fleet: &Fleet, info: &BuildInfo, opts: &Options) -> anyhow::Resul
         .filter(|i| i.status == "pushed")
         .count();
     eprintln!(
-        "release: {} reference(s) published ({} pushed now, {} already there), {} failed, {} benchmark(s) blocked; manifest {}",
+        "release: {} reference(s) published ({} pushed now, {} already there), {} failed, {} benchmark(s) blocked; {} registry request(s); manifest {}",
         manifest.images.len(),
         pushed,
         manifest.images.len() - pushed,
         failures.len(),
         blocked.len(),
+        client.request_count(),
         opts.manifest.display()
     );
-    let exit_code = if manifest.complete { 0 } else { 1 };
+    let exit_code = match &stop {
+        Some(publish::Stop::Interrupted) => {
+            eprintln!(
+                "release: interrupted: {} of {} reference(s) published and listed in the manifest; run the same release again to complete it",
+                manifest.images.len(),
+                jobs.len()
+            );
+            130
+        }
+        Some(publish::Stop::FailFast(why)) => {
+            eprintln!("release: stopped (fail-fast): {why}");
+            1
+        }
+        None if manifest.complete => 0,
+        None => 1,
+    };
     Ok(Outcome {
         manifest,
         exit_code,
     })
+}
+
+/// What earlier releases published and verified, by reference (the manifest they left):
+/// a tag that still resolves to the digest listed there holds that very image.
+fn previously_published(path: &std::path::Path) -> BTreeMap<String, registry::Published> {
+    std::fs::read(path)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Manifest>(&b).ok())
+        .map(|m| {
+            m.images
+                .into_iter()
+                .map(|i| {
+                    (
+                        i.reference.clone(),
+                        registry::Published {
+                            reference: i.reference,
+                            digest: i.digest,
+                            config_digest: i.config_digest,
+                            size: i.size,
+                            pushed: false,
+                        },
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// The manifest's path relative to the repository, when it lies inside it.
@@ -539,70 +589,5 @@ fn print_table(m: &Manifest) {
             "{:<width$}  {:<9}  {:<17}  {}",
             i.reference, i.kind, i.status, i.digest
         );
-    }
-}
-
-/// Images done / total and bytes on a terminal; one plain line per image otherwise.
-struct Progress {
-    bar: Option<indicatif::ProgressBar>,
-    bytes: Mutex<u64>,
-}
-
-impl Progress {
-    fn new(mode: crate::progress::Mode, total: usize) -> Progress {
-        use crate::progress::Mode;
-        let tty = match mode {
-            Mode::Tty => true,
-            Mode::Auto => std::io::stderr().is_terminal(),
-            Mode::Plain | Mode::Quiet => false,
-        };
-        let bar = tty.then(|| {
-            let bar = indicatif::ProgressBar::new(total as u64);
-            bar.set_style(
-                indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} images {msg}")
-                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-            );
-            bar
-        });
-        Progress {
-            bar,
-            bytes: Mutex::new(0),
-        }
-    }
-
-    fn done(&self, p: &registry::Published) {
-        let mut bytes = self.bytes.lock().expect("bytes");
-        if p.pushed {
-            *bytes += p.size;
-        }
-        match &self.bar {
-            Some(bar) => {
-                bar.inc(1);
-                bar.set_message(format!("{:.1} MB pushed", *bytes as f64 / 1e6));
-            }
-            None => eprintln!(
-                "release: {} {} {}",
-                if p.pushed {
-                    "pushed"
-                } else {
-                    "already published"
-                },
-                p.reference,
-                p.digest
-            ),
-        }
-    }
-
-    fn failed(&self, msg: &str) {
-        match &self.bar {
-            Some(bar) => bar.println(format!("release: FAILED {msg}")),
-            None => eprintln!("release: FAILED {msg}"),
-        }
-    }
-
-    fn finish(&self) {
-        if let Some(bar) = &self.bar {
-            bar.finish_and_clear();
-        }
     }
 }

@@ -44,6 +44,10 @@ pub struct Options {
     pub progress: crate::progress::Mode,
     /// `--ca-bundle`: handed to the builds that mount the `ca-bundle` secret.
     pub ca_bundle: Option<PathBuf>,
+    /// What the caller's own build just found (`kiln release` builds the same eval
+    /// images first): used instead of a second build and up-to-date check when it
+    /// covers every image validation needs.
+    pub built: Option<crate::build::Summary>,
 }
 
 /// One benchmark's verdict.
@@ -98,7 +102,12 @@ pub fn build_for_runs(
     }
     run::stage::stage_runner(&fleet.root)?;
     let engine = if requested == Requested::Auto {
-        detect::probe(None).engine.ok()
+        // Only the engine's answer matters here: no buildx or podman probe.
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(detect::ping_engine())
+            .ok()
     } else {
         None
     };
@@ -196,15 +205,25 @@ pub fn validate(
         }
     }
     let plan = plan::plan_many(fleet, &requests, info)?;
-    let summary = build_for_runs(
-        fleet,
-        plan,
-        opts.backend,
-        opts.jobs,
-        false,
-        opts.progress,
-        opts.ca_bundle.as_deref(),
-    )?;
+    let summary = match &opts.built {
+        Some(built)
+            if plan
+                .builds
+                .iter()
+                .all(|b| built.outcomes.iter().any(|o| o.image == b.image)) =>
+        {
+            built.clone()
+        }
+        _ => build_for_runs(
+            fleet,
+            plan,
+            opts.backend,
+            opts.jobs,
+            false,
+            opts.progress,
+            opts.ca_bundle.as_deref(),
+        )?,
+    };
     let store_of = |image: &str| {
         summary
             .outcomes
