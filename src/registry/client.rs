@@ -55,7 +55,6 @@ impl TagHead {
     }
 }
 
-
 /// A registry connection with its login.
 pub struct Client {
     host: String,
