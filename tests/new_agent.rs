@@ -6,22 +6,7 @@ mod fleet_support;
 
 use std::path::Path;
 
-use fleet_support::{copy_tree, kiln, manifest_dir};
-
-/// A copy of the shipped fleet (root bake file, containers/, benchmarks/).
-fn fleet_copy() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let src = manifest_dir();
-    std::fs::copy(
-        src.join("docker-bake.hcl"),
-        dir.path().join("docker-bake.hcl"),
-    )
-    .unwrap();
-    for sub in ["containers", "benchmarks"] {
-        copy_tree(&src.join(sub), &dir.path().join(sub));
-    }
-    dir
-}
+use fleet_support::{fleet_copy, kiln};
 
 fn snapshot(root: &Path) -> Vec<(String, Vec<u8>)> {
     let mut files: Vec<(String, Vec<u8>)> = walkdir::WalkDir::new(root)

@@ -8,21 +8,7 @@ mod fleet_support;
 use std::path::Path;
 use std::process::Output;
 
-use fleet_support::{copy_tree, kiln, manifest_dir};
-
-fn fleet_copy() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let src = manifest_dir();
-    std::fs::copy(
-        src.join("docker-bake.hcl"),
-        dir.path().join("docker-bake.hcl"),
-    )
-    .unwrap();
-    for sub in ["containers", "benchmarks"] {
-        copy_tree(&src.join(sub), &dir.path().join(sub));
-    }
-    dir
-}
+use fleet_support::{fleet_copy, kiln};
 
 fn text(out: &Output) -> String {
     format!(

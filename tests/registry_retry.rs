@@ -12,28 +12,7 @@ use std::time::{Duration, Instant};
 use kiln::registry::{Client, Credentials, PushRequest, Reference, Registry, Transport};
 use kiln::store::Store;
 use registry_support::fault_proxy::{Fault, FaultProxy, Rule};
-use registry_support::{TestRegistry, USER};
-
-/// A one-file image from scratch (no base image needed).
-fn tiny_image(tag: &str) {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("f"), tag).unwrap();
-    std::fs::write(
-        dir.path().join("Dockerfile"),
-        "FROM scratch\nCOPY f /f\nLABEL kiln.test=yes\n",
-    )
-    .unwrap();
-    let out = std::process::Command::new("docker")
-        .args(["build", "-q", "-t", tag])
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "docker build failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+use registry_support::{tiny_image, TestRegistry, USER};
 
 #[test]
 fn retries_transient_faults_and_fails_fast_on_4xx() {

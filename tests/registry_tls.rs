@@ -8,6 +8,7 @@
 mod registry_support;
 
 use kiln::registry::{Client, Registry, Transport};
+use registry_support::client;
 use registry_support::tls::{free_port, Cert, CertsD, TlsRegistry};
 
 /// Pushes a one-platform OCI index at `tag` (config blob, image manifest, index) with
@@ -49,13 +50,6 @@ print(digest(index))
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
-fn client(host: &str, transport: &Transport) -> Client {
-    Client::with_credentials(&Registry::parse(host).unwrap(), None)
-        .unwrap()
-        .over(transport)
-        .unwrap()
 }
 
 #[test]

@@ -11,36 +11,10 @@
 
 mod registry_support;
 
-use kiln::registry::{Client, PushRequest, Reference, Registry, Transport};
+use kiln::registry::{PushRequest, Reference, Transport};
 use kiln::store::Store;
 use registry_support::tls::{Cert, CertsD, Netns, TlsRegistry};
-
-fn tiny_image(tag: &str) {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("f"), tag).unwrap();
-    std::fs::write(
-        dir.path().join("Dockerfile"),
-        "FROM scratch\nCOPY f /f\nLABEL kiln.test=yes\n",
-    )
-    .unwrap();
-    let out = std::process::Command::new("docker")
-        .args(["build", "-q", "-t", tag])
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "docker build failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn client(host: &str, transport: &Transport) -> Client {
-    Client::with_credentials(&Registry::parse(host).unwrap(), None)
-        .unwrap()
-        .over(transport)
-        .unwrap()
-}
+use registry_support::{client, tiny_image};
 
 #[test]
 fn engine_push_trusts_certs_d_on_a_namespace_address() {

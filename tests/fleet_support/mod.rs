@@ -86,6 +86,22 @@ pub fn golden(rel: &str, actual: &str) {
     }
 }
 
+/// A copy of the shipped fleet (root bake file, containers/, benchmarks/) in a
+/// temporary directory.
+pub fn fleet_copy() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let src = manifest_dir();
+    std::fs::copy(
+        src.join("docker-bake.hcl"),
+        dir.path().join("docker-bake.hcl"),
+    )
+    .unwrap();
+    for sub in ["containers", "benchmarks"] {
+        copy_tree(&src.join(sub), &dir.path().join(sub));
+    }
+    dir
+}
+
 /// Copies a directory tree (fixtures are small).
 pub fn copy_tree(from: &Path, to: &Path) {
     for entry in walkdir::WalkDir::new(from) {

@@ -198,3 +198,32 @@ impl Drop for TestRegistry {
         self.stop();
     }
 }
+
+/// A one-file image from scratch (no base image needed), built by the engine as `tag`.
+pub fn tiny_image(tag: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("f"), tag).unwrap();
+    std::fs::write(
+        dir.path().join("Dockerfile"),
+        "FROM scratch\nCOPY f /f\nLABEL kiln.test=yes\n",
+    )
+    .unwrap();
+    let out = Command::new("docker")
+        .args(["build", "-q", "-t", tag])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "docker build failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// An anonymous client for `host` over `transport`.
+pub fn client(host: &str, transport: &kiln::registry::Transport) -> kiln::registry::Client {
+    kiln::registry::Client::with_credentials(&kiln::registry::Registry::parse(host).unwrap(), None)
+        .unwrap()
+        .over(transport)
+        .unwrap()
+}
