@@ -36,6 +36,9 @@ use super::transport::{self, RetryPolicy, Security, Transport};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a loopback or insecure host may take to answer the TLS hello before it
+/// counts as plain HTTP (a TLS server answers a hello at once).
+const TLS_PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 
 type Https = HttpsConnector<HttpConnector>;
 
@@ -210,11 +213,19 @@ impl Client {
         }
         // A loopback or insecure host: HTTPS when it speaks it, else plain HTTP.
         let probe = format!("https://{}/v2/", self.host);
-        let scheme = match self.exchange(&Method::GET, &probe, None, None).await {
-            Ok(_) => "https",
+        let answer = tokio::time::timeout(
+            TLS_PROBE_TIMEOUT,
+            self.exchange(&Method::GET, &probe, None, None),
+        )
+        .await;
+        let scheme = match answer {
+            Ok(Ok(_)) => "https",
             // It answered the TLS hello in plain HTTP, or hung up on it.
-            Err(e) if crate::tls::is_plain_http_answer(e.as_ref()) || hung_up(&e) => "http",
-            Err(e) => return Err(Failure::Final(self.describe(e))),
+            Ok(Err(e)) if crate::tls::is_plain_http_answer(e.as_ref()) || hung_up(&e) => "http",
+            Ok(Err(e)) => return Err(Failure::Final(self.describe(e))),
+            // A plain-HTTP server that waits for a request line the TLS hello never
+            // completes: what docker does for such hosts, plain HTTP.
+            Err(_) => "http",
         };
         *self.scheme.lock().expect("scheme lock") = Some(scheme);
         Ok(format!("{scheme}://{}{url}", self.host))
