@@ -628,7 +628,12 @@ fn matrix_on_kubernetes_scores_like_local_runs(c: &Cluster) {
         "2",
     ];
     let out = kiln(&args(&matrix, &tail), &env);
-    assert!(out.status.success());
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     let lines = stdout
         .lines()
@@ -639,7 +644,12 @@ fn matrix_on_kubernetes_scores_like_local_runs(c: &Cluster) {
     assert_eq!(ns.secrets(), 0, "kiln deleted its image pull secret");
     // A re-run finds every result complete and current, and runs nothing.
     let out = kiln(&args(&matrix, &tail), &env);
-    assert!(out.status.success());
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stderr)
         .contains("10 run(s) already have a complete, current result"));
 
