@@ -61,8 +61,9 @@ pub struct Args {
     pub ca_bundle: Option<std::path::PathBuf>,
 
     /// Public base images replaced by local ones, one `PUBLIC_REF=LOCAL_REF` a line
-    /// (LOCAL_REF: an image, or `oci-layout://DIR`); applied as bake named contexts,
-    /// never by editing the fleet (eval-containers layout; docs/layouts.md).
+    /// (LOCAL_REF: an image, or `oci-layout://DIR`), never by editing the fleet: bake
+    /// named contexts (eval-containers layout), a rewritten copy of the Dockerfile
+    /// (Harbor layout). docs/layouts.md.
     #[arg(long, global = true, value_name = "FILE")]
     pub base_map: Option<std::path::PathBuf>,
 
@@ -211,17 +212,67 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
     if fleet.layout.kind.name() == plan::eval_containers::LAYOUT {
         return eval_containers(repo, &fleet, &request, &args);
     }
-    if args.base_map.is_some() || !args.bases.is_empty() {
+    let harbor = fleet.layout.dataset.is_some();
+    if !harbor && (args.base_map.is_some() || !args.bases.is_empty()) {
         return Err(Failure::usage(
-            "--base-map and --base apply to the eval-containers layout for now (kiln's own fleet builds on local bases: scripts/make-bases.sh)".to_string(),
+            "--base-map and --base apply to the eval-containers and Harbor layouts (kiln's own fleet builds on local bases: scripts/make-bases.sh)".to_string(),
         ));
     }
-    let checked = plan::check(&fleet, &request).map_err(refused_to_usage)?;
-    // The request is good: probing this machine (buildx, podman, the engine) now
-    // overlaps planning. Refused input runs nothing, not even a probe.
-    let choosing = Choosing::start(args.backend, args.dry_run, args.builder.as_deref());
     let info = build_info(repo)?;
-    let mut plan = checked.plan(&fleet, &info).map_err(refused_to_usage)?;
+    let (plan, choosing) = if harbor {
+        for p in &fleet.problems {
+            eprintln!("note: left out: {p}");
+        }
+        let base_map = base_map(&args)?;
+        let plan =
+            plan::harbor::plan(&fleet, &request, &info, &base_map).map_err(refused_to_usage)?;
+        let choosing = Choosing::start(args.backend, args.dry_run, args.builder.as_deref());
+        (plan, choosing)
+    } else {
+        let checked = plan::check(&fleet, &request).map_err(refused_to_usage)?;
+        // The request is good: probing this machine (buildx, podman, the engine) now
+        // overlaps planning. Refused input runs nothing, not even a probe.
+        let choosing = Choosing::start(args.backend, args.dry_run, args.builder.as_deref());
+        (
+            checked.plan(&fleet, &info).map_err(refused_to_usage)?,
+            choosing,
+        )
+    };
+    execute(repo, &fleet, plan, choosing, &args)
+}
+
+/// The plan's bake requests, made only when bake builds whole requests: from the
+/// fleet's bake files, or for a Harbor dataset from the specs themselves.
+fn with_requests(repo: &Path, fleet: &Fleet, plan: Plan) -> anyhow::Result<Plan> {
+    if fleet.layout.dataset.is_none() {
+        return Ok(plan.with_bake_requests(fleet));
+    }
+    let mut plan = plan;
+    plan.bake =
+        backend::bake::requests_from_specs(repo, &plan::harbor::bake_file(repo)?, &plan.builds)?;
+    Ok(plan)
+}
+
+/// `--base-map` and `--base` as one map.
+fn base_map(args: &Args) -> anyhow::Result<plan::base_map::BaseMap> {
+    let mut base_map = match &args.base_map {
+        Some(file) => plan::base_map::BaseMap::read(file).map_err(refused_to_usage)?,
+        None => plan::base_map::BaseMap::default(),
+    };
+    for entry in &args.bases {
+        base_map.add(entry, "--base").map_err(refused_to_usage)?;
+    }
+    Ok(base_map)
+}
+
+/// Decides the backend, then prints the plan's commands (`--dry-run`) or builds it.
+fn execute(
+    repo: &Path,
+    fleet: &Fleet,
+    mut plan: Plan,
+    choosing: Choosing,
+    args: &Args,
+) -> anyhow::Result<ExitCode> {
     if let Some(file) = &args.ca_bundle {
         let named = plan::ca_bundle::apply(repo, &mut plan.builds, file);
         if !named.is_empty() {
@@ -240,7 +291,7 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
         // Requests are what bake builds on a builder with named contexts; in per-image
         // mode the dry run prints one bake per image and needs none.
         let plan = if decision.backend == BackendKind::Bake && !decision.backend().per_image() {
-            with_ca_bundle(plan.with_bake_requests(&fleet), args.ca_bundle.as_deref())
+            with_ca_bundle(with_requests(repo, fleet, plan)?, args.ca_bundle.as_deref())
         } else {
             plan
         };
@@ -260,13 +311,12 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
         // The process ends here: freeing a large plan image by image (tens of thousands
         // of label maps) would only add to its run time.
         std::mem::forget(plan);
-        std::mem::forget(fleet);
         return Ok(ExitCode::SUCCESS);
     }
     // A real build: probe, decide (explained by the executor), build.
     let decision = choosing.finish(&plan)?;
     // The executor may fall back from bake to podman, so it gets both forms.
-    let plan = with_ca_bundle(plan.with_bake_requests(&fleet), args.ca_bundle.as_deref());
+    let plan = with_ca_bundle(with_requests(repo, fleet, plan)?, args.ca_bundle.as_deref());
     if decision.backend == BackendKind::Engine {
         if let Some(why) = plan.builds.iter().find_map(backend::engine::refusal) {
             return Err(Failure::usage(why));
@@ -308,13 +358,7 @@ fn eval_containers(
         eprintln!("note: left out: {p}");
     }
     let info = build_info(repo)?;
-    let mut base_map = match &args.base_map {
-        Some(file) => plan::base_map::BaseMap::read(file).map_err(refused_to_usage)?,
-        None => plan::base_map::BaseMap::default(),
-    };
-    for entry in &args.bases {
-        base_map.add(entry, "--base").map_err(refused_to_usage)?;
-    }
+    let base_map = base_map(args)?;
     let plan =
         plan::eval_containers::plan(fleet, request, &info, &base_map).map_err(refused_to_usage)?;
     for note in &plan.notes {

@@ -217,7 +217,7 @@ pub(super) fn benchmark(
         return Ok(None);
     };
     let (tasks, task_count, tasks_known) = match &b.task_source {
-        TaskSource::Dirs => (b.tasks.clone(), b.tasks.len(), true),
+        TaskSource::Dirs | TaskSource::Harbor => (b.tasks.clone(), b.tasks.len(), true),
         TaskSource::File(list) => {
             if b.tasks.is_empty() {
                 problems.add(format!(

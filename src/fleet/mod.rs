@@ -108,6 +108,9 @@ impl Fleet {
     /// Reads the layout and the bake files under `root` and resolves every image target once.
     pub fn load(root: &Path, vars: BTreeMap<String, String>) -> anyhow::Result<Fleet> {
         let mut layout = layout::read(root)?;
+        if let Some(dataset) = layout.dataset.clone() {
+            return layout::harbor::fleet(root, vars, layout, dataset);
+        }
         let kind = layout.kind;
         let mut problems = Problems {
             strict: kind.strict(),

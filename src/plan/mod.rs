@@ -9,6 +9,7 @@ pub mod base_map;
 pub mod ca_bundle;
 pub mod eval_containers;
 mod graph;
+pub mod harbor;
 mod requests;
 mod spec;
 mod template;

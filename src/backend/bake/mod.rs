@@ -94,6 +94,42 @@ pub fn image_definition(spec: &BuildSpec) -> String {
     serde_json::to_string(&Definition::new(spec)).expect("strings only")
 }
 
+/// Bake requests for builds that come from no bake file (a Harbor dataset): the specs
+/// written as one bake file, `file` under `repo` (rewritten only when it changed), and
+/// one request per image.
+pub fn requests_from_specs(
+    repo: &std::path::Path,
+    file: &std::path::Path,
+    builds: &[BuildSpec],
+) -> anyhow::Result<Vec<BakeRequest>> {
+    let mut all = Definition {
+        target: BTreeMap::new(),
+    };
+    for spec in builds {
+        all.target.extend(Definition::new(spec).target);
+    }
+    let text = serde_json::to_string_pretty(&all)?;
+    let path = repo.join(file);
+    if std::fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::write(&path, text)
+            .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
+    }
+    Ok(builds
+        .iter()
+        .enumerate()
+        .map(|(i, b)| BakeRequest {
+            files: vec![file.to_path_buf()],
+            vars: BTreeMap::new(),
+            sets: Vec::new(),
+            targets: vec![b.bake_target.clone()],
+            builds: vec![i],
+        })
+        .collect())
+}
+
 /// `{"target": {<bake target>: {…}}}`, fields in this order, empty ones left out;
 /// borrowed from the spec, so a dry run writes it without copying.
 #[derive(serde::Serialize)]

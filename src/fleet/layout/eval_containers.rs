@@ -110,6 +110,7 @@ impl FleetLayout for EvalContainers {
             agents: Vec::new(),
             benchmarks: Vec::new(),
             others: Vec::new(),
+            dataset: None,
         };
         for category in CATEGORIES {
             for name in subdirs(&root.join(CONTAINERS).join(category))? {

@@ -128,6 +128,7 @@ impl FleetLayout for Kiln {
             agents,
             benchmarks,
             others: Vec::new(),
+            dataset: None,
         })
     }
 }

@@ -3,11 +3,13 @@
 //! [`LAYOUTS`]; everything else (fleet, list, bake, lint) asks the layout it was given.
 //!
 //! - [`kiln`]: kiln's own layout (`docker-bake.hcl` at the root, RULES.md);
-//! - [`eval_containers`]: the eval-containers layout (`containers/docker-bake.hcl`).
+//! - [`eval_containers`]: the eval-containers layout (`containers/docker-bake.hcl`);
+//! - [`harbor`]: a Harbor dataset (`task.toml` files at any depth, no bake files).
 //!
 //! The layout is detected from the files unless the CLI forced one (`--layout`), see [`force`].
 
 pub mod eval_containers;
+pub mod harbor;
 pub mod kiln;
 
 use std::collections::BTreeMap;
@@ -67,7 +69,11 @@ pub trait FleetLayout: Sync {
 }
 
 /// Every layout kiln knows, in detection order.
-pub static LAYOUTS: &[&dyn FleetLayout] = &[&kiln::Kiln, &eval_containers::EvalContainers];
+pub static LAYOUTS: &[&dyn FleetLayout] = &[
+    &kiln::Kiln,
+    &eval_containers::EvalContainers,
+    &harbor::Harbor,
+];
 
 /// The names `--layout` accepts.
 pub fn names() -> Vec<&'static str> {
@@ -138,6 +144,8 @@ pub struct Layout {
     /// Other image directories the fleet builds but kiln does not run (eval-containers'
     /// models and gateways): kind name and directory name.
     pub others: Vec<(&'static str, String)>,
+    /// The tasks of a Harbor dataset (read once, with the layout).
+    pub dataset: Option<std::sync::Arc<harbor::Dataset>>,
 }
 
 impl std::fmt::Debug for Layout {
@@ -149,6 +157,7 @@ impl std::fmt::Debug for Layout {
             .field("agents", &self.agents)
             .field("benchmarks", &self.benchmarks)
             .field("others", &self.others)
+            .field("dataset", &self.dataset.as_ref().map(|d| d.tasks.len()))
             .finish()
     }
 }
@@ -182,6 +191,8 @@ pub enum TaskSource {
     /// Only the label `eval.benchmark.tasks` (a number): a shared-env benchmark's tasks
     /// are then `0` … `n-1`; a per-task benchmark's ids are not known before its build.
     CountLabel,
+    /// Harbor: the folders holding a `task.toml`.
+    Harbor,
 }
 
 #[cfg(test)]
@@ -217,6 +228,6 @@ mod tests {
         n.sort();
         n.dedup();
         assert_eq!(n.len(), LAYOUTS.len());
-        assert!(by_name("eval-containers").is_some() && by_name("harbor").is_none());
+        assert!(by_name("eval-containers").is_some() && by_name("harbor").is_some());
     }
 }

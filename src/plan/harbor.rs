@@ -1,0 +1,390 @@
+//! Builds of a Harbor dataset: per task, its environment image (from
+//! `environment/Dockerfile`, or `FROM` the task's prebuilt `docker_image`) and, when the
+//! verifier runs apart with its own `tests/Dockerfile`, the verifier's image. They are
+//! ordinary [`BuildSpec`]s, so every backend, the input digest (an unchanged task is not
+//! rebuilt), the label check and `--dry-run` work as for kiln's own fleet.
+//!
+//! A base map (`PUBLIC=LOCAL`) is applied by writing the task's Dockerfile with its
+//! `FROM` lines rewritten into kiln's cache ([`state_dir`]): the dataset's files are
+//! never edited, and a read-only dataset builds too. The builds that need none read the
+//! task's own Dockerfile. For bake, the dataset's images are written as one bake file
+//! there ([`bake_file`], one target per image), so the printed `docker buildx bake`
+//! commands run as they are.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context as _;
+
+use super::base_map::BaseMap;
+use super::{BuildSpec, Plan, Request};
+use crate::fleet::dockerfile::Dockerfile;
+use crate::fleet::layout::harbor::{self, dataset, Dataset, Task};
+use crate::fleet::{Fleet, Refused};
+use crate::labels::BuildInfo;
+
+/// Where kiln keeps what it writes for the dataset at `root`:
+/// `$XDG_CACHE_HOME/kiln/harbor/<digest of the dataset's absolute path>`.
+pub fn state_dir(root: &Path) -> anyhow::Result<PathBuf> {
+    use sha2::{Digest as _, Sha256};
+    let abs = std::fs::canonicalize(root).with_context(|| format!("reading {}", root.display()))?;
+    let cache = match std::env::var_os("XDG_CACHE_HOME").filter(|v| !v.is_empty()) {
+        Some(d) => PathBuf::from(d),
+        None => {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/tmp".into())).join(".cache")
+        }
+    };
+    let digest = Sha256::digest(abs.as_os_str().as_encoded_bytes());
+    let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+    Ok(cache.join("kiln").join("harbor").join(hex))
+}
+
+/// The bake file of the dataset's images (written when bake builds whole requests).
+pub fn bake_file(root: &Path) -> anyhow::Result<PathBuf> {
+    Ok(state_dir(root)?.join("docker-bake.json"))
+}
+
+/// The images of one task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskImages {
+    /// The task's environment: what the agent runs in.
+    pub environment: String,
+    /// The verifier's own image, when it runs apart (else the environment's).
+    pub verifier: Option<String>,
+}
+
+/// The image names of `task` in `fleet`.
+pub fn images(fleet: &Fleet, task: &Task) -> TaskImages {
+    let environment = fleet
+        .naming
+        .benchmark(&fleet.benchmarks[0].name, Some(&task.id));
+    let verifier = task.separate_verifier().then(|| {
+        let own = task
+            .config
+            .verifier
+            .environment
+            .as_ref()
+            .is_some_and(|e| e.docker_image.is_some())
+            || fleet
+                .root
+                .join(&task.dir)
+                .join(dataset::TESTS_DIR)
+                .join(dataset::DOCKERFILE)
+                .is_file();
+        if own {
+            verifier_name(&environment)
+        } else {
+            environment.clone()
+        }
+    });
+    TaskImages {
+        environment,
+        verifier,
+    }
+}
+
+/// `…/bench-task:tag` → `…/bench-task-verifier:tag` (the tag is after the last `:`
+/// past the last `/`).
+fn verifier_name(image: &str) -> String {
+    let slash = image.rfind('/').map_or(0, |i| i + 1);
+    match image[slash..].rfind(':') {
+        Some(i) => format!("{}-verifier{}", &image[..slash + i], &image[slash + i..]),
+        None => format!("{image}-verifier"),
+    }
+}
+
+/// The builds `request` needs, bases first. Unknown tasks are refused before anything
+/// is written.
+pub fn plan(
+    fleet: &Fleet,
+    request: &Request,
+    info: &BuildInfo,
+    base_map: &BaseMap,
+) -> anyhow::Result<Plan> {
+    let ds = fleet
+        .layout
+        .dataset
+        .as_ref()
+        .expect("a Harbor fleet has its dataset");
+    let mut tasks: Vec<&Task> = Vec::new();
+    collect(fleet, ds, request, &mut tasks)?;
+    let mut plan = Plan::default();
+    let named = matches!(request, Request::Benchmark { task: Some(_), .. });
+    for task in tasks {
+        if let Some(why) = unbuildable(&fleet.root, task) {
+            let msg = format!("task {}: not built: {why}", task.id);
+            if named {
+                return Err(Refused(msg).into());
+            }
+            plan.notes.push(msg);
+            continue;
+        }
+        for spec in task_builds(fleet, ds, task, info, base_map)? {
+            if !plan.builds.iter().any(|b| b.image == spec.image) {
+                plan.builds.push(spec);
+            }
+        }
+    }
+    Ok(plan)
+}
+
+fn collect<'d>(
+    fleet: &Fleet,
+    ds: &'d Dataset,
+    request: &Request,
+    out: &mut Vec<&'d Task>,
+) -> anyhow::Result<()> {
+    match request {
+        Request::Benchmark { benchmark, task } => {
+            let b = fleet.benchmark(benchmark)?;
+            match task {
+                Some(t) => {
+                    let id = b.task(t)?;
+                    out.extend(ds.task(id));
+                }
+                None => out.extend(ds.tasks.iter()),
+            }
+            Ok(())
+        }
+        Request::All => {
+            out.extend(ds.tasks.iter());
+            Ok(())
+        }
+        Request::Many(all) => all.iter().try_for_each(|r| collect(fleet, ds, r, out)),
+        Request::Agent { .. } | Request::Eval { .. } => Err(Refused(format!(
+            "a Harbor dataset has no agents of its own: build its tasks with `kiln build benchmark {}` (oracle and null run with `kiln validate`)",
+            ds.name
+        ))
+        .into()),
+    }
+}
+
+/// Why kiln cannot build `task`'s environment here (it still runs nowhere else than
+/// where its environment can be made).
+fn unbuildable(root: &Path, task: &Task) -> Option<String> {
+    let env = &task.config.environment;
+    if env.os == Some(crate::fleet::layout::harbor::config::Os::Windows) {
+        return Some("environment.os = \"windows\": a Windows image does not build here".into());
+    }
+    let dockerfile = root
+        .join(&task.dir)
+        .join(dataset::ENVIRONMENT_DIR)
+        .join(dataset::DOCKERFILE);
+    if env.docker_image.is_none() && !dockerfile.is_file() {
+        return task.cannot_run(root);
+    }
+    None
+}
+
+/// The environment build of `task` and, when it has one, its verifier's.
+fn task_builds(
+    fleet: &Fleet,
+    ds: &Dataset,
+    task: &Task,
+    info: &BuildInfo,
+    base_map: &BaseMap,
+) -> anyhow::Result<Vec<BuildSpec>> {
+    let names = images(fleet, task);
+    let mut labels = harbor::task_labels(ds, task);
+    labels.extend(
+        info.labels(Some(&task.id))
+            .map(|(k, v)| (k.to_string(), v.to_string())),
+    );
+    let root = &fleet.root;
+    let target = bake_target(&fleet.benchmarks[0].name, &task.id);
+    let env_dir = task.dir.join(dataset::ENVIRONMENT_DIR);
+    let env = &task.config.environment;
+    let mut out = vec![image_build(
+        root,
+        &target,
+        &task.id,
+        &names.environment,
+        &labels,
+        Source::new(root, &env_dir, env.docker_image.as_deref())?,
+        base_map,
+    )?];
+    if let Some(verifier) = names.verifier.filter(|v| *v != names.environment) {
+        let prebuilt = task
+            .config
+            .verifier
+            .environment
+            .as_ref()
+            .and_then(|e| e.docker_image.as_deref());
+        let tests = task.dir.join(dataset::TESTS_DIR);
+        let mut l = labels.clone();
+        l.insert(
+            crate::labels::OCI_TITLE.into(),
+            format!("{} (verifier)", task.name()),
+        );
+        out.push(image_build(
+            root,
+            &format!("{target}-verifier"),
+            &format!("{}-verifier", task.id),
+            &verifier,
+            &l,
+            Source::new(root, &tests, prebuilt)?,
+            base_map,
+        )?);
+    }
+    Ok(out)
+}
+
+/// What an image is built from: a Dockerfile in a context folder, or a prebuilt image.
+enum Source {
+    Dockerfile { context: PathBuf },
+    Prebuilt(String),
+}
+
+impl Source {
+    fn new(root: &Path, dir: &Path, prebuilt: Option<&str>) -> anyhow::Result<Source> {
+        if let Some(image) = prebuilt {
+            return Ok(Source::Prebuilt(image.to_string()));
+        }
+        if root.join(dir).join(dataset::DOCKERFILE).is_file() {
+            return Ok(Source::Dockerfile {
+                context: dir.to_path_buf(),
+            });
+        }
+        Err(Refused(format!(
+            "{}: no Dockerfile and no docker_image to build from",
+            dir.display()
+        ))
+        .into())
+    }
+}
+
+/// A bake target name for a task's image (`benchmark-<dataset>-<task>`, `.` as `_`:
+/// bake names are letters, digits, `_` and `-`).
+fn bake_target(dataset: &str, task_id: &str) -> String {
+    format!("benchmark-{dataset}-{}", task_id.replace('.', "_"))
+}
+
+fn image_build(
+    root: &Path,
+    target: &str,
+    state_name: &str,
+    image: &str,
+    labels: &BTreeMap<String, String>,
+    source: Source,
+    base_map: &BaseMap,
+) -> anyhow::Result<BuildSpec> {
+    // The context is relative to the dataset root (as the backends take it), or in
+    // kiln's cache; a Dockerfile kiln writes is named by its absolute path.
+    let state = state_dir(root)?.join(state_name);
+    let (context, original) = match &source {
+        Source::Dockerfile { context } => {
+            let file = root.join(context).join(dataset::DOCKERFILE);
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            (context.clone(), text)
+        }
+        // A prebuilt image gets kiln's labels through a one-line build on an empty context.
+        Source::Prebuilt(image) => {
+            let context = state.join("context");
+            std::fs::create_dir_all(&context)
+                .with_context(|| format!("creating {}", context.display()))?;
+            (context, format!("FROM {image}\n"))
+        }
+    };
+    let (text, bases) = map_bases(&original, base_map)?;
+    let dockerfile = match source {
+        Source::Dockerfile { .. } if text == original => PathBuf::from(dataset::DOCKERFILE),
+        _ => {
+            write(&state.join(dataset::DOCKERFILE), &text)?;
+            state.join(dataset::DOCKERFILE)
+        }
+    };
+    let arc = |s: &str| -> Arc<str> { Arc::from(s) };
+    Ok(BuildSpec {
+        name: target.to_string(),
+        bake_target: target.to_string(),
+        image: image.to_string(),
+        context,
+        dockerfile,
+        target: None,
+        args: Default::default(),
+        labels: labels.iter().map(|(k, v)| (arc(k), arc(v))).collect(),
+        secrets: Vec::new(),
+        bases,
+        deps: Vec::new(),
+    })
+}
+
+/// `text` with every mapped base replaced by its local image, and the bases it then
+/// builds on. A base mapped to an OCI layout cannot be written in a `FROM` line.
+fn map_bases(text: &str, base_map: &BaseMap) -> anyhow::Result<(String, Vec<String>)> {
+    let df = Dockerfile::parse(text);
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let mut bases = Vec::new();
+    for base in df.bases(&BTreeMap::new()) {
+        let local = match base_map.get(&base.image) {
+            Some((_, value)) => match value.strip_prefix("docker-image://") {
+                Some(local) => {
+                    if let Some(line) = lines.get_mut(base.line.saturating_sub(1)) {
+                        *line = line.replacen(&base.written, local, 1);
+                    }
+                    local.to_string()
+                }
+                None => {
+                    return Err(Refused(format!(
+                        "base map: {} → {value}: a Harbor task's base must map to an image (its Dockerfile's FROM is rewritten)",
+                        base.image
+                    ))
+                    .into())
+                }
+            },
+            None => base.image,
+        };
+        if !bases.contains(&local) {
+            bases.push(local);
+        }
+    }
+    let mut out = lines.join("\n");
+    if text.ends_with('\n') {
+        out.push('\n');
+    }
+    Ok((out, bases))
+}
+
+/// Writes `text` to `file` unless it already holds it (the mtime then stays).
+fn write(file: &Path, text: &str) -> anyhow::Result<()> {
+    if std::fs::read_to_string(file).is_ok_and(|t| t == text) {
+        return Ok(());
+    }
+    if let Some(dir) = file.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    std::fs::write(file, text).with_context(|| format!("writing {}", file.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_mapped_base_is_rewritten_in_its_line_only() {
+        let mut m = BaseMap::default();
+        m.add("ubuntu:24.04=debian:bookworm-slim", "--base")
+            .unwrap();
+        let (text, bases) = map_bases(
+            "FROM ubuntu:24.04\nRUN echo ubuntu:24.04\nFROM alpine AS x\n",
+            &m,
+        )
+        .unwrap();
+        assert_eq!(
+            text,
+            "FROM debian:bookworm-slim\nRUN echo ubuntu:24.04\nFROM alpine AS x\n"
+        );
+        assert_eq!(bases, ["debian:bookworm-slim", "alpine"]);
+    }
+
+    #[test]
+    fn names() {
+        assert_eq!(bake_target("tasks", "a.b-c"), "benchmark-tasks-a_b-c");
+        assert_eq!(
+            verifier_name("reg:5000/benchmarks/t-x:dev"),
+            "reg:5000/benchmarks/t-x-verifier:dev"
+        );
+    }
+}
