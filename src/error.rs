@@ -19,4 +19,13 @@ impl Failure {
         }
         .into()
     }
+
+    /// Stopped by Ctrl-C (exit status 130, as a shell reports SIGINT).
+    pub fn interrupted(message: impl Into<String>) -> anyhow::Error {
+        Failure {
+            code: 130,
+            message: message.into(),
+        }
+        .into()
+    }
 }

@@ -53,7 +53,7 @@ pub fn equivalent_docker_build(spec: &BuildSpec) -> Vec<String> {
     build_argv(&mut argv, "docker", spec);
     for secret in &spec.secrets {
         argv.push("--secret".into());
-        argv.push(super::podman::secret_word(secret));
+        argv.push(secret.word());
     }
     argv.push(path_word(&spec.context));
     argv

@@ -30,7 +30,7 @@ fn push_command(argv: &mut impl Argv, spec: &BuildSpec) {
     build_argv(argv, "podman", spec);
     for secret in &spec.secrets {
         argv.word(&["--secret"]);
-        argv.word(&[&secret_word(secret)]);
+        argv.word(&[&secret.word()]);
     }
     argv.word(&["--pull=never"]);
     argv.word(&[&spec.context.to_string_lossy()]);
@@ -69,15 +69,6 @@ pub async fn build(env: &Env, spec: &BuildSpec) -> Result<Built, Stop> {
 }
 
 /// `id=<id>,env=<VAR>` or `id=<id>,src=<path>`: where the value comes from, never the value.
-pub(crate) fn secret_word(secret: &crate::plan::Secret) -> String {
-    let mut word = format!("id={}", secret.id);
-    if let Some(env) = &secret.env {
-        word.push_str(&format!(",env={env}"));
-    } else if let Some(src) = &secret.src {
-        word.push_str(&format!(",src={}", src.display()));
-    }
-    word
-}
 
 #[cfg(test)]
 mod tests {

@@ -177,16 +177,7 @@ pub(crate) fn build_info(repo: &Path) -> anyhow::Result<BuildInfo> {
     BuildInfo::from_git(repo, &overrides)
 }
 
-/// Maps refused input (unknown names, bad task ids) to exit status 2.
-pub(crate) fn refused_to_usage(err: anyhow::Error) -> anyhow::Error {
-    if let Some(r) = err.downcast_ref::<crate::fleet::Refused>() {
-        return Failure::usage(r.0.clone());
-    }
-    if let Some(n) = err.downcast_ref::<crate::naming::InvalidName>() {
-        return Failure::usage(n.to_string());
-    }
-    err
-}
+pub(crate) use crate::fleet::refused_to_usage;
 
 /// The bake requests' share of `--ca-bundle` (the specs got theirs when planned).
 fn with_ca_bundle(mut plan: plan::Plan, ca: Option<&Path>) -> plan::Plan {
@@ -241,18 +232,6 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
     execute(repo, &fleet, plan, choosing, &args)
 }
 
-/// The plan's bake requests, made only when bake builds whole requests: from the
-/// fleet's bake files, or for a Harbor dataset from the specs themselves.
-fn with_requests(repo: &Path, fleet: &Fleet, plan: Plan) -> anyhow::Result<Plan> {
-    if fleet.layout.dataset.is_none() {
-        return Ok(plan.with_bake_requests(fleet));
-    }
-    let mut plan = plan;
-    plan.bake =
-        backend::bake::requests_from_specs(repo, &plan::harbor::bake_file(repo)?, &plan.builds)?;
-    Ok(plan)
-}
-
 /// `--base-map` and `--base` as one map.
 fn base_map(args: &Args) -> anyhow::Result<plan::base_map::BaseMap> {
     let mut base_map = match &args.base_map {
@@ -291,7 +270,7 @@ fn execute(
         // Requests are what bake builds on a builder with named contexts; in per-image
         // mode the dry run prints one bake per image and needs none.
         let plan = if decision.backend == BackendKind::Bake && !decision.backend().per_image() {
-            with_ca_bundle(with_requests(repo, fleet, plan)?, args.ca_bundle.as_deref())
+            with_ca_bundle(plan.with_bake_requests(fleet), args.ca_bundle.as_deref())
         } else {
             plan
         };
@@ -316,7 +295,7 @@ fn execute(
     // A real build: probe, decide (explained by the executor), build.
     let decision = choosing.finish(&plan)?;
     // The executor may fall back from bake to podman, so it gets both forms.
-    let plan = with_ca_bundle(with_requests(repo, fleet, plan)?, args.ca_bundle.as_deref());
+    let plan = with_ca_bundle(plan.with_bake_requests(fleet), args.ca_bundle.as_deref());
     if decision.backend == BackendKind::Engine {
         if let Some(why) = plan.builds.iter().find_map(backend::engine::refusal) {
             return Err(Failure::usage(why));

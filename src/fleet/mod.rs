@@ -26,6 +26,18 @@ pub use target::{Target, TargetSecret};
 #[error("{0}")]
 pub struct Refused(pub String);
 
+/// [`Refused`] and invalid names as usage errors (exit status 2); any other error as
+/// it is.
+pub fn refused_to_usage(err: anyhow::Error) -> anyhow::Error {
+    if let Some(r) = err.downcast_ref::<Refused>() {
+        return crate::error::Failure::usage(r.0.clone());
+    }
+    if let Some(n) = err.downcast_ref::<crate::naming::InvalidName>() {
+        return crate::error::Failure::usage(n.to_string());
+    }
+    err
+}
+
 /// The two kinds of benchmark (label `eval.benchmark.env`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 pub enum Env {

@@ -18,8 +18,9 @@ use std::sync::Arc;
 use anyhow::Context as _;
 
 use super::base_map::BaseMap;
-use super::{BuildSpec, Plan, Request};
+use super::{BakeRequest, BuildSpec, Definition, Plan, Request};
 use crate::fleet::dockerfile::Dockerfile;
+use crate::fleet::layout::harbor::config::Step;
 use crate::fleet::layout::harbor::{self, dataset, Dataset, Task};
 use crate::fleet::{Fleet, Refused};
 use crate::labels::BuildInfo;
@@ -50,8 +51,21 @@ pub fn bake_file(root: &Path) -> anyhow::Result<PathBuf> {
 pub struct TaskImages {
     /// The task's environment: what the agent runs in.
     pub environment: String,
-    /// The verifier's own image, when it runs apart (else the environment's).
-    pub verifier: Option<String>,
+    /// The images of its separate verifiers, by the folder each is built from
+    /// (relative to the dataset root), with the prebuilt image it starts from if any.
+    pub verifiers: BTreeMap<PathBuf, (String, Option<String>)>,
+}
+
+impl TaskImages {
+    /// The image the verifier of `step` runs in when it runs apart.
+    pub fn verifier(&self, root: &Path, task: &Task, step: Option<&Step>) -> Option<&str> {
+        if !task.separate_for(step) {
+            return None;
+        }
+        self.verifiers
+            .get(&task.verifier_dir(root, step))
+            .map(|(image, _)| image.as_str())
+    }
 }
 
 /// The image names of `task` in `fleet`.
@@ -59,38 +73,53 @@ pub fn images(fleet: &Fleet, task: &Task) -> TaskImages {
     let environment = fleet
         .naming
         .benchmark(&fleet.benchmarks[0].name, Some(&task.id));
-    let verifier = task.separate_verifier().then(|| {
-        let own = task
+    let top = task.dir.join(dataset::TESTS_DIR);
+    let mut verifiers = BTreeMap::new();
+    for step in task.phases() {
+        if !task.separate_for(step) {
+            continue;
+        }
+        let dir = task.verifier_dir(&fleet.root, step);
+        let own_env = step.and_then(|s| s.verifier.environment.as_deref()).or(task
             .config
             .verifier
             .environment
-            .as_ref()
-            .is_some_and(|e| e.docker_image.is_some())
-            || fleet
-                .root
-                .join(&task.dir)
-                .join(dataset::TESTS_DIR)
-                .join(dataset::DOCKERFILE)
-                .is_file();
-        if own {
-            verifier_name(&environment)
-        } else {
-            environment.clone()
-        }
-    });
+            .as_deref());
+        let prebuilt = own_env.and_then(|e| e.docker_image.clone());
+        let suffix = match step {
+            Some(s) if dir != top => format!("-verifier-{}", image_word(&s.name)),
+            _ => "-verifier".to_string(),
+        };
+        verifiers
+            .entry(dir)
+            .or_insert_with(|| (suffixed(&environment, &suffix), prebuilt));
+    }
     TaskImages {
         environment,
-        verifier,
+        verifiers,
     }
 }
 
-/// `…/bench-task:tag` → `…/bench-task-verifier:tag` (the tag is after the last `:`
-/// past the last `/`).
-fn verifier_name(image: &str) -> String {
+/// `name` lowercased, anything but letters and digits as `-`.
+fn image_word(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect()
+}
+
+/// `…/bench-task:tag` with `suffix` → `…/bench-task<suffix>:tag` (the tag is after
+/// the last `:` past the last `/`).
+fn suffixed(image: &str, suffix: &str) -> String {
     let slash = image.rfind('/').map_or(0, |i| i + 1);
     match image[slash..].rfind(':') {
-        Some(i) => format!("{}-verifier{}", &image[..slash + i], &image[slash + i..]),
-        None => format!("{image}-verifier"),
+        Some(i) => format!("{}{suffix}{}", &image[..slash + i], &image[slash + i..]),
+        None => format!("{image}{suffix}"),
     }
 }
 
@@ -126,7 +155,32 @@ pub fn plan(
             }
         }
     }
+    plan.bake = bake_requests(&fleet.root, &plan.builds)?;
     Ok(plan)
+}
+
+/// The plan's images as one bake file in kiln's cache (rewritten only when it changed),
+/// and one bake request per image over it.
+fn bake_requests(root: &Path, builds: &[BuildSpec]) -> anyhow::Result<Vec<BakeRequest>> {
+    if builds.is_empty() {
+        return Ok(Vec::new());
+    }
+    let file = bake_file(root)?;
+    write(
+        &file,
+        &serde_json::to_string_pretty(&Definition::of(builds))?,
+    )?;
+    Ok(builds
+        .iter()
+        .enumerate()
+        .map(|(i, b)| BakeRequest {
+            files: vec![file.clone()],
+            vars: BTreeMap::new(),
+            sets: Vec::new(),
+            targets: vec![b.bake_target.clone()],
+            builds: vec![i],
+        })
+        .collect())
 }
 
 fn collect<'d>(
@@ -204,26 +258,21 @@ fn task_builds(
         Source::new(root, &env_dir, env.docker_image.as_deref())?,
         base_map,
     )?];
-    if let Some(verifier) = names.verifier.filter(|v| *v != names.environment) {
-        let prebuilt = task
-            .config
-            .verifier
-            .environment
-            .as_ref()
-            .and_then(|e| e.docker_image.as_deref());
-        let tests = task.dir.join(dataset::TESTS_DIR);
+    for (dir, (image, prebuilt)) in &names.verifiers {
         let mut l = labels.clone();
         l.insert(
             crate::labels::OCI_TITLE.into(),
             format!("{} (verifier)", task.name()),
         );
+        let rel = dir.strip_prefix(&task.dir).unwrap_or(dir);
+        let word = image_word(&rel.display().to_string());
         out.push(image_build(
             root,
-            &format!("{target}-verifier"),
-            &format!("{}-verifier", task.id),
-            &verifier,
+            &format!("{target}-{word}"),
+            &format!("{}-{word}", task.id),
+            image,
             &l,
-            Source::new(root, &tests, prebuilt)?,
+            Source::new(root, dir, prebuilt.as_deref())?,
             base_map,
         )?);
     }
@@ -383,7 +432,7 @@ mod tests {
     fn names() {
         assert_eq!(bake_target("tasks", "a.b-c"), "benchmark-tasks-a_b-c");
         assert_eq!(
-            verifier_name("reg:5000/benchmarks/t-x:dev"),
+            suffixed("reg:5000/benchmarks/t-x:dev", "-verifier"),
             "reg:5000/benchmarks/t-x-verifier:dev"
         );
     }

@@ -14,7 +14,7 @@ mod requests;
 mod spec;
 mod template;
 
-pub use spec::{Args, BakeRequest, BuildSpec, Labels, Secret};
+pub use spec::{Args, BakeRequest, BuildSpec, Definition, Labels, Secret};
 
 use crate::fleet::{Env, Fleet, Refused};
 use crate::labels::BuildInfo;

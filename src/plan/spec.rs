@@ -66,3 +66,76 @@ pub struct BakeRequest {
     /// Indexes, in the plan's list of `BuildSpec`s, of the images this request produces.
     pub builds: Vec<usize>,
 }
+
+/// A bake file (JSON, buildx's own format) made from specs: `{"target": {<bake target>: {…}}}`, fields in this order, empty ones left out;
+/// borrowed from the spec, so a dry run writes it without copying.
+#[derive(serde::Serialize)]
+pub struct Definition<'a> {
+    target: BTreeMap<&'a str, DefinitionTarget<'a>>,
+}
+
+#[derive(serde::Serialize)]
+struct DefinitionTarget<'a> {
+    context: String,
+    dockerfile: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    target: Option<&'a str>,
+    #[serde(skip_serializing_if = "Args::is_empty", serialize_with = "map")]
+    args: &'a Args,
+    #[serde(skip_serializing_if = "Labels::is_empty", serialize_with = "map")]
+    labels: &'a Labels,
+    tags: [&'a str; 1],
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    secret: Vec<String>,
+}
+
+/// A sorted map of text as a JSON object.
+fn map<K, V, S>(m: &&litemap::LiteMap<K, V>, s: S) -> Result<S::Ok, S::Error>
+where
+    K: AsRef<str>,
+    V: AsRef<str>,
+    S: serde::Serializer,
+{
+    s.collect_map(m.iter().map(|(k, v)| (k.as_ref(), v.as_ref())))
+}
+
+impl<'a> Definition<'a> {
+    /// Every spec as one target of one bake file.
+    pub fn of(specs: &'a [BuildSpec]) -> Self {
+        let mut all = Definition {
+            target: BTreeMap::new(),
+        };
+        for spec in specs {
+            all.target.extend(Definition::new(spec).target);
+        }
+        all
+    }
+
+    pub fn new(spec: &'a BuildSpec) -> Self {
+        let target = DefinitionTarget {
+            context: spec.context.to_string_lossy().into_owned(),
+            dockerfile: spec.dockerfile.to_string_lossy().into_owned(),
+            target: spec.target.as_deref(),
+            args: &spec.args,
+            labels: &spec.labels,
+            tags: [&spec.image],
+            secret: spec.secrets.iter().map(Secret::word).collect(),
+        };
+        Definition {
+            target: BTreeMap::from([(spec.bake_target.as_str(), target)]),
+        }
+    }
+}
+
+impl Secret {
+    /// `id=ID,env=VAR` or `id=ID,src=FILE`: how `--secret` (podman, buildx) names it.
+    pub fn word(&self) -> String {
+        let mut word = format!("id={}", self.id);
+        if let Some(env) = &self.env {
+            word.push_str(&format!(",env={env}"));
+        } else if let Some(src) = &self.src {
+            word.push_str(&format!(",src={}", src.display()));
+        }
+        word
+    }
+}

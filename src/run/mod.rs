@@ -26,6 +26,7 @@
 
 pub mod container;
 pub mod display;
+pub mod harbor;
 pub mod kubernetes;
 pub mod local;
 pub mod matrix;

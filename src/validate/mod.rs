@@ -5,6 +5,7 @@
 //! ([`record::Record`], `.kiln/validation.json`) under the input digests of the two
 //! eval images that ran, so an unchanged benchmark is answered from the record.
 
+pub mod harbor;
 pub mod record;
 
 use std::path::{Path, PathBuf};
@@ -100,7 +101,9 @@ pub fn build_for_runs(
             );
         }
     }
-    run::stage::stage_runner(&fleet.root)?;
+    if fleet.layout.dataset.is_none() {
+        run::stage::stage_runner(&fleet.root)?;
+    }
     let engine = if requested == Requested::Auto {
         // Only the engine's answer matters here: no buildx or podman probe.
         tokio::runtime::Builder::new_current_thread()

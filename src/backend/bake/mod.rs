@@ -18,7 +18,7 @@ pub mod handover;
 
 use std::collections::BTreeMap;
 
-use crate::plan::{Args, BakeRequest, BuildSpec, Labels};
+use crate::plan::{BakeRequest, BuildSpec, Definition};
 
 use super::{child, path_word, shell, Built, Env, Stop};
 
@@ -92,95 +92,6 @@ pub fn display(request: &BakeRequest, setup: &Setup) -> String {
 /// from the engine's store by its reference.
 pub fn image_definition(spec: &BuildSpec) -> String {
     serde_json::to_string(&Definition::new(spec)).expect("strings only")
-}
-
-/// Bake requests for builds that come from no bake file (a Harbor dataset): the specs
-/// written as one bake file, `file` under `repo` (rewritten only when it changed), and
-/// one request per image.
-pub fn requests_from_specs(
-    repo: &std::path::Path,
-    file: &std::path::Path,
-    builds: &[BuildSpec],
-) -> anyhow::Result<Vec<BakeRequest>> {
-    let mut all = Definition {
-        target: BTreeMap::new(),
-    };
-    for spec in builds {
-        all.target.extend(Definition::new(spec).target);
-    }
-    let text = serde_json::to_string_pretty(&all)?;
-    let path = repo.join(file);
-    if std::fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        std::fs::write(&path, text)
-            .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
-    }
-    Ok(builds
-        .iter()
-        .enumerate()
-        .map(|(i, b)| BakeRequest {
-            files: vec![file.to_path_buf()],
-            vars: BTreeMap::new(),
-            sets: Vec::new(),
-            targets: vec![b.bake_target.clone()],
-            builds: vec![i],
-        })
-        .collect())
-}
-
-/// `{"target": {<bake target>: {…}}}`, fields in this order, empty ones left out;
-/// borrowed from the spec, so a dry run writes it without copying.
-#[derive(serde::Serialize)]
-struct Definition<'a> {
-    target: BTreeMap<&'a str, DefinitionTarget<'a>>,
-}
-
-#[derive(serde::Serialize)]
-struct DefinitionTarget<'a> {
-    context: String,
-    dockerfile: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    target: Option<&'a str>,
-    #[serde(skip_serializing_if = "Args::is_empty", serialize_with = "map")]
-    args: &'a Args,
-    #[serde(skip_serializing_if = "Labels::is_empty", serialize_with = "map")]
-    labels: &'a Labels,
-    tags: [&'a str; 1],
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    secret: Vec<String>,
-}
-
-/// A sorted map of text as a JSON object.
-fn map<K, V, S>(m: &&litemap::LiteMap<K, V>, s: S) -> Result<S::Ok, S::Error>
-where
-    K: AsRef<str>,
-    V: AsRef<str>,
-    S: serde::Serializer,
-{
-    s.collect_map(m.iter().map(|(k, v)| (k.as_ref(), v.as_ref())))
-}
-
-impl<'a> Definition<'a> {
-    fn new(spec: &'a BuildSpec) -> Self {
-        let target = DefinitionTarget {
-            context: path_word(&spec.context),
-            dockerfile: path_word(&spec.dockerfile),
-            target: spec.target.as_deref(),
-            args: &spec.args,
-            labels: &spec.labels,
-            tags: [&spec.image],
-            secret: spec
-                .secrets
-                .iter()
-                .map(super::podman::secret_word)
-                .collect(),
-        };
-        Definition {
-            target: BTreeMap::from([(spec.bake_target.as_str(), target)]),
-        }
-    }
 }
 
 /// The argv of the per-image mode: `docker buildx bake -f - <target> --load`, with

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::config::{EnvironmentMode, NetworkMode, Os, TaskConfig};
+use super::config::{EnvironmentMode, NetworkMode, Os, Step, TaskConfig};
 
 pub const TASK_FILE: &str = "task.toml";
 pub const INSTRUCTION: &str = "instruction.md";
@@ -72,9 +72,6 @@ impl Task {
             "verifier.collect: sidecar collection needs a compose environment".to_string()
         } else if let Some(field) = self.network_field_kiln_cannot_enforce() {
             field
-        } else if !self.steps.is_empty() && self.separate_verifier() {
-            "a separate verifier environment in a multi-step task is not run by kiln yet"
-                .to_string()
         } else {
             return None;
         };
@@ -137,10 +134,57 @@ impl Task {
             || self.compose_file(root).is_some()
     }
 
-    /// Whether the verifier runs in a container of its own.
+    /// Whether the task's verifier runs in a container of its own.
     pub fn separate_verifier(&self) -> bool {
         let v = &self.config.verifier;
         v.environment_mode == Some(EnvironmentMode::Separate) || v.environment.is_some()
+    }
+
+    /// Whether the verifier of `step` (or of a single-step task) runs apart: the step's
+    /// own setting, else the task's.
+    pub fn separate_for(&self, step: Option<&Step>) -> bool {
+        let Some(s) = step else {
+            return self.separate_verifier();
+        };
+        match s.verifier.environment_mode {
+            Some(EnvironmentMode::Separate) => true,
+            Some(EnvironmentMode::Shared) => false,
+            None => s.verifier.environment.is_some() || self.separate_verifier(),
+        }
+    }
+
+    /// The folder a separate verifier's image is built from (relative to the dataset
+    /// root): the step's own `tests/` when it has a test script, else the task's.
+    pub fn verifier_dir(&self, root: &Path, step: Option<&Step>) -> PathBuf {
+        if let Some(s) = step {
+            let own = self.dir.join(STEPS_DIR).join(&s.name).join(TESTS_DIR);
+            if root.join(&own).join(TEST_SCRIPT).is_file() {
+                return own;
+            }
+        }
+        self.dir.join(TESTS_DIR)
+    }
+
+    /// The first `solve.sh` oracle would need that is missing (per step in a
+    /// multi-step task), relative to the dataset root.
+    pub fn missing_solution(&self, root: &Path) -> Option<PathBuf> {
+        self.phases().into_iter().find_map(|step| {
+            let dir = match step {
+                Some(s) => self.dir.join(STEPS_DIR).join(&s.name),
+                None => self.dir.clone(),
+            };
+            let solve = dir.join(SOLUTION_DIR).join(SOLVE_SCRIPT);
+            (!root.join(&solve).is_file()).then_some(solve)
+        })
+    }
+
+    /// The steps as a list of optional steps (one `None` for a single-step task).
+    pub fn phases(&self) -> Vec<Option<&Step>> {
+        if self.config.steps.is_empty() {
+            vec![None]
+        } else {
+            self.config.steps.iter().map(Some).collect()
+        }
     }
 }
 

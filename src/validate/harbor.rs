@@ -1,0 +1,254 @@
+//! `kiln validate` of a Harbor dataset: each task's environment is built (an unchanged
+//! one is up to date), then oracle and null each run one trial ([`crate::run::harbor`]).
+//! A task is valid when oracle's reward is 1 and null's is not; a task this machine
+//! cannot run (Windows, GPU, a cloud sandbox…) is listed with the reason, not failed.
+//! Each trial leaves `result.json` (kiln's format, so `kiln report` reads it) and its
+//! logs under `<kiln cache>/harbor/<dataset>/results/<dataset>/<task>/<agent>/`.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::json;
+
+use super::{build_for_runs, Options};
+use crate::error::Failure;
+use crate::fleet::layout::harbor::Task;
+use crate::fleet::Fleet;
+use crate::labels::BuildInfo;
+use crate::plan::base_map::BaseMap;
+use crate::plan::{self, Request};
+use crate::run::harbor::{Agent, Outcome, Trial};
+use crate::run::reap::Owner;
+
+/// One task's verdict.
+#[derive(Debug)]
+pub struct TaskVerdict {
+    pub task: String,
+    pub oracle: Option<f64>,
+    pub null: Option<f64>,
+    /// `None`: valid. Otherwise why not, or why it did not run.
+    pub problem: Option<String>,
+    /// It could not run here (not counted against the dataset).
+    pub skipped: bool,
+}
+
+/// Builds and validates the tasks `opts` names (all by default), printing a line per
+/// task as it is decided.
+pub fn validate(
+    fleet: &Fleet,
+    info: &BuildInfo,
+    opts: &Options,
+    base_map: &BaseMap,
+) -> anyhow::Result<Vec<TaskVerdict>> {
+    let ds = fleet.layout.dataset.as_ref().expect("a Harbor fleet");
+    let bench = &fleet.benchmarks[0];
+    for b in &opts.benchmarks {
+        fleet.benchmark(b).map_err(|r| Failure::usage(r.0))?;
+    }
+    let mut tasks: Vec<&Task> = Vec::new();
+    for t in &opts.tasks {
+        let id = bench.task(t).map_err(|e| Failure::usage(e.to_string()))?;
+        tasks.extend(ds.task(id));
+    }
+    if opts.tasks.is_empty() {
+        tasks = ds.tasks.iter().collect();
+    }
+    let mut verdicts = Vec::new();
+    let mut runnable = Vec::new();
+    for t in tasks {
+        let no_oracle = t
+            .missing_solution(&fleet.root)
+            .map(|f| format!("no {}: oracle cannot check it", f.display()));
+        match t.cannot_run(&fleet.root).or(no_oracle) {
+            Some(why) => {
+                println!("{}: cannot run here: {why}", t.id);
+                verdicts.push(TaskVerdict {
+                    task: t.id.clone(),
+                    oracle: None,
+                    null: None,
+                    problem: Some(why),
+                    skipped: true,
+                });
+            }
+            None => runnable.push(t),
+        }
+    }
+    if runnable.is_empty() {
+        return Ok(verdicts);
+    }
+    let request = Request::Many(
+        runnable
+            .iter()
+            .map(|t| Request::Benchmark {
+                benchmark: bench.name.clone(),
+                task: Some(t.id.clone()),
+            })
+            .collect(),
+    );
+    let plan = plan::harbor::plan(fleet, &request, info, base_map)
+        .map_err(crate::fleet::refused_to_usage)?;
+    let summary = build_for_runs(
+        fleet,
+        plan,
+        opts.backend,
+        opts.jobs,
+        opts.force,
+        opts.progress,
+        opts.ca_bundle.as_deref(),
+    )?;
+    let failed_builds: Vec<String> = summary
+        .outcomes
+        .iter()
+        .filter(|o| {
+            !matches!(
+                o.status,
+                crate::build::Status::Built { .. } | crate::build::Status::UpToDate { .. }
+            )
+        })
+        .map(|o| o.image.clone())
+        .collect();
+    crate::run::harbor::catch_interrupts();
+    let owner = Owner::current();
+    let out_root = results_dir(&fleet.root)?;
+    for t in runnable {
+        let images = plan::harbor::images(fleet, t);
+        let mut imgs = vec![images.environment.clone()];
+        imgs.extend(images.verifiers.values().map(|(i, _)| i.clone()));
+        if let Some(bad) = imgs.iter().find(|i| failed_builds.contains(i)) {
+            let why = format!("the build of {bad} failed");
+            println!("{}: NOT VALID: {why}", t.id);
+            verdicts.push(TaskVerdict {
+                task: t.id.clone(),
+                oracle: None,
+                null: None,
+                problem: Some(why),
+                skipped: false,
+            });
+            continue;
+        }
+        let mut scores = [None, None];
+        let mut errors = Vec::new();
+        for (i, agent) in [Agent::Oracle, Agent::Null].into_iter().enumerate() {
+            let out = out_root
+                .join(&bench.name)
+                .join(crate::naming::task_component(&t.id))
+                .join(agent.name());
+            let _ = std::fs::remove_dir_all(&out);
+            let trial = Trial {
+                root: &fleet.root,
+                task: t,
+                agent,
+                images: images.clone(),
+                out: out.clone(),
+                dry_run: false,
+                labels: owner.labels(),
+            };
+            let outcome = trial.run(&mut |_| {});
+            if crate::run::harbor::interrupted() {
+                return Err(Failure::interrupted(
+                    "validation interrupted: the trial's containers were removed",
+                ));
+            }
+            let outcome = outcome.unwrap_or_else(|e| Outcome {
+                reward: None,
+                rewards: Default::default(),
+                error: Some(format!("{e:#}")),
+                agent_timed_out: false,
+                wall_sec: 0.0,
+            });
+            write_result(&out, &bench.name, t, agent, &outcome)?;
+            if let Some(e) = &outcome.error {
+                errors.push(format!("{}: {e}", agent.name()));
+            }
+            scores[i] = outcome.reward;
+        }
+        let [oracle, null] = scores;
+        let problem = if oracle != Some(1.0) {
+            Some(match oracle {
+                Some(r) => format!("oracle's reward is {r}, not 1"),
+                None => format!("oracle got no reward ({})", errors.join("; ")),
+            })
+        } else if null.is_some_and(|r| r >= 1.0) {
+            Some("null's reward is 1: the tests pass without any work".to_string())
+        } else {
+            None
+        };
+        let show = |r: Option<f64>| r.map_or("none".to_string(), |r| r.to_string());
+        match &problem {
+            None => println!(
+                "{}: valid (oracle {}, null {})",
+                t.id,
+                show(oracle),
+                show(null)
+            ),
+            Some(p) => println!("{}: NOT VALID: {p}", t.id),
+        }
+        verdicts.push(TaskVerdict {
+            task: t.id.clone(),
+            oracle,
+            null,
+            problem,
+            skipped: false,
+        });
+    }
+    println!("trial logs and result.json files: {}", out_root.display());
+    Ok(verdicts)
+}
+
+/// Where the trials of the dataset at `root` leave their results.
+pub fn results_dir(root: &Path) -> anyhow::Result<PathBuf> {
+    Ok(plan::harbor::state_dir(root)?.join("results"))
+}
+
+/// `result.json` (schema 2, as kiln's runner writes it) of one trial: the reward file's
+/// `reward` as the score (pass: 1), every key of it under `rewards`.
+fn write_result(
+    out: &Path,
+    benchmark: &str,
+    task: &Task,
+    agent: Agent,
+    o: &Outcome,
+) -> anyhow::Result<()> {
+    std::fs::create_dir_all(out)?;
+    let now = crate::labels::rfc3339_utc(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0),
+    );
+    let status = if o.error.is_some() && o.reward.is_none() {
+        "grader_error"
+    } else if o.agent_timed_out {
+        "agent_timeout"
+    } else {
+        "completed"
+    };
+    let value = o.reward.unwrap_or(0.0);
+    let result = json!({
+        "schema_version": "2",
+        "runner_version": env!("CARGO_PKG_VERSION"),
+        "run_id": format!("{benchmark}-{}-{}-{}", task.id, agent.name(), std::process::id()),
+        "status": status,
+        "task": {"id": task.id, "title": task.name(), "prompt_variant": "default",
+                 "prompt_sha256": "", "scenario_sha256": ""},
+        "agent": {"id": agent.name(), "model": "", "exit_code": null, "signal": null,
+                  "timed_out": o.agent_timed_out, "wall_sec": o.wall_sec,
+                  "privileges_dropped": task.config.agent.user.is_some(), "metrics": null},
+        "score": {"mode": "reward", "value": value, "passed": o.reward == Some(1.0),
+                  "raw_value": value, "threshold": 1.0, "highest_gate": null, "n_gates": null,
+                  "caps_applied": []},
+        "gates": [],
+        "checks": [],
+        "rewards": o.rewards,
+        "fixtures": {},
+        "timing": {"started_at": now, "finished_at": now, "wall_sec": o.wall_sec,
+                   "prepare": null, "agent": null, "grade": null},
+        "warnings": [],
+        "errors": o.error.iter().map(|e| json!({"phase": "grade", "message": e})).collect::<Vec<_>>(),
+        "model": null
+    });
+    std::fs::write(
+        out.join("result.json"),
+        serde_json::to_string_pretty(&result)?,
+    )?;
+    Ok(())
+}
