@@ -15,6 +15,7 @@ mod release;
 mod report;
 mod run;
 mod run_kubernetes;
+mod shell;
 mod validate;
 
 /// Builds, labels and runs the container images of AI-agent evaluations.
@@ -60,6 +61,9 @@ pub enum Command {
     /// Build what is missing and run evals: one benchmark × agent × task, or a whole matrix,
     /// here or on Kubernetes (--on kubernetes).
     Run(run::Args),
+    /// Open a shell in a task's environment as its agent sees it (same image, user,
+    /// workspace, environment); --with-tests shows the graders at /tests.
+    Shell(shell::Args),
     /// Aggregate the result.json files under a results directory: per benchmark × agent ×
     /// model the mean score with its 95% interval, pass@k, pass^k, tokens, cost, time;
     /// or compare two sets of runs task by task (docs/results.md).
@@ -93,6 +97,7 @@ pub fn main(cli: Cli) -> ExitCode {
         Command::Lint(args) => lint::run(&cli.repo, args),
         Command::List(args) => list::run(&cli.repo, args),
         Command::Run(args) => run::run(&cli.repo, args),
+        Command::Shell(args) => shell::run(&cli.repo, args),
         Command::Report(args) => report::run(&cli.repo, args),
         Command::Validate(args) => validate::run(&cli.repo, args),
         Command::Release(args) => release::run(&cli.repo, args),

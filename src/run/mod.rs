@@ -32,6 +32,7 @@ pub mod local;
 pub mod matrix;
 pub mod model;
 pub mod reap;
+pub mod shell;
 pub mod stage;
 
 use std::path::{Component, Path, PathBuf};

@@ -12,11 +12,14 @@ use crate::state::State;
 
 pub const USAGE: &str = "\
 usage: runner [<phase>] [options]
+       runner shell [options] [-- COMMAND [ARG]...]
        runner list [--tasks-dir DIR]
        runner validate [--task ID] [--tasks-dir DIR]
        runner --version
 
 phases: prepare | agent | grade | all   (all = prepare, agent, grade; the default)
+shell:  prepare, then COMMAND in the agent's place (its user, cwd, environment) on this
+        terminal instead of the agent (default: bash if the image has it, else sh)
 
 options:
   --task ID              task to run (default: $KILN_TASK_ID, else the only task in /kiln/tasks)
@@ -57,12 +60,29 @@ pub struct Args {
     pub test_root: Option<PathBuf>,
     pub test_agent_uid: Option<u32>,
     pub no_drop_privileges: bool,
+    /// `shell`: what runs in the agent's place (the words after `--`).
+    pub shell_command: Vec<String>,
 }
+
+/// What `shell` runs without `-- COMMAND`: bash when the image has it, else sh (decided
+/// in the image, where busybox images have no bash).
+pub const DEFAULT_SHELL: [&str; 3] = [
+    "/bin/sh",
+    "-c",
+    "command -v bash >/dev/null 2>&1 && exec bash || exec sh",
+];
 
 pub fn parse(argv: &[String]) -> Result<Args, String> {
     let mut args = Args::default();
     let mut it = argv.iter();
     while let Some(arg) = it.next() {
+        if arg == "--" {
+            args.shell_command = it.by_ref().cloned().collect();
+            if args.shell_command.is_empty() {
+                return Err("-- needs a command after it".into());
+            }
+            break;
+        }
         let (flag, inline) = match arg.split_once('=') {
             Some((f, v)) if f.starts_with("--") => (f, Some(v.to_string())),
             _ => (arg.as_str(), None),
@@ -108,10 +128,12 @@ pub fn parse(argv: &[String]) -> Result<Args, String> {
                     return Err(format!("unexpected argument {name:?}"));
                 }
                 args.command = Some(match name {
-                    "prepare" | "agent" | "grade" | "all" => Command::Phase(name.to_string()),
+                    "prepare" | "agent" | "grade" | "all" | "shell" => {
+                        Command::Phase(name.to_string())
+                    }
                     "list" => Command::List,
                     "validate" => Command::Validate,
-                    _ => return Err(format!("unknown phase or command {name:?} (prepare, agent, grade, all, list, validate)")),
+                    _ => return Err(format!("unknown phase or command {name:?} (prepare, agent, grade, all, shell, list, validate)")),
                 });
             }
         }
@@ -121,6 +143,9 @@ pub fn parse(argv: &[String]) -> Result<Args, String> {
     }
     if args.tasks_dir.is_some() && matches!(args.command, Some(Command::Phase(_))) {
         return Err("--tasks-dir only applies to list and validate".into());
+    }
+    if !args.shell_command.is_empty() && args.command != Some(Command::Phase("shell".into())) {
+        return Err("-- COMMAND only applies to the shell phase".into());
     }
     Ok(args)
 }
@@ -399,7 +424,24 @@ fn run_phase(phase: &str, args: &Args, layout: Layout, tasks_dir: &std::path::Pa
                 exit(run.finish(result))
             }
         }
-        _ => unreachable!("parse() accepts only the four phases"),
+        "shell" => {
+            let mut run = Run::new(settings, task, None);
+            run.prepare();
+            if !run.state.prepare_ok {
+                // The reason is already on stderr (the runner's log).
+                eprintln!("kiln-runner: prepare failed; no shell started");
+                return ExitCode::from(1);
+            }
+            let argv: Vec<String> = if args.shell_command.is_empty() {
+                DEFAULT_SHELL.iter().map(|s| s.to_string()).collect()
+            } else {
+                args.shell_command.clone()
+            };
+            let err = run.exec_shell(&argv);
+            eprintln!("kiln-runner: {err}");
+            ExitCode::from(1)
+        }
+        _ => unreachable!("parse() accepts only the five phases"),
     }
 }
 
@@ -436,6 +478,15 @@ mod tests {
     }
 
     #[test]
+    fn shell_takes_the_command_after_the_separator() {
+        let a = parse(&argv("shell --task t1 -- /bin/ls -l --task")).unwrap();
+        assert_eq!(a.command, Some(Command::Phase("shell".into())));
+        assert_eq!(a.task.as_deref(), Some("t1"));
+        assert_eq!(a.shell_command, vec!["/bin/ls", "-l", "--task"]);
+        assert!(parse(&argv("shell")).unwrap().shell_command.is_empty());
+    }
+
+    #[test]
     fn rejects_bad_usage() {
         for (line, needle) in [
             ("all --bogus", "unknown option \"--bogus\""),
@@ -448,6 +499,8 @@ mod tests {
                 "only works with --unsafe-test-root",
             ),
             ("all --tasks-dir /x", "only applies to list and validate"),
+            ("all -- /bin/sh", "only applies to the shell phase"),
+            ("shell --", "needs a command"),
         ] {
             let err = parse(&argv(line)).unwrap_err();
             assert!(err.contains(needle), "{line}: {err}");

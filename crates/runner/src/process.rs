@@ -141,6 +141,25 @@ pub fn spawn(spec: &Spec) -> io::Result<Child> {
     cmd.spawn()
 }
 
+/// Replaces this process with `program` (looked up on the new `env`'s PATH), in `cwd`,
+/// with exactly `env`, as `user` (supplementary groups dropped) when given, keeping
+/// this process's stdin, stdout, stderr and process group (a terminal's foreground
+/// job stays in the foreground). Returns only on failure.
+pub fn exec_as(
+    program: &str,
+    args: &[String],
+    cwd: &Path,
+    env: &BTreeMap<String, String>,
+    user: Option<(u32, u32)>,
+) -> io::Error {
+    let mut cmd = Command::new(program);
+    cmd.args(args).current_dir(cwd).env_clear().envs(env);
+    if let Some((uid, gid)) = user {
+        cmd.uid(uid).gid(gid);
+    }
+    cmd.exec()
+}
+
 /// Sends `sig` to the whole process group led by `pid` (ignoring "no such process").
 pub fn signal_group(pid: u32, sig: i32) {
     // SAFETY: kill(2) with a negative pid addresses a process group; no memory is shared.

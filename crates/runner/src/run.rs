@@ -22,6 +22,8 @@ use crate::score::{self, Mode, Score, Scored};
 use crate::services::Services;
 use crate::state::{AgentRun, State};
 
+mod shell;
+
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 const STDERR_TAIL: usize = 2048;
 
@@ -75,6 +77,14 @@ struct GraderRun {
     checks: Vec<Check>,
     /// Set when the grader could not give a trustworthy answer (crash, timeout, garbage).
     failure: Option<String>,
+}
+
+/// What the agent (or a shell in its place) is started with.
+struct Launch {
+    /// Its complete environment.
+    env: BTreeMap<String, String>,
+    /// `$OUTPUT/agent`, its logs' directory.
+    agent_out: PathBuf,
 }
 
 impl Run {
@@ -274,7 +284,11 @@ impl Run {
         self.save_state();
     }
 
-    fn agent_steps(&mut self) -> Result<(), String> {
+    /// Everything the agent is handed before it starts: the prompt written, its output
+    /// directory and home made, the solution copied (oracle images), the graders checked
+    /// to be out of its reach. The agent phase runs the entry point with the result, the
+    /// `shell` phase a shell: both see exactly this.
+    fn agent_launch(&mut self) -> Result<Launch, String> {
         let layout = self.settings.layout.clone();
         let variant = self
             .settings
@@ -298,16 +312,6 @@ impl Run {
         let prompt_file = run_dir.join("prompt.md");
         fsutil::write_atomic(&prompt_file, prompt.as_bytes(), 0o644)
             .map_err(|e| format!("{}: {e}", prompt_file.display()))?;
-
-        let entry = layout.agent_entry();
-        let meta =
-            fs::metadata(&entry).map_err(|e| format!("agent entry {}: {e}", entry.display()))?;
-        if !meta.is_file() || meta.permissions().mode() & 0o111 == 0 {
-            return Err(format!(
-                "agent entry {} is not an executable file",
-                entry.display()
-            ));
-        }
 
         let agent_out = self.agent_output();
         fs::create_dir_all(&agent_out).map_err(|e| format!("{}: {e}", agent_out.display()))?;
@@ -374,6 +378,20 @@ impl Run {
             }
             None => self.state.warn("--no-drop-privileges: the agent ran as the runner's own user, graders were not hidden from it"),
         }
+        Ok(Launch { env, agent_out })
+    }
+
+    fn agent_steps(&mut self) -> Result<(), String> {
+        let entry = self.settings.layout.agent_entry();
+        let meta =
+            fs::metadata(&entry).map_err(|e| format!("agent entry {}: {e}", entry.display()))?;
+        if !meta.is_file() || meta.permissions().mode() & 0o111 == 0 {
+            return Err(format!(
+                "agent entry {} is not an executable file",
+                entry.display()
+            ));
+        }
+        let Launch { env, agent_out } = self.agent_launch()?;
 
         let timeout = Duration::from_secs(
             self.settings
