@@ -68,8 +68,6 @@ pub async fn build(env: &Env, spec: &BuildSpec) -> Result<Built, Stop> {
     })
 }
 
-/// `id=<id>,env=<VAR>` or `id=<id>,src=<path>`: where the value comes from, never the value.
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -237,12 +237,10 @@ pub fn expand_env(value: &str) -> anyhow::Result<String> {
     Ok(out)
 }
 
-/// `-e NAME` arguments and the (name, value) pairs for the docker client's environment.
-fn env_args(
-    table: &BTreeMap<String, String>,
-    what: &str,
-    task: &Task,
-) -> anyhow::Result<(Vec<String>, Vec<(String, String)>)> {
+/// `-e NAME` arguments, and the (name, value) pairs for the docker client's environment.
+type EnvArgs = (Vec<String>, Vec<(String, String)>);
+
+fn env_args(table: &BTreeMap<String, String>, what: &str, task: &Task) -> anyhow::Result<EnvArgs> {
     let mut args = Vec::new();
     let mut values = Vec::new();
     for (k, v) in table {

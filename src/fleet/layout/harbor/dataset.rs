@@ -70,10 +70,8 @@ impl Task {
             "environment.skills_dir: kiln does not install agent skills yet".to_string()
         } else if !c.verifier.collect.is_empty() {
             "verifier.collect: sidecar collection needs a compose environment".to_string()
-        } else if let Some(field) = self.network_field_kiln_cannot_enforce() {
-            field
         } else {
-            return None;
+            self.network_field_kiln_cannot_enforce()?
         };
         Some(why)
     }
