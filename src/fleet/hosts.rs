@@ -52,15 +52,22 @@ pub fn build_hosts(df: &Dockerfile) -> BTreeSet<String> {
             "ADD" => ins.args.clone(),
             _ => continue,
         };
-        for url_host in urls(&text) {
-            hosts.insert(url_host);
-        }
         if ins.keyword == "RUN" {
-            for (commands, reached) in MANAGERS {
-                if commands.iter().any(|c| text.contains(c)) {
-                    hosts.extend(reached.iter().map(|h| h.to_string()));
-                }
-            }
+            hosts.extend(script_hosts(&text));
+        } else {
+            hosts.extend(urls(&text));
+        }
+    }
+    hosts
+}
+
+/// The hosts a shell script reaches when it runs (a task's test or solution script):
+/// its URLs and the registries of the package managers it calls.
+pub fn script_hosts(text: &str) -> BTreeSet<String> {
+    let mut hosts: BTreeSet<String> = urls(text).into_iter().collect();
+    for (commands, reached) in MANAGERS {
+        if commands.iter().any(|c| text.contains(c)) {
+            hosts.extend(reached.iter().map(|h| h.to_string()));
         }
     }
     hosts

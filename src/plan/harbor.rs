@@ -149,6 +149,7 @@ pub fn plan(
             plan.notes.push(msg);
             continue;
         }
+        plan.notes.extend(hosts_notes(&fleet.root, task, true));
         for spec in task_builds(fleet, ds, task, info, base_map)? {
             if !plan.builds.iter().any(|b| b.image == spec.image) {
                 plan.builds.push(spec);
@@ -212,6 +213,47 @@ fn collect<'d>(
         ))
         .into()),
     }
+}
+
+/// What an air-gapped site must know about `task` before it runs: the hosts its
+/// build (with `build`), its tests and its solution reach. A test script that fetches
+/// cannot grade without those hosts.
+pub fn hosts_notes(root: &Path, task: &Task, build: bool) -> Vec<String> {
+    let mut notes = Vec::new();
+    let list =
+        |h: &std::collections::BTreeSet<String>| h.iter().cloned().collect::<Vec<_>>().join(", ");
+    if build {
+        let dockerfile = root
+            .join(&task.dir)
+            .join(dataset::ENVIRONMENT_DIR)
+            .join(dataset::DOCKERFILE);
+        if let Ok(text) = std::fs::read_to_string(dockerfile) {
+            let hosts = crate::fleet::hosts::build_hosts(&Dockerfile::parse(&text));
+            if !hosts.is_empty() {
+                notes.push(format!(
+                    "task {}: its build reaches {}",
+                    task.id,
+                    list(&hosts)
+                ));
+            }
+        }
+    }
+    let (tests, solution) = task.run_hosts(root);
+    if !tests.is_empty() {
+        notes.push(format!(
+            "task {}: its tests reach {} at run time: without them it cannot grade (an air-gapped site must mirror them)",
+            task.id,
+            list(&tests)
+        ));
+    }
+    if !solution.is_empty() {
+        notes.push(format!(
+            "task {}: its solution reaches {} at run time",
+            task.id,
+            list(&solution)
+        ));
+    }
+    notes
 }
 
 /// Why kiln cannot build `task`'s environment here (it still runs nowhere else than

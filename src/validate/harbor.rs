@@ -69,7 +69,12 @@ pub fn validate(
                     skipped: true,
                 });
             }
-            None => runnable.push(t),
+            None => {
+                for note in plan::harbor::hosts_notes(&fleet.root, t, false) {
+                    eprintln!("note: {note}");
+                }
+                runnable.push(t)
+            }
         }
     }
     if runnable.is_empty() {
@@ -84,8 +89,9 @@ pub fn validate(
             })
             .collect(),
     );
-    let plan = plan::harbor::plan(fleet, &request, info, base_map)
+    let mut plan = plan::harbor::plan(fleet, &request, info, base_map)
         .map_err(crate::fleet::refused_to_usage)?;
+    plan.notes.clear(); // said above, per task
     let summary = build_for_runs(
         fleet,
         plan,

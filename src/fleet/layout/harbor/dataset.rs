@@ -2,7 +2,7 @@
 //! that cannot be read is left out with a message naming its file; the rest still lists
 //! and builds.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use super::config::{EnvironmentMode, NetworkMode, Os, Step, TaskConfig};
@@ -174,6 +174,38 @@ impl Task {
             let solve = dir.join(SOLUTION_DIR).join(SOLVE_SCRIPT);
             (!root.join(&solve).is_file()).then_some(solve)
         })
+    }
+
+    /// The hosts the task's scripts reach at run time: its tests (`tests/` and each
+    /// step's) and its solution, each `*.sh` read as a script.
+    pub fn run_hosts(&self, root: &Path) -> (BTreeSet<String>, BTreeSet<String>) {
+        let scan = |dirs: Vec<PathBuf>| {
+            let mut hosts = BTreeSet::new();
+            for dir in dirs {
+                let Ok(entries) = std::fs::read_dir(root.join(&dir)) else {
+                    continue;
+                };
+                for e in entries.flatten() {
+                    let p = e.path();
+                    if p.extension().is_some_and(|x| x == "sh") {
+                        if let Ok(text) = std::fs::read_to_string(&p) {
+                            hosts.extend(crate::fleet::hosts::script_hosts(&text));
+                        }
+                    }
+                }
+            }
+            hosts
+        };
+        let in_steps = |sub: &str| {
+            let mut dirs = vec![self.dir.join(sub)];
+            dirs.extend(
+                self.steps
+                    .iter()
+                    .map(|s| self.dir.join(STEPS_DIR).join(s).join(sub)),
+            );
+            dirs
+        };
+        (scan(in_steps(TESTS_DIR)), scan(in_steps(SOLUTION_DIR)))
     }
 
     /// The steps as a list of optional steps (one `None` for a single-step task).
