@@ -289,15 +289,18 @@ fn print(runs: &[runs::Found], ends: &[End]) -> u8 {
     }
     if done + failed + stopped == 0 {
         eprintln!(
-            "error: nothing to regrade: no selected run kept its state (kiln run --keep-state)"
+            "error: nothing to regrade: no selected run has its kept state in Docker's image store \
+             (kiln run --keep-state keeps it)"
         );
     }
     let flipped: usize = flips.values().map(Vec::len).sum();
-    println!(
-        "flipped: {flipped} ({} pass→fail, {} fail→pass)",
-        flips.get("pass→fail").map_or(0, Vec::len),
-        flips.get("fail→pass").map_or(0, Vec::len)
-    );
+    if done > 0 {
+        println!(
+            "flipped: {flipped} ({} pass→fail, {} fail→pass)",
+            flips.get("pass→fail").map_or(0, Vec::len),
+            flips.get("fail→pass").map_or(0, Vec::len)
+        );
+    }
     for (kind, labels) in &flips {
         for label in labels {
             println!("  {kind}  {label}");

@@ -381,7 +381,10 @@ fn newest_grade(row: Row, path: &Path, unreadable: &mut Vec<(PathBuf, String)>) 
         .parent()
         .map_or_else(|| file.clone(), |d| regraded::result_file(d, n));
     match read_result(&file) {
+        // The run's own times stay: a regrade timed only its graders.
         Ok(result) => Row {
+            wall_sec: row.wall_sec,
+            started_at: row.started_at.clone(),
             regraded: Some(regraded::Regraded {
                 n,
                 original: row.path.clone(),

@@ -463,6 +463,16 @@ fn print_single(end: &End, ready: &Ready) {
     print_single_run(end, &ready.spec);
     if let End::Completed(o) = end {
         print_model(o);
+        match o.kept.as_ref().map(|k| (&k.image, &k.error)) {
+            Some((Some(image), _)) => {
+                println!("state kept as {image} (kiln regrade grades it again)")
+            }
+            Some((None, why)) => eprintln!(
+                "warning: the state was not kept: {}",
+                why.as_deref().unwrap_or("unknown")
+            ),
+            None => {}
+        }
     }
 }
 

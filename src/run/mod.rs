@@ -96,6 +96,8 @@ pub struct Outcome {
     pub wall: Duration,
     /// The model gateway's counters, when the run had one.
     pub model: Option<crate::gateway::stats::Stats>,
+    /// `--keep-state`: the image, or why there is none.
+    pub kept: Option<kept_state::Kept>,
 }
 
 /// kiln's own record of a run, `run.json` beside result.json.
@@ -396,6 +398,7 @@ pub async fn execute(
         result_error,
         wall: finished.wall,
         model: model_stats,
+        kept: finished.kept,
     })
 }
 
