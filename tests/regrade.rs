@@ -303,6 +303,33 @@ fn regrade_flips_with_a_changed_grader_and_clean_removes_the_kept_state() {
         text(&out)
     );
     assert!(!oracle.join("result.regraded-2.json").exists());
+
+    // --keep-state runs a current result again when its state was not kept.
+    let null = results.join("terminal-lite").join(TASK).join("null");
+    let out = run("null", true);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    cleanup.0.push(
+        json(&null.join("result.json"))["run_id"]
+            .as_str()
+            .unwrap()
+            .to_string(),
+    );
+    let kept = json(&null.join("run.json"))["kept_state"]["image"].clone();
+    assert!(kept.is_string(), "{}", text(&out));
+    let out = kiln(fleet, &runner, &["clean", results_arg]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(
+        docker(&[
+            "image",
+            "ls",
+            "-q",
+            "--filter",
+            "label=kiln.kept-state",
+            "--filter",
+            &format!("reference={}", kept.as_str().unwrap())
+        ]),
+        ""
+    );
 }
 
 #[test]

@@ -141,6 +141,48 @@ mod tests {
         assert_eq!(newest(dir), Some((10, result_file(dir, 10))));
     }
 
+    fn result(score: f64, passed: bool, wall: f64) -> String {
+        serde_json::json!({
+            "schema_version": "2", "run_id": "r1", "status": "completed",
+            "task": {"id": "t"},
+            "agent": {"id": "a", "exit_code": 0, "timed_out": false, "wall_sec": 1.0},
+            "score": {"mode": "reward", "value": score, "passed": passed, "raw_value": score},
+            "timing": {"started_at": "2026-01-01T00:00:00Z", "wall_sec": wall}
+        })
+        .to_string()
+    }
+
+    #[test]
+    fn the_report_counts_the_newest_regrade_once_and_marks_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let run = tmp.path().join("b/t/a");
+        std::fs::create_dir_all(&run).unwrap();
+        std::fs::write(run.join("result.json"), result(1.0, true, 30.0)).unwrap();
+        std::fs::write(result_file(&run, 1), result(0.5, false, 0.2)).unwrap();
+        std::fs::create_dir_all(log_dir(&run, 2)).unwrap();
+        std::fs::write(result_file(&run, 2), result(0.0, false, 0.3)).unwrap();
+        let report = crate::report::collect(tmp.path()).unwrap();
+        assert_eq!(report.results.len(), 1, "one run, however often regraded");
+        let row = &report.results[0];
+        assert_eq!((row.score, row.passed), (0.0, false));
+        assert_eq!(row.wall_sec, 30.0, "the run's own time");
+        assert!(
+            row.path.ends_with("result.regraded-2.json"),
+            "{:?}",
+            row.path
+        );
+        let g = row.regraded.as_ref().unwrap();
+        assert_eq!((g.n, g.original_score, g.original_passed), (2, 1.0, true));
+        assert_eq!(report.summary[0].passed, 0);
+
+        // An unreadable regrade is listed; the run counts by its own result.
+        std::fs::write(result_file(&run, 3), "{").unwrap();
+        let report = crate::report::collect(tmp.path()).unwrap();
+        assert_eq!(report.results[0].score, 1.0);
+        assert!(report.results[0].regraded.is_none());
+        assert_eq!(report.unreadable.len(), 1);
+    }
+
     #[test]
     fn verdicts_and_flips() {
         let r = Regraded {

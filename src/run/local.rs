@@ -167,7 +167,13 @@ pub fn run(repo: &Path, selection: &Selection, opts: &Options) -> anyhow::Result
         let made_from = run.made_from(&digest);
         let dir = matrix::result_dir(&opts.output, run);
         if !opts.force {
-            match matrix::existing(&dir, &made_from) {
+            let mut existing = matrix::existing(&dir, &made_from);
+            if opts.keep_state && existing == Existing::Current {
+                if let Some(why) = runtime.block_on(state_missing(&dir)) {
+                    existing = Existing::Redo(why);
+                }
+            }
+            match existing {
                 Existing::Current => {
                     kept.push((run.clone(), dir));
                     continue;
@@ -294,6 +300,18 @@ pub fn run(repo: &Path, selection: &Selection, opts: &Options) -> anyhow::Result
     } else {
         0
     })
+}
+
+/// Why a current result in `dir` does not do for `--keep-state`: its state was not kept,
+/// or its image is gone. None when it does.
+async fn state_missing(dir: &Path) -> Option<String> {
+    let Some(image) = super::kept_state::recorded(dir).and_then(|k| k.image) else {
+        return Some("its state was not kept (--keep-state)".into());
+    };
+    match super::kept_state::is_kept_state(&image).await {
+        Ok(Some(true)) => None,
+        _ => Some(format!("its kept state {image} is gone (--keep-state)")),
+    }
 }
 
 /// Completed means the runner exited 0 with a readable result (whatever the score).
