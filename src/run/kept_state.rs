@@ -95,10 +95,15 @@ pub fn image_name(benchmark: &str, task: &str, agent: &str, run_id: &str) -> Str
     )
 }
 
-/// The run id in the runner's ready line, once `stderr` holds the whole line.
+/// The run id in the runner's ready line, once `stderr` holds the whole line (the
+/// marker starts a line: a progress line that merely quotes it does not count).
 pub fn ready_run_id(stderr: &[u8]) -> Option<String> {
     let text = String::from_utf8_lossy(stderr);
-    let at = text.find(READY_MARKER)? + READY_MARKER.len();
+    let at = if text.starts_with(READY_MARKER) {
+        0
+    } else {
+        text.find(&format!("\n{READY_MARKER}"))? + 1
+    } + READY_MARKER.len();
     let line = text[at..].split('\n').next()?;
     if !text[at..].contains('\n') {
         return None;
@@ -248,6 +253,14 @@ mod tests {
         assert_eq!(ready_run_id(b"==== KILN STATE READY 0a1b ="), None);
         assert_eq!(ready_run_id(b"nothing\n"), None);
         assert_eq!(ready_run_id(b"==== KILN STATE READY ../x ====\n"), None);
+        assert_eq!(
+            ready_run_id(b"==== KILN STATE READY 0a ====\n").as_deref(),
+            Some("0a")
+        );
+        assert_eq!(
+            ready_run_id(b"[kiln-runner] removed ==== KILN STATE READY 0a ====\n"),
+            None
+        );
     }
 
     #[test]
