@@ -3,7 +3,7 @@
 //! Layering, left to right; a module uses only modules to its left (never one of its
 //! own group or to its right; `tests/layering.rs` checks every `crate::` path):
 //!
-//! `kiln_bake` (crate), `error`, `context`, `progress`, `binary`, `tls` → `bake_cache` → `naming` → `labels` → `fleet`, `store`, `scaffold` → `lint`, `plan` → `digest` → `backend` → `build` → `report`, `gateway`, `registry` → `run` → `validate` → `release` → `cli`
+//! `kiln_bake` (crate), `error`, `context`, `progress`, `binary`, `tls` → `bake_cache` → `naming` → `labels` → `fleet`, `store`, `scaffold` → `lint`, `plan` → `digest` → `backend` → `build` → `report`, `gateway`, `registry` → `run` → `validate`, `regrade`, `clean` → `release` → `cli`
 //!
 //! `backend` builds one image (or one bake request) on one tool; `build` schedules
 //! them, checks labels and tags. Nothing below `cli` parses arguments; `cli` only
@@ -13,6 +13,7 @@ pub mod backend;
 pub mod bake_cache;
 pub mod binary;
 pub mod build;
+pub mod clean;
 pub mod cli;
 pub mod context;
 pub mod digest;
@@ -25,6 +26,7 @@ pub mod naming;
 pub mod plan;
 pub mod progress;
 pub mod registry;
+pub mod regrade;
 pub mod release;
 pub mod report;
 pub mod run;

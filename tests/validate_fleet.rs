@@ -246,6 +246,7 @@ fn an_agent_cannot_read_the_graders() {
         labels: kiln::run::reap::Owner::current().labels(),
         made_from: None,
         gateway: None,
+        keep_state: false,
     };
     let secret = "sk-kiln-test-0123456789abcdef";
     std::env::set_var("KILN_TEST_API_KEY", secret);
@@ -322,6 +323,7 @@ fn a_missing_readme_fails_only_the_production_gate() {
         labels: kiln::run::reap::Owner::current().labels(),
         made_from: None,
         gateway: None,
+        keep_state: false,
     };
     let outcome = kiln::run::execute_blocking(&spec);
     let _ = Command::new("docker").args(["rmi", "-f", image]).output();

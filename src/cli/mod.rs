@@ -7,10 +7,12 @@ use clap::{Parser, Subcommand};
 
 mod bake;
 mod build;
+mod clean;
 mod gateway;
 mod lint;
 mod list;
 mod new;
+mod regrade;
 mod release;
 mod report;
 mod run;
@@ -72,6 +74,11 @@ pub enum Command {
     /// the other problems) or --fail-if-worse found B worse; 2 a directory or the price
     /// table is missing or bad.
     Report(report::Args),
+    /// Grade the kept state of earlier runs (kiln run --keep-state) again with the
+    /// current graders, without the agent or a model; the new results go beside the old.
+    Regrade(regrade::Args),
+    /// Remove kept state and the other images and containers kiln left in Docker's store.
+    Clean(clean::Args),
     /// Run oracle and null on every task; a benchmark is valid when oracle scores 1.0 and null does not pass.
     Validate(validate::Args),
     /// Publish the released benchmarks, the agents and the core images to a registry, gated and verified.
@@ -99,6 +106,8 @@ pub fn main(cli: Cli) -> ExitCode {
         Command::Run(args) => run::run(&cli.repo, args),
         Command::Shell(args) => shell::run(&cli.repo, args),
         Command::Report(args) => report::run(&cli.repo, args),
+        Command::Regrade(args) => regrade::run(&cli.repo, args),
+        Command::Clean(args) => clean::run(&cli.repo, args),
         Command::Validate(args) => validate::run(&cli.repo, args),
         Command::Release(args) => release::run(&cli.repo, args),
         Command::Gateway(args) => gateway::run(&cli.repo, args),

@@ -244,7 +244,10 @@ fn fingerprint(dir: &Path) -> Vec<(PathBuf, u64, Option<SystemTime>)> {
         .into_iter()
         .filter_entry(|e| e.depth() == 0 || !e.file_name().to_string_lossy().starts_with('.'))
         .filter_map(Result::ok)
-        .filter(|e| e.file_name() == "result.json" || e.file_name() == "run.json")
+        .filter(|e| {
+            let name = e.file_name().to_string_lossy();
+            name == "result.json" || name == "run.json" || name.starts_with("result.regraded-")
+        })
         .filter_map(|e| {
             let m = e.metadata().ok()?;
             Some((e.path().to_path_buf(), m.len(), m.modified().ok()))

@@ -17,7 +17,8 @@ Examples:
   kiln run --all --agent null --jobs 4 --output results
 
 Runs whose complete result already exists for the same eval image (input digest), model,
-replay fixture and repeat are kept (--force runs them again). Ctrl-C stops and removes the
+replay fixture and repeat are kept (--force runs them again). --keep-state keeps each run's
+filesystem as the agent left it, for `kiln regrade`; `kiln clean` removes it. Ctrl-C stops and removes the
 running containers, keeps finished results and exits 130; run the same command again to
 finish. Exit status: 0 every run completed (whatever the scores); 1 a run could not
 complete (infrastructure error) or a build failed; 2 refused input; 3 no backend; 130
@@ -102,6 +103,12 @@ pub struct Args {
     /// value never appears in a command line, a log or the results.
     #[arg(long = "pass-env", value_name = "NAME")]
     pub pass_env: Vec<String>,
+
+    /// Keep each run's filesystem as the agent left it (before any grader ran) as an
+    /// image of Docker's store, named in run.json, so that `kiln regrade` can grade it
+    /// again with changed graders; `kiln clean` removes it. Docker Engine only.
+    #[arg(long)]
+    pub keep_state: bool,
 
     /// Override the task's agent timeout, in seconds.
     #[arg(long, value_name = "SEC")]
@@ -228,6 +235,7 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
         } else {
             Some(super::build::build_info(repo)?)
         },
+        keep_state: args.keep_state,
     };
     Ok(ExitCode::from(local::run(repo, &selection, &opts)?))
 }

@@ -18,6 +18,11 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
             "--pass-env is not supported with --on kubernetes yet (API keys would need a Secret)",
         ));
     }
+    if args.keep_state {
+        return Err(Failure::usage(
+            "--keep-state runs locally only: kiln commits the containers of the local Docker Engine",
+        ));
+    }
     if args.record.is_some() {
         return Err(Failure::usage(
             "--record runs locally only: on a cluster the gateway could not write the fixture back (--replay works)",
@@ -86,6 +91,7 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
         } else {
             Some(super::build::build_info(repo)?)
         },
+        keep_state: false,
     };
     let opts = Options {
         registry,

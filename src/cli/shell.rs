@@ -105,6 +105,7 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
         progress: args.progress,
         vars: super::build::env_vars(),
         build_info: Some(super::build::build_info(repo)?),
+        keep_state: false,
     };
     Ok(ExitCode::from(shell::run(repo, &checked, &opts)?))
 }

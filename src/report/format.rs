@@ -41,7 +41,7 @@ pub fn render_comparison(c: &Comparison, format: Format) -> anyhow::Result<Strin
     }
 }
 
-const CSV_HEADER: [&str; 28] = [
+const CSV_HEADER: [&str; 29] = [
     "benchmark",
     "task",
     "agent",
@@ -70,6 +70,7 @@ const CSV_HEADER: [&str; 28] = [
     "run_wall_sec",
     "inputs_digest",
     "problem",
+    "regraded_from",
 ];
 
 fn opt<T: ToString>(v: Option<T>) -> String {
@@ -111,6 +112,10 @@ fn csv(report: &Report) -> anyhow::Result<String> {
             opt(r.run_wall_sec),
             r.inputs_digest.clone().unwrap_or_default(),
             r.problem.clone(),
+            opt(r
+                .regraded
+                .as_ref()
+                .map(|g| format!("{:.4}", g.original_score))),
         ])?;
     }
     for (path, why) in &report.unreadable {
@@ -319,6 +324,9 @@ fn table(report: &Report) -> String {
             if r.capped {
                 score.push_str(" (capped)");
             }
+            if r.regraded.is_some() {
+                score.push_str(" (regraded)");
+            }
             vec![
                 r.benchmark.clone(),
                 match r.repeat {
@@ -374,6 +382,32 @@ fn table(report: &Report) -> String {
                 r.task,
                 r.agent,
                 what.join("; ")
+            ));
+        }
+    }
+    let regraded: Vec<&Row> = report
+        .results
+        .iter()
+        .filter(|r| r.regraded.is_some())
+        .collect();
+    if !regraded.is_empty() {
+        out.push_str("\nREGRADED (kiln regrade: the newest regrade counts)\n");
+        for r in regraded {
+            let g = r.regraded.as_ref().expect("filtered");
+            let flip = super::regraded::flip(g.original_passed, r.passed);
+            out.push_str(&format!(
+                "{}/{}{} × {}: {} (regrade {}){}\n",
+                r.benchmark,
+                r.task,
+                r.repeat.map(|k| format!(" #{k}")).unwrap_or_default(),
+                r.agent,
+                g.change(r.score, r.passed),
+                g.n,
+                if flip.is_empty() {
+                    String::new()
+                } else {
+                    format!(" {flip}")
+                }
             ));
         }
     }

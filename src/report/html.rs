@@ -105,7 +105,7 @@ td.cell .rate { font-size: 1.2em; font-weight: 600; }
 td.cell .counts { font-size: 0.85em; color: #333; }
 td.empty { color: #888; text-align: center; }
 .mark { display: inline-block; font-size: 0.75em; padding: 0 4px; border-radius: 3px; margin-left: 4px; }
-.capped { background: #ffe08a; } .diverged { background: #f4b2ff; }
+.capped { background: #ffe08a; } .regraded { background: #b8e0ff; } .diverged { background: #f4b2ff; }
 .yes { color: #176f2c; font-weight: 600; } .no { color: #a11; font-weight: 600; }
 .err { color: #a11; font-size: 0.85em; }
 .legend span { display: inline-block; width: 3em; text-align: center; }
@@ -440,6 +440,14 @@ fn row(h: &mut String, r: &Row, page_dir: Option<&Path>, id: &str) {
             "<span class=\"mark capped\" title=\"a cap lowered the score\">capped</span>",
         );
     }
+    if let Some(g) = &r.regraded {
+        let _ = write!(
+            score,
+            "<span class=\"mark regraded\" title=\"kiln regrade {}: the run's own result was {}\">regraded</span>",
+            g.n,
+            escape(&super::regraded::verdict(g.original_score, g.original_passed))
+        );
+    }
     let gates = match (r.highest_gate, r.n_gates) {
         (Some(g), Some(n)) => format!("{g}/{n}"),
         _ => "-".into(),
@@ -476,7 +484,7 @@ fn row(h: &mut String, r: &Row, page_dir: Option<&Path>, id: &str) {
         ct = r.checks_total,
         wall = r.wall_sec,
         lo = if r.left_out { " left-out" } else { "" },
-        l1 = link("result.json"),
+        l1 = link(&r.path.file_name().unwrap_or_default().to_string_lossy()),
         l2 = link("runner.stderr.log"),
         l3 = link("agent/"),
     );

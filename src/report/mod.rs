@@ -9,13 +9,15 @@
 //! run's wall time and what it was made from (the eval image's input digest).
 //!
 //! The per-cell figures are in [`cells`], their estimators in [`stats`], prices in
-//! [`cost`], two-sided comparisons in [`compare`].
+//! [`cost`], two-sided comparisons in [`compare`]. A run regraded by `kiln regrade`
+//! counts by its newest regraded result and is marked so ([`regraded`]).
 
 pub mod cells;
 pub mod compare;
 pub mod cost;
 mod format;
 pub mod html;
+pub mod regraded;
 pub mod stats;
 mod trajectory;
 
@@ -205,6 +207,9 @@ pub struct Row {
     pub problem: String,
     /// Left out of its cell's figures (the reason is in `problem`).
     pub left_out: bool,
+    /// The row is a regraded result (`kiln regrade`): which one, and the run's own verdict.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub regraded: Option<regraded::Regraded>,
     /// run.json says the run had a model gateway.
     #[serde(skip)]
     pub had_gateway: bool,
@@ -301,6 +306,7 @@ impl Row {
             problem: String::new(),
             had_gateway: made_from.is_some_and(|m| m.model.is_some()),
             left_out: false,
+            regraded: None,
             price_model: model
                 .map(|m| m.model.clone())
                 .filter(|m| !m.is_empty())
@@ -363,6 +369,38 @@ fn benchmark_of(path: &Path) -> String {
         .unwrap_or_default()
 }
 
+/// `row` (from the result.json at `path`) as its newest regrade shows it, if the run was
+/// regraded; a regraded result that cannot be read is listed as such and the run's own
+/// result stands.
+fn newest_grade(row: Row, path: &Path, unreadable: &mut Vec<(PathBuf, String)>) -> Row {
+    let Some((n, file)) = path.parent().and_then(regraded::newest) else {
+        return row;
+    };
+    let shown = row
+        .path
+        .parent()
+        .map_or_else(|| file.clone(), |d| regraded::result_file(d, n));
+    match read_result(&file) {
+        // The run's own times stay: a regrade timed only its graders.
+        Ok(result) => Row {
+            wall_sec: row.wall_sec,
+            started_at: row.started_at.clone(),
+            regraded: Some(regraded::Regraded {
+                n,
+                original: row.path.clone(),
+                original_status: row.status.clone(),
+                original_score: row.score,
+                original_passed: row.passed,
+            }),
+            ..Row::new(row.benchmark.clone(), result, shown)
+        },
+        Err(err) => {
+            unreadable.push((shown, format!("{err:#}")));
+            row
+        }
+    }
+}
+
 /// Collects every result.json under `dir` with the built-in prices ([`collect_priced`]).
 pub fn collect(dir: &Path) -> anyhow::Result<Report> {
     collect_priced(dir, &cost::Prices::builtin())
@@ -394,12 +432,16 @@ pub fn collect_priced(dir: &Path, prices: &cost::Prices) -> anyhow::Result<Repor
         }
         // Shown relative to the directory the user gave.
         let shown = dir.join(entry.path().strip_prefix(&absolute).unwrap_or(entry.path()));
-        match read_result(entry.path()) {
-            Ok(result) => report
-                .results
-                .push(Row::new(benchmark_of(entry.path()), result, shown)),
-            Err(err) => report.unreadable.push((shown, format!("{err:#}"))),
-        }
+        let row = match read_result(entry.path()) {
+            Ok(result) => Row::new(benchmark_of(entry.path()), result, shown),
+            Err(err) => {
+                report.unreadable.push((shown, format!("{err:#}")));
+                continue;
+            }
+        };
+        report
+            .results
+            .push(newest_grade(row, entry.path(), &mut report.unreadable));
     }
     report.results.sort_by(|a, b| {
         (
@@ -463,5 +505,6 @@ pub(crate) fn test_row(task: &str, agent: &str, score: f64, passed: bool) -> Row
         left_out: false,
         had_gateway: false,
         price_model: String::new(),
+        regraded: None,
     }
 }

@@ -333,7 +333,12 @@ pub fn section(h: &mut String, r: &Row, id: &str) {
     log(h, "agent/stdout.log", &run_dir.join("agent/stdout.log"));
     log(h, "agent/stderr.log", &run_dir.join("agent/stderr.log"));
     h.push_str("</div><div class=\"part grader-part\"><h3>The grader (hidden from the agent)</h3>");
-    grader(h, &result, run_dir);
+    // A regraded result's grader logs are its regrade's.
+    let graded_in = match &r.regraded {
+        Some(g) => super::regraded::log_dir(run_dir, g.n),
+        None => run_dir.to_path_buf(),
+    };
+    grader(h, &result, &graded_in);
     h.push_str("</div><div class=\"part\"><h3>The runner</h3>");
     log(h, "runner.stderr.log", &run_dir.join("runner.stderr.log"));
     h.push_str("</div></details>");

@@ -1,11 +1,12 @@
 //! Running one eval image to completion: on the Docker Engine through its API
 //! (bollard), or with the podman CLI when the image lives in podman's store.
-//! Both do the same thing: create the container, copy the solution in (oracle runs
-//! only), start it and collect stdout/stderr, wait, copy `/output` out as a tar,
-//! remove the container.
+//! Both do the same thing: create the container, copy files in (the solution of an
+//! oracle run, the graders and runner of a regrade), start it and collect
+//! stdout/stderr, wait, copy `/output` out as a tar, remove the container. On the
+//! engine a run that keeps its state is committed when the runner says it is ready
+//! ([`super::kept_state`]).
 
 use std::io::Write as _;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
@@ -37,8 +38,13 @@ pub struct Container {
     /// Secret environment (API keys): names and values; values never reach a command
     /// line or a log (podman reads them from kiln's own environment).
     pub secret_env: Vec<(String, String)>,
-    /// A tar to extract under [`SOLUTIONS_DIR`] before start (oracle runs only).
-    pub solution_tar: Option<Vec<u8>>,
+    /// A tar extracted at `/` before start: the solution under [`SOLUTIONS_DIR`]
+    /// (oracle runs only), or a regrade's task files and runner.
+    pub inject_tar: Option<Vec<u8>>,
+    /// Instead of the image's entry point (a regrade runs the runner it brought).
+    pub entrypoint: Option<String>,
+    /// Commit the container when the runner's state is ready (`--keep-state`; engine only).
+    pub keep_state: Option<super::kept_state::KeepState>,
     /// Copy the runner's stderr (its progress lines) to ours as it comes.
     pub echo_progress: bool,
     /// Labels on the container: which kiln process and run started it (see [`super::reap`]).
@@ -64,6 +70,8 @@ pub struct Finished {
     /// Why `/output` could not be copied out, when it could not.
     pub output_error: Option<String>,
     pub wall: Duration,
+    /// The kept state, when it was asked for ([`Container::keep_state`]).
+    pub kept: Option<super::kept_state::Kept>,
 }
 
 /// Runs `c` to completion. Errors are infrastructure failures (no engine, no image,
@@ -106,6 +114,7 @@ async fn run_engine(c: &Container, cancel: watch::Receiver<bool>) -> anyhow::Res
     let body = bollard::models::ContainerCreateBody {
         image: Some(c.image.clone()),
         cmd: Some(c.args.clone()),
+        entrypoint: c.entrypoint.clone().map(|e| vec![e]),
         env: Some(env),
         labels: Some(c.labels.iter().cloned().collect()),
         host_config: c.network.as_ref().map(|n| bollard::models::HostConfig {
@@ -135,17 +144,12 @@ async fn run_engine(c: &Container, cancel: watch::Receiver<bool>) -> anyhow::Res
 }
 
 async fn drive_engine(docker: &bollard::Docker, c: &Container) -> anyhow::Result<Finished> {
-    if let Some(tar) = &c.solution_tar {
-        let options = UploadToContainerOptionsBuilder::default().path("/").build();
-        docker
-            .upload_to_container(
-                &c.name,
-                Some(options),
-                bollard::body_full(tar.clone().into()),
-            )
+    if let Some(tar) = &c.inject_tar {
+        upload(docker, &c.name, tar)
             .await
-            .with_context(|| format!("copying the reference solution into {}", c.name))?;
+            .with_context(|| format!("copying files into {}", c.name))?;
     }
+    let mut kept = None;
     let started = Instant::now();
     docker
         .start_container(&c.name, None)
@@ -166,6 +170,11 @@ async fn drive_engine(docker: &bollard::Docker, c: &Container) -> anyhow::Result
             Ok(bollard::container::LogOutput::StdErr { message }) => {
                 echo(c, &message);
                 stderr.extend_from_slice(&message);
+                if let (Some(keep), None) = (&c.keep_state, &kept) {
+                    if let Some(run_id) = super::kept_state::ready_run_id(&stderr) {
+                        kept = Some(keep_state(docker, c, keep, &run_id).await?);
+                    }
+                }
             }
             Ok(_) => {}
             Err(e) => {
@@ -199,6 +208,11 @@ async fn drive_engine(docker: &bollard::Docker, c: &Container) -> anyhow::Result
             Some(format!("copying {OUTPUT_DIR} out of {}: {e}", c.name)),
         ),
     };
+    if c.keep_state.is_some() && kept.is_none() {
+        kept = Some(super::kept_state::Kept::failed(
+            "the runner did not get past the agent phase (see the result's errors): no state to keep",
+        ));
+    }
     Ok(Finished {
         exit_code,
         stdout,
@@ -206,7 +220,40 @@ async fn drive_engine(docker: &bollard::Docker, c: &Container) -> anyhow::Result
         output_tar,
         output_error,
         wall,
+        kept,
     })
+}
+
+async fn upload(docker: &bollard::Docker, name: &str, tar: &[u8]) -> anyhow::Result<()> {
+    let options = UploadToContainerOptionsBuilder::default().path("/").build();
+    docker
+        .upload_to_container(name, Some(options), bollard::body_full(tar.to_vec().into()))
+        .await?;
+    Ok(())
+}
+
+/// Commits the paused-for-it container and lets the runner go on: a commit that fails
+/// is recorded (the run goes on, graded as usual), a go file that cannot be written is
+/// an error (the runner would wait for it).
+async fn keep_state(
+    docker: &bollard::Docker,
+    c: &Container,
+    keep: &super::kept_state::KeepState,
+    run_id: &str,
+) -> anyhow::Result<super::kept_state::Kept> {
+    let owner: Vec<String> = c.labels.iter().map(|(k, _)| k.clone()).collect();
+    let kept = match super::kept_state::commit(docker, &c.name, keep, run_id, &owner).await {
+        Ok(k) => k,
+        Err(e) => super::kept_state::Kept::failed(format!("{e:#}")),
+    };
+    let answer = match (&kept.image, &kept.error) {
+        (Some(image), _) => format!("kept as {image}"),
+        (None, why) => format!("not kept: {}", why.as_deref().unwrap_or("unknown")),
+    };
+    upload(docker, &c.name, &super::kept_state::go_tar(&answer)?)
+        .await
+        .with_context(|| format!("telling the runner in {} to go on", c.name))?;
+    Ok(kept)
 }
 
 fn podman(args: &[&str]) -> duct::Expression {
@@ -265,6 +312,9 @@ fn create_podman(c: &Container) -> anyhow::Result<()> {
     if let Some(n) = &c.network {
         create.extend(["--network".into(), n.clone()]);
     }
+    if let Some(e) = &c.entrypoint {
+        create.extend(["--entrypoint".into(), e.clone()]);
+    }
     // `--env NAME` alone: podman takes the value from its own environment (set below),
     // so a secret never appears in a command line.
     for (k, _) in &c.secret_env {
@@ -284,24 +334,28 @@ fn create_podman(c: &Container) -> anyhow::Result<()> {
 }
 
 fn drive_podman(c: &Container) -> anyhow::Result<Finished> {
-    if let Some(tar) = &c.solution_tar {
+    if let Some(tar) = &c.inject_tar {
         let dir = tempfile::tempdir().context("creating a temporary directory")?;
         tar::Archive::new(tar.as_slice())
             .unpack(dir.path())
-            .context("unpacking the reference solution")?;
-        let from = dir.path().join(SOLUTIONS_DIR.trim_start_matches('/'));
-        let to = format!(
-            "{}:{}",
-            c.name,
-            Path::new(SOLUTIONS_DIR)
-                .parent()
-                .expect("has a parent")
-                .display()
-        );
-        checked(
-            "copy the reference solution in",
-            podman(&["cp", &from.to_string_lossy(), &to]).run(),
-        )?;
+            .context("unpacking the files to copy in")?;
+        // `/<top>/<entry>` of the tar goes into `/<top>` (which the image has, as it has
+        // `/kiln`), so `podman cp` creates `<entry>` there whole.
+        for top in std::fs::read_dir(dir.path())? {
+            let top = top?.path();
+            let into = format!(
+                "{}:/{}",
+                c.name,
+                top.file_name().unwrap_or_default().to_string_lossy()
+            );
+            for entry in std::fs::read_dir(&top)? {
+                let from = entry?.path();
+                checked(
+                    "copy files in",
+                    podman(&["cp", &from.to_string_lossy(), &into]).run(),
+                )?;
+            }
+        }
     }
     let started = Instant::now();
     // stdout holds only the result between markers; stderr (progress) is echoed as it comes.
@@ -395,5 +449,6 @@ fn drive_podman(c: &Container) -> anyhow::Result<Finished> {
         output_tar,
         output_error,
         wall,
+        kept: None,
     })
 }

@@ -23,10 +23,15 @@
 //! leave `solution/` out), and for the agent named `oracle` kiln copies
 //! `benchmarks/<b>/tasks/<t>/solution/` into the container at
 //! `/kiln/solutions/<t>/` before it starts, where the runner hands it to the agent.
+//!
+//! With `--keep-state` the filesystem the agent left is committed as an image before
+//! anything grades it ([`kept_state`]); `run.json` names it, `kiln regrade` grades it.
 
 pub mod container;
 pub mod display;
 pub mod harbor;
+pub mod images;
+pub mod kept_state;
 pub mod kubernetes;
 pub mod local;
 pub mod matrix;
@@ -77,6 +82,8 @@ pub struct RunSpec {
     pub made_from: Option<matrix::MadeFrom>,
     /// `--replay`/`--record`: the run gets a model gateway on a network of its own.
     pub gateway: Option<model::ModelSpec>,
+    /// `--keep-state`: commit the filesystem the agent left (Docker Engine only).
+    pub keep_state: bool,
 }
 
 /// What a run left.
@@ -91,6 +98,8 @@ pub struct Outcome {
     pub wall: Duration,
     /// The model gateway's counters, when the run had one.
     pub model: Option<crate::gateway::stats::Stats>,
+    /// `--keep-state`: the image, or why there is none.
+    pub kept: Option<kept_state::Kept>,
 }
 
 /// kiln's own record of a run, `run.json` beside result.json.
@@ -107,6 +116,8 @@ struct RunRecord<'a> {
     output_error: Option<&'a str>,
     container: &'a str,
     made_from: Option<&'a matrix::MadeFrom>,
+    /// `--keep-state`: the image holding the filesystem the agent left, or why there is none.
+    kept_state: Option<&'a kept_state::Kept>,
 }
 
 /// Where a single run's results go (no repeats): `<output>/<benchmark>/<task lowercased>/<agent>`.
@@ -168,7 +179,7 @@ pub fn between_markers(stdout: &str) -> Option<&str> {
 
 /// Unpacks a tar of `/output` (entries `output/…`) into `dest`, dropping the first
 /// component and refusing entries that would leave `dest`.
-fn unpack_output(tar_bytes: &[u8], dest: &Path) -> anyhow::Result<()> {
+pub(crate) fn unpack_output(tar_bytes: &[u8], dest: &Path) -> anyhow::Result<()> {
     let mut archive = tar::Archive::new(tar_bytes);
     archive.set_preserve_permissions(true);
     for entry in archive.entries()? {
@@ -237,6 +248,12 @@ pub async fn execute(
         })?;
         secret_env.push((name.clone(), value));
     }
+    if spec.keep_state && spec.store != Store::Docker {
+        bail!(
+            "--keep-state runs on the Docker Engine only (the image is in {}'s store)",
+            spec.store
+        );
+    }
     let mut env = vec![
         ("KILN_TASK_ID".to_string(), spec.task.clone()),
         ("KILN_AGENT_ID".to_string(), spec.agent.clone()),
@@ -273,6 +290,9 @@ pub async fn execute(
     if let Some(secs) = spec.agent_timeout {
         args.extend(["--agent-timeout".to_string(), secs.to_string()]);
     }
+    if spec.keep_state {
+        args.push("--keep-state".to_string());
+    }
     let solution_tar = match &spec.solution {
         Some(dir) => Some(solution_tar(dir, &spec.task)?),
         None => None,
@@ -284,7 +304,14 @@ pub async fn execute(
         args,
         env,
         secret_env: secret_env.clone(),
-        solution_tar,
+        inject_tar: solution_tar,
+        entrypoint: None,
+        keep_state: spec.keep_state.then(|| kept_state::KeepState {
+            benchmark: spec.benchmark.clone(),
+            task: spec.task.clone(),
+            agent: spec.agent.clone(),
+            secret_names: secret_env.iter().map(|(k, _)| k.clone()).collect(),
+        }),
         echo_progress: spec.echo_progress,
         labels: spec.labels.clone(),
         network: net.as_ref().map(|n| n.network.clone()),
@@ -330,6 +357,7 @@ pub async fn execute(
         output_error: output_error.as_deref(),
         container: &spec.container,
         made_from: spec.made_from.as_ref(),
+        kept_state: finished.kept.as_ref(),
     };
     std::fs::write(
         staging.path().join("run.json"),
@@ -348,7 +376,12 @@ pub async fn execute(
         model_stats = Some(stats);
     }
     scrub(staging.path(), &secret_env)?;
+    // The state kept by the run this one replaces is nobody's any more.
+    let replaced = kept_state::recorded(&dir).and_then(|k| k.image);
     replace_dir(staging, &dir)?;
+    if let Some(image) = replaced {
+        let _ = kept_state::remove(&image).await;
+    }
 
     let (result, result_error) = if dir.join("result.json").is_file() {
         match report::read_result(&dir.join("result.json")) {
@@ -367,6 +400,7 @@ pub async fn execute(
         result_error,
         wall: finished.wall,
         model: model_stats,
+        kept: finished.kept,
     })
 }
 

@@ -98,6 +98,16 @@ pub struct Reaped {
 /// Removes the containers of dead kiln processes in `stores` (a store that does not
 /// answer is skipped) and returns them; the caller says so.
 pub async fn reap(stores: &[Store]) -> anyhow::Result<Vec<Reaped>> {
+    let found = dead(stores).await?;
+    for r in &found {
+        remove(r.store, &r.name).await?;
+    }
+    Ok(found)
+}
+
+/// The containers of dead kiln processes in `stores` (a store that does not answer is
+/// skipped), left as they are.
+pub async fn dead(stores: &[Store]) -> anyhow::Result<Vec<Reaped>> {
     let host = host_name();
     let mut out = Vec::new();
     for store in stores {
@@ -112,7 +122,6 @@ pub async fn reap(stores: &[Store]) -> anyhow::Result<Vec<Reaped>> {
             if !owner_is_dead(&labels, &host) {
                 continue;
             }
-            remove(*store, &name).await?;
             out.push(Reaped {
                 store: *store,
                 name,

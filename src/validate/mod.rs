@@ -387,6 +387,7 @@ fn run_job(fleet: &Fleet, job: &Job, output: &Path) -> anyhow::Result<Verdict> {
             labels: run::reap::Owner::current().labels(),
             made_from: None,
             gateway: None,
+            keep_state: false,
         })
     };
     if !solution.join("solve.sh").is_file() {

@@ -20,6 +20,8 @@ usage: runner [<phase>] [options]
 phases: prepare | agent | grade | all   (all = prepare, agent, grade; the default)
 shell:  prepare, then COMMAND in the agent's place (its user, cwd, environment) on this
         terminal instead of the agent (default: bash if the image has it, else sh)
+        regrade   grade a kept state (a committed container of `all --keep-state`):
+                  start the services, then grade with the tasks of --tasks-dir
 
 options:
   --task ID              task to run (default: $KILN_TASK_ID, else the only task in /kiln/tasks)
@@ -30,7 +32,9 @@ options:
   --agent-id A           given to the agent as AGENT_ID (default $KILN_AGENT_ID, /opt/agent/name)
   --pass-env NAME        pass this variable of the runner's environment to the agent (repeatable;
                          also $KILN_PASS_ENV, comma-separated)
-  --tasks-dir DIR        list/validate the tasks in DIR instead of /kiln/tasks
+  --keep-state           all: after the agent, print the state-ready line on stderr and
+                         wait (at most 600 s) until kiln has committed the container
+  --tasks-dir DIR        list/validate/regrade the tasks in DIR instead of /kiln/tasks
 test-only options (never used in eval images):
   --unsafe-test-root DIR       resolve /kiln, /opt/agent, /workspace, /run/kiln, /output under DIR
   --unsafe-test-agent-uid UID  run the agent as UID:UID instead of 1000:1000 (needs --unsafe-test-root)
@@ -57,6 +61,7 @@ pub struct Args {
     pub agent_id: Option<String>,
     pub pass_env: Vec<String>,
     pub tasks_dir: Option<PathBuf>,
+    pub keep_state: bool,
     pub test_root: Option<PathBuf>,
     pub test_agent_uid: Option<u32>,
     pub no_drop_privileges: bool,
@@ -120,6 +125,7 @@ pub fn parse(argv: &[String]) -> Result<Args, String> {
                 );
             }
             "--no-drop-privileges" => args.no_drop_privileges = true,
+            "--keep-state" => args.keep_state = true,
             "--version" | "-V" => args.command = Some(Command::Version),
             "--help" | "-h" | "help" => args.command = Some(Command::Help),
             _ if flag.starts_with('-') => return Err(format!("unknown option {flag:?}")),
@@ -128,12 +134,12 @@ pub fn parse(argv: &[String]) -> Result<Args, String> {
                     return Err(format!("unexpected argument {name:?}"));
                 }
                 args.command = Some(match name {
-                    "prepare" | "agent" | "grade" | "all" | "shell" => {
+                    "prepare" | "agent" | "grade" | "regrade" | "all" | "shell" => {
                         Command::Phase(name.to_string())
                     }
                     "list" => Command::List,
                     "validate" => Command::Validate,
-                    _ => return Err(format!("unknown phase or command {name:?} (prepare, agent, grade, all, shell, list, validate)")),
+                    _ => return Err(format!("unknown phase or command {name:?} (prepare, agent, grade, regrade, all, shell, list, validate)")),
                 });
             }
         }
@@ -141,8 +147,16 @@ pub fn parse(argv: &[String]) -> Result<Args, String> {
     if args.test_agent_uid.is_some() && args.test_root.is_none() {
         return Err("--unsafe-test-agent-uid only works with --unsafe-test-root".into());
     }
-    if args.tasks_dir.is_some() && matches!(args.command, Some(Command::Phase(_))) {
-        return Err("--tasks-dir only applies to list and validate".into());
+    let phase = match &args.command {
+        Some(Command::Phase(p)) => Some(p.as_str()),
+        None => Some("all"),
+        _ => None,
+    };
+    if args.tasks_dir.is_some() && phase.is_some_and(|p| p != "regrade") {
+        return Err("--tasks-dir only applies to list, validate and regrade".into());
+    }
+    if args.keep_state && phase != Some("all") {
+        return Err("--keep-state only applies to all".into());
     }
     if !args.shell_command.is_empty() && args.command != Some(Command::Phase("shell".into())) {
         return Err("-- COMMAND only applies to the shell phase".into());
@@ -380,6 +394,9 @@ fn run_phase(phase: &str, args: &Args, layout: Layout, tasks_dir: &std::path::Pa
             if run.state.prepare_ok {
                 run.agent();
             }
+            if args.keep_state && !run.state.has_infra_error() {
+                run.offer_state();
+            }
             let result = if run.state.has_infra_error() {
                 run.infra_result()
             } else {
@@ -398,7 +415,7 @@ fn run_phase(phase: &str, args: &Args, layout: Layout, tasks_dir: &std::path::Pa
                 exit(run.finish(result))
             }
         }
-        "agent" | "grade" => {
+        "agent" | "grade" | "regrade" => {
             let state = match State::load(&output) {
                 Ok(s) if s.task_id == id => s,
                 Ok(s) => {
@@ -411,6 +428,10 @@ fn run_phase(phase: &str, args: &Args, layout: Layout, tasks_dir: &std::path::Pa
                 Err(e) => return usage_error(&e),
             };
             let mut run = Run::new(settings, task, Some(state));
+            if phase == "regrade" {
+                let result = run.regrade();
+                return exit(run.finish(result));
+            }
             if phase == "agent" {
                 run.agent();
                 if run.state.has_infra_error() {
@@ -475,6 +496,10 @@ mod tests {
         assert_eq!(a.output, Some(PathBuf::from("/out")));
         assert_eq!(a.pass_env, vec!["A", "B"]);
         assert_eq!(a.agent_timeout, Some(5));
+        let a = parse(&argv("regrade --task t1 --tasks-dir /kiln/regrade/tasks")).unwrap();
+        assert_eq!(a.command, Some(Command::Phase("regrade".into())));
+        assert_eq!(a.tasks_dir, Some(PathBuf::from("/kiln/regrade/tasks")));
+        assert!(parse(&argv("--keep-state --task t1")).unwrap().keep_state);
     }
 
     #[test]
@@ -498,7 +523,11 @@ mod tests {
                 "all --unsafe-test-agent-uid 5",
                 "only works with --unsafe-test-root",
             ),
-            ("all --tasks-dir /x", "only applies to list and validate"),
+            (
+                "all --tasks-dir /x",
+                "only applies to list, validate and regrade",
+            ),
+            ("grade --keep-state", "only applies to all"),
             ("all -- /bin/sh", "only applies to the shell phase"),
             ("shell --", "needs a command"),
         ] {

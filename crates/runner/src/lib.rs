@@ -5,6 +5,7 @@ pub mod check;
 pub mod cli;
 pub mod core_checks;
 pub mod fsutil;
+pub mod kept_state;
 pub mod layout;
 pub mod log;
 pub mod process;

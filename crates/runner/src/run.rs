@@ -47,7 +47,7 @@ pub struct Run {
     pub task: Task,
     pub state: State,
     pub workspace: PathBuf,
-    services: Services,
+    pub(crate) services: Services,
     started: Instant,
 }
 
