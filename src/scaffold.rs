@@ -500,6 +500,59 @@ pub fn write_task(
     Ok(written)
 }
 
+/// Writes a new Harbor task `id` into the dataset at `root` (named `dataset`): a
+/// working trivial task in Harbor's format (schema 1.4). Its Dockerfile starts `FROM
+/// ubuntu:24.04`, as Harbor's own tasks do; an air-gapped site maps that to a local
+/// image with `--base`.
+pub fn write_harbor_task(root: &Path, dataset: &str, id: &str) -> anyhow::Result<Vec<PathBuf>> {
+    naming::validate_task_id(id).map_err(|e| anyhow::anyhow!("{e}"))?;
+    if id.contains('.') {
+        bail!("invalid task id {id:?}: a Harbor task id names one folder ('.' stands for '/' in nested ids)");
+    }
+    let toml = format!(
+        "schema_version = \"1.4\"\n\n[task]\nname = \"{dataset}/{id}\"\nversion = \"0.1.0\"\n\
+         description = \"TODO: what this task asks\"\nauthors = []\nkeywords = []\n\n\
+         [metadata]\ndifficulty = \"easy\"\ncategory = \"TODO\"\n\n\
+         [agent]\ntimeout_sec = 600.0\nuser = \"agent\"\n\n\
+         [verifier]\ntimeout_sec = 120.0\n\n\
+         [environment]\nnetwork_mode = \"no-network\"\nbuild_timeout_sec = 600.0\ncpus = 1\nmemory_mb = 2048\nworkdir = \"/app\"\n"
+    );
+    let files: Vec<(String, String, bool)> = vec![
+        ("task.toml".into(), toml, false),
+        (
+            "instruction.md".into(),
+            "Create the file `/app/hello.txt` holding one line: `hello`.\n".into(),
+            false,
+        ),
+        (
+            "environment/Dockerfile".into(),
+            "FROM ubuntu:24.04\n# The agent works as this user, in /app (task.toml: agent.user, environment.workdir).\n\
+             RUN useradd --create-home --shell /bin/bash agent && mkdir -p /app && chown agent:agent /app\n\
+             WORKDIR /app\n"
+                .into(),
+            false,
+        ),
+        (
+            "solution/solve.sh".into(),
+            "#!/bin/bash\n# The reference solution: oracle runs it as the agent would.\nset -eu\necho hello > /app/hello.txt\n".into(),
+            true,
+        ),
+        (
+            "tests/test.sh".into(),
+            "#!/bin/bash\n# Copied in after the agent finished; writes the reward (1 solved, 0 not).\n\
+             if [ \"$(cat /app/hello.txt 2>/dev/null)\" = hello ]; then reward=1; else reward=0; fi\n\
+             echo \"$reward\" > /logs/verifier/reward.txt\n"
+                .into(),
+            true,
+        ),
+    ];
+    write_new_dir(&root.join(id), &files)?;
+    Ok(files
+        .iter()
+        .map(|(rel, ..)| Path::new(id).join(rel))
+        .collect())
+}
+
 /// Adds `target` to the `targets` list of group `group` in the bake file text, keeping
 /// everything else as written.
 pub fn add_to_group(text: &str, group: &str, target: &str) -> Result<String, String> {

@@ -390,3 +390,125 @@ fn a_task_builds_on_the_remote_buildkit_builder() {
         "hello-workdir"
     );
 }
+
+/// `kiln shell` in a Harbor task through a real terminal: `cmd` typed, its output read.
+fn shell_session(root: &Path, cache: &Path, extra: &str, cmd: &str) -> String {
+    let line = format!(
+        "{} -C {} shell set --task-id hello {BASE} {extra}",
+        env!("CARGO_BIN_EXE_kiln"),
+        root.display()
+    );
+    let mut child = Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .env("XDG_CACHE_HOME", cache)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    std::io::Write::write_all(&mut stdin, format!("{cmd}; exit\n").as_bytes()).unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn a_new_task_validates_and_a_shell_sees_the_tests_only_when_asked() {
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path().join("set");
+    std::fs::create_dir_all(&root).unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let out = kiln(
+        &root,
+        cache.path(),
+        &["--layout", "harbor", "new", "task", "set", "hello"],
+        &[],
+    );
+    assert!(out.status.success(), "{}", text(&out).1);
+    for f in [
+        "task.toml",
+        "instruction.md",
+        "environment/Dockerfile",
+        "solution/solve.sh",
+        "tests/test.sh",
+    ] {
+        assert!(root.join("hello").join(f).is_file(), "{f}");
+    }
+    // Refused, nothing written: an existing task, an unsafe id, `new benchmark` here.
+    for (args, needle) in [
+        (&["new", "task", "set", "hello"][..], "already exists"),
+        (&["new", "task", "set", "a;b"][..], "metacharacter"),
+        (&["new", "benchmark", "other"][..], "one benchmark"),
+    ] {
+        let out = kiln(&root, cache.path(), args, &[]);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(text(&out).1.contains(needle), "{}", text(&out).1);
+    }
+    let out = kiln(
+        &root,
+        cache.path(),
+        &["shell", "set", "--task-id", "nope", "--dry-run"],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).1.contains("\"nope\""), "{}", text(&out).1);
+    let out = kiln(
+        &root,
+        cache.path(),
+        &[
+            "shell",
+            "set",
+            "--task-id",
+            "hello",
+            "--with-tests",
+            "--dry-run",
+        ],
+        &[],
+    );
+    let (stdout, _) = text(&out);
+    assert!(
+        stdout.starts_with("docker run --rm -it --name kiln-shell-"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("--network none -w /app -u agent --entrypoint /bin/sh"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("target=/tests,readonly"), "{stdout}");
+    if !gate("KILN_TEST_DOCKER") {
+        return;
+    }
+    let out = kiln(&root, cache.path(), &["validate", BASE], &[]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("hello: valid (oracle 1, null 0)"),
+        "{stdout}"
+    );
+
+    let seen = shell_session(
+        &root,
+        cache.path(),
+        "--with-tests",
+        "whoami; pwd; ls /tests",
+    );
+    assert!(seen.contains("test.sh"), "{seen}");
+    assert!(seen.contains("agent") && seen.contains("/app"), "{seen}");
+    let seen = shell_session(&root, cache.path(), "", "ls /tests || echo no-tests-here");
+    assert!(
+        seen.contains("no-tests-here") && !seen.contains("test.sh\r\n"),
+        "{seen}"
+    );
+    let ps = Command::new("docker")
+        .args([
+            "ps",
+            "-a",
+            "--filter",
+            "name=kiln-shell-",
+            "--format",
+            "{{.Names}}",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&ps.stdout).trim(), "");
+}

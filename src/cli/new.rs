@@ -76,6 +76,14 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
             task,
             description,
         } => {
+            if crate::fleet::layout::detect(repo)
+                .is_ok_and(|l| l.name() == crate::fleet::layout::harbor::NAME)
+            {
+                return Err(super::Failure::usage(format!(
+                    "a Harbor dataset is one benchmark (its folder): add tasks with `kiln new task <dataset> ID`; \
+                     a new dataset is a new folder: mkdir {name} && kiln -C {name} --layout harbor new task {name} ID"
+                )));
+            }
             let kind = if per_task {
                 BenchmarkKind::PerTask
             } else {
@@ -91,6 +99,18 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
         }
         What::Task { benchmark, id } => {
             let fleet = Fleet::load(repo, super::build::env_vars())?;
+            if fleet.layout.dataset.is_some() {
+                fleet
+                    .benchmark(&benchmark)
+                    .map_err(|e| super::Failure::usage(e.0.clone()))?;
+                let written = scaffold::write_harbor_task(repo, &benchmark, &id)
+                    .map_err(|e| super::Failure::usage(format!("{e:#}")))?;
+                report(&written);
+                eprintln!(
+                    "created Harbor task {id} in {benchmark}; next: kiln lint, kiln validate --task-id {id} (--base ubuntu:24.04=<local image> where nothing can be pulled)"
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
             let b = fleet
                 .benchmark(&benchmark)
                 .map_err(|e| super::Failure::usage(e.0.clone()))?;

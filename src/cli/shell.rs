@@ -63,6 +63,15 @@ pub struct Args {
     /// The build's progress: auto (a bar on a terminal, lines otherwise), tty, plain or quiet.
     #[arg(long, default_value = "auto", value_parser = parse_progress)]
     pub progress: crate::progress::Mode,
+
+    /// Public base images replaced by local ones, one `PUBLIC_REF=LOCAL_REF` a line
+    /// (a Harbor dataset, as `kiln build --base-map`).
+    #[arg(long, value_name = "FILE")]
+    pub base_map: Option<PathBuf>,
+
+    /// One base map entry `PUBLIC_REF=LOCAL_REF` (repeatable; after --base-map).
+    #[arg(long = "base", value_name = "PUBLIC=LOCAL")]
+    pub bases: Vec<String>,
 }
 
 fn parse_backend(s: &str) -> Result<Requested, String> {
@@ -79,6 +88,10 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
             "--ca-bundle {}: no such file",
             file.display()
         )));
+    }
+    if crate::fleet::layout::detect(repo)?.name() == crate::fleet::layout::harbor::NAME {
+        let fleet = crate::fleet::Fleet::load(repo, super::build::env_vars())?;
+        return harbor(repo, &fleet, &args);
     }
     let request = Request {
         benchmark: args.benchmark,
@@ -108,4 +121,79 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
         keep_state: false,
     };
     Ok(ExitCode::from(shell::run(repo, &checked, &opts)?))
+}
+
+/// A shell in a Harbor task's environment: its image built when out of date, then
+/// `docker run -it` as the task's agent would run (docs/layouts.md).
+fn harbor(repo: &Path, fleet: &crate::fleet::Fleet, args: &Args) -> anyhow::Result<ExitCode> {
+    use std::io::IsTerminal as _;
+    if args.agent != shell::DEFAULT_AGENT {
+        return Err(Failure::usage(format!(
+            "--agent {:?}: a Harbor dataset has no agents of its own; --with-solution mounts the solution",
+            args.agent
+        )));
+    }
+    let bench = fleet
+        .benchmark(&args.benchmark)
+        .map_err(|e| Failure::usage(e.0.clone()))?;
+    let id = bench
+        .task(&args.task)
+        .map_err(crate::fleet::refused_to_usage)?
+        .to_string();
+    let ds = fleet.layout.dataset.as_ref().expect("a Harbor fleet");
+    let task = ds.task(&id).expect("a listed task");
+    if let Some(why) = task.cannot_run(&fleet.root) {
+        return Err(Failure::usage(format!("task {id} cannot run here: {why}")));
+    }
+    let images = crate::plan::harbor::images(fleet, task);
+    let tty = args.dry_run || std::io::stdin().is_terminal();
+    let mut spec = shell::harbor(
+        fleet,
+        task,
+        &images.environment,
+        args.with_solution,
+        args.with_tests,
+        tty,
+    )?;
+    if args.dry_run {
+        // As for kiln's fleets: a pasted command outlives this kiln process, so it does
+        // not carry the labels naming it (the next run would reap it as a dead one's).
+        spec.labels = vec![(crate::run::reap::LABEL_RUN.into(), "true".into())];
+        println!("{}", crate::backend::shell::join(&spec.argv()));
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut base_map = match &args.base_map {
+        Some(f) => {
+            crate::plan::base_map::BaseMap::read(f).map_err(crate::fleet::refused_to_usage)?
+        }
+        None => Default::default(),
+    };
+    for b in &args.bases {
+        base_map
+            .add(b, "--base")
+            .map_err(crate::fleet::refused_to_usage)?;
+    }
+    let request = crate::plan::Request::Benchmark {
+        benchmark: bench.name.clone(),
+        task: Some(id),
+    };
+    let info = super::build::build_info(repo)?;
+    let plan = crate::plan::harbor::plan(fleet, &request, &info, &base_map)
+        .map_err(crate::fleet::refused_to_usage)?;
+    let summary = crate::validate::build_for_runs(
+        fleet,
+        plan,
+        args.backend,
+        crate::build::Options::new(repo).jobs,
+        false,
+        args.progress,
+        args.ca_bundle.as_deref(),
+    )?;
+    if summary.exit_code() != 0 {
+        return Ok(ExitCode::from(summary.exit_code()));
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    Ok(ExitCode::from(shell::run_spec(&runtime, &spec)?))
 }

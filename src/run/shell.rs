@@ -63,11 +63,19 @@ pub struct ShellSpec {
     pub agent: String,
     /// Stdin is a terminal: `-it`; otherwise `-i` (the shell reads commands from stdin).
     pub tty: bool,
-    /// The host's `solution/` directory, mounted at `/kiln/solutions/<task>/`.
-    pub solution: Option<PathBuf>,
-    /// The host's `grading/` directory, mounted at [`TESTS_DIR`].
+    /// The host's `solution/` directory and where it is mounted (kiln's fleets:
+    /// `/kiln/solutions/<task>/`; a Harbor task: `/solution`).
+    pub solution: Option<(PathBuf, String)>,
+    /// The host's graders (`grading/`, a Harbor task's `tests/`), mounted at [`TESTS_DIR`].
     pub tests: Option<PathBuf>,
     pub labels: Vec<(String, String)>,
+    /// `run` options before the image: the environment the agent gets, its user, workdir
+    /// and network (only `-e NAME`: values are in [`ShellSpec::env`]).
+    pub run_args: Vec<String>,
+    /// After the image: the runner's `shell --task T`, or a shell for an image without it.
+    pub command: Vec<String>,
+    /// Values of the `-e NAME` options, in the CLI's environment (never an argument).
+    pub env: Vec<(String, String)>,
 }
 
 impl ShellSpec {
@@ -86,26 +94,15 @@ impl ShellSpec {
         for (k, v) in &self.labels {
             argv.extend(["--label".into(), format!("{k}={v}")]);
         }
-        // As `kiln run` sets them (the runner's inputs, docs/scenario-format.md §7).
-        argv.extend([
-            "--env".into(),
-            format!("KILN_TASK_ID={}", self.task),
-            "--env".into(),
-            format!("KILN_AGENT_ID={}", self.agent),
-        ]);
-        if let Some(dir) = &self.solution {
-            let target = format!("{}/{}", container::SOLUTIONS_DIR, self.task);
-            argv.extend(["--mount".into(), bind_mount(dir, &target)]);
+        argv.extend(self.run_args.iter().cloned());
+        if let Some((dir, target)) = &self.solution {
+            argv.extend(["--mount".into(), bind_mount(dir, target)]);
         }
         if let Some(dir) = &self.tests {
             argv.extend(["--mount".into(), bind_mount(dir, TESTS_DIR)]);
         }
-        argv.extend([
-            self.image.clone(),
-            "shell".into(),
-            "--task".into(),
-            self.task.clone(),
-        ]);
+        argv.push(self.image.clone());
+        argv.extend(self.command.iter().cloned());
         argv
     }
 }
@@ -216,9 +213,21 @@ fn spec(checked: &Checked, store: Store, tty: bool, labels: Vec<(String, String)
         task: run.task.clone(),
         agent: run.agent.clone(),
         tty,
-        solution: checked.solution.clone(),
+        solution: checked
+            .solution
+            .clone()
+            .map(|dir| (dir, format!("{}/{}", container::SOLUTIONS_DIR, run.task))),
         tests: checked.tests.clone(),
         labels,
+        // As `kiln run` sets them (the runner's inputs, docs/scenario-format.md §7).
+        run_args: vec![
+            "--env".into(),
+            format!("KILN_TASK_ID={}", run.task),
+            "--env".into(),
+            format!("KILN_AGENT_ID={}", run.agent),
+        ],
+        command: vec!["shell".into(), "--task".into(), run.task.clone()],
+        env: Vec::new(),
     }
 }
 
@@ -253,11 +262,7 @@ pub fn print_dry_run(checked: &Checked) -> anyhow::Result<()> {
 /// after SIGHUP).
 pub fn run(repo: &Path, checked: &Checked, opts: &Options) -> anyhow::Result<u8> {
     let tty = std::io::stdin().is_terminal();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("starting the tokio runtime")?;
+    let runtime = runtime()?;
     runtime.block_on(reap::reap_and_say(&[Store::Docker]))?;
     let images = local::build(repo, &checked.fleet, &checked.matrix, opts, &runtime)?;
     let (store, _digest) = images[checked.image()].clone();
@@ -265,26 +270,95 @@ pub fn run(repo: &Path, checked: &Checked, opts: &Options) -> anyhow::Result<u8>
         runtime.block_on(reap::reap_and_say(&[Store::Podman]))?;
     }
     let spec = spec(checked, store, tty, Owner::current().labels());
+    run_spec(&runtime, &spec)
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")
+}
+
+/// Says what the shell is, then runs it until it ends (see [`attend`]).
+pub fn run_spec(runtime: &tokio::runtime::Runtime, spec: &ShellSpec) -> anyhow::Result<u8> {
+    let tty = spec.tty;
     say(&format!(
-        "shell: task {} as agent {} (its user, workspace and environment), image {} [{store}], \
+        "shell: task {} as agent {} (its user, workspace and environment), image {} [{}], \
          container {}; {}{}",
         spec.task,
         spec.agent,
         spec.image,
+        spec.store,
         spec.name,
         match &spec.tests {
             Some(_) => format!("graders at {TESTS_DIR} (read-only)"),
             None => "graders hidden".into(),
         },
         match &spec.solution {
-            Some(_) => ", solution in $SOLUTION_DIR",
-            None => "",
+            Some((_, target)) => format!(", solution at {target}"),
+            None => String::new(),
         },
     ));
     if !tty {
         say("stdin is not a terminal: the shell reads its commands from stdin (`run -i`, no TTY)");
     }
-    runtime.block_on(attend(&spec))
+    runtime.block_on(attend(spec))
+}
+
+/// The shell of a Harbor task, as its agent would be: the task's environment image
+/// (built first when out of date), `agent.user`, the workdir, `environment.env` and the
+/// network policy; `/tests` and `/solution` only when asked. The image has no kiln
+/// runner: the entry point becomes bash when the image has it, else sh.
+pub fn harbor(
+    fleet: &Fleet,
+    task: &crate::fleet::layout::harbor::Task,
+    image: &str,
+    with_solution: bool,
+    with_tests: bool,
+    tty: bool,
+) -> anyhow::Result<ShellSpec> {
+    use crate::fleet::layout::harbor::{config::NetworkMode, dataset};
+    let env = &task.config.environment;
+    let dir = fleet.root.join(&task.dir);
+    let abs = |p: PathBuf| std::fs::canonicalize(&p).unwrap_or(p);
+    let mut run_args = Vec::new();
+    if env.network() == NetworkMode::NoNetwork {
+        run_args.extend(["--network".into(), "none".into()]);
+    }
+    if let Some(w) = &env.workdir {
+        run_args.extend(["-w".into(), w.clone()]);
+    }
+    if let Some(u) = &task.config.agent.user {
+        run_args.extend(["-u".into(), u.as_arg()]);
+    }
+    let mut values = Vec::new();
+    for (k, v) in &env.env {
+        let value = crate::run::harbor::expand_env(v)
+            .with_context(|| format!("task {}: environment.env.{k}", task.id))?;
+        run_args.extend(["-e".into(), k.clone()]);
+        values.push((k.clone(), value));
+    }
+    run_args.extend(["--entrypoint".into(), "/bin/sh".into()]);
+    let name = container_name(&fleet.benchmarks[0].name, &task.id, "harbor");
+    Ok(ShellSpec {
+        store: Store::Docker,
+        image: image.to_string(),
+        name,
+        task: task.id.clone(),
+        agent: "(none)".into(),
+        tty,
+        solution: with_solution.then(|| (abs(dir.join(dataset::SOLUTION_DIR)), "/solution".into())),
+        tests: with_tests.then(|| abs(dir.join(dataset::TESTS_DIR))),
+        labels: Owner::current().labels(),
+        run_args,
+        command: vec![
+            "-c".into(),
+            "command -v bash >/dev/null 2>&1 && exec bash || exec sh".into(),
+        ],
+        env: values,
+    })
 }
 
 /// A line on stderr that may find no terminal any more (after SIGHUP): never panics.
@@ -303,6 +377,7 @@ async fn attend(spec: &ShellSpec) -> anyhow::Result<u8> {
     let argv = spec.argv();
     let mut child = tokio::process::Command::new(&argv[0])
         .args(&argv[1..])
+        .envs(spec.env.iter().map(|(k, v)| (k, v)))
         .spawn()
         .with_context(|| format!("running {}", join(&argv)))?;
     let stopped = tokio::select! {
@@ -387,6 +462,14 @@ mod tests {
             solution: None,
             tests: None,
             labels: vec![("kiln.run".into(), "true".into())],
+            run_args: vec![
+                "--env".into(),
+                "KILN_TASK_ID=count-lines".into(),
+                "--env".into(),
+                "KILN_AGENT_ID=null".into(),
+            ],
+            command: vec!["shell".into(), "--task".into(), "count-lines".into()],
+            env: Vec::new(),
         }
     }
 
@@ -403,7 +486,10 @@ mod tests {
     #[test]
     fn solution_and_tests_are_read_only_bind_mounts() {
         let mut s = spec();
-        s.solution = Some("/repo/benchmarks/b/tasks/count-lines/solution".into());
+        s.solution = Some((
+            "/repo/benchmarks/b/tasks/count-lines/solution".into(),
+            "/kiln/solutions/count-lines".into(),
+        ));
         s.tests = Some("/repo/benchmarks/b/tasks/count-lines/grading".into());
         let argv = s.argv();
         let mounts: Vec<&str> = argv
