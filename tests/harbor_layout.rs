@@ -6,6 +6,7 @@
 //! builds one on the remote BuildKit builder.
 
 mod fleet_support;
+mod registry_support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -511,4 +512,132 @@ fn a_new_task_validates_and_a_shell_sees_the_tests_only_when_asked() {
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&ps.stdout).trim(), "");
+}
+
+/// An allowlist task whose solution fetches `http://$TARGET/token.txt` through the
+/// proxy kiln gives it, and tries the same host directly; the tests grade `expect`.
+fn egress_task(root: &Path, id: &str, allowed: &str, expect_token: bool) {
+    let t = root.join(id);
+    write(
+        &t.join("task.toml"),
+        &format!(
+            "schema_version = \"1.4\"\n[task]\nname = \"kiln/{id}\"\n[agent]\ntimeout_sec = 60\n\
+             [verifier]\ntimeout_sec = 60\n[solution.env]\nTARGET = \"${{KILN_TEST_TARGET}}\"\n\
+             [environment]\nnetwork_mode = \"allowlist\"\nallowed_hosts = [\"{allowed}\"]\n"
+        ),
+    );
+    write(
+        &t.join("instruction.md"),
+        "Fetch /token.txt into /app/proxied.txt.\n",
+    );
+    write(
+        &t.join("environment/Dockerfile"),
+        "FROM debian:bookworm-slim\nRUN mkdir -p /app\n",
+    );
+    write(
+        &t.join("solution/solve.sh"),
+        "#!/bin/bash\nset -u\nproxy=${HTTP_PROXY#http://}\n\
+         exec 3<>\"/dev/tcp/${proxy%:*}/${proxy##*:}\"\n\
+         printf 'GET http://%s/token.txt HTTP/1.0\\r\\n\\r\\n' \"$TARGET\" >&3\n\
+         cat <&3 > /app/proxied.txt\n\
+         if timeout 3 bash -c \"exec 3<>/dev/tcp/${TARGET%:*}/${TARGET##*:}\" 2>/dev/null; then \
+         echo reachable > /app/direct.txt; else echo blocked > /app/direct.txt; fi\n",
+    );
+    let check = if expect_token {
+        "grep -q kiln-egress-token /app/proxied.txt"
+    } else {
+        "grep -q ' 403 ' /app/proxied.txt && ! grep -q kiln-egress-token /app/proxied.txt"
+    };
+    write(
+        &t.join("tests/test.sh"),
+        &format!(
+            "#!/bin/bash\nif {check} && [ \"$(cat /app/direct.txt 2>/dev/null)\" = blocked ]; \
+             then echo 1; else echo 0; fi > /logs/verifier/reward.txt\n"
+        ),
+    );
+}
+
+/// A web server in a network namespace of the test's own (never on the host's own
+/// addresses), stopped on drop.
+struct NsServer {
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for NsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn ns_server(ns: &registry_support::tls::Netns) -> NsServer {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("token.txt"), "kiln-egress-token\n").unwrap();
+    let child = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &ns.name,
+            "python3",
+            "-m",
+            "http.server",
+            "8080",
+            "--bind",
+            &ns.ip,
+        ])
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    NsServer { child, _dir: dir }
+}
+
+#[test]
+fn an_allowlist_lets_out_only_its_hosts_through_the_egress_proxy() {
+    if !gate("KILN_TEST_DOCKER") {
+        return;
+    }
+    if unsafe { libc::geteuid() } != 0 || which::which("ip").is_err() {
+        eprintln!("skipped: network namespaces need root and iproute2's `ip`");
+        return;
+    }
+    let ns = registry_support::tls::Netns::create("egress");
+    let _server = ns_server(&ns);
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path().join("set");
+    egress_task(&root, "allowed", &ns.ip, true);
+    egress_task(&root, "denied", "allowed.invalid", false);
+    let cache = tempfile::tempdir().unwrap();
+    let target = format!("{}:8080", ns.ip);
+    let out = kiln(
+        &root,
+        cache.path(),
+        &["validate"],
+        &[("KILN_TEST_TARGET", &target)],
+    );
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("allowed: valid (oracle 1, null 0)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("denied: valid (oracle 1, null 0)"),
+        "{stdout}"
+    );
+    let left = Command::new("docker")
+        .args([
+            "network",
+            "ls",
+            "--filter",
+            "name=kiln-harbor-",
+            "--format",
+            "{{.Name}}",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&left.stdout).trim(), "");
 }

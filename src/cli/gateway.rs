@@ -74,6 +74,17 @@ pub enum Command {
         #[arg(long, default_value = "")]
         model: String,
     },
+    /// The egress proxy of an allowlist network policy: an HTTP proxy (CONNECT and
+    /// plain HTTP) that lets a connection out only to a listed host (exact names,
+    /// `*.suffix`, IP literals, CIDR ranges). kiln starts it beside a Harbor task whose
+    /// `network_mode` is `allowlist`, on the task's internal network.
+    Egress {
+        /// A host the task may reach (repeatable; none: nothing goes out).
+        #[arg(long = "allow", value_name = "HOST")]
+        allow: Vec<String>,
+        #[arg(long, default_value = "127.0.0.1:3128", value_name = "ADDR")]
+        listen: SocketAddr,
+    },
     /// Convert OpenTelemetry GenAI spans (OTLP/JSON) into a fixture.
     ImportOtel {
         /// The trace file (as an OpenTelemetry collector's file exporter writes it).
@@ -103,6 +114,16 @@ fn env_value(flag: &str, name: &str) -> anyhow::Result<String> {
 pub fn run(_repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
     let until;
     let opts = match args.command {
+        Command::Egress { allow, listen } => {
+            let list = gateway::egress::Allowlist::parse(&allow)
+                .map_err(|e| Failure::usage(format!("{e:#}")))?;
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()?;
+            rt.block_on(gateway::egress::serve(&listen.to_string(), list))?;
+            return Ok(ExitCode::SUCCESS);
+        }
         Command::ImportOtel {
             traces,
             output,

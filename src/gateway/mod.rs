@@ -13,6 +13,7 @@
 //! - [`stats`]: the counters `kiln run` puts into result.json;
 //! - [`server`]: the HTTP server itself.
 
+pub mod egress;
 pub mod fixture;
 pub mod normalize;
 pub mod otel;

@@ -69,6 +69,10 @@ pub struct Outcome {
     pub wall_sec: f64,
 }
 
+/// The egress proxy's name and port on an allowlist task's network.
+pub const EGRESS_HOST: &str = "kiln-egress";
+pub const EGRESS_PORT: u16 = 3128;
+
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn on_interrupt(_: libc::c_int) {
@@ -109,6 +113,8 @@ struct Ran {
 struct Docker<'p> {
     dry_run: bool,
     containers: Vec<String>,
+    /// Networks made for the trial, removed after its containers.
+    networks: Vec<String>,
     print: &'p mut dyn FnMut(&str),
 }
 
@@ -193,7 +199,7 @@ impl Docker<'_> {
     }
 
     fn remove_all(&mut self) {
-        if self.containers.is_empty() {
+        if self.containers.is_empty() && self.networks.is_empty() {
             return;
         }
         let mut args = vec!["rm".to_string(), "-f".into()];
@@ -201,6 +207,11 @@ impl Docker<'_> {
         // Runs even after Ctrl-C: a removal is what the interrupt asks for.
         let was = INTERRUPTED.swap(false, Ordering::SeqCst);
         self.run(&args, &[], Some(60.0));
+        if !self.networks.is_empty() {
+            let mut args = vec![s("network"), s("rm")];
+            args.append(&mut self.networks);
+            self.run(&args, &[], Some(60.0));
+        }
         INTERRUPTED.store(was, Ordering::SeqCst);
     }
 }
@@ -259,6 +270,7 @@ impl Trial<'_> {
         let mut docker = Docker {
             dry_run: self.dry_run,
             containers: Vec::new(),
+            networks: Vec::new(),
             print,
         };
         let result = self.steps(&mut docker);
@@ -306,8 +318,24 @@ impl Trial<'_> {
             args.push(s("--label"));
             args.push(format!("{k}={v}"));
         }
-        if env.network() == NetworkMode::NoNetwork {
-            args.extend([s("--network"), s("none")]);
+        match env.network() {
+            NetworkMode::Public => {}
+            NetworkMode::NoNetwork => args.extend([s("--network"), s("none")]),
+            NetworkMode::Allowlist => {
+                let hosts = env.allowed_hosts.clone().unwrap_or_default();
+                let net = self.egress(docker, role, &hosts)?;
+                args.extend([s("--network"), net]);
+                let proxy = format!("http://{EGRESS_HOST}:{EGRESS_PORT}");
+                for k in ["HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"] {
+                    args.extend([s("-e"), format!("{k}={proxy}")]);
+                }
+                args.extend([
+                    s("-e"),
+                    s("NO_PROXY=localhost,127.0.0.1"),
+                    s("-e"),
+                    s("no_proxy=localhost,127.0.0.1"),
+                ]);
+            }
         }
         if let Some(c) = env.cpus {
             args.extend([s("--cpus"), c.to_string()]);
@@ -347,6 +375,73 @@ impl Trial<'_> {
             self.healthy(docker, &name, h)?;
         }
         Ok(name)
+    }
+
+    /// An internal network whose only way out is an egress proxy letting `hosts` out
+    /// ([`crate::gateway::egress`]): kiln's own binary on the gateway image, on the
+    /// engine's default network and on the internal one as [`EGRESS_HOST`].
+    fn egress(&self, docker: &mut Docker, role: &str, hosts: &[String]) -> anyhow::Result<String> {
+        crate::gateway::egress::Allowlist::parse(hosts)
+            .with_context(|| format!("task {}: allowed_hosts", self.task.id))?;
+        let net = format!("{}-net", self.name(role));
+        let mut create = vec![s("network"), s("create"), s("--internal")];
+        for (k, v) in &self.labels {
+            create.extend([s("--label"), format!("{k}={v}")]);
+        }
+        create.push(net.clone());
+        docker.must(&create)?;
+        docker.networks.push(net.clone());
+        let proxy = format!("{}-egress", self.name(role));
+        let exe = std::env::current_exe().context("locating kiln's own binary")?;
+        let image = std::env::var("KILN_GATEWAY_IMAGE")
+            .unwrap_or_else(|_| crate::run::model::GATEWAY_IMAGE.into());
+        let mut run = vec![s("run"), s("-d"), s("--name"), proxy.clone()];
+        for (k, v) in &self.labels {
+            run.extend([s("--label"), format!("{k}={v}")]);
+        }
+        run.extend([
+            s("-v"),
+            format!("{}:/usr/local/bin/kiln:ro", exe.display()),
+            image,
+            s("/usr/local/bin/kiln"),
+            s("gateway"),
+            s("egress"),
+            s("--listen"),
+            format!("0.0.0.0:{EGRESS_PORT}"),
+        ]);
+        for h in hosts {
+            run.extend([s("--allow"), h.clone()]);
+        }
+        docker.must(&run)?;
+        docker.containers.push(proxy.clone());
+        docker.must(&[
+            s("network"),
+            s("connect"),
+            s("--alias"),
+            s(EGRESS_HOST),
+            net.clone(),
+            proxy.clone(),
+        ])?;
+        // Listening within moments; the agent must not race it.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if self.dry_run {
+                break;
+            }
+            let logs = docker.run(&[s("logs"), proxy.clone()], &[], Some(10.0));
+            if logs.output.contains("listening on") {
+                break;
+            }
+            if Instant::now() > deadline {
+                anyhow::bail!(
+                    "task {}: the egress proxy did not start: {}",
+                    self.task.id,
+                    logs.output.trim()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(net)
     }
 
     /// Waits until the healthcheck passes: `retries` failures in a row after the start

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use super::config::{EnvironmentMode, NetworkMode, Os, Step, TaskConfig};
+use super::config::{EnvironmentMode, Os, Step, TaskConfig};
 
 pub const TASK_FILE: &str = "task.toml";
 pub const INSTRUCTION: &str = "instruction.md";
@@ -76,17 +76,12 @@ impl Task {
         Some(why)
     }
 
-    /// The first network setting kiln cannot enforce: an allowlist (kiln has no egress
-    /// proxy yet), or a phase that differs from its baseline (a running container's
-    /// network cannot be switched; Harbor refuses these too without dynamic policy).
+    /// The first network setting kiln cannot enforce: a phase that differs from its
+    /// baseline (a running container's network cannot be switched; Harbor refuses these
+    /// too without dynamic policy).
     fn network_field_kiln_cannot_enforce(&self) -> Option<String> {
         let c = &self.config;
         let base = c.environment.network();
-        if base == NetworkMode::Allowlist {
-            return Some(
-                "environment.network_mode = \"allowlist\": kiln has no egress proxy yet".into(),
-            );
-        }
         let verifier_base = match &c.verifier.environment {
             Some(v) => v.network(),
             None => base,
