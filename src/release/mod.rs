@@ -5,14 +5,17 @@
 //!
 //! Order: select ([`select`]) → gates that need no image (lint, clean tree) → registry
 //! login → build (every image up to date, labels checked) → validation of every
-//! released benchmark for these very images → what each tag holds ([`check`]: one
-//! `HEAD` per tag, any manifest kind) and immutability of the version tag → push and
-//! verify ([`publish`]), each image as soon as it can go. A failed gate stops the
+//! released benchmark for these very images ([`validation`]) → what each tag holds
+//! ([`check`]: one `HEAD` per tag, any manifest kind) and immutability of the version
+//! tag → push and verify ([`publish`]), each image as soon as it can go. A failed gate stops the
 //! release before the first push, or (build, labels, validation) only the benchmark it
 //! concerns. Re-running is safe: an image the registry already holds under a tag is
 //! "already published", and nothing is uploaded. Ctrl-C, fail-fast ([`fail_fast`]) and
 //! the temporary engine tags ([`temp_tags`]) are about stopping early without leaving
 //! anything half-done: docs/release-manifest.md, "When a release stops early".
+//!
+//! A Harbor dataset goes through the same steps with its tasks as the units published
+//! or blocked ([`harbor`]: selection, validation, and `--pin` after the push).
 
 mod check;
 pub mod dry_run;
@@ -521,9 +524,7 @@ pub fn release(fleet: &Fleet, info: &BuildInfo, opts: &Options) -> anyhow::Resul
 
 /// What earlier releases published and verified, by reference (the manifest they left):
 /// a tag that still resolves to the digest listed there holds that very image.
-pub(super) fn previously_published(
-    path: &std::path::Path,
-) -> BTreeMap<String, registry::Published> {
+fn previously_published(path: &std::path::Path) -> BTreeMap<String, registry::Published> {
     std::fs::read(path)
         .ok()
         .and_then(|b| serde_json::from_slice::<Manifest>(&b).ok())
