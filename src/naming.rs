@@ -103,6 +103,15 @@ pub fn eval_path(benchmark: &str, task_id: Option<&str>, agent: &str) -> String 
     concat(&["evals/", benchmark, sep, task, "--", agent])
 }
 
+/// The repository path of a benchmark image under the registry root:
+/// `benchmarks/<benchmark>`, per task `benchmarks/<benchmark>-<task lowercased>`.
+pub fn benchmark_path(benchmark: &str, task_id: Option<&str>) -> String {
+    match task_id {
+        None => concat(&["benchmarks/", benchmark]),
+        Some(t) => concat(&["benchmarks/", benchmark, "-", &task_component(t)]),
+    }
+}
+
 /// Produces image references for one `REGISTRY` and `TAG`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Naming {
@@ -124,15 +133,8 @@ impl Naming {
 
     /// The benchmark image, or with a task the per-task base image.
     pub fn benchmark(&self, benchmark: &str, task_id: Option<&str>) -> String {
-        match task_id {
-            None => format!("{}/benchmarks/{benchmark}:{}", self.registry, self.tag),
-            Some(t) => format!(
-                "{}/benchmarks/{benchmark}-{}:{}",
-                self.registry,
-                task_component(t),
-                self.tag
-            ),
-        }
+        let path = benchmark_path(benchmark, task_id);
+        concat(&[&self.registry, "/", &path, ":", &self.tag])
     }
 
     pub fn agent(&self, agent: &str) -> String {

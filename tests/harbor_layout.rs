@@ -316,7 +316,8 @@ fn the_examples_that_run_here_validate_on_the_engine() {
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&ps.stdout).trim(), "");
 
-    // A second validation finds every image up to date.
+    // A second validation finds every image up to date and answers from the record
+    // (the dataset's .kiln/validation.json), without a trial.
     let out = kiln(
         &root,
         cache.path(),
@@ -326,6 +327,10 @@ fn the_examples_that_run_here_validate_on_the_engine() {
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stdout}\n{stderr}");
     assert!(stderr.contains("0 built, 1 up to date"), "{stderr}");
+    assert!(
+        stdout.contains("hello-user: valid (recorded: oracle 1, null 0)"),
+        "{stdout}"
+    );
 
     // A verifier that writes no reward fails the trial: never a pass.
     write(

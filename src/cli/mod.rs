@@ -81,7 +81,7 @@ pub enum Command {
     Clean(clean::Args),
     /// Run oracle and null on every task; a benchmark is valid when oracle scores 1.0 and null does not pass.
     Validate(validate::Args),
-    /// Publish the released benchmarks, the agents and the core images to a registry, gated and verified.
+    /// Publish the released benchmarks, the agents and the core images (a Harbor dataset: its valid tasks) to a registry, gated and verified.
     Release(release::Args),
     /// The model gateway: replay a fixture, record an upstream, import OpenTelemetry traces.
     Gateway(gateway::Args),

@@ -1,5 +1,6 @@
 //! `kiln release --registry HOST[:PORT][/PREFIX] [--tag TAG]... [--only NAME]...
-//! [--manifest FILE] [--dry-run] [--force] [--allow-dirty] [--jobs N] [--backend ...]`.
+//! [--manifest FILE] [--dry-run] [--force] [--allow-dirty] [--jobs N] [--backend ...]
+//! [--base-map FILE] [--base PUBLIC=LOCAL]... [--pin]` (the last three: Harbor datasets).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -20,7 +21,8 @@ pub struct Args {
     #[arg(long = "tag", value_name = "TAG")]
     pub tags: Vec<String>,
 
-    /// Publish only these benchmarks and/or agents (repeatable); a benchmark must be released.
+    /// Publish only these benchmarks and/or agents (repeatable); a benchmark must be
+    /// released. In a Harbor dataset: task ids.
     #[arg(long = "only", value_name = "NAME")]
     pub only: Vec<String>,
 
@@ -28,7 +30,8 @@ pub struct Args {
     #[arg(long, default_value = "release-manifest.json", value_name = "FILE")]
     pub manifest: PathBuf,
 
-    /// Print the gates and the plain docker/podman commands; contact no registry, change nothing.
+    /// Print the gates and the plain docker/podman commands; contact no registry, change
+    /// nothing (with --pin: each task.toml edit as a diff).
     #[arg(long)]
     pub dry_run: bool,
 
@@ -58,6 +61,21 @@ pub struct Args {
     /// engine's own insecure-registries count too). Loopback registries need no flag.
     #[arg(long = "insecure-registry", value_name = "HOST[:PORT]", value_parser = parse_insecure)]
     pub insecure_registries: Vec<String>,
+
+    /// Public base images replaced by local ones, one `PUBLIC_REF=LOCAL_REF` a line (as
+    /// `kiln build --base-map`; Harbor datasets).
+    #[arg(long, value_name = "FILE")]
+    pub base_map: Option<PathBuf>,
+
+    /// One base map entry `PUBLIC_REF=LOCAL_REF` (repeatable; after --base-map).
+    #[arg(long = "base", value_name = "PUBLIC=LOCAL")]
+    pub bases: Vec<String>,
+
+    /// Harbor datasets: write `docker_image = "REGISTRY/REPOSITORY@sha256:…"` (the pushed
+    /// digest) into the [environment] table of each published task's task.toml, in place
+    /// (comments and layout kept). kiln keeps building a pinned task from its Dockerfile.
+    #[arg(long)]
+    pub pin: bool,
 }
 
 pub(super) fn parse_insecure(s: &str) -> Result<String, String> {
@@ -85,6 +103,26 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
         )));
     }
     let fleet = Fleet::load(repo, super::build::env_vars())?;
+    let harbor = fleet.layout.dataset.is_some();
+    if !harbor && (args.pin || args.base_map.is_some() || !args.bases.is_empty()) {
+        return Err(super::Failure::usage(
+            "--pin, --base-map and --base apply to a Harbor dataset (kiln's own fleet builds on local bases: scripts/make-bases.sh)",
+        ));
+    }
+    for p in fleet.problems.iter().filter(|_| harbor) {
+        eprintln!("note: left out: {p}");
+    }
+    let mut base_map = match &args.base_map {
+        Some(file) => {
+            crate::plan::base_map::BaseMap::read(file).map_err(crate::fleet::refused_to_usage)?
+        }
+        None => Default::default(),
+    };
+    for entry in &args.bases {
+        base_map
+            .add(entry, "--base")
+            .map_err(crate::fleet::refused_to_usage)?;
+    }
     let info = super::build::build_info(repo)?;
     let mut opts = Options {
         repo: repo.to_path_buf(),
@@ -100,6 +138,8 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
         progress: crate::progress::Mode::Auto,
         ca_bundle: args.ca_bundle,
         insecure_registries: args.insecure_registries,
+        base_map,
+        pin: args.pin,
     };
     if let Some(j) = args.jobs {
         opts.jobs = j.into();

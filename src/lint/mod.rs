@@ -4,9 +4,11 @@
 //! - [`layout`]: directories, bake files, target names, groups, tasks, task ids;
 //! - [`targets`]: per resolved target: labels, tags, `target:` contexts vs Dockerfile bases;
 //! - [`secrets`]: secret-shaped `ARG`/`ENV`/bake args;
-//! - [`source`]: where in a bake file a target, a key or a variable is (line numbers).
+//! - [`source`]: where in a bake file a target, a key or a variable is (line numbers);
+//! - [`harbor`]: a Harbor dataset: the tasks it leaves out.
 
 mod eval_containers;
+mod harbor;
 mod layout;
 mod secrets;
 mod source;
@@ -69,7 +71,14 @@ pub fn lint(root: &Path) -> anyhow::Result<Report> {
         violations: Vec::new(),
     };
     let mut report = Report::default();
-    if crate::fleet::layout::detect(root)?.name() == crate::fleet::layout::eval_containers::NAME {
+    let layout = crate::fleet::layout::detect(root)?.name();
+    if layout == crate::fleet::layout::harbor::NAME {
+        harbor::check(root, &mut sink, &mut report)?;
+        sink.violations.sort();
+        report.violations = sink.violations;
+        return Ok(report);
+    }
+    if layout == crate::fleet::layout::eval_containers::NAME {
         eval_containers::check(root, &mut sink, &mut report)?;
         sink.violations.sort();
         sink.violations.dedup();

@@ -68,6 +68,26 @@ impl TaskImages {
     }
 }
 
+/// The repository path kiln publishes `task`'s environment to, under the registry root
+/// (`benchmarks/<dataset>-<task>`): what a pin of the task names.
+pub fn repository_path(fleet: &Fleet, task: &Task) -> String {
+    crate::naming::benchmark_path(&fleet.benchmarks[0].name, Some(&task.id))
+}
+
+/// What the task's environment is built from: `environment.docker_image` (Harbor
+/// prefers it) unless it is kiln's own pin of the task and the Dockerfile is still
+/// there — building `FROM` the pin would stack every release on the previous one.
+pub fn prebuilt_environment<'t>(fleet: &Fleet, task: &'t Task) -> Option<&'t str> {
+    let image = task.config.environment.docker_image.as_deref()?;
+    let dockerfile = fleet
+        .root
+        .join(&task.dir)
+        .join(dataset::ENVIRONMENT_DIR)
+        .join(dataset::DOCKERFILE);
+    let own_pin = harbor::pin::is_kiln_pin(image, &repository_path(fleet, task));
+    (!(own_pin && dockerfile.is_file())).then_some(image)
+}
+
 /// The image names of `task` in `fleet`.
 pub fn images(fleet: &Fleet, task: &Task) -> TaskImages {
     let environment = fleet
@@ -290,14 +310,13 @@ fn task_builds(
     let root = &fleet.root;
     let target = bake_target(&fleet.benchmarks[0].name, &task.id);
     let env_dir = task.dir.join(dataset::ENVIRONMENT_DIR);
-    let env = &task.config.environment;
     let mut out = vec![image_build(
         root,
         &target,
         &task.id,
         &names.environment,
         &labels,
-        Source::new(root, &env_dir, env.docker_image.as_deref())?,
+        Source::new(root, &env_dir, prebuilt_environment(fleet, task))?,
         base_map,
     )?];
     for (dir, (image, prebuilt)) in &names.verifiers {

@@ -1,7 +1,8 @@
 //! `kiln release --dry-run`: contacts no registry and changes nothing; prints, in
 //! order, what each gate would check and the plain commands a person could type for
 //! the same result (`docker tag` + `docker push`, or `podman push` for images in
-//! podman's store). Lines starting with `#` explain.
+//! podman's store). Lines starting with `#` explain. With `--pin` (Harbor datasets),
+//! each `task.toml` edit follows as a unified diff.
 
 use std::io::Write;
 
@@ -33,16 +34,25 @@ pub fn print(
             sel.unreleased.join(", ")
         )?;
     }
+    if let Some(tasks) = &sel.harbor {
+        for (task, why) in &tasks.left_out {
+            writeln!(out, "# task {task}: not published: cannot run here: {why}")?;
+        }
+    }
     writeln!(out, "# gates, all checked before the first push:")?;
     let benchmarks: Vec<(String, usize)> = sel
         .benchmarks
         .iter()
+        .filter(|_| sel.harbor.is_none())
         .map(|b| (b.name.clone(), b.tasks.len()))
         .collect();
-    for (i, g) in gates::describe(opts.allow_dirty, &benchmarks, version)
-        .iter()
-        .enumerate()
-    {
+    let mut described = gates::describe(opts.allow_dirty, &benchmarks, version);
+    if let Some(tasks) = &sel.harbor {
+        // Before the last gate (the immutable version).
+        let at = described.len() - 1;
+        described.insert(at, super::harbor::validation_gate(tasks));
+    }
+    for (i, g) in described.iter().enumerate() {
         writeln!(out, "#   {}. {g}", i + 1)?;
     }
     writeln!(
@@ -67,5 +77,8 @@ pub fn print(
         }
     }
     writeln!(out, "# then kiln reads every tag back from the registry (manifest, config labels, layers) and writes {}", opts.manifest.display())?;
+    if opts.pin {
+        super::harbor::preview_pins(out, fleet, opts, sel, version)?;
+    }
     Ok(())
 }

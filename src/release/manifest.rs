@@ -43,6 +43,16 @@ pub struct BenchmarkEntry {
     pub blocked_by: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub validation: Option<Validation>,
+    /// A Harbor dataset's tasks that were not published, with why (it cannot run or
+    /// build here, or a gate failed for it); the other tasks are.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_published: Vec<NotPublished>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NotPublished {
+    pub task: String,
+    pub reason: String,
 }
 
 /// A benchmark's validation (kiln validate's record for the images released).

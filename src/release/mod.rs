@@ -5,23 +5,28 @@
 //!
 //! Order: select ([`select`]) → gates that need no image (lint, clean tree) → registry
 //! login → build (every image up to date, labels checked) → validation of every
-//! released benchmark for these very images → what each tag holds ([`check`]: one
-//! `HEAD` per tag, any manifest kind) and immutability of the version tag → push and
-//! verify ([`publish`]), each image as soon as it can go. A failed gate stops the
+//! released benchmark for these very images ([`validation`]) → what each tag holds
+//! ([`check`]: one `HEAD` per tag, any manifest kind) and immutability of the version
+//! tag → push and verify ([`publish`]), each image as soon as it can go. A failed gate stops the
 //! release before the first push, or (build, labels, validation) only the benchmark it
 //! concerns. Re-running is safe: an image the registry already holds under a tag is
 //! "already published", and nothing is uploaded. Ctrl-C, fail-fast ([`fail_fast`]) and
 //! the temporary engine tags ([`temp_tags`]) are about stopping early without leaving
 //! anything half-done: docs/release-manifest.md, "When a release stops early".
+//!
+//! A Harbor dataset goes through the same steps with its tasks as the units published
+//! or blocked ([`harbor`]: selection, validation, and `--pin` after the push).
 
 mod check;
 pub mod dry_run;
 pub mod fail_fast;
 pub mod gates;
+pub mod harbor;
 pub mod manifest;
 mod publish;
 pub mod select;
 pub mod temp_tags;
+mod validation;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -35,8 +40,7 @@ use crate::labels::{self, BuildInfo};
 use crate::registry::{self, Client, Reference, Registry};
 use crate::store::{self, Store};
 use crate::validate;
-
-use manifest::{BenchmarkEntry, ImageEntry, Manifest, TaskVerdict, Validation, ValidationSummary};
+use manifest::{BenchmarkEntry, ImageEntry, Manifest, ValidationSummary};
 use select::Item;
 
 /// How to release.
@@ -61,6 +65,10 @@ pub struct Options {
     pub ca_bundle: Option<PathBuf>,
     /// `--insecure-registry` entries.
     pub insecure_registries: Vec<String>,
+    /// `--base-map`/`--base`: public bases replaced by local ones (Harbor datasets).
+    pub base_map: crate::plan::base_map::BaseMap,
+    /// `--pin`: write each published Harbor task's digest reference into its task.toml.
+    pub pin: bool,
 }
 
 /// How a release ended.
@@ -119,7 +127,10 @@ fn target(reg: &Registry, item: &Item, tag: &str) -> Reference {
 /// (exit 2); a failed gate or push ends with exit 1 in [`Outcome`].
 pub fn release(fleet: &Fleet, info: &BuildInfo, opts: &Options) -> anyhow::Result<Outcome> {
     let tags = release_tags(&info.version, &opts.tags)?;
-    let sel = select::select(fleet, info, &opts.only)?;
+    let sel = match fleet.layout.dataset {
+        Some(_) => harbor::select(fleet, info, &opts.only, &opts.base_map)?,
+        None => select::select(fleet, info, &opts.only)?,
+    };
     let mut manifest = Manifest {
         schema_version: manifest::SCHEMA_VERSION,
         registry: opts.registry.to_string(),
@@ -159,11 +170,16 @@ pub fn release(fleet: &Fleet, info: &BuildInfo, opts: &Options) -> anyhow::Resul
     }
     say("gate lint: clean");
     // The manifest a previous release wrote is kiln's own output, not a change.
+    // So is a task.toml that differs from HEAD only by kiln's pin.
     let own_manifest = manifest_in_repo(&opts.repo, &opts.manifest);
-    let dirty: Vec<String> = gates::dirty_paths(&opts.repo)?
+    let mut dirty: Vec<String> = gates::dirty_paths(&opts.repo)?
         .into_iter()
         .filter(|p| Some(p.as_str()) != own_manifest.as_deref())
         .collect();
+    if sel.harbor.is_some() {
+        let pins = harbor::own_pins(fleet, &dirty);
+        dirty.retain(|p| !pins.contains(p));
+    }
     if !dirty.is_empty() {
         if !opts.allow_dirty {
             let shown: Vec<&str> = dirty.iter().take(10).map(String::as_str).collect();
@@ -277,61 +293,9 @@ pub fn release(fleet: &Fleet, info: &BuildInfo, opts: &Options) -> anyhow::Resul
         return fail(manifest, "interrupted during the build".into());
     }
 
-    // Validation of every released benchmark still in the running, for these images.
-    let to_validate: Vec<String> = sel
-        .benchmarks
-        .iter()
-        .map(|b| b.name.clone())
-        .filter(|b| !blocked.contains_key(b))
-        .collect();
-    let mut validations: BTreeMap<String, Validation> = BTreeMap::new();
-    if !to_validate.is_empty() {
-        let vopts = validate::Options {
-            repo: opts.repo.clone(),
-            benchmarks: to_validate,
-            tasks: Vec::new(),
-            jobs: opts.jobs,
-            force: false,
-            backend: opts.backend,
-            progress: opts.progress,
-            ca_bundle: opts.ca_bundle.clone(),
-            built: Some(summary.clone()),
-        };
-        for bv in validate::validate(fleet, info, &vopts)? {
-            let v = Validation {
-                valid: bv.valid(),
-                tasks: bv
-                    .tasks
-                    .iter()
-                    .map(|t| TaskVerdict {
-                        task: t.task.clone(),
-                        oracle_score: t.oracle_score,
-                        null_score: t.null_score,
-                        valid: t.valid,
-                    })
-                    .collect(),
-            };
-            if !v.valid {
-                let bad: Vec<String> = bv
-                    .tasks
-                    .iter()
-                    .filter(|t| !t.valid)
-                    .map(|t| {
-                        format!(
-                            "{}: {}",
-                            t.task,
-                            t.problem.as_deref().unwrap_or("not valid")
-                        )
-                    })
-                    .collect();
-                blocked
-                    .entry(bv.benchmark.clone())
-                    .or_insert(format!("gate `validation` failed: {}", bad.join("; ")));
-            }
-            validations.insert(bv.benchmark, v);
-        }
-    }
-    for b in &sel.benchmarks {
+    // Validation, for these very images.
+    let validations = validation::run(fleet, info, opts, &sel, &summary, &mut blocked)?;
+    for b in sel.benchmarks.iter().filter(|_| sel.harbor.is_none()) {
         manifest.benchmarks.push(BenchmarkEntry {
             name: b.name.clone(),
             env: b.env.as_str().to_string(),
@@ -344,10 +308,25 @@ pub fn release(fleet: &Fleet, info: &BuildInfo, opts: &Options) -> anyhow::Resul
             .to_string(),
             blocked_by: blocked.get(&b.name).cloned(),
             validation: validations.get(&b.name).cloned(),
+            not_published: Vec::new(),
         });
     }
-    for (b, why) in &blocked {
-        say(&format!("{b} is blocked, nothing of it is pushed: {why}"));
+    if let Some(tasks) = &sel.harbor {
+        let v = validations.get(&fleet.benchmarks[0].name).cloned();
+        manifest
+            .benchmarks
+            .push(harbor::entry(fleet, tasks, &blocked, v));
+        for (task, why) in &tasks.left_out {
+            say(&format!(
+                "task {task} is not published: it cannot run here: {why}"
+            ));
+        }
+    }
+    for (unit, why) in &blocked {
+        say(&format!(
+            "{} is blocked, nothing of it is pushed: {why}",
+            sel.unit_name(unit)
+        ));
     }
 
     // From here on Ctrl-C stops the release (no new push, the ones in flight cancelled).
@@ -435,13 +414,24 @@ pub fn release(fleet: &Fleet, info: &BuildInfo, opts: &Options) -> anyhow::Resul
 
     // Push and verify; the manifest is rewritten after every verified image.
     let progress = publish::Progress::new(opts.progress, jobs.len());
-    let validation_of = |item: &Item| {
-        item.owner()
+    let validation_of = |item: &Item| match &sel.harbor {
+        // A Harbor task is published on its own verdict.
+        Some(_) => item
+            .benchmark
+            .as_ref()
+            .and_then(|b| validations.get(b))
+            .and_then(|v| v.tasks.iter().find(|t| Some(&t.task) == item.task.as_ref()))
+            .map(|t| ValidationSummary {
+                valid: t.valid,
+                tasks: 1,
+            }),
+        None => item
+            .owner()
             .and_then(|b| validations.get(b))
             .map(|v| ValidationSummary {
                 valid: v.valid,
                 tasks: v.tasks.len(),
-            })
+            }),
     };
     let mut write_failures = Vec::new();
     let (mut failures, stop) = rt.block_on(publish::publish(
@@ -488,6 +478,9 @@ pub fn release(fleet: &Fleet, info: &BuildInfo, opts: &Options) -> anyhow::Resul
     manifest.complete = failures.is_empty() && blocked.is_empty() && stop.is_none();
     manifest.write(&opts.manifest)?;
     print_table(&manifest);
+    if opts.pin && stop.is_none() {
+        failures.extend(harbor::pin(fleet, opts, &sel, &manifest, &blocked));
+    }
     for f in &failures {
         eprintln!("release: FAILED {f}");
     }
@@ -497,12 +490,13 @@ pub fn release(fleet: &Fleet, info: &BuildInfo, opts: &Options) -> anyhow::Resul
         .filter(|i| i.status == "pushed")
         .count();
     eprintln!(
-        "release: {} reference(s) published ({} pushed now, {} already there), {} failed, {} benchmark(s) blocked; {} registry request(s); manifest {}",
+        "release: {} reference(s) published ({} pushed now, {} already there), {} failed, {} {}(s) blocked; {} registry request(s); manifest {}",
         manifest.images.len(),
         pushed,
         manifest.images.len() - pushed,
         failures.len(),
         blocked.len(),
+        if sel.harbor.is_some() { "task" } else { "benchmark" },
         client.request_count(),
         opts.manifest.display()
     );
@@ -519,7 +513,7 @@ pub fn release(fleet: &Fleet, info: &BuildInfo, opts: &Options) -> anyhow::Resul
             eprintln!("release: stopped (fail-fast): {why}");
             1
         }
-        None if manifest.complete => 0,
+        None if manifest.complete && failures.is_empty() => 0,
         None => 1,
     };
     Ok(Outcome {

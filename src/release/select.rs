@@ -2,7 +2,8 @@
 //! `eval.benchmark.released="true"` (per-task: every task's base), every agent, the
 //! core images the eval recipe needs, and the eval images of each released benchmark
 //! × each agent (per task for per-task benchmarks) — exactly the images of one build
-//! plan, so what is pushed is what kiln builds and checks.
+//! plan, so what is pushed is what kiln builds and checks. A Harbor dataset selects its
+//! task images instead ([`super::harbor::select`]).
 
 use crate::error::Failure;
 use crate::fleet::{Benchmark, Fleet};
@@ -21,15 +22,48 @@ pub struct Item {
     pub benchmark: Option<String>,
     pub agent: Option<String>,
     pub task: Option<String>,
+    /// What the image is published or blocked with: its released benchmark (none for
+    /// core and agent images, which every released benchmark shares), or for a Harbor
+    /// dataset its task.
+    pub unit: Option<String>,
 }
 
 impl Item {
-    /// The released benchmark this image belongs to (none for core and agent images,
-    /// which every released benchmark shares).
+    /// The unit this image is published or blocked with.
     pub fn owner(&self) -> Option<&str> {
-        match self.kind.as_str() {
-            "benchmark" | "task" | "eval" => self.benchmark.as_deref(),
+        self.unit.as_deref()
+    }
+
+    /// An item of `spec` in a plan whose images are named under `root` with `tag`.
+    pub fn of(spec: &crate::plan::BuildSpec, root: &str, tag: &str) -> Item {
+        let path = spec
+            .image
+            .strip_prefix(root)
+            .and_then(|r| r.strip_prefix('/'))
+            .and_then(|r| r.strip_suffix(tag))
+            .and_then(|r| r.strip_suffix(':'))
+            .unwrap_or(&spec.image)
+            .to_string();
+        let label = |k: &str| {
+            spec.labels
+                .get(k)
+                .filter(|v| !v.is_empty())
+                .map(|v| v.to_string())
+        };
+        let kind = label(labels::TYPE).unwrap_or_else(|| "core".into());
+        let benchmark = label(labels::BENCHMARK_NAME);
+        let unit = match kind.as_str() {
+            "benchmark" | "task" | "eval" => benchmark.clone(),
             _ => None,
+        };
+        Item {
+            local: spec.image.clone(),
+            path,
+            kind,
+            benchmark,
+            agent: label(labels::AGENT_NAME),
+            task: label(labels::TASK_ID),
+            unit,
         }
     }
 }
@@ -42,6 +76,18 @@ pub struct Selection {
     pub benchmarks: Vec<Benchmark>,
     /// Benchmarks left out because they lack the label (for the dry run's notes).
     pub unreleased: Vec<String>,
+    /// A Harbor dataset's selection: its units are tasks.
+    pub harbor: Option<super::harbor::Tasks>,
+}
+
+impl Selection {
+    /// How messages name a unit: the benchmark, or a Harbor task.
+    pub fn unit_name(&self, unit: &str) -> String {
+        match self.harbor {
+            Some(_) => format!("task {unit}"),
+            None => unit.to_string(),
+        }
+    }
 }
 
 /// Selects the images of a release. `only` (benchmark or agent names) narrows it:
@@ -106,38 +152,16 @@ pub fn select(fleet: &Fleet, info: &BuildInfo, only: &[String]) -> anyhow::Resul
         requests.push(Request::Agent { agent: a.clone() });
     }
     let plan = plan::plan_many(fleet, &requests, info)?;
-    let root = format!("{}/", fleet.naming.registry);
-    let suffix = format!(":{}", fleet.naming.tag);
     let items = plan
         .builds
         .iter()
-        .map(|spec| {
-            let path = spec
-                .image
-                .strip_prefix(&root)
-                .and_then(|r| r.strip_suffix(&suffix))
-                .unwrap_or(&spec.image)
-                .to_string();
-            let label = |k: &str| {
-                spec.labels
-                    .get(k)
-                    .filter(|v| !v.is_empty())
-                    .map(|v| v.to_string())
-            };
-            Item {
-                local: spec.image.clone(),
-                path,
-                kind: label(labels::TYPE).unwrap_or_else(|| "core".into()),
-                benchmark: label(labels::BENCHMARK_NAME),
-                agent: label(labels::AGENT_NAME),
-                task: label(labels::TASK_ID),
-            }
-        })
+        .map(|spec| Item::of(spec, &fleet.naming.registry, &fleet.naming.tag))
         .collect();
     Ok(Selection {
         plan,
         items,
         benchmarks,
         unreleased,
+        harbor: None,
     })
 }

@@ -4,12 +4,19 @@
 //! cannot run (Windows, GPU, a cloud sandbox…) is listed with the reason, not failed.
 //! Each trial leaves `result.json` (kiln's format, so `kiln report` reads it) and its
 //! logs under `<kiln cache>/harbor/<dataset>/results/<dataset>/<task>/<agent>/`.
+//!
+//! Verdicts are recorded in the dataset's `.kiln/validation.json` ([`super::Record`], as
+//! for kiln's own fleets) under what the trials are made of: the input digests of the
+//! task's images and a digest of everything else they read — `task.toml` as parsed
+//! (without kiln's own pin, which changes what Harbor runs, not what kiln's trials do),
+//! the instruction, tests, solution and steps. An unchanged task is answered from the
+//! record (`--force` runs it again).
 
 use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
-use super::{build_for_runs, Options};
+use super::{build_for_runs, Options, Record, Verdict};
 use crate::error::Failure;
 use crate::fleet::layout::harbor::Task;
 use crate::fleet::Fleet;
@@ -92,15 +99,26 @@ pub fn validate(
     let mut plan = plan::harbor::plan(fleet, &request, info, base_map)
         .map_err(crate::fleet::refused_to_usage)?;
     plan.notes.clear(); // said above, per task
-    let summary = build_for_runs(
-        fleet,
-        plan,
-        opts.backend,
-        opts.jobs,
-        opts.force,
-        opts.progress,
-        opts.ca_bundle.as_deref(),
-    )?;
+    let summary = match &opts.built {
+        // `kiln release` built these very images a moment ago.
+        Some(built)
+            if plan
+                .builds
+                .iter()
+                .all(|b| built.outcomes.iter().any(|o| o.image == b.image)) =>
+        {
+            built.clone()
+        }
+        _ => build_for_runs(
+            fleet,
+            plan,
+            opts.backend,
+            opts.jobs,
+            opts.force,
+            opts.progress,
+            opts.ca_bundle.as_deref(),
+        )?,
+    };
     let failed_builds: Vec<String> = summary
         .outcomes
         .iter()
@@ -115,6 +133,15 @@ pub fn validate(
     crate::run::harbor::catch_interrupts();
     let owner = Owner::current();
     let out_root = results_dir(&fleet.root)?;
+    let record = if opts.force {
+        Record::default()
+    } else {
+        Record::load(&opts.repo)
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let mut decided: Vec<Verdict> = Vec::new();
     for t in runnable {
         let images = plan::harbor::images(fleet, t);
         let mut imgs = vec![images.environment.clone()];
@@ -127,6 +154,27 @@ pub fn validate(
                 oracle: None,
                 null: None,
                 problem: Some(why),
+                skipped: false,
+            });
+            continue;
+        }
+        let key = record_key(fleet, t, &imgs, &summary, &rt)?;
+        if let Some(v) = record.lookup(&bench.name, &t.id, &key.0, &key.0, &key.1) {
+            let show = |r: Option<f64>| r.map_or("none".to_string(), |r| r.to_string());
+            match &v.problem {
+                None => println!(
+                    "{}: valid (recorded: oracle {}, null {})",
+                    t.id,
+                    show(v.oracle_score),
+                    show(v.null_score)
+                ),
+                Some(p) => println!("{}: NOT VALID (recorded): {p}", t.id),
+            }
+            verdicts.push(TaskVerdict {
+                task: t.id.clone(),
+                oracle: v.oracle_score,
+                null: v.null_score,
+                problem: v.problem.clone(),
                 skipped: false,
             });
             continue;
@@ -188,6 +236,22 @@ pub fn validate(
             ),
             Some(p) => println!("{}: NOT VALID: {p}", t.id),
         }
+        // Only a verdict both trials reached is kept (a failed `docker run` is not one).
+        if oracle.is_some() && null.is_some() {
+            decided.push(Verdict {
+                benchmark: bench.name.clone(),
+                task: t.id.clone(),
+                oracle_inputs: key.0.clone(),
+                null_inputs: key.0.clone(),
+                solution: key.1.clone(),
+                oracle_score: oracle,
+                null_score: null,
+                null_passed: null.map(|r| r >= 1.0),
+                valid: problem.is_none(),
+                problem: problem.clone(),
+            });
+            Record::save(&opts.repo, &decided)?;
+        }
         verdicts.push(TaskVerdict {
             task: t.id.clone(),
             oracle,
@@ -198,6 +262,74 @@ pub fn validate(
     }
     println!("trial logs and result.json files: {}", out_root.display());
     Ok(verdicts)
+}
+
+/// What a verdict of `task` is recorded under: a digest of its images' input digests,
+/// and a digest of what its trials read besides the images.
+fn record_key(
+    fleet: &Fleet,
+    task: &Task,
+    images: &[String],
+    built: &crate::build::Summary,
+    rt: &tokio::runtime::Runtime,
+) -> anyhow::Result<(String, String)> {
+    use sha2::{Digest as _, Sha256};
+    let mut h = Sha256::new();
+    for image in images {
+        let store = built
+            .outcomes
+            .iter()
+            .find(|o| o.image == *image)
+            .map_or(crate::store::Store::Docker, |o| o.store);
+        h.update(super::inputs_digest(rt, image, store)?);
+        h.update([0]);
+    }
+    let images = format!("sha256:{}", hex::encode(h.finalize()));
+    Ok((images, run_inputs(fleet, task)?))
+}
+
+/// A digest of everything a trial of `task` reads from the dataset apart from the
+/// images: `task.toml` as parsed (kiln's own pin left out) and every file of the task's
+/// folder outside `environment/` (instruction, tests, solution, steps).
+fn run_inputs(fleet: &Fleet, task: &Task) -> anyhow::Result<String> {
+    use sha2::{Digest as _, Sha256};
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = fleet.root.join(&task.dir);
+    let file = dir.join(crate::fleet::layout::harbor::dataset::TASK_FILE);
+    let text = std::fs::read_to_string(&file)?;
+    let path = plan::harbor::repository_path(fleet, task);
+    let mut h = Sha256::new();
+    h.update(crate::fleet::layout::harbor::pin::trial_config(
+        &text, &path,
+    )?);
+    let skip = |e: &walkdir::DirEntry| {
+        let rel = e.path().strip_prefix(&dir).unwrap_or(e.path());
+        let first = rel.components().next().map(|c| c.as_os_str().to_owned());
+        !matches!(
+            first.as_deref().and_then(|f| f.to_str()),
+            Some("environment" | ".kiln" | "task.toml")
+        )
+    };
+    for entry in walkdir::WalkDir::new(&dir)
+        .sort_by_file_name()
+        .into_iter()
+        .filter_entry(skip)
+    {
+        let entry = entry?;
+        if !entry.file_type().is_file() {
+            continue;
+        }
+        let rel = entry
+            .path()
+            .strip_prefix(&dir)?
+            .to_string_lossy()
+            .into_owned();
+        let exec = entry.metadata()?.permissions().mode() & 0o111 != 0;
+        let body = std::fs::read(entry.path())?;
+        h.update(format!("\0{rel}\0{exec}\0{}\0", body.len()));
+        h.update(&body);
+    }
+    Ok(format!("sha256:{}", hex::encode(h.finalize())))
 }
 
 /// Where the trials of the dataset at `root` leave their results.

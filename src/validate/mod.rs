@@ -133,7 +133,7 @@ pub fn build_for_runs(
 }
 
 /// The `kiln.inputs.digest` of `image` in `store`.
-fn inputs_digest(
+pub(crate) fn inputs_digest(
     rt: &tokio::runtime::Runtime,
     image: &str,
     store: Store,

@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod dataset;
+pub mod pin;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
