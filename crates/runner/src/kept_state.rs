@@ -61,6 +61,14 @@ impl Run {
         }
         let go = go_file(&layout);
         let _ = fs::remove_file(&go);
+        // kiln's tar holds only the file: its folder must be there (a null agent's run
+        // made nothing under it).
+        if let Some(dir) = go.parent() {
+            if let Err(e) = fs::create_dir_all(dir) {
+                self.state
+                    .warn(format!("keep-state: cannot create {}: {e}", dir.display()));
+            }
+        }
         log::info("keep-state: waiting for kiln to keep the filesystem the agent left");
         eprintln!("{}", ready_line(&self.state.run_id));
         let deadline = Instant::now() + WAIT;
