@@ -1,0 +1,211 @@
+//! The task rules over kiln's own benchmarks (docs/scenario-format.md): per task its
+//! `scenario.toml`, `prompts/`, `grading/` (the tests), `solution/` and, in a per-task
+//! benchmark, `environment/Dockerfile` (context: the task folder); per shared-env
+//! benchmark its `Dockerfile` (context: the benchmark folder). Every other Dockerfile of
+//! the fleet gets the image rules.
+//!
+//! The graders are in the image by design, under `/kiln/` (0700 while the agent runs);
+//! only a grader copied elsewhere, or a solution anywhere, is a leak. The runner always
+//! runs the agent as uid 1000, so `root-agent` does not apply.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use super::leak::Kind as Hidden;
+use super::{toml_lines, Findings};
+use crate::fleet::layout::{self as fl, FleetLayout as _};
+use crate::lint::{rules, Sink, Violation};
+
+const SCENARIO: &str = "scenario.toml";
+const GRADING: &str = "grading";
+const SOLUTION: &str = "solution";
+const PROMPTS: &str = "prompts";
+const WORKSPACE: &str = "workspace";
+const SETUP: &str = "setup";
+/// Where the graders may be: the runner closes it to the agent.
+const HIDDEN_UNDER: &str = "/kiln/";
+
+pub(crate) fn check(root: &Path, sink: &mut Sink) -> anyhow::Result<()> {
+    let layout = fl::kiln::Kiln.read(root)?;
+    let mut tasks: Vec<PathBuf> = Vec::new();
+    for b in &layout.benchmarks {
+        let bdir = Path::new(fl::BENCHMARKS_DIR).join(&b.name);
+        for t in &b.tasks {
+            tasks.push(bdir.join(fl::TASKS_DIR).join(t));
+        }
+        // A shared-env benchmark's image holds every task.
+        let df = bdir.join("Dockerfile");
+        if let Some(parsed) = super::read_dockerfile(root, &df) {
+            let mut out = Findings::default();
+            super::dockerfile(&df, &parsed, true, &mut out);
+            let hidden: Vec<(PathBuf, Hidden)> = b
+                .tasks
+                .iter()
+                .flat_map(|t| {
+                    let d = bdir.join(fl::TASKS_DIR).join(t);
+                    [
+                        (d.join(GRADING), Hidden::Tests),
+                        (d.join(SOLUTION), Hidden::Solution),
+                    ]
+                })
+                .collect();
+            super::agent_image(root, &df, &bdir, &hidden, Some(HIDDEN_UNDER), &mut out);
+            sink.violations.extend(out.list);
+        }
+    }
+    // The fleet's other images.
+    for (dir, names) in [
+        (fl::CORE_DIR, &layout.cores),
+        (fl::AGENTS_DIR, &layout.agents),
+    ] {
+        for name in names {
+            let df = Path::new(dir).join(name).join("Dockerfile");
+            if let Some(parsed) = super::read_dockerfile(root, &df) {
+                let mut out = Findings::default();
+                super::dockerfile(&df, &parsed, true, &mut out);
+                sink.violations.extend(out.list);
+            }
+        }
+    }
+    for found in super::parallel(&tasks, |dir| task(root, dir)) {
+        sink.violations.extend(found);
+    }
+    Ok(())
+}
+
+/// The rules that read `scenario.toml`: its allow list (returned), its timeouts, the
+/// prompt it names.
+fn scenario_rules(
+    root: &Path,
+    dir: &Path,
+    file: &Path,
+    text: &str,
+    scenario: &toml::Table,
+    out: &mut Findings,
+) -> BTreeSet<String> {
+    let table = |name: &str| scenario.get(name).and_then(|v| v.as_table());
+    let empty = toml::Table::new();
+    let allow = super::allow_list(table("metadata").unwrap_or(&empty), file, text, out);
+    for (section, default) in [("agent", "1800 s"), ("grading", "300 s per grader")] {
+        if table(section).and_then(|t| t.get("timeout_sec")).is_none() {
+            out.add(
+                rules::MISSING_TIMEOUT,
+                file,
+                toml_lines::line_of(text, section, 0, None),
+                format!("{section}.timeout_sec is not set: the runner's default is {default}, whatever this task needs; set it for this task"),
+            );
+        }
+    }
+    let variant = table("agent")
+        .and_then(|a| a.get("prompt_variant"))
+        .and_then(|v| v.as_str())
+        .unwrap_or("default");
+    let prompt = dir.join(PROMPTS).join(format!("{variant}.md"));
+    if !root.join(&prompt).is_file() {
+        out.add(
+            rules::INVALID_TASK_FILES,
+            file,
+            toml_lines::line_of(text, "agent", 0, Some("prompt_variant")),
+            format!("{} is missing: the agent gets no prompt", prompt.display()),
+        );
+    }
+    allow
+}
+
+fn task(root: &Path, dir: &Path) -> Vec<Violation> {
+    let mut out = Findings::default();
+    let file = dir.join(SCENARIO);
+    // No scenario.toml: a fixture or a task being written; `kiln validate` and the runner
+    // refuse it, and the rules that read it have nothing to read.
+    let mut allow = BTreeSet::new();
+    if let Ok(text) = std::fs::read_to_string(root.join(&file)) {
+        match toml::from_str::<toml::Table>(&text) {
+            Ok(scenario) => allow = scenario_rules(root, dir, &file, &text, &scenario, &mut out),
+            Err(e) => {
+                let line = e.span().map_or(1, |s| {
+                    text[..s.start.min(text.len())].matches('\n').count() + 1
+                });
+                out.add(rules::INVALID_TASK_CONFIG, &file, line, e.message().trim());
+            }
+        }
+    }
+
+    // The runner copies workspace/ to $WORKSPACE: inputs, named relative to it.
+    let workspace = root.join(dir).join(WORKSPACE);
+    let mut provided: Vec<String> = walkdir::WalkDir::new(&workspace)
+        .into_iter()
+        .flatten()
+        .filter(|e| !e.file_type().is_dir())
+        .filter_map(|e| {
+            let rest = e.path().strip_prefix(&workspace).ok()?;
+            Some(rest.to_string_lossy().into_owned())
+        })
+        .collect();
+    let env_df = dir.join("environment").join("Dockerfile");
+    if let Some(df) = super::read_dockerfile(root, &env_df) {
+        super::dockerfile(&env_df, &df, true, &mut out);
+        let hidden = [
+            (dir.join(GRADING), Hidden::Tests),
+            (dir.join(SOLUTION), Hidden::Solution),
+        ];
+        provided.extend(super::agent_image(
+            root,
+            &env_df,
+            dir,
+            &hidden,
+            Some(HIDDEN_UNDER),
+            &mut out,
+        ));
+    }
+
+    let mut graders = Vec::new();
+    for (f, text) in super::files(root, &dir.join(GRADING)) {
+        if is_shell(&f, &text) {
+            super::script(root, &f, &text, true, None, &mut out);
+            graders.push((f, text));
+        } else if f.extension().is_some_and(|x| x == "py") {
+            super::inline_dependencies(&f, &text, &mut out);
+            graders.push((f, text));
+        }
+    }
+    for (f, text) in super::files(root, &dir.join(SOLUTION)) {
+        if is_shell(&f, &text) {
+            super::script(root, &f, &text, false, None, &mut out);
+        } else if f.extension().is_some_and(|x| x == "py") {
+            super::inline_dependencies(&f, &text, &mut out);
+        }
+    }
+    let prompts: String = super::files(root, &dir.join(PROMPTS))
+        .into_iter()
+        .map(|(_, t)| t)
+        .collect::<Vec<_>>()
+        .join("\n");
+    let unnamed = format!("no prompt of {} names it", dir.join(PROMPTS).display());
+    // What the environment makes: its files and the setup scripts, run before the agent.
+    let environment: Vec<String> = [dir.join("environment"), dir.join(SETUP)]
+        .iter()
+        .flat_map(|d| super::files(root, d))
+        .map(|(_, t)| t)
+        .collect();
+    super::mentions(
+        &graders,
+        &prompts,
+        &unnamed,
+        &provided,
+        &environment,
+        &mut out,
+    );
+    out.allowed(&allow)
+}
+
+/// A shell script: `*.sh`, or a `#!` line naming a shell.
+fn is_shell(path: &Path, text: &str) -> bool {
+    if path.extension().is_some_and(|x| x == "sh") {
+        return true;
+    }
+    let first = text.lines().next().unwrap_or("");
+    first.starts_with("#!")
+        && ["/sh", "/bash", "/dash", " sh", " bash"]
+            .iter()
+            .any(|s| first.contains(s))
+}
