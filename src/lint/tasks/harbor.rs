@@ -85,7 +85,7 @@ fn task(root: &Path, t: &Task) -> (Vec<Violation>, usize) {
     // Tests and solution.
     let mut tests: Vec<(PathBuf, String)> = Vec::new();
     for tests_dir in in_steps(t, TESTS_DIR) {
-        for (f, text) in super::files(root, &tests_dir) {
+        for (f, text) in super::files(root, &tests_dir, super::is_script) {
             if f.extension().is_some_and(|x| x == "sh") && linux {
                 let mount = Some((TESTS_MOUNT, tests_dir.as_path()));
                 super::script(root, &f, &text, true, mount, &mut out);
@@ -99,7 +99,7 @@ fn task(root: &Path, t: &Task) -> (Vec<Violation>, usize) {
         }
     }
     for sol_dir in in_steps(t, SOLUTION_DIR) {
-        for (f, text) in super::files(root, &sol_dir) {
+        for (f, text) in super::files(root, &sol_dir, super::is_script) {
             if f.extension().is_some_and(|x| x == "sh") && linux {
                 super::script(root, &f, &text, false, None, &mut out);
             }
@@ -127,15 +127,18 @@ fn task(root: &Path, t: &Task) -> (Vec<Violation>, usize) {
         format!("no step's {INSTRUCTION} names it")
     };
     // What the environment makes: its files, and the verifiers' Dockerfiles.
-    let mut environment: Vec<String> = super::files(root, &env_dir)
-        .into_iter()
-        .map(|(_, t)| t)
-        .collect();
-    environment.extend(
-        verifier_dfs
-            .iter()
-            .filter_map(|p| std::fs::read_to_string(root.join(p)).ok()),
-    );
+    let environment = || {
+        let mut texts: Vec<String> = super::files(root, &env_dir, |_| true)
+            .into_iter()
+            .map(|(_, t)| t)
+            .collect();
+        texts.extend(
+            verifier_dfs
+                .iter()
+                .filter_map(|p| std::fs::read_to_string(root.join(p)).ok()),
+        );
+        texts
+    };
     super::mentions(
         &tests,
         &instruction,

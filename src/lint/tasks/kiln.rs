@@ -159,7 +159,7 @@ fn task(root: &Path, dir: &Path) -> Vec<Violation> {
     }
 
     let mut graders = Vec::new();
-    for (f, text) in super::files(root, &dir.join(GRADING)) {
+    for (f, text) in super::files(root, &dir.join(GRADING), |_| true) {
         if is_shell(&f, &text) {
             super::script(root, &f, &text, true, None, &mut out);
             graders.push((f, text));
@@ -168,25 +168,29 @@ fn task(root: &Path, dir: &Path) -> Vec<Violation> {
             graders.push((f, text));
         }
     }
-    for (f, text) in super::files(root, &dir.join(SOLUTION)) {
+    for (f, text) in super::files(root, &dir.join(SOLUTION), |_| true) {
         if is_shell(&f, &text) {
             super::script(root, &f, &text, false, None, &mut out);
         } else if f.extension().is_some_and(|x| x == "py") {
             super::inline_dependencies(&f, &text, &mut out);
         }
     }
-    let prompts: String = super::files(root, &dir.join(PROMPTS))
-        .into_iter()
-        .map(|(_, t)| t)
-        .collect::<Vec<_>>()
-        .join("\n");
+    let prompts: String = super::files(root, &dir.join(PROMPTS), |p| {
+        p.extension().is_some_and(|x| x == "md")
+    })
+    .into_iter()
+    .map(|(_, t)| t)
+    .collect::<Vec<_>>()
+    .join("\n");
     let unnamed = format!("no prompt of {} names it", dir.join(PROMPTS).display());
     // What the environment makes: its files and the setup scripts, run before the agent.
-    let environment: Vec<String> = [dir.join("environment"), dir.join(SETUP)]
-        .iter()
-        .flat_map(|d| super::files(root, d))
-        .map(|(_, t)| t)
-        .collect();
+    let environment = || {
+        [dir.join("environment"), dir.join(SETUP)]
+            .iter()
+            .flat_map(|d| super::files(root, d, |_| true))
+            .map(|(_, t)| t)
+            .collect()
+    };
     super::mentions(
         &graders,
         &prompts,

@@ -126,6 +126,11 @@ pub(crate) fn image_rules(file: &Path, df: &Dockerfile) -> Vec<Violation> {
     out.list
 }
 
+/// A shell or Python file, by its name.
+pub(crate) fn is_script(path: &Path) -> bool {
+    path.extension().is_some_and(|x| x == "sh" || x == "py")
+}
+
 /// The script rules of one shell script (`file` relative to the root; `verifier`: it is
 /// part of the tests). `dir` is where a script it runs by a relative path is looked up,
 /// `mount` the path the tests are mounted at (`/tests`), mapping absolute paths back.
@@ -178,24 +183,29 @@ pub(crate) fn inline_dependencies(file: &Path, text: &str, out: &mut Findings) {
 
 /// `file-reference-mentioned` over a task's test files (path relative to the root, text).
 /// `provided`: the files the image or the runner provides; `environment`: the texts of
-/// the files that make the environment (a path they name is the environment's).
+/// the files that make the environment (a path they name is the environment's), read
+/// only when a path is otherwise unexplained.
 pub(crate) fn mentions(
     tests: &[(PathBuf, String)],
     instruction: &str,
     unnamed: &str,
     provided: &[String],
-    environment: &[String],
+    environment: &dyn Fn() -> Vec<String>,
     out: &mut Findings,
 ) {
     let mut seen = BTreeSet::new();
+    let mut env_texts: Option<Vec<String>> = None;
     for (file, text) in tests {
         for r in mentions::references(text) {
             if r.written
                 || mentions::is_provided(provided, &r.path)
-                || environment.iter().any(|t| t.contains(r.path.as_str()))
                 || mentions::is_named(instruction, &r.path)
                 || !seen.insert(r.path.clone())
             {
+                continue;
+            }
+            let texts = env_texts.get_or_insert_with(environment);
+            if texts.iter().any(|t| t.contains(r.path.as_str())) {
                 continue;
             }
             out.add(
@@ -243,17 +253,23 @@ pub(crate) fn read_dockerfile(root: &Path, rel: &Path) -> Option<Dockerfile> {
         .map(|t| Dockerfile::parse(&t))
 }
 
-/// The text files under `dir` (relative to the root), in path order; data files of more
-/// than 1 MiB are not scripts and are skipped.
-pub(crate) fn files(root: &Path, dir: &Path) -> Vec<(PathBuf, String)> {
+/// The text files under `dir` (relative to the root) that `keep` wants by their path, in
+/// path order; data files of more than 1 MiB are not scripts and are skipped.
+pub(crate) fn files(
+    root: &Path,
+    dir: &Path,
+    keep: impl Fn(&Path) -> bool,
+) -> Vec<(PathBuf, String)> {
     let mut out = Vec::new();
     for e in walkdir::WalkDir::new(root.join(dir))
         .sort_by_file_name()
         .into_iter()
         .flatten()
     {
-        let small = e.metadata().is_ok_and(|m| m.len() <= 1 << 20);
-        if e.file_type().is_file() && small {
+        if !e.file_type().is_file() || !keep(e.path()) {
+            continue;
+        }
+        if e.metadata().is_ok_and(|m| m.len() <= 1 << 20) {
             if let Ok(text) = std::fs::read_to_string(e.path()) {
                 let rel = e.path().strip_prefix(root).unwrap_or(e.path());
                 out.push((rel.to_path_buf(), text));

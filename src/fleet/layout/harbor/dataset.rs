@@ -482,6 +482,18 @@ mod tests {
             assert!(all.contains(f), "{f} missing from:\n{all}");
         }
         assert!(all.contains("a/task.toml"), "{all}");
+        // Each by kind, for `kiln lint`'s rule ids.
+        let kind = |f: &str| {
+            ds.problems
+                .iter()
+                .find(|p| p.file == Path::new(f))
+                .map(|p| p.kind)
+        };
+        assert_eq!(kind("dup/task.toml"), Some(ProblemKind::Naming));
+        assert_eq!(kind("no-tests/task.toml"), Some(ProblemKind::Files));
+        assert_eq!(kind("not-toml/task.toml"), Some(ProblemKind::Config));
+        assert_eq!(kind("schema/task.toml"), Some(ProblemKind::Config));
+        assert_eq!(kind("Bad Name/task.toml"), Some(ProblemKind::Naming));
     }
 
     #[test]
