@@ -303,6 +303,34 @@ fn harbors_own_ignore_list_is_honoured_for_the_rules_kiln_shares() {
 }
 
 #[test]
+fn ignore_leaves_a_rule_out_everywhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("ds");
+    let as_root = [
+        ("environment/Dockerfile", "FROM ubuntu:24.04\n"),
+        (
+            "task.toml",
+            "[agent]\ntimeout_sec = 60.0\n[verifier]\ntimeout_sec = 60.0\n",
+        ),
+    ];
+    task(&root, "one", &as_root);
+    task(&root, "two", &as_root);
+    let (found, code, _) = findings(&root);
+    assert_eq!((found.len(), code), (2, Some(1)));
+    let out = kiln(&root, &["lint", "--ignore", "root-agent"], &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        transcript(&["lint"], &out)
+    );
+    // An id kiln does not know is refused, naming the ones it does.
+    let out = kiln(&root, &["lint", "--ignore", "root-agnet"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("root-agent"));
+}
+
+#[test]
 fn kilns_own_benchmarks_get_the_task_rules() {
     let dir = fleet_copy();
     let root = dir.path();
@@ -349,6 +377,22 @@ fn kilns_own_benchmarks_get_the_task_rules() {
     );
     std::fs::write(&other, s).unwrap();
 
+    // What the runner would refuse: a typo'd key (line 10), and, in a valid file, a value.
+    let fix = root.join("benchmarks/terminal-lite/tasks/Fix.Config/scenario.toml");
+    let s = std::fs::read_to_string(&fix).unwrap();
+    std::fs::write(
+        &fix,
+        s.replacen("timeout_sec = 600\n", "timout_sec = 600\n", 1),
+    )
+    .unwrap();
+    let parse = root.join("benchmarks/terminal-lite/tasks/parse-log/scenario.toml");
+    let s = std::fs::read_to_string(&parse).unwrap();
+    std::fs::write(
+        &parse,
+        s.replacen("id = \"parse-log\"", "id = \"parse-logs\"", 1),
+    )
+    .unwrap();
+
     let (found, code, v) = findings(root);
     assert_eq!(code, Some(1), "{v:#}");
     let at = |rule: &str, path: &str| -> Vec<u64> {
@@ -371,7 +415,21 @@ fn kilns_own_benchmarks_get_the_task_rules() {
     let leaks = at("agent-image-test-leak", dockerfile);
     assert_eq!(leaks.len(), 2, "{v:#}");
     assert!(leaks.contains(&(df_lines + 1)), "{v:#}");
-    assert_eq!(found.len(), 6, "{v:#}");
+    assert_eq!(
+        at(
+            "unknown-config-field",
+            "benchmarks/terminal-lite/tasks/Fix.Config/scenario.toml"
+        ),
+        [10]
+    );
+    assert_eq!(
+        at(
+            "invalid-task-config",
+            "benchmarks/terminal-lite/tasks/parse-log/scenario.toml"
+        ),
+        [2]
+    );
+    assert_eq!(found.len(), 8, "{v:#}");
 }
 
 #[test]

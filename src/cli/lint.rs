@@ -12,10 +12,19 @@ pub struct Args {
     /// `harbor lint --json` writes); the summary still goes to stderr.
     #[arg(long)]
     pub json: bool,
+
+    /// Leave out the findings of this rule, everywhere (repeatable); a task allows a rule
+    /// for itself with `[metadata] kiln_lint_allow` (docs/authoring.md).
+    #[arg(long, value_name = "RULE",
+          value_parser = clap::builder::PossibleValuesParser::new(crate::lint::rules::ALL.iter().copied()))]
+    pub ignore: Vec<String>,
 }
 
 pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
-    let report = crate::lint::lint(repo)?;
+    let mut report = crate::lint::lint(repo)?;
+    report
+        .violations
+        .retain(|v| !args.ignore.iter().any(|r| r == v.rule));
     let mut out = std::io::stdout().lock();
     if args.json {
         let all: Vec<serde_json::Value> = report.violations.iter().map(|v| v.to_json()).collect();

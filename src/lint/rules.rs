@@ -37,6 +37,30 @@ pub const ROOT_AGENT: &str = "root-agent";
 pub const FILE_REFERENCE_MENTIONED: &str = "file-reference-mentioned";
 pub const MISSING_TIMEOUT: &str = "missing-timeout";
 
+/// Every rule id, for `kiln lint --ignore`.
+pub const ALL: &[&str] = &[
+    KILN_LAYOUT,
+    KILN_LABELS,
+    KILN_TAGS,
+    KILN_CONTEXTS,
+    KILN_GROUPS,
+    KILN_VARIABLES,
+    KILN_SECRETS,
+    EC_LAYOUT,
+    EC_LABELS,
+    INVALID_TASK_CONFIG,
+    UNKNOWN_CONFIG_FIELD,
+    INVALID_TASK_FILES,
+    UNPINNED_IMAGE,
+    UNPINNED_PYTHON_DEPENDENCY,
+    VERIFIER_RUNTIME_INSTALL,
+    VERIFIER_NETWORK_DOWNLOAD,
+    AGENT_IMAGE_TEST_LEAK,
+    ROOT_AGENT,
+    FILE_REFERENCE_MENTIONED,
+    MISSING_TIMEOUT,
+];
+
 /// The task-quality rules a task may allow (`[metadata] kiln_lint_allow`). The three
 /// that leave a task unreadable cannot be allowed: kiln leaves such a task out.
 pub const ALLOWABLE: &[&str] = &[

@@ -61,7 +61,7 @@ fn task(root: &Path, t: &Task) -> (Vec<Violation>, usize) {
     let mut provided = Vec::new();
     if let Some(df) = super::read_dockerfile(root, &env_df) {
         dockerfiles += 1;
-        super::dockerfile(&env_df, &df, linux, &mut out);
+        super::dockerfile(&env_df, &df, linux, &[], &mut out);
         final_user = Some(images::final_user(&df));
         let hidden = hidden_dirs(t);
         provided = super::agent_image(root, &env_df, &env_dir, &hidden, None, &mut out);
@@ -77,7 +77,7 @@ fn task(root: &Path, t: &Task) -> (Vec<Violation>, usize) {
     for vdf in &verifier_dfs {
         if let Some(df) = super::read_dockerfile(root, vdf) {
             dockerfiles += 1;
-            super::dockerfile(vdf, &df, linux, &mut out);
+            super::dockerfile(vdf, &df, linux, &[], &mut out);
         }
     }
     root_agent(t, &file, &text, final_user, compose_user, &mut out);
@@ -293,7 +293,7 @@ fn compose(root: &Path, t: &Task, out: &mut Findings, dockerfiles: &mut usize) -
             .join(name.trim_start_matches("./"));
         if let Some(df) = super::read_dockerfile(root, &df_path) {
             *dockerfiles += 1;
-            super::dockerfile(&df_path, &df, true, out);
+            super::dockerfile(&df_path, &df, true, &[], out);
         }
     }
     let main = services.get("main")?;

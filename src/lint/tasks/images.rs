@@ -25,14 +25,15 @@ pub fn unpinned(image: &str) -> Option<&'static str> {
 
 /// Every image the Dockerfile builds on (`FROM`, `COPY --from=<image>`, `RUN
 /// --mount=from=<image>`) that is not pinned: `(line, message)`. Stages of the same file
-/// are not images.
-pub fn unpinned_images(df: &Dockerfile) -> Vec<(usize, String)> {
+/// are not images, and neither are images under one of the `local` prefixes (made on
+/// this machine, never pulled).
+pub fn unpinned_images(df: &Dockerfile, local: &[String]) -> Vec<(usize, String)> {
     let mut stages: Vec<String> = Vec::new();
     let mut out = Vec::new();
     let mut check = |line: usize, what: &str, image: &str, stages: &[String]| {
         let is_stage = stages.iter().any(|s| s.eq_ignore_ascii_case(image))
             || image.chars().all(|c| c.is_ascii_digit());
-        if is_stage {
+        if is_stage || local.iter().any(|p| image.starts_with(p.as_str())) {
             return;
         }
         if let Some(why) = unpinned(image) {
@@ -187,8 +188,14 @@ mod tests {
         let df = Dockerfile::parse(
             "FROM golang:1.25 AS build\nFROM --platform=linux/amd64 python AS py\nFROM build\nCOPY --from=ghcr.io/astral-sh/uv:latest /uv /bin/\nCOPY --from=build /x /x\nCOPY --from=0 /y /y\nRUN --mount=type=cache,from=py,target=/c true\n",
         );
-        let lines: Vec<usize> = unpinned_images(&df).into_iter().map(|(l, _)| l).collect();
+        let lines: Vec<usize> = unpinned_images(&df, &[])
+            .into_iter()
+            .map(|(l, _)| l)
+            .collect();
         assert_eq!(lines, [2, 4]);
+        let local = Dockerfile::parse("FROM kiln.local/bases/busybox:latest\n");
+        assert!(unpinned_images(&local, &["kiln.local/".into()]).is_empty());
+        assert_eq!(unpinned_images(&local, &[]).len(), 1);
     }
 
     #[test]

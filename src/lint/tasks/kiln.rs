@@ -27,6 +27,7 @@ const HIDDEN_UNDER: &str = "/kiln/";
 
 pub(crate) fn check(root: &Path, sink: &mut Sink) -> anyhow::Result<()> {
     let layout = fl::kiln::Kiln.read(root)?;
+    let local = local_images();
     let mut tasks: Vec<PathBuf> = Vec::new();
     for b in &layout.benchmarks {
         let bdir = Path::new(fl::BENCHMARKS_DIR).join(&b.name);
@@ -37,7 +38,7 @@ pub(crate) fn check(root: &Path, sink: &mut Sink) -> anyhow::Result<()> {
         let df = bdir.join("Dockerfile");
         if let Some(parsed) = super::read_dockerfile(root, &df) {
             let mut out = Findings::default();
-            super::dockerfile(&df, &parsed, true, &mut out);
+            super::dockerfile(&df, &parsed, true, &local, &mut out);
             let hidden: Vec<(PathBuf, Hidden)> = b
                 .tasks
                 .iter()
@@ -62,27 +63,69 @@ pub(crate) fn check(root: &Path, sink: &mut Sink) -> anyhow::Result<()> {
             let df = Path::new(dir).join(name).join("Dockerfile");
             if let Some(parsed) = super::read_dockerfile(root, &df) {
                 let mut out = Findings::default();
-                super::dockerfile(&df, &parsed, true, &mut out);
+                super::dockerfile(&df, &parsed, true, &local, &mut out);
                 sink.violations.extend(out.list);
             }
         }
     }
-    for found in super::parallel(&tasks, |dir| task(root, dir)) {
+    for found in super::parallel(&tasks, |dir| task(root, dir, &local)) {
         sink.violations.extend(found);
     }
     Ok(())
 }
 
-/// The rules that read `scenario.toml`: its allow list (returned), its timeouts, the
-/// prompt it names.
+/// The rules that read `scenario.toml`: the runner's own reading of it and of the task
+/// folder (so `kiln lint` refuses what the runner would, before any build), its allow
+/// list (returned) and its timeouts.
 fn scenario_rules(
     root: &Path,
     dir: &Path,
     file: &Path,
     text: &str,
-    scenario: &toml::Table,
     out: &mut Findings,
 ) -> BTreeSet<String> {
+    let line_at = |e: &toml::de::Error| {
+        e.span().map_or(1, |s| {
+            text[..s.start.min(text.len())].matches('\n').count() + 1
+        })
+    };
+    if let Err(e) = toml::from_str::<kiln_runner::scenario::Scenario>(text) {
+        let message = e.message().trim().to_string();
+        // serde's wording for a field `deny_unknown_fields` refuses.
+        let rule = if message.starts_with("unknown field") {
+            rules::UNKNOWN_CONFIG_FIELD
+        } else {
+            rules::INVALID_TASK_CONFIG
+        };
+        out.add(rule, file, line_at(&e), message);
+        return BTreeSet::new();
+    }
+    if let Err(errors) = kiln_runner::scenario::load(&root.join(dir)) {
+        let toml_prefix = format!("{}: ", root.join(file).display());
+        for e in errors {
+            match e.strip_prefix(&toml_prefix) {
+                // `key: what is wrong`, about a value, or about the file a value names.
+                Some(rest) => {
+                    let key = rest.split_once(": ").map_or("", |(k, _)| k);
+                    let about_a_file = rest.contains("missing") || rest.contains("executable");
+                    let rule = if about_a_file {
+                        rules::INVALID_TASK_FILES
+                    } else {
+                        rules::INVALID_TASK_CONFIG
+                    };
+                    out.add(rule, file, key_line(text, key), rest);
+                }
+                // `path: what is wrong` about a file of the task.
+                None => {
+                    let (path, what) = e.split_once(": ").unwrap_or(("", &e));
+                    let abs = Path::new(path);
+                    let rel = abs.strip_prefix(root).unwrap_or(abs);
+                    out.add(rules::INVALID_TASK_FILES, rel, 1, what);
+                }
+            }
+        }
+    }
+    let scenario: toml::Table = toml::from_str(text).unwrap_or_default();
     let table = |name: &str| scenario.get(name).and_then(|v| v.as_table());
     let empty = toml::Table::new();
     let allow = super::allow_list(table("metadata").unwrap_or(&empty), file, text, out);
@@ -96,38 +139,38 @@ fn scenario_rules(
             );
         }
     }
-    let variant = table("agent")
-        .and_then(|a| a.get("prompt_variant"))
-        .and_then(|v| v.as_str())
-        .unwrap_or("default");
-    let prompt = dir.join(PROMPTS).join(format!("{variant}.md"));
-    if !root.join(&prompt).is_file() {
-        out.add(
-            rules::INVALID_TASK_FILES,
-            file,
-            toml_lines::line_of(text, "agent", 0, Some("prompt_variant")),
-            format!("{} is missing: the agent gets no prompt", prompt.display()),
-        );
-    }
     allow
 }
 
-fn task(root: &Path, dir: &Path) -> Vec<Violation> {
+/// The line of a dotted key the runner names (`grading.reward.command`,
+/// `environment.services[1]`): its table's line for it, else the table's header.
+fn key_line(text: &str, key: &str) -> usize {
+    let key = key.split('[').next().unwrap_or(key);
+    match key.rsplit_once('.') {
+        Some((table, k)) => toml_lines::line_of(text, table, 0, Some(k)),
+        None => toml_lines::line_of(text, "", 0, Some(key)),
+    }
+}
+
+/// The image prefixes made on this machine: the fleet's own registry (`REGISTRY`, default
+/// `kiln.local`) and `kiln.local/bases/` (scripts/make-bases.sh). kiln never pulls, so a
+/// `latest` there is the one this machine built.
+fn local_images() -> Vec<String> {
+    let registry = std::env::var(crate::naming::VAR_REGISTRY)
+        .ok()
+        .filter(|r| !r.is_empty())
+        .unwrap_or_else(|| "kiln.local".into());
+    vec![format!("{registry}/"), "kiln.local/".to_string()]
+}
+
+fn task(root: &Path, dir: &Path, local: &[String]) -> Vec<Violation> {
     let mut out = Findings::default();
     let file = dir.join(SCENARIO);
     // No scenario.toml: a fixture or a task being written; `kiln validate` and the runner
     // refuse it, and the rules that read it have nothing to read.
     let mut allow = BTreeSet::new();
     if let Ok(text) = std::fs::read_to_string(root.join(&file)) {
-        match toml::from_str::<toml::Table>(&text) {
-            Ok(scenario) => allow = scenario_rules(root, dir, &file, &text, &scenario, &mut out),
-            Err(e) => {
-                let line = e.span().map_or(1, |s| {
-                    text[..s.start.min(text.len())].matches('\n').count() + 1
-                });
-                out.add(rules::INVALID_TASK_CONFIG, &file, line, e.message().trim());
-            }
-        }
+        allow = scenario_rules(root, dir, &file, &text, &mut out);
     }
 
     // The runner copies workspace/ to $WORKSPACE: inputs, named relative to it.
@@ -143,7 +186,7 @@ fn task(root: &Path, dir: &Path) -> Vec<Violation> {
         .collect();
     let env_df = dir.join("environment").join("Dockerfile");
     if let Some(df) = super::read_dockerfile(root, &env_df) {
-        super::dockerfile(&env_df, &df, true, &mut out);
+        super::dockerfile(&env_df, &df, true, local, &mut out);
         let hidden = [
             (dir.join(GRADING), Hidden::Tests),
             (dir.join(SOLUTION), Hidden::Solution),

@@ -106,10 +106,17 @@ pub(crate) fn allow_list(
     allow
 }
 
-/// The image rules of one Dockerfile (`file` relative to the root): unpinned images and,
-/// when its `RUN`s are shell (`shell`: not a Windows image), unpinned Python installs.
-pub(crate) fn dockerfile(file: &Path, df: &Dockerfile, shell: bool, out: &mut Findings) {
-    for (line, message) in images::unpinned_images(df) {
+/// The image rules of one Dockerfile (`file` relative to the root): unpinned images
+/// (except under the `local` prefixes) and, when its `RUN`s are shell (`shell`: not a
+/// Windows image), unpinned Python installs.
+pub(crate) fn dockerfile(
+    file: &Path,
+    df: &Dockerfile,
+    shell: bool,
+    local: &[String],
+    out: &mut Findings,
+) {
+    for (line, message) in images::unpinned_images(df, local) {
         out.add(rules::UNPINNED_IMAGE, file, line, message);
     }
     if shell {
@@ -122,7 +129,7 @@ pub(crate) fn dockerfile(file: &Path, df: &Dockerfile, shell: bool, out: &mut Fi
 /// [`dockerfile`] for a fleet without tasks (eval-containers): nothing to allow.
 pub(crate) fn image_rules(file: &Path, df: &Dockerfile) -> Vec<Violation> {
     let mut out = Findings::default();
-    dockerfile(file, df, true, &mut out);
+    dockerfile(file, df, true, &[], &mut out);
     out.list
 }
 
