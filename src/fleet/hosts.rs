@@ -75,7 +75,7 @@ pub fn script_hosts(text: &str) -> BTreeSet<String> {
 
 /// Hosts of the `http://`, `https://` and `git@host:` references in `text` (variables in
 /// a host are kept as written: `${MIRROR}`).
-fn urls(text: &str) -> Vec<String> {
+pub fn urls(text: &str) -> Vec<String> {
     let mut out = Vec::new();
     for (at, _) in text.match_indices("://") {
         let scheme_start = text[..at]

@@ -2,12 +2,13 @@
 //! where they differ from kiln's: every image directory loads (its bake file parses, its
 //! target exists once, it has tasks, its names are its own), the labels its benchmark
 //! rules require are in each benchmark's Dockerfile, the name labels match the directory,
-//! and no `ARG`/`ENV` looks like a credential (their rule 8a, kiln's secret rule).
+//! and no `ARG`/`ENV` looks like a credential (their rule 8a, kiln's secret rule); every
+//! Dockerfile gets the task rules about images (unpinned images and Python installs).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::{Report, Sink};
+use super::{rules, Report, Sink};
 use crate::fleet::dockerfile::Dockerfile;
 use crate::fleet::Fleet;
 
@@ -30,7 +31,7 @@ pub(crate) fn check(root: &Path, sink: &mut Sink, report: &mut Report) -> anyhow
     for p in &fleet.problems {
         // Messages start with the file they are about.
         let (file, message) = p.split_once(": ").unwrap_or(("", p));
-        sink.add(file, 1, message.to_string());
+        sink.add(rules::EC_LAYOUT, file, 1, message.to_string());
     }
     let mut dockerfiles: BTreeMap<PathBuf, Dockerfile> = BTreeMap::new();
     for t in fleet.targets.values() {
@@ -57,6 +58,7 @@ pub(crate) fn check(root: &Path, sink: &mut Sink, report: &mut Report) -> anyhow
         for k in keys {
             if have.get(*k).is_none_or(|v| v.is_empty()) {
                 sink.add(
+                    rules::EC_LABELS,
                     file,
                     1,
                     format!("label {k} is missing (every {kind} image carries it)"),
@@ -65,6 +67,7 @@ pub(crate) fn check(root: &Path, sink: &mut Sink, report: &mut Report) -> anyhow
         }
         if have.get("eval.type").is_some_and(|v| v != kind) {
             sink.add(
+                rules::EC_LABELS,
                 file,
                 line_of(file, "eval.type"),
                 format!("eval.type is {:?}; this is a {kind}", have["eval.type"]),
@@ -72,6 +75,7 @@ pub(crate) fn check(root: &Path, sink: &mut Sink, report: &mut Report) -> anyhow
         }
         if let Some(v) = have.get(name_key).filter(|v| !v.is_empty() && *v != name) {
             sink.add(
+                rules::EC_LABELS,
                 file,
                 line_of(file, name_key),
                 format!("{name_key} is {v:?}, but the directory is {name:?}"),
@@ -107,6 +111,7 @@ pub(crate) fn check(root: &Path, sink: &mut Sink, report: &mut Report) -> anyhow
                 .filter(|v| *v != "true" && *v != "false")
             {
                 sink.add(
+                    rules::EC_LABELS,
                     &f,
                     line_of(&f, "eval.benchmark.released"),
                     format!("eval.benchmark.released is {v:?}: \"true\" or \"false\""),
@@ -128,9 +133,11 @@ pub(crate) fn check(root: &Path, sink: &mut Sink, report: &mut Report) -> anyhow
         }
     }
     for (file, df) in &dockerfiles {
+        // The fleet has no task folders: of the task rules, the image ones apply.
+        sink.violations.extend(super::tasks::image_rules(file, df));
         for (line, what, name) in df.declared_variables() {
             if super::is_secret_shaped(&name) {
-                sink.add(file, line, format!("{what} {name} looks like a credential: it would stay in the image; use RUN --mount=type=secret"));
+                sink.add(rules::KILN_SECRETS, file, line, format!("{what} {name} looks like a credential: it would stay in the image; use RUN --mount=type=secret"));
             }
         }
     }

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use super::source::{BakeSource, Block};
-use super::{Report, Sink};
+use super::{rules, Report, Sink};
 use crate::fleet::layout::{self as fl, FleetLayout as _};
 use crate::fleet::Resolver;
 use crate::naming::{self, Kind, Naming};
@@ -70,7 +70,7 @@ pub(crate) fn check(
     for f in &layout.bake_files {
         match std::fs::read_to_string(root.join(f)) {
             Ok(text) => sources.push(BakeSource::new(f.clone(), &text)),
-            Err(e) => sink.add(f, 1, format!("cannot read: {e}")),
+            Err(e) => sink.add(rules::KILN_LAYOUT, f, 1, format!("cannot read: {e}")),
         }
     }
 
@@ -114,6 +114,7 @@ pub(crate) fn check(
         expected_files.insert(bake_file.clone());
         if let Err(e) = naming::validate_fleet_name(what, name) {
             sink.add(
+                rules::KILN_LAYOUT,
                 Path::new(dir).join(name),
                 1,
                 format!("{e} (the directory name is the {what})"),
@@ -132,6 +133,7 @@ pub(crate) fn check(
         };
         if !root.join(&bake_file).is_file() {
             sink.add(
+                rules::KILN_LAYOUT,
                 &bake_file,
                 1,
                 format!(
@@ -158,6 +160,7 @@ pub(crate) fn check(
                 format!(" (it is defined in {})", elsewhere.join(", "))
             };
             sink.add(
+                rules::KILN_LAYOUT,
                 &bake_file,
                 1,
                 format!("no target {target:?} in the bake file of {dir}/{name}/{hint}"),
@@ -170,7 +173,7 @@ pub(crate) fn check(
                 .filter(|b| b.kind == "target")
             {
                 if b.name != target && !b.name.starts_with('_') {
-                    sink.add(
+                    sink.add(rules::KILN_LAYOUT,
                         &bake_file,
                         b.line,
                         format!(
@@ -185,6 +188,7 @@ pub(crate) fn check(
         for (i, b) in defined_in.get(&target).into_iter().flatten() {
             if Some(*i) != src_index {
                 sink.add(
+                    rules::KILN_LAYOUT,
                     &sources[*i].path,
                     b.line,
                     format!(
@@ -202,6 +206,7 @@ pub(crate) fn check(
             let tasks_dir = Path::new(dir).join(name).join(fl::TASKS_DIR);
             if tasks.is_empty() {
                 sink.add(
+                    rules::KILN_LAYOUT,
                     &bake_file,
                     1,
                     format!(
@@ -213,10 +218,10 @@ pub(crate) fn check(
             let mut lower: BTreeMap<String, &String> = BTreeMap::new();
             for t in &tasks {
                 match naming::validate_task_id(t) {
-                    Err(e) => sink.add(tasks_dir.join(t), 1, e.to_string()),
+                    Err(e) => sink.add(rules::KILN_LAYOUT, tasks_dir.join(t), 1, e.to_string()),
                     Ok(()) => {
                         if let Some(other) = lower.insert(naming::task_component(t), t) {
-                            sink.add(
+                            sink.add(rules::KILN_LAYOUT,
                                 tasks_dir.join(t),
                                 1,
                                 format!("task ids {other:?} and {t:?} differ only in case: their images would have the same name"),
@@ -240,7 +245,7 @@ pub(crate) fn check(
     // Bake files outside image directories.
     for f in layout.bake_files.iter().skip(1) {
         if !expected_files.contains(f) {
-            sink.add(f, 1, "bake file outside an image directory: kiln reads it, but every target belongs in its image directory's docker-bake.hcl");
+            sink.add(rules::KILN_LAYOUT, f, 1, "bake file outside an image directory: kiln reads it, but every target belongs in its image directory's docker-bake.hcl");
         }
     }
 
@@ -252,6 +257,7 @@ pub(crate) fn check(
             for var in [naming::VAR_REGISTRY, naming::VAR_TAG, naming::VAR_TASK_ID] {
                 if !blocks.iter().any(|b| b.kind == "variable" && b.name == var) {
                     sink.add(
+                        rules::KILN_LAYOUT,
                         &root_file,
                         1,
                         format!("the root bake file must declare variable {var:?}"),
@@ -262,6 +268,7 @@ pub(crate) fn check(
             for g in ["default", "core", "benchmarks", "agents"] {
                 if !raw.contains_key(g) {
                     sink.add(
+                        rules::KILN_GROUPS,
                         &root_file,
                         1,
                         format!("the root bake file must declare group {g:?}"),
@@ -284,6 +291,7 @@ pub(crate) fn check(
         for var in [naming::VAR_BENCHMARK, naming::VAR_AGENT] {
             for line in src.word_lines(var) {
                 sink.add(
+                    rules::KILN_VARIABLES,
                     &src.path,
                     line,
                     format!(
@@ -299,6 +307,7 @@ pub(crate) fn check(
         Err(e) => {
             let (file, line) = locate(&format!("{e:#}"), &layout.bake_files);
             sink.add(
+                rules::KILN_LAYOUT,
                 file,
                 line,
                 format!("bake files do not parse: {}", first_line(&format!("{e:#}"))),

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::layout::{first_line, locate, Entry, LintFleet};
 use super::secrets::is_secret_shaped;
-use super::{Report, Sink};
+use super::{rules, Report, Sink};
 use crate::fleet::dockerfile::Dockerfile;
 use crate::fleet::layout as fl;
 use crate::fleet::{Env, Target};
@@ -52,7 +52,7 @@ pub(crate) fn check(root: &Path, fleet: &LintFleet, sink: &mut Sink, report: &mu
                     None => {
                         let (f, l) =
                             fleet.line_in_target(&e.target, labels::BENCHMARK_ENV, &e.bake_file);
-                        sink.add(
+                        sink.add(rules::KILN_LABELS,
                             f,
                             l,
                             format!(
@@ -81,7 +81,7 @@ pub(crate) fn check(root: &Path, fleet: &LintFleet, sink: &mut Sink, report: &mu
                         .join(task)
                         .join("environment/Dockerfile");
                     if !root.join(&env_df).is_file() {
-                        sink.add(
+                        sink.add(rules::KILN_LAYOUT,
                             env_df.parent().unwrap_or(&env_df),
                             1,
                             format!("task {task:?} of per-task benchmark {:?} has no environment/Dockerfile", e.name),
@@ -163,6 +163,7 @@ impl Checker<'_> {
                     format!(" with {}", v.join(" "))
                 };
                 sink.add(
+                    rules::KILN_LAYOUT,
                     file,
                     line,
                     format!(
@@ -185,7 +186,7 @@ impl Checker<'_> {
         for key in labels::authored(kind) {
             if t.labels.get(key).is_none_or(|v| v.trim().is_empty()) {
                 let (f, l) = fleet.target_line(&e.target, &e.bake_file);
-                sink.add(f, l, format!("target {:?}: missing label {key:?} (required on {kind} images; RULES.md, Labels)", e.target));
+                sink.add(rules::KILN_LABELS, f, l, format!("target {:?}: missing label {key:?} (required on {kind} images; RULES.md, Labels)", e.target));
             }
         }
         let mut expect = |key: &str, want: &str, why: &str| {
@@ -193,6 +194,7 @@ impl Checker<'_> {
                 if !v.trim().is_empty() && v != want {
                     let (f, l) = at(&format!("\"{key}\""));
                     sink.add(
+                        rules::KILN_LABELS,
                         f,
                         l,
                         format!(
@@ -222,7 +224,7 @@ impl Checker<'_> {
         if let Some(v) = t.labels.get(labels::BENCHMARK_RELEASED) {
             if v != "true" {
                 let (f, l) = at(labels::BENCHMARK_RELEASED);
-                sink.add(f, l, format!("target {:?}: label {} may only be \"true\" (leave it out until earned), not {v:?}", e.target, labels::BENCHMARK_RELEASED));
+                sink.add(rules::KILN_LABELS, f, l, format!("target {:?}: label {} may only be \"true\" (leave it out until earned), not {v:?}", e.target, labels::BENCHMARK_RELEASED));
             }
         }
 
@@ -241,7 +243,7 @@ impl Checker<'_> {
         for key in t.args.keys() {
             if is_secret_shaped(key) {
                 let (f, l) = at(key);
-                sink.add(f, l, format!("target {:?}: build arg {key} looks like a secret; build args are stored in the image: use a bake `secret` entry", e.target));
+                sink.add(rules::KILN_SECRETS, f, l, format!("target {:?}: build arg {key} looks like a secret; build args are stored in the image: use a bake `secret` entry", e.target));
             }
         }
 
@@ -259,8 +261,8 @@ impl Checker<'_> {
             };
             let (f, l) = at(&format!("target:{linked}"));
             match want {
-                None => sink.add(f, l, format!("target {:?} links {linked:?}, which is not a fleet image target", e.target)),
-                Some(want) if want != key && format!("{key}:latest") != want => sink.add(
+                None => sink.add(rules::KILN_CONTEXTS, f, l, format!("target {:?} links {linked:?}, which is not a fleet image target", e.target)),
+                Some(want) if want != key && format!("{key}:latest") != want => sink.add(rules::KILN_CONTEXTS,
                     f,
                     l,
                     format!("target {:?}: context key {key:?} for target:{linked} should be {want:?}, the image kiln builds", e.target),
@@ -283,6 +285,7 @@ impl Checker<'_> {
             Err(err) => {
                 let (f, l) = fleet.target_line(&e.target, &e.bake_file);
                 sink.add(
+                    rules::KILN_LAYOUT,
                     f,
                     l,
                     format!(
@@ -298,7 +301,7 @@ impl Checker<'_> {
         if self.dockerfiles_seen.insert(df_rel.clone()) {
             for (line, what, name) in df.declared_variables() {
                 if is_secret_shaped(&name) {
-                    sink.add(&df_rel, line, format!("{what} {name} looks like a secret; {what} values are stored in the image: use RUN --mount=type=secret"));
+                    sink.add(rules::KILN_SECRETS, &df_rel, line, format!("{what} {name} looks like a secret; {what} values are stored in the image: use RUN --mount=type=secret"));
                 }
             }
         }
@@ -313,7 +316,7 @@ impl Checker<'_> {
                     .and_then(|i| t.contexts.get(i))
             });
             if !declared.is_some_and(|v| v.starts_with("target:")) {
-                sink.add(
+                sink.add(rules::KILN_CONTEXTS,
                     &df_rel,
                     base.line,
                     format!(
@@ -329,6 +332,7 @@ impl Checker<'_> {
         if !t.tags.iter().any(|x| x == expected) {
             let (f, l) = self.fleet.line_in_target(&e.target, "tags", &e.bake_file);
             sink.add(
+                rules::KILN_TAGS,
                 f,
                 l,
                 format!(
@@ -367,6 +371,7 @@ impl Checker<'_> {
             if let Some(g) = want {
                 if fleet.groups.contains_key(g) && !members(g).contains(&e.target) {
                     sink.add(
+                        rules::KILN_GROUPS,
                         &root_file,
                         group_line(g),
                         format!("group {g:?} should list target {:?}", e.target),
@@ -378,7 +383,7 @@ impl Checker<'_> {
             if is_unbuildable_alone {
                 for (g, m) in &fleet.groups {
                     if m.contains(&e.target) {
-                        sink.add(&root_file, group_line(g), format!("group {g:?} lists {:?}, which cannot be built without EVAL_* variables", e.target));
+                        sink.add(rules::KILN_GROUPS, &root_file, group_line(g), format!("group {g:?} lists {:?}, which cannot be built without EVAL_* variables", e.target));
                     }
                 }
             }
@@ -388,6 +393,7 @@ impl Checker<'_> {
                 for t in members(g) {
                     if !default.contains(t) {
                         sink.add(
+                            rules::KILN_GROUPS,
                             &root_file,
                             group_line("default"),
                             format!("group \"default\" should include {t:?} (from group {g:?})"),
@@ -400,6 +406,7 @@ impl Checker<'_> {
             for t in m {
                 if !fleet.blocks.contains_key(t) && !fleet.groups.contains_key(t) {
                     sink.add(
+                        rules::KILN_GROUPS,
                         &root_file,
                         group_line(g),
                         format!("group {g:?} lists {t:?}, which is not a target"),
@@ -426,7 +433,7 @@ impl Checker<'_> {
                 continue;
             }
             for line in src.word_lines(naming::VAR_TASK_ID) {
-                sink.add(&src.path, line, "only per-task benchmarks and core-eval may use EVAL_TASK_ID (see RULES.md, Building on other images)");
+                sink.add(rules::KILN_VARIABLES, &src.path, line, "only per-task benchmarks and core-eval may use EVAL_TASK_ID (see RULES.md, Building on other images)");
             }
         }
     }

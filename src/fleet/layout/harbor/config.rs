@@ -9,6 +9,8 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+use super::problem::{Problem, ProblemKind};
+
 /// The schema versions kiln reads (`schema_version`; files from before it have none).
 pub const SCHEMA_VERSIONS: &[&str] = &["1.0", "1.1", "1.2", "1.3", "1.4"];
 
@@ -246,34 +248,45 @@ impl Artifact {
 
 impl TaskConfig {
     /// Parses `text` (the contents of `file`): TOML syntax, known fields, a known schema
-    /// version. The error names the file, and the line and field where TOML says.
-    pub fn parse(file: &Path, text: &str) -> anyhow::Result<TaskConfig> {
+    /// version. The problem names the file, and the line and field where TOML says; an
+    /// unknown field is a problem of its own kind.
+    pub fn parse(file: &Path, text: &str) -> Result<TaskConfig, Problem> {
         let config: TaskConfig = toml::from_str(text).map_err(|e| {
             let line = e
                 .span()
                 .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
             let msg = e.message().trim().to_string();
-            match line {
-                Some(l) => anyhow::anyhow!("{}:{l}: {msg}", file.display()),
-                None => anyhow::anyhow!("{}: {msg}", file.display()),
+            // serde's wording for a field `deny_unknown_fields` refuses.
+            let kind = if msg.starts_with("unknown field") {
+                ProblemKind::UnknownField
+            } else {
+                ProblemKind::Config
+            };
+            Problem {
+                line,
+                ..Problem::new(kind, file, msg)
             }
         })?;
         if let Some(v) = &config.schema_version {
             if !SCHEMA_VERSIONS.contains(&v.as_str()) {
-                anyhow::bail!(
-                    "{}: schema_version {v:?} is not one kiln reads ({})",
-                    file.display(),
-                    SCHEMA_VERSIONS.join(", ")
-                );
+                return Err(Problem::new(
+                    ProblemKind::Config,
+                    file,
+                    format!(
+                        "schema_version {v:?} is not one kiln reads ({})",
+                        SCHEMA_VERSIONS.join(", ")
+                    ),
+                ));
             }
         }
         if config.verifier.environment_mode == Some(EnvironmentMode::Shared)
             && config.verifier.environment.is_some()
         {
-            anyhow::bail!(
-                "{}: verifier.environment_mode = \"shared\" with a [verifier.environment] table (Harbor refuses this too)",
-                file.display()
-            );
+            return Err(Problem::new(
+                ProblemKind::Config,
+                file,
+                "verifier.environment_mode = \"shared\" with a [verifier.environment] table (Harbor refuses this too)",
+            ));
         }
         Ok(config)
     }
@@ -315,22 +328,25 @@ pub fn size_mb(s: &str) -> Option<u64> {
 mod tests {
     use super::*;
 
-    fn parse(text: &str) -> anyhow::Result<TaskConfig> {
+    fn parse(text: &str) -> Result<TaskConfig, Problem> {
         TaskConfig::parse(Path::new("t/task.toml"), text)
     }
 
     #[test]
     fn an_unknown_field_is_named_with_its_line() {
-        let err = parse("schema_version = \"1.4\"\n[agent]\ntimeout_sec = 1.0\nusr = \"x\"\n")
-            .unwrap_err()
-            .to_string();
+        let problem = parse("schema_version = \"1.4\"\n[agent]\ntimeout_sec = 1.0\nusr = \"x\"\n")
+            .unwrap_err();
+        assert_eq!(problem.kind, ProblemKind::UnknownField);
+        let err = problem.to_string();
         assert!(err.starts_with("t/task.toml:4:"), "{err}");
         assert!(err.contains("usr"), "{err}");
     }
 
     #[test]
     fn not_toml_and_unknown_schema_are_refused() {
-        let err = parse("[task\nname=1").unwrap_err().to_string();
+        let problem = parse("[task\nname=1").unwrap_err();
+        assert_eq!(problem.kind, ProblemKind::Config);
+        let err = problem.to_string();
         assert!(err.starts_with("t/task.toml:1:"), "{err}");
         let err = parse("schema_version = \"9.0\"\n").unwrap_err().to_string();
         assert!(err.contains("\"9.0\""), "{err}");

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use super::config::{EnvironmentMode, Os, Step, TaskConfig};
+use super::problem::{Problem, ProblemKind};
 
 pub const TASK_FILE: &str = "task.toml";
 pub const INSTRUCTION: &str = "instruction.md";
@@ -28,8 +29,8 @@ pub struct Dataset {
     pub name: String,
     /// In id order.
     pub tasks: Vec<Task>,
-    /// Tasks left out, one message each naming the file.
-    pub problems: Vec<String>,
+    /// Tasks left out, one each naming the file.
+    pub problems: Vec<Problem>,
 }
 
 #[derive(Debug)]
@@ -228,18 +229,21 @@ impl Dataset {
                 Ok(task) => {
                     let file = dir.join(TASK_FILE);
                     if let Some(first) = by_name.get(task.name()) {
-                        problems.push(format!(
-                            "{}: left out: task name {:?} is already the name of {}",
-                            file.display(),
-                            task.name(),
-                            first.display()
+                        problems.push(Problem::new(
+                            ProblemKind::Naming,
+                            &file,
+                            format!(
+                                "left out: task name {:?} is already the name of {}",
+                                task.name(),
+                                first.display()
+                            ),
                         ));
                         continue;
                     }
                     by_name.insert(task.name().to_string(), file);
                     tasks.push(task);
                 }
-                Err(e) => problems.push(format!("{e:#}")),
+                Err(p) => problems.push(p),
             }
         }
         tasks.sort_by(|a, b| a.id.cmp(&b.id));
@@ -337,19 +341,18 @@ fn task_id(root: &Path, rel: &Path) -> String {
         .join(".")
 }
 
-fn read_task(root: &Path, rel: &Path) -> anyhow::Result<Task> {
+fn read_task(root: &Path, rel: &Path) -> Result<Task, Problem> {
     let file = rel.join(TASK_FILE);
     let id = task_id(root, rel);
-    crate::naming::validate_task_id(&id)
-        .map_err(|e| anyhow::anyhow!("{}: left out: {e}", file.display()))?;
+    let naming = |message: String| Problem::new(ProblemKind::Naming, &file, message);
+    crate::naming::validate_task_id(&id).map_err(|e| naming(format!("left out: {e}")))?;
     if !is_image_component(&crate::naming::task_component(&id)) {
-        anyhow::bail!(
-            "{}: left out: the folder name {id:?} cannot be part of an image name (letters, digits and '.', '_', '-' between them)",
-            file.display()
-        );
+        return Err(naming(format!(
+            "left out: the folder name {id:?} cannot be part of an image name (letters, digits and '.', '_', '-' between them)"
+        )));
     }
     let text = std::fs::read_to_string(root.join(&file))
-        .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+        .map_err(|e| Problem::new(ProblemKind::Config, &file, e.to_string()))?;
     let config = TaskConfig::parse(&file, &text)?;
     let steps: Vec<String> = config.steps.iter().map(|s| s.name.clone()).collect();
     let task = Task {
@@ -364,9 +367,10 @@ fn read_task(root: &Path, rel: &Path) -> anyhow::Result<Task> {
 
 /// The files a task must have: an environment, an instruction and a test script (per
 /// step in a multi-step task, where a shared top-level test also counts).
-fn check_files(root: &Path, task: &Task) -> anyhow::Result<()> {
+fn check_files(root: &Path, task: &Task) -> Result<(), Problem> {
     let d = root.join(&task.dir);
     let file = task.dir.join(TASK_FILE);
+    let missing = |message: String| Problem::new(ProblemKind::Files, &file, message);
     let windows = task.config.environment.os == Some(Os::Windows);
     let script = |dir: &Path, base: &str| {
         let ext = if windows { "bat" } else { "sh" };
@@ -376,32 +380,29 @@ fn check_files(root: &Path, task: &Task) -> anyhow::Result<()> {
         || (task.separate_verifier() && d.join(TESTS_DIR).join(DOCKERFILE).is_file());
     if task.steps.is_empty() {
         if !d.join(INSTRUCTION).is_file() {
-            anyhow::bail!("{}: left out: no {INSTRUCTION}", file.display());
+            return Err(missing(format!("left out: no {INSTRUCTION}")));
         }
         if !shared_test {
-            anyhow::bail!(
-                "{}: left out: no {}",
-                file.display(),
+            return Err(missing(format!(
+                "left out: no {}",
                 script(&task.dir.join(TESTS_DIR), "test").display()
-            );
+            )));
         }
     }
     for step in &task.steps {
         let s = d.join(STEPS_DIR).join(step);
         let rel = task.dir.join(STEPS_DIR).join(step);
         if !s.join(INSTRUCTION).is_file() {
-            anyhow::bail!(
-                "{}: left out: step {step:?} has no {}",
-                file.display(),
+            return Err(missing(format!(
+                "left out: step {step:?} has no {}",
                 rel.join(INSTRUCTION).display()
-            );
+            )));
         }
         if !shared_test && !script(&s.join(TESTS_DIR), "test").is_file() {
-            anyhow::bail!(
-                "{}: left out: step {step:?} has no {} and the task no shared tests/",
-                file.display(),
+            return Err(missing(format!(
+                "left out: step {step:?} has no {} and the task no shared tests/",
                 script(&rel.join(TESTS_DIR), "test").display()
-            );
+            )));
         }
     }
     Ok(())
@@ -460,7 +461,12 @@ mod tests {
         let ids: Vec<&str> = ds.tasks.iter().map(|t| t.id.as_str()).collect();
         assert_eq!(ids, ["a", "nested.b"]);
         assert_eq!(ds.name, "set");
-        let all = ds.problems.join("\n");
+        let all = ds
+            .problems
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\n");
         for f in [
             "dup/task.toml",
             "no-tests/task.toml",
@@ -471,6 +477,18 @@ mod tests {
             assert!(all.contains(f), "{f} missing from:\n{all}");
         }
         assert!(all.contains("a/task.toml"), "{all}");
+        // Each by kind, for `kiln lint`'s rule ids.
+        let kind = |f: &str| {
+            ds.problems
+                .iter()
+                .find(|p| p.file == Path::new(f))
+                .map(|p| p.kind)
+        };
+        assert_eq!(kind("dup/task.toml"), Some(ProblemKind::Naming));
+        assert_eq!(kind("no-tests/task.toml"), Some(ProblemKind::Files));
+        assert_eq!(kind("not-toml/task.toml"), Some(ProblemKind::Config));
+        assert_eq!(kind("schema/task.toml"), Some(ProblemKind::Config));
+        assert_eq!(kind("Bad Name/task.toml"), Some(ProblemKind::Naming));
     }
 
     #[test]

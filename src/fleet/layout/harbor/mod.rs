@@ -7,12 +7,14 @@
 pub mod config;
 pub mod dataset;
 pub mod pin;
+pub mod problem;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use dataset::{Dataset, Task};
+pub use problem::{Problem, ProblemKind};
 
 use super::{BenchmarkDir, FleetLayout, Layout, TaskSource};
 use crate::fleet::{Benchmark, Env, Fleet, Resolver};
@@ -128,7 +130,7 @@ pub fn fleet(
     };
     Ok(Fleet {
         root: root.to_path_buf(),
-        problems: ds.problems.clone(),
+        problems: ds.problems.iter().map(ToString::to_string).collect(),
         layout,
         vars,
         naming,
