@@ -440,6 +440,9 @@ fn a_new_task_validates_and_a_shell_sees_the_tests_only_when_asked() {
     ] {
         assert!(root.join("hello").join(f).is_file(), "{f}");
     }
+    // As written it lints clean (the task-quality rules included).
+    let out = kiln(&root, cache.path(), &["lint"], &[]);
+    assert!(out.status.success(), "{}{}", text(&out).0, text(&out).1);
     // Refused, nothing written: an existing task, an unsafe id, `new benchmark` here.
     for (args, needle) in [
         (&["new", "task", "set", "hello"][..], "already exists"),

@@ -46,6 +46,11 @@ impl Dataset {
             text.replace(
                 "[environment]\n",
                 "[environment]\n# The machine each trial gets (kiln keeps this comment).\n",
+            )
+            // Its agent runs as root, on purpose (lint's root-agent): allowed for this task.
+            .replace(
+                "[metadata]\n",
+                "[metadata]\nkiln_lint_allow = [\"root-agent\"]\n",
             ),
         )
         .unwrap();
