@@ -26,7 +26,9 @@ big="$work/dataset"
 mkdir -p "$big"
 for i in $(seq -w 1 "$copies"); do
   cp -a "$examples" "$big/copy-$i"
-  find "$big/copy-$i" -name task.toml -exec sed -i -E "s|^(name = \"[^\"]+)\"|\\1-$i\"|" {} +
+  # Only [task].name: a step's name is its folder's.
+  find "$big/copy-$i" -name task.toml -exec \
+    sed -i -E "/^\[task\]/,/^\[/ s|^(name = \"[^\"]+)\"|\\1-$i\"|" {} +
 done
 echo "dataset: $(tasks_of "$big" | wc -l) tasks in $big"
 
@@ -35,8 +37,11 @@ for set in "$examples" "$big"; do
   cd "$set"
   tasks_of . > "$work/dirs"
   export KILN="$kiln" HARBOR="$harbor" DIRS="$work/dirs"
-  hyperfine --warmup "$warmup" --runs "$n" -i -N --export-markdown /dev/stdout \
+  # The table goes to a file first: --export-markdown /dev/stdout would truncate a
+  # redirected stdout.
+  hyperfine --warmup "$warmup" --runs "$n" -i -N --export-markdown "$work/table.md" \
     -n "kiln lint ($(wc -l < "$work/dirs") tasks)" "$kiln -C $set lint" \
     -n "harbor lint --select ALL ($(wc -l < "$work/dirs") tasks)" \
     "bash -c '\$HARBOR lint --select ALL \$(cat \$DIRS) >/dev/null'"
+  cat "$work/table.md"
 done
