@@ -16,6 +16,14 @@ use serde_json::Value;
 
 const BASE: &str = "--base=ubuntu:24.04=debian:bookworm-slim";
 
+/// The tests that run containers, one at a time: each checks that no trial container
+/// or network of kiln's is left, which another test's running trial would break.
+static ENGINE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn engine() -> std::sync::MutexGuard<'static, ()> {
+    ENGINE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn examples() -> PathBuf {
     fleet_support::manifest_dir().join("../shared/fleets/harbor/examples/tasks")
 }
@@ -243,6 +251,7 @@ fn the_examples_that_run_here_validate_on_the_engine() {
     if !gate("KILN_TEST_DOCKER") {
         return;
     }
+    let _engine = engine();
     let tasks = [
         "hello-user",
         "hello-workdir",
@@ -487,6 +496,7 @@ fn a_new_task_validates_and_a_shell_sees_the_tests_only_when_asked() {
     if !gate("KILN_TEST_DOCKER") {
         return;
     }
+    let _engine = engine();
     let out = kiln(&root, cache.path(), &["validate", BASE], &[]);
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stdout}\n{stderr}");
@@ -612,6 +622,7 @@ fn an_allowlist_lets_out_only_its_hosts_through_the_egress_proxy() {
         eprintln!("skipped: network namespaces need root and iproute2's `ip`");
         return;
     }
+    let _engine = engine();
     let ns = registry_support::tls::Netns::create("egress");
     let _server = ns_server(&ns);
     let d = tempfile::tempdir().unwrap();
