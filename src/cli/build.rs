@@ -234,14 +234,8 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
 
 /// `--base-map` and `--base` as one map.
 fn base_map(args: &Args) -> anyhow::Result<plan::base_map::BaseMap> {
-    let mut base_map = match &args.base_map {
-        Some(file) => plan::base_map::BaseMap::read(file).map_err(refused_to_usage)?,
-        None => plan::base_map::BaseMap::default(),
-    };
-    for entry in &args.bases {
-        base_map.add(entry, "--base").map_err(refused_to_usage)?;
-    }
-    Ok(base_map)
+    plan::base_map::BaseMap::from_flags(args.base_map.as_deref(), &args.bases)
+        .map_err(refused_to_usage)
 }
 
 /// Decides the backend, then prints the plan's commands (`--dry-run`) or builds it.

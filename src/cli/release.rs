@@ -112,17 +112,9 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
     for p in fleet.problems.iter().filter(|_| harbor) {
         eprintln!("note: left out: {p}");
     }
-    let mut base_map = match &args.base_map {
-        Some(file) => {
-            crate::plan::base_map::BaseMap::read(file).map_err(crate::fleet::refused_to_usage)?
-        }
-        None => Default::default(),
-    };
-    for entry in &args.bases {
-        base_map
-            .add(entry, "--base")
+    let base_map =
+        crate::plan::base_map::BaseMap::from_flags(args.base_map.as_deref(), &args.bases)
             .map_err(crate::fleet::refused_to_usage)?;
-    }
     let info = super::build::build_info(repo)?;
     let mut opts = Options {
         repo: repo.to_path_buf(),

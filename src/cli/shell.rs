@@ -162,17 +162,9 @@ fn harbor(repo: &Path, fleet: &crate::fleet::Fleet, args: &Args) -> anyhow::Resu
         println!("{}", crate::backend::shell::join(&spec.argv()));
         return Ok(ExitCode::SUCCESS);
     }
-    let mut base_map = match &args.base_map {
-        Some(f) => {
-            crate::plan::base_map::BaseMap::read(f).map_err(crate::fleet::refused_to_usage)?
-        }
-        None => Default::default(),
-    };
-    for b in &args.bases {
-        base_map
-            .add(b, "--base")
+    let base_map =
+        crate::plan::base_map::BaseMap::from_flags(args.base_map.as_deref(), &args.bases)
             .map_err(crate::fleet::refused_to_usage)?;
-    }
     let request = crate::plan::Request::Benchmark {
         benchmark: bench.name.clone(),
         task: Some(id),

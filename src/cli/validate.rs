@@ -117,16 +117,8 @@ fn harbor(
     for p in &fleet.problems {
         eprintln!("note: left out: {p}");
     }
-    let mut map = match base_map {
-        Some(file) => {
-            crate::plan::base_map::BaseMap::read(file).map_err(crate::fleet::refused_to_usage)?
-        }
-        None => Default::default(),
-    };
-    for entry in bases {
-        map.add(entry, "--base")
-            .map_err(crate::fleet::refused_to_usage)?;
-    }
+    let map = crate::plan::base_map::BaseMap::from_flags(base_map.as_deref(), bases)
+        .map_err(crate::fleet::refused_to_usage)?;
     let verdicts = validate::harbor::validate(fleet, info, opts, &map)?;
     let ran: Vec<_> = verdicts.iter().filter(|v| !v.skipped).collect();
     let valid = ran.iter().filter(|v| v.problem.is_none()).count();

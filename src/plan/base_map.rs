@@ -33,6 +33,18 @@ impl BaseMap {
         Ok(map)
     }
 
+    /// The map of `--base-map FILE` (when given) and then each `--base` entry.
+    pub fn from_flags(file: Option<&Path>, entries: &[String]) -> anyhow::Result<BaseMap> {
+        let mut map = match file {
+            Some(f) => BaseMap::read(f)?,
+            None => BaseMap::default(),
+        };
+        for entry in entries {
+            map.add(entry, "--base")?;
+        }
+        Ok(map)
+    }
+
     /// Adds one `PUBLIC_REF=LOCAL_REF`; `origin` names where it came from in errors.
     pub fn add(&mut self, entry: &str, origin: &str) -> anyhow::Result<()> {
         let bad = |why: &str| {

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
-use super::{build_for_runs, Options, Record, Verdict};
+use super::{Options, Record, Verdict};
 use crate::error::Failure;
 use crate::fleet::layout::harbor::Task;
 use crate::fleet::Fleet;
@@ -99,26 +99,7 @@ pub fn validate(
     let mut plan = plan::harbor::plan(fleet, &request, info, base_map)
         .map_err(crate::fleet::refused_to_usage)?;
     plan.notes.clear(); // said above, per task
-    let summary = match &opts.built {
-        // `kiln release` built these very images a moment ago.
-        Some(built)
-            if plan
-                .builds
-                .iter()
-                .all(|b| built.outcomes.iter().any(|o| o.image == b.image)) =>
-        {
-            built.clone()
-        }
-        _ => build_for_runs(
-            fleet,
-            plan,
-            opts.backend,
-            opts.jobs,
-            opts.force,
-            opts.progress,
-            opts.ca_bundle.as_deref(),
-        )?,
-    };
+    let summary = super::build_unless_built(fleet, plan, opts, opts.force)?;
     let failed_builds: Vec<String> = summary
         .outcomes
         .iter()

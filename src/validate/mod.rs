@@ -132,6 +132,34 @@ pub fn build_for_runs(
     crate::build::run(&plan.builds, &plan.bake, &decision, &opts)
 }
 
+/// What the caller's own build found (`kiln release` builds the same images first) when
+/// it covers every image of `plan`; otherwise `plan` built by [`build_for_runs`].
+fn build_unless_built(
+    fleet: &Fleet,
+    plan: Plan,
+    opts: &Options,
+    force: bool,
+) -> anyhow::Result<Summary> {
+    if let Some(built) = &opts.built {
+        let covered = plan
+            .builds
+            .iter()
+            .all(|b| built.outcomes.iter().any(|o| o.image == b.image));
+        if covered {
+            return Ok(built.clone());
+        }
+    }
+    build_for_runs(
+        fleet,
+        plan,
+        opts.backend,
+        opts.jobs,
+        force,
+        opts.progress,
+        opts.ca_bundle.as_deref(),
+    )
+}
+
 /// The `kiln.inputs.digest` of `image` in `store`.
 pub(crate) fn inputs_digest(
     rt: &tokio::runtime::Runtime,
@@ -208,25 +236,7 @@ pub fn validate(
         }
     }
     let plan = plan::plan_many(fleet, &requests, info)?;
-    let summary = match &opts.built {
-        Some(built)
-            if plan
-                .builds
-                .iter()
-                .all(|b| built.outcomes.iter().any(|o| o.image == b.image)) =>
-        {
-            built.clone()
-        }
-        _ => build_for_runs(
-            fleet,
-            plan,
-            opts.backend,
-            opts.jobs,
-            false,
-            opts.progress,
-            opts.ca_bundle.as_deref(),
-        )?,
-    };
+    let summary = build_unless_built(fleet, plan, opts, false)?;
     let store_of = |image: &str| {
         summary
             .outcomes
