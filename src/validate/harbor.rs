@@ -14,8 +14,6 @@
 
 use std::path::{Path, PathBuf};
 
-use serde_json::json;
-
 use super::{Options, Record, Verdict};
 use crate::error::Failure;
 use crate::fleet::layout::harbor::Task;
@@ -23,7 +21,7 @@ use crate::fleet::Fleet;
 use crate::labels::BuildInfo;
 use crate::plan::base_map::BaseMap;
 use crate::plan::{self, Request};
-use crate::run::harbor::{Agent, Outcome, Trial};
+use crate::run::harbor::{write_result, Agent, Outcome, Trial};
 use crate::run::reap::Owner;
 
 /// One task's verdict.
@@ -316,58 +314,4 @@ fn run_inputs(fleet: &Fleet, task: &Task) -> anyhow::Result<String> {
 /// Where the trials of the dataset at `root` leave their results.
 pub fn results_dir(root: &Path) -> anyhow::Result<PathBuf> {
     Ok(plan::harbor::state_dir(root)?.join("results"))
-}
-
-/// `result.json` (schema 2, as kiln's runner writes it) of one trial: the reward file's
-/// `reward` as the score (pass: 1), every key of it under `rewards`.
-fn write_result(
-    out: &Path,
-    benchmark: &str,
-    task: &Task,
-    agent: Agent,
-    o: &Outcome,
-) -> anyhow::Result<()> {
-    std::fs::create_dir_all(out)?;
-    let now = crate::labels::rfc3339_utc(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0),
-    );
-    let status = if o.error.is_some() && o.reward.is_none() {
-        "grader_error"
-    } else if o.agent_timed_out {
-        "agent_timeout"
-    } else {
-        "completed"
-    };
-    let value = o.reward.unwrap_or(0.0);
-    let result = json!({
-        "schema_version": "2",
-        "runner_version": env!("CARGO_PKG_VERSION"),
-        "run_id": format!("{benchmark}-{}-{}-{}", task.id, agent.name(), std::process::id()),
-        "status": status,
-        "task": {"id": task.id, "title": task.name(), "prompt_variant": "default",
-                 "prompt_sha256": "", "scenario_sha256": ""},
-        "agent": {"id": agent.name(), "model": "", "exit_code": null, "signal": null,
-                  "timed_out": o.agent_timed_out, "wall_sec": o.wall_sec,
-                  "privileges_dropped": task.config.agent.user.is_some(), "metrics": null},
-        "score": {"mode": "reward", "value": value, "passed": o.reward == Some(1.0),
-                  "raw_value": value, "threshold": 1.0, "highest_gate": null, "n_gates": null,
-                  "caps_applied": []},
-        "gates": [],
-        "checks": [],
-        "rewards": o.rewards,
-        "fixtures": {},
-        "timing": {"started_at": now, "finished_at": now, "wall_sec": o.wall_sec,
-                   "prepare": null, "agent": null, "grade": null},
-        "warnings": [],
-        "errors": o.error.iter().map(|e| json!({"phase": "grade", "message": e})).collect::<Vec<_>>(),
-        "model": null
-    });
-    std::fs::write(
-        out.join("result.json"),
-        serde_json::to_string_pretty(&result)?,
-    )?;
-    Ok(())
 }
