@@ -15,6 +15,8 @@ Examples:
   kiln run terminal-lite --agent oracle --task-id count-lines     one run
   kiln run terminal-lite metric-backfill --agent oracle --agent null --repeat 3
   kiln run --all --agent null --jobs 4 --output results
+  kiln run --dataset ../tb2 --agent mini-swe-agent --model M --replay F --base-map bases.txt
+  kiln -C ../tb2 run --agent oracle --agent null     a Harbor dataset (docs/layouts.md)
 
 Runs whose complete result already exists for the same eval image (input digest), model,
 replay fixture and repeat are kept (--force runs them again). --keep-state keeps each run's
@@ -24,7 +26,8 @@ finish. Exit status: 0 every run completed (whatever the scores); 1 a run could 
 complete (infrastructure error) or a build failed; 2 refused input; 3 no backend; 130
 interrupted.")]
 pub struct Args {
-    /// Benchmarks to run (every task of each, unless --task-id).
+    /// Benchmarks to run (every task of each, unless --task-id); or Harbor datasets, by
+    /// their name in kiln.toml or by path.
     #[arg(value_name = "BENCHMARK")]
     pub benchmarks: Vec<String>,
 
@@ -148,6 +151,21 @@ pub struct Args {
     #[arg(long, value_name = "HOST[:PORT][/PREFIX]")]
     pub registry: Option<String>,
 
+    /// A Harbor dataset (a folder of `task.toml` tasks) this repository's agents run on,
+    /// named by its folder (repeatable; `[datasets] NAME = "PATH"` in kiln.toml names
+    /// them for good). A BENCHMARK that is a path (holding `/`) is taken the same way.
+    #[arg(long = "dataset", value_name = "PATH")]
+    pub datasets: Vec<PathBuf>,
+
+    /// Harbor datasets: public base images replaced by local ones, one
+    /// `PUBLIC_REF=LOCAL_REF` a line (as `kiln build --base-map`).
+    #[arg(long, value_name = "FILE")]
+    pub base_map: Option<PathBuf>,
+
+    /// Harbor datasets: one base map entry `PUBLIC_REF=LOCAL_REF` (repeatable).
+    #[arg(long = "base", value_name = "PUBLIC=LOCAL")]
+    pub bases: Vec<String>,
+
     /// --on kubernetes: a registry reached without verified TLS, HOST[:PORT] or a CIDR
     /// (repeatable; the engine's insecure-registries count too; loopback needs no flag).
     #[arg(long = "insecure-registry", value_name = "HOST[:PORT]", value_parser = super::release::parse_insecure)]
@@ -181,6 +199,11 @@ fn parse_progress(s: &str) -> Result<crate::progress::Mode, String> {
 
 pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
     if args.on == "kubernetes" {
+        if !args.datasets.is_empty() || args.base_map.is_some() || !args.bases.is_empty() {
+            return Err(Failure::usage(
+                "--dataset, --base-map and --base run on this machine only (not --on kubernetes)",
+            ));
+        }
         return super::run_kubernetes::run(repo, args);
     }
     if args.dry_run || args.registry.is_some() || !args.insecure_registries.is_empty() {
@@ -201,6 +224,15 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
             )));
         }
     }
+    let opts = options(repo, &args, gateway)?;
+    if let Some(code) = super::run_dataset::run(repo, &args, &opts)? {
+        return Ok(ExitCode::from(code));
+    }
+    if args.base_map.is_some() || !args.bases.is_empty() {
+        return Err(Failure::usage(
+            "--base-map and --base apply to Harbor datasets (kiln's own fleet builds on local bases: scripts/make-bases.sh)",
+        ));
+    }
     let selection = Selection {
         benchmarks: args.benchmarks,
         all: args.all,
@@ -214,16 +246,21 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
             .map(crate::run::matrix::fixture_identity)
             .transpose()?,
     };
-    let opts = Options {
-        output: args.output,
+    Ok(ExitCode::from(local::run(repo, &selection, &opts)?))
+}
+
+/// The run options every kind of run shares.
+fn options(repo: &Path, args: &Args, gateway: Option<ModelSpec>) -> anyhow::Result<Options> {
+    Ok(Options {
+        output: args.output.clone(),
         jobs: args.jobs.map(usize::from),
         force: args.force,
         no_build: args.no_build,
         backend: args.backend,
-        pass_env: args.pass_env,
+        pass_env: args.pass_env.clone(),
         agent_timeout: args.agent_timeout,
         gateway,
-        ca_bundle: args.ca_bundle,
+        ca_bundle: args.ca_bundle.clone(),
         progress: if args.quiet {
             crate::progress::Mode::Quiet
         } else {
@@ -236,8 +273,7 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
             Some(super::build::build_info(repo)?)
         },
         keep_state: args.keep_state,
-    };
-    Ok(ExitCode::from(local::run(repo, &selection, &opts)?))
+    })
 }
 
 /// The run's model gateway, from --model, --replay/--lenient, --record/--upstream.

@@ -10,6 +10,7 @@ pub mod ca_bundle;
 pub mod eval_containers;
 mod graph;
 pub mod harbor;
+pub mod harbor_agents;
 mod requests;
 mod spec;
 mod template;

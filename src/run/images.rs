@@ -106,7 +106,21 @@ pub(crate) fn build(
         .build_info
         .as_ref()
         .ok_or_else(|| anyhow::anyhow!("no build information to build with (a kiln bug)"))?;
-    let mut plan = plan::plan_without_bake(fleet, &matrix.request, info).map_err(refused)?;
+    let plan = plan::plan_without_bake(fleet, &matrix.request, info).map_err(refused)?;
+    ensure(repo, plan, Some(fleet), &matrix.images, opts, runtime)
+}
+
+/// Builds what of `plan` is out of date (checked first in Docker's store: when all is
+/// current, no backend is even probed) and returns the store and input digest of each
+/// of `images`. `bake_fleet` makes the bake requests of a plan that has none yet.
+pub(crate) fn ensure(
+    repo: &Path,
+    mut plan: plan::Plan,
+    bake_fleet: Option<&Fleet>,
+    images: &[String],
+    opts: &Options,
+    runtime: &tokio::runtime::Runtime,
+) -> anyhow::Result<HashMap<String, (Store, String)>> {
     if let Some(file) = &opts.ca_bundle {
         let named = plan::ca_bundle::apply(repo, &mut plan.builds, file);
         if !named.is_empty() && opts.progress != Mode::Quiet {
@@ -126,8 +140,7 @@ pub(crate) fn build(
     // probe, no build.
     if opts.backend != Requested::Podman {
         if let Some(digests) = runtime.block_on(all_current(repo, &plan.builds))? {
-            return Ok(matrix
-                .images
+            return Ok(images
                 .iter()
                 .map(|i| {
                     (
@@ -138,7 +151,9 @@ pub(crate) fn build(
                 .collect());
         }
     }
-    let mut plan = plan.with_bake_requests(fleet);
+    if let Some(fleet) = bake_fleet.filter(|_| plan.bake.is_empty()) {
+        plan = plan.with_bake_requests(fleet);
+    }
     if let Some(file) = &opts.ca_bundle {
         plan::ca_bundle::apply_bake(&mut plan.bake, &plan.builds, file);
     }
@@ -184,7 +199,7 @@ pub(crate) fn build(
         );
     }
     let mut out = HashMap::new();
-    for image in &matrix.images {
+    for image in images {
         let store = summary
             .outcomes
             .iter()

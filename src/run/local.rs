@@ -77,7 +77,7 @@ fn available_memory() -> Option<u64> {
     Some(kib * 1024)
 }
 
-fn valid_env_name(name: &str) -> bool {
+pub(crate) fn valid_env_name(name: &str) -> bool {
     let mut chars = name.chars();
     chars
         .next()

@@ -28,6 +28,7 @@
 //! anything grades it ([`kept_state`]); `run.json` names it, `kiln regrade` grades it.
 
 pub mod container;
+pub mod dataset;
 pub mod display;
 pub mod harbor;
 pub mod images;
@@ -208,7 +209,7 @@ pub(crate) fn unpack_output(tar_bytes: &[u8], dest: &Path) -> anyhow::Result<()>
 
 /// Replaces every secret value in the text files under `dir` (a last line of defence:
 /// the runner never logs them, but an agent may print its own key).
-fn scrub(dir: &Path, secrets: &[(String, String)]) -> anyhow::Result<()> {
+pub(crate) fn scrub(dir: &Path, secrets: &[(String, String)]) -> anyhow::Result<()> {
     let secrets: Vec<&(String, String)> = secrets.iter().filter(|(_, v)| !v.is_empty()).collect();
     if secrets.is_empty() {
         return Ok(());

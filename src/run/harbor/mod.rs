@@ -24,20 +24,37 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use crate::fleet::layout::harbor::Task;
 use crate::plan::harbor::TaskImages;
 
-/// The two agents a dataset is validated with.
+/// Who works on the task: oracle and null (what a dataset is validated with), or an
+/// agent of a kiln repository.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Agent {
+pub enum Agent<'a> {
     Oracle,
     Null,
+    Kiln(&'a KilnAgent),
 }
 
-impl Agent {
-    pub fn name(self) -> &'static str {
+impl<'a> Agent<'a> {
+    pub fn name(self) -> &'a str {
         match self {
             Agent::Oracle => "oracle",
             Agent::Null => "null",
+            Agent::Kiln(a) => &a.name,
         }
     }
+}
+
+/// A kiln agent's side of one trial. Its image is the task's environment with the
+/// agent's `/opt/agent/` added ([`crate::plan::harbor`]); it runs `/opt/agent/run` with
+/// the instruction in `PROMPT_FILE`, as in kiln's own evals (docs/agents.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KilnAgent {
+    pub name: String,
+    /// The network of the trial's model gateway ([`crate::run::model`]), joined by the
+    /// agent's container besides what the task's `network_mode` gives it.
+    pub network: Option<String>,
+    /// What the agent gets (`MODEL`, the gateway's URLs, `--pass-env` values): handed
+    /// as `-e NAME`, each value in the docker client's environment only.
+    pub env: Vec<(String, String)>,
 }
 
 /// What one trial needs besides the task.
@@ -45,7 +62,7 @@ pub struct Trial<'a> {
     /// The dataset root.
     pub root: &'a Path,
     pub task: &'a Task,
-    pub agent: Agent,
+    pub agent: Agent<'a>,
     /// The task's environment image, and its verifiers' when they run apart.
     pub images: TaskImages,
     /// Where the trial's logs and `result.json` go.

@@ -65,6 +65,14 @@ pub fn write_result(
         "completed"
     };
     let value = o.reward.unwrap_or(0.0);
+    let model = match agent {
+        Agent::Kiln(a) => a
+            .env
+            .iter()
+            .find(|(k, _)| k == "MODEL")
+            .map(|(_, v)| v.as_str()),
+        _ => None,
+    };
     let result = json!({
         "schema_version": "2",
         "runner_version": env!("CARGO_PKG_VERSION"),
@@ -72,7 +80,7 @@ pub fn write_result(
         "status": status,
         "task": {"id": task.id, "title": task.name(), "prompt_variant": "default",
                  "prompt_sha256": "", "scenario_sha256": ""},
-        "agent": {"id": agent.name(), "model": "", "exit_code": null, "signal": null,
+        "agent": {"id": agent.name(), "model": model.unwrap_or(""), "exit_code": null, "signal": null,
                   "timed_out": o.agent_timed_out, "wall_sec": o.wall_sec,
                   "privileges_dropped": task.config.agent.user.is_some(), "metrics": null},
         "score": {"mode": "reward", "value": value, "passed": o.reward == Some(1.0),

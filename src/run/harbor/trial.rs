@@ -9,7 +9,10 @@ use anyhow::Context as _;
 
 use super::docker::{s, Docker};
 use super::env::env_args;
-use super::{interrupted, read_reward, Agent, Outcome, Trial, EGRESS_HOST, EGRESS_PORT};
+use super::{interrupted, read_reward, Agent, KilnAgent, Outcome, Trial, EGRESS_HOST, EGRESS_PORT};
+
+/// Where a kiln agent finds its instruction.
+const PROMPT_FILE: &str = "/kiln/instruction.md";
 use crate::fleet::layout::harbor::config::Step;
 use crate::fleet::layout::harbor::config::{MinReward, NetworkMode, RewardStrategy};
 use crate::fleet::layout::harbor::dataset;
@@ -69,10 +72,26 @@ impl Trial<'_> {
             args.push(s("--label"));
             args.push(format!("{k}={v}"));
         }
+        // A kiln agent's container also joins its model gateway's network (the only
+        // way out of a no-network task); the other networks are connected once it runs.
+        let gateway = match self.agent {
+            Agent::Kiln(a) if role == "main" => a.network.clone(),
+            _ => None,
+        };
+        let mut connect = Vec::new();
         match env.network() {
-            NetworkMode::Public => {}
-            NetworkMode::NoNetwork => args.extend([s("--network"), s("none")]),
+            NetworkMode::Public => {
+                if let Some(net) = &gateway {
+                    args.extend([s("--network"), net.clone()]);
+                    connect.push(s("bridge"));
+                }
+            }
+            NetworkMode::NoNetwork => {
+                let net = gateway.clone().unwrap_or_else(|| s("none"));
+                args.extend([s("--network"), net]);
+            }
             NetworkMode::Allowlist => {
+                connect.extend(gateway.clone());
                 let hosts = env.allowed_hosts.clone().unwrap_or_default();
                 let net = self.egress(docker, role, &hosts)?;
                 args.extend([s("--network"), net]);
@@ -80,11 +99,12 @@ impl Trial<'_> {
                 for k in ["HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"] {
                     args.extend([s("-e"), format!("{k}={proxy}")]);
                 }
+                let direct = format!("localhost,127.0.0.1,{}", crate::run::model::GATEWAY_HOST);
                 args.extend([
                     s("-e"),
-                    s("NO_PROXY=localhost,127.0.0.1"),
+                    format!("NO_PROXY={direct}"),
                     s("-e"),
-                    s("no_proxy=localhost,127.0.0.1"),
+                    format!("no_proxy={direct}"),
                 ]);
             }
         }
@@ -115,6 +135,9 @@ impl Trial<'_> {
             );
         }
         docker.containers.push(name.clone());
+        for net in connect {
+            docker.must(&[s("network"), s("connect"), net, name.clone()])?;
+        }
         docker.must(&[
             s("exec"),
             name.clone(),
@@ -340,8 +363,13 @@ impl Trial<'_> {
         timeout: Option<f64>,
         user: &Option<crate::fleet::layout::harbor::config::User>,
     ) -> anyhow::Result<bool> {
-        if self.agent == Agent::Null {
-            return Ok(false);
+        let kiln = match self.agent {
+            Agent::Null => return Ok(false),
+            Agent::Oracle => None,
+            Agent::Kiln(a) => Some(a),
+        };
+        if let Some(agent) = kiln {
+            return self.kiln_agent(docker, main, dir, timeout, user, agent);
         }
         let solution = dir.join(dataset::SOLUTION_DIR);
         if !solution.join(dataset::SOLVE_SCRIPT).is_file() {
@@ -379,6 +407,74 @@ impl Trial<'_> {
                 Some(30.0),
             );
         }
+        Ok(ran.timed_out)
+    }
+
+    /// A kiln agent's turn: the instruction (the step's, in a multi-step task) as
+    /// `PROMPT_FILE`, `/opt/agent/run` as the task's agent user in its working
+    /// directory; what it leaves in `/logs/agent` is kept with the results.
+    fn kiln_agent(
+        &self,
+        docker: &mut Docker,
+        main: &str,
+        dir: &Path,
+        timeout: Option<f64>,
+        user: &Option<crate::fleet::layout::harbor::config::User>,
+        agent: &KilnAgent,
+    ) -> anyhow::Result<bool> {
+        let instruction = dir.join(dataset::INSTRUCTION);
+        if !instruction.is_file() {
+            anyhow::bail!("{} is missing", instruction.display());
+        }
+        docker.must(&[
+            s("exec"),
+            s(main),
+            s("sh"),
+            s("-c"),
+            s("mkdir -p /kiln && chmod 755 /kiln"),
+        ])?;
+        docker.must(&[
+            s("cp"),
+            instruction.display().to_string(),
+            format!("{main}:{PROMPT_FILE}"),
+        ])?;
+        docker.must(&[s("exec"), s(main), s("chmod"), s("a+r"), s(PROMPT_FILE)])?;
+        let mut args = vec![s("exec")];
+        if let Some(u) = user {
+            args.extend([s("-u"), u.as_arg()]);
+        }
+        args.extend([
+            s("-e"),
+            format!("PROMPT_FILE={PROMPT_FILE}"),
+            s("-e"),
+            s("AGENT_OUTPUT_DIR=/logs/agent"),
+        ]);
+        for (k, _) in &agent.env {
+            args.extend([s("-e"), k.clone()]);
+        }
+        args.extend([s(main), s("/opt/agent/run")]);
+        let ran = docker.run(&args, &agent.env, timeout);
+        self.log("agent.log", &ran.output);
+        if ran.timed_out {
+            docker.run(
+                &[s("exec"), s(main), s("sh"), s("-c"), s("kill -9 -1")],
+                &[],
+                Some(30.0),
+            );
+        }
+        if !self.dry_run {
+            std::fs::create_dir_all(&self.out)?;
+        }
+        // The agent's own record (trajectory, logs); an agent that wrote none leaves none.
+        docker.run(
+            &[
+                s("cp"),
+                format!("{main}:/logs/agent"),
+                self.out.join("agent").display().to_string(),
+            ],
+            &[],
+            Some(120.0),
+        );
         Ok(ran.timed_out)
     }
 
