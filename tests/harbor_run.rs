@@ -257,3 +257,111 @@ fn a_kiln_agent_solves_a_harbor_task_through_replay_without_seeing_its_tests() {
     assert!(show(&out).contains("separate commands"), "{}", show(&out));
     nothing_left();
 }
+
+#[test]
+fn kept_state_regrades_with_changed_tests_and_cleans_up() {
+    if !enabled() {
+        return;
+    }
+    let _g = engine();
+    let tmp = tempfile::tempdir().unwrap();
+    let ds = dataset(tmp.path(), &["hello-user"]);
+    let out_dir = tmp.path().join("results");
+    let results = out_dir.to_str().unwrap();
+    let out = kiln(
+        &ds,
+        tmp.path(),
+        &[
+            "run",
+            "--agent",
+            "oracle",
+            "--agent",
+            "null",
+            "--keep-state",
+            BASE,
+            "--backend",
+            "engine",
+            "--output",
+            results,
+        ],
+    );
+    assert!(out.status.success(), "{}", show(&out));
+    let run = result(out_dir.join("ds/hello-user/oracle/run.json"));
+    let image = run["kept_state"]["image"].as_str().unwrap().to_string();
+    assert!(
+        image.starts_with("kiln.local/kept-state/ds--oracle:"),
+        "{run}"
+    );
+    let inspect = Command::new("docker")
+        .args([
+            "image",
+            "inspect",
+            &image,
+            "--format",
+            "{{json .Config.Labels}}",
+        ])
+        .output()
+        .unwrap();
+    let labels = String::from_utf8_lossy(&inspect.stdout);
+    assert!(labels.contains("\"eval.type\":\"kept-state\""), "{labels}");
+
+    // The tests now want another greeting: oracle's kept state fails them; nothing ran
+    // the solution again (its hello.txt is the one it wrote).
+    let test = ds.join("hello-user/tests/test.sh");
+    let text = std::fs::read_to_string(&test).unwrap();
+    std::fs::write(&test, text.replace("Hello, world!", "Goodbye, world!")).unwrap();
+    let out = kiln(&ds, tmp.path(), &["regrade", results]);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert!(
+        stdout.contains("pass→fail  ds/hello-user × oracle"),
+        "{}",
+        show(&out)
+    );
+    assert!(stdout.contains("flipped: 1 "), "{}", show(&out));
+    let own = result(out_dir.join("ds/hello-user/oracle/result.json"));
+    assert_eq!(
+        own["score"]["passed"], true,
+        "the run's own result changed: {own}"
+    );
+    let again = result(out_dir.join("ds/hello-user/oracle/result.regraded-1.json"));
+    assert_eq!(again["score"]["passed"], false, "{again}");
+    assert_eq!(again["agent"]["id"], "oracle", "{again}");
+    assert!(out_dir
+        .join("ds/hello-user/oracle/regraded-1/regrade.json")
+        .is_file());
+    nothing_left();
+
+    // A run without kept state is listed as such, and nothing is regraded.
+    let plain = tmp.path().join("plain");
+    let out = kiln(
+        &ds,
+        tmp.path(),
+        &[
+            "run",
+            "--agent",
+            "null",
+            BASE,
+            "--backend",
+            "engine",
+            "--output",
+            plain.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", show(&out));
+    let out = kiln(&ds, tmp.path(), &["regrade", plain.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    assert!(
+        show(&out).contains("not regradable: no kept state"),
+        "{}",
+        show(&out)
+    );
+
+    let out = kiln(&ds, tmp.path(), &["clean", results]);
+    assert!(out.status.success(), "{}", show(&out));
+    let gone = Command::new("docker")
+        .args(["image", "inspect", &image])
+        .output()
+        .unwrap();
+    assert!(!gone.status.success(), "{image} is still there");
+}

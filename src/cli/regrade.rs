@@ -17,6 +17,7 @@ Examples:
   (change a grader under benchmarks/terminal-lite/tasks/<task>/grading/)
   kiln regrade results                                 every kept run
   kiln regrade results --benchmark terminal-lite --task-id count-lines
+  kiln -C DATASET regrade results                      Harbor trials: the current tests/
 
 Each run's filesystem, kept as the agent left it (kiln run --keep-state), is graded
 again in a container without network, with the graders and runner of the current
@@ -56,6 +57,15 @@ pub struct Args {
     #[arg(long)]
     pub no_build: bool,
 
+    /// Harbor datasets: public base images replaced by local ones for the verifiers'
+    /// images (as `kiln run --base-map`).
+    #[arg(long, value_name = "FILE")]
+    pub base_map: Option<PathBuf>,
+
+    /// Harbor datasets: one base map entry `PUBLIC_REF=LOCAL_REF` (repeatable).
+    #[arg(long = "base", value_name = "PUBLIC=LOCAL")]
+    pub bases: Vec<String>,
+
     /// auto, tty, plain or quiet (the build's progress).
     #[arg(long, default_value = "auto", value_parser = parse_progress)]
     pub progress: crate::progress::Mode,
@@ -76,6 +86,9 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
             file.display()
         )));
     }
+    let base_map =
+        crate::plan::base_map::BaseMap::from_flags(args.base_map.as_deref(), &args.bases)
+            .map_err(crate::fleet::refused_to_usage)?;
     let opts = Options {
         results: args.results.clone(),
         benchmarks: args.benchmarks,
@@ -98,7 +111,52 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
         },
     };
     // The build information (git) is read only once the input is known to be good.
-    Ok(ExitCode::from(regrade::run(repo, &opts, || {
-        super::build::build_info(repo)
-    })?))
+    let info = || super::build::build_info(repo);
+    if let Some(datasets) = harbor_datasets(repo, &opts)? {
+        return Ok(ExitCode::from(regrade::harbor::run(
+            &datasets, &base_map, &opts, info,
+        )?));
+    }
+    if !base_map.is_empty() {
+        return Err(Failure::usage(
+            "--base-map and --base apply to the runs of Harbor datasets",
+        ));
+    }
+    Ok(ExitCode::from(regrade::run(repo, &opts, info)?))
+}
+
+/// The Harbor datasets the runs are of: this folder when it is a dataset; the datasets
+/// of kiln.toml when every selected run is of one of them. None: kiln's benchmarks.
+fn harbor_datasets(
+    repo: &Path,
+    opts: &Options,
+) -> anyhow::Result<Option<Vec<crate::run::dataset::Dataset>>> {
+    use crate::fleet::Fleet;
+    use crate::run::dataset::{configured, Dataset};
+    let vars = super::build::env_vars();
+    if crate::fleet::layout::detect(repo)?.name() == crate::fleet::layout::harbor::NAME {
+        let fleet = Fleet::load(repo, vars)?;
+        let name = fleet.benchmarks[0].name.clone();
+        return Ok(Some(vec![Dataset { name, fleet }]));
+    }
+    let named = configured(repo)?;
+    if named.is_empty() {
+        return Ok(None);
+    }
+    let (found, _) = regrade::runs::find(&opts.results)?;
+    let selected = regrade::runs::select(found, &opts.results, &opts.benchmarks, &opts.tasks)?;
+    if !selected
+        .iter()
+        .all(|r| named.iter().any(|(n, _)| *n == r.benchmark))
+    {
+        return Ok(None);
+    }
+    let mut datasets = Vec::new();
+    for (name, path) in named {
+        let fleet = Fleet::load(&path, vars.clone())?;
+        if fleet.layout.dataset.is_some() {
+            datasets.push(Dataset { name, fleet });
+        }
+    }
+    Ok(Some(datasets))
 }

@@ -67,7 +67,6 @@ pub fn run(repo: &Path, args: &Args, opts: &Options) -> anyhow::Result<Option<u8
     };
     for (set, flag) in [
         (args.all, "--all"),
-        (args.keep_state, "--keep-state"),
         (args.agent_timeout.is_some(), "--agent-timeout"),
     ] {
         if set {

@@ -121,3 +121,29 @@ pub fn plan(
     plan.bake = harbor::bake_requests(&fleet.root, &plan.builds)?;
     Ok(plan)
 }
+
+/// The builds of the separate verifiers of `tasks` only: what grading a kept state
+/// needs besides the state itself (`kiln regrade`).
+pub fn verifiers_plan(
+    fleet: &Fleet,
+    tasks: &[String],
+    info: &BuildInfo,
+    base_map: &BaseMap,
+) -> anyhow::Result<Plan> {
+    let mut plan = plan(fleet, tasks, &[], info, base_map)?;
+    let ds = fleet.layout.dataset.as_ref().expect("a Harbor fleet");
+    let verifiers: Vec<String> = tasks
+        .iter()
+        .filter_map(|t| ds.task(t))
+        .flat_map(|t| {
+            harbor::images(fleet, t)
+                .verifiers
+                .into_values()
+                .map(|(i, _)| i)
+        })
+        .collect();
+    // Environment and verifier builds of a dataset depend on nothing of the plan.
+    plan.builds.retain(|b| verifiers.contains(&b.image));
+    plan.bake = harbor::bake_requests(&fleet.root, &plan.builds)?;
+    Ok(plan)
+}

@@ -14,6 +14,7 @@
 //! regradable; 2 refused input (no results, a name without results); 130 interrupted.
 
 pub mod grade;
+pub mod harbor;
 pub mod runs;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};

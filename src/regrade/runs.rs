@@ -126,21 +126,24 @@ fn near<'a>(name: &str, names: impl Iterator<Item = &'a str>) -> String {
     format!("closest: {}", suggest::closest(name, all).join(", "))
 }
 
+/// The kept state run.json names, or why there is none.
+pub fn kept_image(run: &Found) -> Result<String, String> {
+    match &run.kept {
+        None => Err("no kept state (it ran without --keep-state)".into()),
+        Some(Kept {
+            image: Some(image), ..
+        }) => Ok(image.clone()),
+        Some(k) => Err(format!(
+            "its state was not kept: {}",
+            k.error.as_deref().unwrap_or("run.json names no image")
+        )),
+    }
+}
+
 /// The eval image a run's current graders come from, or why the run cannot be
 /// regraded: no kept state, or a benchmark, task or agent the fleet no longer has.
 pub fn regradable(run: &Found, fleet: &Fleet) -> Result<(String, String), String> {
-    let image = match &run.kept {
-        None => return Err("no kept state (it ran without --keep-state)".into()),
-        Some(Kept {
-            image: Some(image), ..
-        }) => image.clone(),
-        Some(k) => {
-            return Err(format!(
-                "its state was not kept: {}",
-                k.error.as_deref().unwrap_or("run.json names no image")
-            ))
-        }
-    };
+    let image = kept_image(run)?;
     let b = fleet
         .benchmark(&run.benchmark)
         .map_err(|e| format!("the fleet has no such benchmark any more ({})", e.0))?;

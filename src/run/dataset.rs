@@ -14,7 +14,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::Context as _;
 
-use super::harbor::{self, Agent, KilnAgent, Outcome, Trial};
+use super::harbor::{self, Agent, Keep, KilnAgent, Outcome, Trial};
+use super::kept_state;
 use super::local::Options;
 use super::model::{self, ModelNet};
 use super::reap::Owner;
@@ -308,6 +309,21 @@ fn one(item: &Item, sel: &Selection, opts: &Options, owner: &Owner) -> anyhow::R
         (None, "oracle") => Agent::Oracle,
         (None, _) => Agent::Null,
     };
+    let keep = opts.keep_state.then(|| {
+        let since = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let run_id = format!(
+            "{:x}{:x}-{}",
+            since.as_millis(),
+            std::process::id(),
+            item.repeat
+        );
+        Keep {
+            image: kept_state::image_name(&ds.name, &item.task.id, item.agent, &run_id),
+            run_id,
+        }
+    });
     let trial = Trial {
         root: &ds.fleet.root,
         task: item.task,
@@ -316,15 +332,27 @@ fn one(item: &Item, sel: &Selection, opts: &Options, owner: &Owner) -> anyhow::R
         out: out.clone(),
         dry_run: false,
         labels: owner.labels(),
+        keep,
     };
     let outcome = trial.run(&mut |_| {}).unwrap_or_else(|e| Outcome {
-        reward: None,
-        rewards: Default::default(),
         error: Some(format!("{e:#}")),
-        agent_timed_out: false,
-        wall_sec: 0.0,
+        ..Outcome::default()
     });
     harbor::write_result(&out, &ds.name, item.task, agent, &outcome)?;
+    if let Some(kept) = &outcome.kept {
+        // run.json holds what `kiln regrade` and `kiln clean` look for.
+        let run = serde_json::json!({ "kept_state": kept });
+        std::fs::write(
+            out.join("run.json"),
+            serde_json::to_string_pretty(&run)? + "\n",
+        )?;
+        if let Some(why) = &kept.error {
+            eprintln!(
+                "note: {} {} {}: state not kept: {why}",
+                ds.name, item.task.id, item.agent
+            );
+        }
+    }
     if let (Some(net), Some(m)) = (net, &opts.gateway) {
         let stats = net.finish(outcome.reward, &out.join("gateway.log"))?;
         model::write_section(

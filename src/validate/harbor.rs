@@ -174,6 +174,7 @@ pub fn validate(
                 out: out.clone(),
                 dry_run: false,
                 labels: owner.labels(),
+                keep: None,
             };
             let outcome = trial.run(&mut |_| {});
             if crate::run::harbor::interrupted() {
@@ -182,11 +183,8 @@ pub fn validate(
                 ));
             }
             let outcome = outcome.unwrap_or_else(|e| Outcome {
-                reward: None,
-                rewards: Default::default(),
                 error: Some(format!("{e:#}")),
-                agent_timed_out: false,
-                wall_sec: 0.0,
+                ..Outcome::default()
             });
             write_result(&out, &bench.name, t, agent, &outcome)?;
             if let Some(e) = &outcome.error {

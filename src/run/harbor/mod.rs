@@ -71,10 +71,20 @@ pub struct Trial<'a> {
     pub dry_run: bool,
     /// Labels every container gets (kiln's owner labels).
     pub labels: Vec<(String, String)>,
+    /// `kiln run --keep-state`: commit the container as the agent left it, as this.
+    pub keep: Option<Keep>,
+}
+
+/// Where a trial's kept state goes ([`crate::run::kept_state`]: the same image names
+/// and labels as kiln's own runs, so `kiln regrade` and `kiln clean` treat both alike).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Keep {
+    pub image: String,
+    pub run_id: String,
 }
 
 /// How a trial ended.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Outcome {
     /// `reward` of the reward file (or the strategy's value for a multi-step task).
     pub reward: Option<f64>,
@@ -84,6 +94,8 @@ pub struct Outcome {
     pub error: Option<String>,
     pub agent_timed_out: bool,
     pub wall_sec: f64,
+    /// What `keep` made, or why nothing.
+    pub kept: Option<crate::run::kept_state::Kept>,
 }
 
 /// The egress proxy's name and port on an allowlist task's network.

@@ -9,13 +9,16 @@ use anyhow::Context as _;
 
 use super::docker::{s, Docker};
 use super::env::env_args;
-use super::{interrupted, read_reward, Agent, KilnAgent, Outcome, Trial, EGRESS_HOST, EGRESS_PORT};
-
-/// Where a kiln agent finds its instruction.
-const PROMPT_FILE: &str = "/kiln/instruction.md";
+use super::{
+    interrupted, read_reward, Agent, Keep, KilnAgent, Outcome, Trial, EGRESS_HOST, EGRESS_PORT,
+};
 use crate::fleet::layout::harbor::config::Step;
 use crate::fleet::layout::harbor::config::{MinReward, NetworkMode, RewardStrategy};
 use crate::fleet::layout::harbor::dataset;
+use crate::run::kept_state::Kept;
+
+/// Where a kiln agent finds its instruction.
+const PROMPT_FILE: &str = "/kiln/instruction.md";
 
 impl Trial<'_> {
     /// Runs the trial; `print` gets each command of a dry run.
@@ -280,19 +283,21 @@ impl Trial<'_> {
         let c = &self.task.config;
         let dir = self.root.join(&self.task.dir);
         let main = self.start(docker, "main", &self.images.environment, &c.environment)?;
-        let mut outcome = Outcome {
-            reward: None,
-            rewards: BTreeMap::new(),
-            error: None,
-            agent_timed_out: false,
-            wall_sec: 0.0,
-        };
+        let mut outcome = Outcome::default();
         if self.task.steps.is_empty() {
             let agent_ran =
                 self.agent_phase(docker, &main, &dir, c.agent.timeout_sec, &c.agent.user)?;
             outcome.agent_timed_out = agent_ran;
+            if let Some(keep) = &self.keep {
+                outcome.kept = Some(self.commit(docker, &main, keep));
+            }
             let rewards = self.verify(docker, &main, &dir, None)?;
             return Ok(self.finish(outcome, rewards));
+        }
+        if self.keep.is_some() {
+            outcome.kept = Some(Kept::failed(
+                "a multi-step task's state is not kept (each step's would be needed)",
+            ));
         }
         // Multi-step: each step's agent, then its tests; the trial's reward by the strategy.
         let mut per_step: Vec<BTreeMap<String, f64>> = Vec::new();
@@ -408,6 +413,41 @@ impl Trial<'_> {
             );
         }
         Ok(ran.timed_out)
+    }
+
+    /// Commits the container as the agent left it (paused meanwhile, before any test
+    /// is copied in). kiln's owner labels and the values of the task's env table are
+    /// blanked in the image's config: a container made from it later is nobody's to
+    /// reap, and no value reaches the image.
+    fn commit(&self, docker: &mut Docker, main: &str, keep: &Keep) -> Kept {
+        use crate::run::kept_state::{LABEL, LABEL_TASK, TYPE};
+        let mut args = vec![
+            s("commit"),
+            s("--pause=true"),
+            s("-m"),
+            s("kiln run --keep-state: the filesystem as the agent left it"),
+        ];
+        let mut changes = vec![
+            format!("LABEL {LABEL}={:?}", keep.run_id),
+            format!("LABEL {LABEL_TASK}={:?}", self.task.id),
+            format!("LABEL {}={TYPE:?}", crate::labels::TYPE),
+        ];
+        changes.extend(self.labels.iter().map(|(k, _)| format!("LABEL {k}=\"\"")));
+        let env = &self.task.config.environment.env;
+        changes.extend(env.keys().map(|k| format!("ENV {k}=\"\"")));
+        for c in changes {
+            args.extend([s("--change"), c]);
+        }
+        args.extend([s(main), keep.image.clone()]);
+        match docker.must(&args) {
+            Ok(id) => Kept {
+                image: Some(keep.image.clone()),
+                image_id: Some(id.trim().to_string()).filter(|i| !i.is_empty()),
+                run_id: Some(keep.run_id.clone()),
+                error: None,
+            },
+            Err(e) => Kept::failed(format!("{e:#}")),
+        }
     }
 
     /// A kiln agent's turn: the instruction (the step's, in a multi-step task) as
