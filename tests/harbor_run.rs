@@ -13,7 +13,7 @@ use fleet_support::copy_tree;
 use serde_json::Value;
 
 const BASE: &str = "--base=ubuntu:24.04=debian:bookworm-slim";
-const FIXTURE: &str = "fixtures/replay/harbor/hello-user/mini-swe-agent.jsonl";
+const FIXTURE: &str = "fixtures/harbor-replay/hello-user/mini-swe-agent.jsonl";
 
 /// The tests run containers one at a time: each checks that nothing of kiln's is left.
 static ENGINE: std::sync::Mutex<()> = std::sync::Mutex::new(());
