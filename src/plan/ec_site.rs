@@ -49,9 +49,7 @@ fn syntax_line(text: &str) -> Option<(usize, String)> {
         let Some(comment) = t.strip_prefix('#') else {
             return None; // directives end at the first non-comment line
         };
-        let Some((key, value)) = comment.split_once('=') else {
-            return None;
-        };
+        let (key, value) = comment.split_once('=')?;
         let key = key.trim();
         if key.eq_ignore_ascii_case("syntax") {
             return Some((i, value.trim().to_string()));
