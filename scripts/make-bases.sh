@@ -5,6 +5,15 @@
 #   kiln.local/bases/busybox:latest   FROM scratch + busybox-static (fast test fixtures)
 #   debian:bookworm-slim              `debootstrap --variant=minbase bookworm` rootfs
 #
+# and, only when asked (KILN_BASES_ONLY=eval-containers: they need Debian's mirror from
+# a build container, so a fresh offline machine is not slowed or failed by them), the
+# stand-ins of fixtures/eval-containers/bases.txt, built FROM debian:bookworm-slim into
+# Docker's store:
+#
+#   kiln.local/bases/python:3.11-slim-bookworm   python3, pip, venv (for python:3.12-slim)
+#   kiln.local/bases/gosu:bookworm               Debian's gosu at /bundle/bin/gosu
+#                                                (for the eval-containers core/gosu)
+#
 # Each is imported into BOTH stores: Docker's (engine, bake) and podman's (podman
 # stores the Debian image as docker.io/library/debian:bookworm-slim, which is what
 # `FROM debian:bookworm-slim` resolves to). An image already present with the same
@@ -19,7 +28,8 @@
 #   KILN_CACHE_DIR      where the rootfs tarballs are cached (default
 #                       ${XDG_CACHE_HOME:-~/.cache}/kiln); a second run reuses them.
 #   KILN_DEBIAN_MIRROR  the mirror debootstrap uses (default http://deb.debian.org/debian).
-#   KILN_BASES_ONLY     `busybox` or `debian` to make only one of them.
+#   KILN_BASES_ONLY     `busybox` or `debian` to make only one of them; `eval-containers`
+#                       for the two stand-ins above (and debian:bookworm-slim they need).
 #   KILN_BASES_STORES   `docker`, `podman` or `docker podman` (default: the ones present).
 set -euo pipefail
 
@@ -103,9 +113,42 @@ make_debian() {
   done
 }
 
+# build_standin <name> <Dockerfile text>: `docker build` FROM the local Debian, pulling
+# nothing; left alone when built from the same Dockerfile on the same Debian.
+build_standin() {
+  local name="$1" dockerfile="$2"
+  local debian; debian="$(docker image inspect --format '{{.Id}}' debian:bookworm-slim)"
+  local source; source="sha256:$(printf '%s\n%s' "$debian" "$dockerfile" | sha256sum | cut -d' ' -f1)"
+  local have
+  have="$(docker image inspect --format '{{ index .Config.Labels "kiln.base.source" }}' "$name" 2>/dev/null || true)"
+  if [ "$have" = "$source" ]; then
+    say "$name already in docker's store"
+    return
+  fi
+  printf '%s\n' "$dockerfile" | DOCKER_BUILDKIT=1 docker build -q --label "kiln.base.source=$source" -t "$name" - >/dev/null \
+    || { say "building $name failed (it needs Debian's mirror from a build container)"; exit 1; }
+  say "built $name into docker's store"
+}
+
+make_eval_containers() {
+  case " $stores " in *" docker "*) ;; *) say "the eval-containers stand-ins go to Docker's store, which is not here"; exit 3 ;; esac
+  stores=docker make_debian
+  build_standin kiln.local/bases/python:3.11-slim-bookworm 'FROM debian:bookworm-slim
+RUN apt-get update && apt-get install -y --no-install-recommends python3 python3-pip python3-venv ca-certificates \
+ && rm -f /usr/lib/python3*/EXTERNALLY-MANAGED \
+ && ln -s /usr/bin/python3 /usr/local/bin/python && ln -s /usr/bin/pip3 /usr/local/bin/pip \
+ && rm -rf /var/lib/apt/lists/* /usr/share/doc/* /usr/share/man/*
+CMD ["python3"]'
+  build_standin kiln.local/bases/gosu:bookworm 'FROM debian:bookworm-slim
+RUN apt-get update && apt-get install -y --no-install-recommends gosu \
+ && mkdir -p /bundle/bin && cp /usr/sbin/gosu /bundle/bin/gosu \
+ && rm -rf /var/lib/apt/lists/* /usr/share/doc/* /usr/share/man/*'
+}
+
 case "$only" in
   "") make_busybox; make_debian ;;
   busybox) make_busybox ;;
   debian) make_debian ;;
-  *) say "KILN_BASES_ONLY must be busybox or debian, not $only"; exit 2 ;;
+  eval-containers) make_eval_containers ;;
+  *) say "KILN_BASES_ONLY must be busybox, debian or eval-containers, not $only"; exit 2 ;;
 esac

@@ -18,6 +18,7 @@ pub mod bake;
 pub mod child;
 pub mod detect;
 pub mod engine;
+pub mod eval_containers;
 pub mod podman;
 pub mod shell;
 

@@ -320,7 +320,7 @@ fn execute(
 }
 
 /// `kiln build` in an eval-containers fleet: the bake commands its own CLI runs, bases
-/// first (docs/layouts.md). Only `--dry-run` for now.
+/// first (docs/layouts.md): printed with `--dry-run`, else built on `--builder`.
 fn eval_containers(
     repo: &Path,
     fleet: &Fleet,
@@ -332,15 +332,32 @@ fn eval_containers(
     }
     let info = build_info(repo)?;
     let base_map = base_map(args)?;
-    let plan =
-        plan::eval_containers::plan(fleet, request, &info, &base_map).map_err(refused_to_usage)?;
+    let site = plan::eval_containers::Site::new(&base_map, args.ca_bundle.as_deref());
+    let plan = plan::eval_containers::plan(fleet, request, &info, &base_map, &site)
+        .map_err(refused_to_usage)?;
     for note in &plan.notes {
         eprintln!("note: {note}");
     }
     if !args.dry_run {
-        return Err(Failure::usage(
-            "kiln builds an eval-containers fleet with --dry-run only, for now: run the commands it prints (docs/layouts.md)".to_string(),
-        ));
+        let builder = args.builder.clone().or_else(|| {
+            std::env::var("BUILDX_BUILDER")
+                .ok()
+                .filter(|b| !b.is_empty())
+        });
+        let started = std::time::Instant::now();
+        let outcomes = backend::eval_containers::build(repo, &plan, builder.as_deref())
+            .map_err(|e| Failure::usage(format!("{e:#}")))?;
+        let built = outcomes.iter().filter(|o| o.ok).count();
+        eprintln!(
+            "{built} of {} image(s) built in {:.1}s",
+            plan.steps.len(),
+            started.elapsed().as_secs_f64()
+        );
+        return Ok(if built == plan.steps.len() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        });
     }
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());

@@ -17,6 +17,21 @@ pub struct BaseMap {
     entries: BTreeMap<String, String>,
 }
 
+/// The name a bake named context must carry to bind `FROM image`: BuildKit looks a
+/// base up by its familiar name without `:latest` (`ghcr.io/o/gosu:latest` →
+/// `ghcr.io/o/gosu`, `docker.io/library/debian:latest` → `debian`); buildx bake passes
+/// its keys on as written, so a key with `:latest` never matches.
+pub fn context_key(image: &str) -> String {
+    let familiar = image
+        .strip_prefix("docker.io/library/")
+        .or_else(|| image.strip_prefix("docker.io/"))
+        .unwrap_or(image);
+    familiar
+        .strip_suffix(":latest")
+        .unwrap_or(familiar)
+        .to_string()
+}
+
 impl BaseMap {
     /// Reads a base map file.
     pub fn read(file: &Path) -> anyhow::Result<BaseMap> {
@@ -105,6 +120,14 @@ impl BaseMap {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn context_keys_are_familiar_names_without_latest() {
+        assert_eq!(context_key("ghcr.io/o/gosu:latest"), "ghcr.io/o/gosu");
+        assert_eq!(context_key("docker.io/library/debian:latest"), "debian");
+        assert_eq!(context_key("python:3.12-slim"), "python:3.12-slim");
+        assert_eq!(context_key("r:5000/a/b"), "r:5000/a/b");
+    }
 
     #[test]
     fn lines_and_errors_name_file_and_line() {

@@ -13,6 +13,7 @@ use crate::fleet::hosts;
 use crate::fleet::Target;
 
 use super::base_map::BaseMap;
+use super::ec_site;
 
 use crate::fleet::layout::eval_containers::{
     self as ec, BENCHMARKS, BUILD_SCRIPT, CONTAINERS, EVAL_TARGET,
@@ -39,6 +40,9 @@ pub enum Step {
         image: String,
         /// The hosts its build reaches (every Dockerfile of its bake graph).
         hosts: Vec<String>,
+        /// (target, image) of the bases built by earlier steps: a builder that cannot
+        /// read the engine's image store gets them handed over (`backend::eval_containers`).
+        built: Vec<(String, String)>,
     },
     /// `bash containers/benchmarks/<b>/build.sh IMAGE TASK`.
     Script {
@@ -102,11 +106,41 @@ pub struct Plan {
     pub notes: Vec<String>,
 }
 
+/// How builds are fitted to this site: the Dockerfile copy's changes, and the CA
+/// bundle handed to every target as the build secret `ca-bundle` (`src/plan/ec_site.rs`).
+#[derive(Debug, Clone, Default)]
+pub struct Site {
+    pub changes: ec_site::Changes,
+    pub ca_bundle: Option<PathBuf>,
+}
+
+impl Site {
+    /// An air-gapped site (a base map is given) cannot pull Docker's frontend image;
+    /// a CA bundle must reach every `RUN`.
+    pub fn new(base_map: &BaseMap, ca_bundle: Option<&std::path::Path>) -> Site {
+        Site {
+            changes: ec_site::Changes {
+                drop_syntax: !base_map.is_empty(),
+                ca_bundle: ca_bundle.is_some(),
+            },
+            ca_bundle: ca_bundle.map(|p| p.to_path_buf()),
+        }
+    }
+}
+
+/// What a bake graph needs beyond the fleet's own definitions.
+struct GraphNeeds {
+    sets: Vec<String>,
+    hosts: Vec<String>,
+    built: Vec<(String, String)>,
+}
+
 struct Planner<'f> {
     fleet: &'f Fleet,
     base_map: &'f BaseMap,
-    /// Parsed Dockerfiles and their build hosts, by path.
-    dockerfiles: BTreeMap<PathBuf, (Dockerfile, BTreeSet<String>)>,
+    site: &'f Site,
+    /// Parsed Dockerfiles, their build hosts and site copies, by path.
+    dockerfiles: BTreeMap<PathBuf, (Dockerfile, BTreeSet<String>, Option<PathBuf>)>,
     /// Targets resolved on demand (models, gateways, the eval recipe).
     resolved: BTreeMap<String, Target>,
     /// `--set *.labels.K=V` of kiln's build-time labels (every image of a bake graph).
@@ -121,10 +155,12 @@ pub fn plan(
     request: &Request,
     info: &BuildInfo,
     base_map: &BaseMap,
+    site: &Site,
 ) -> anyhow::Result<Plan> {
     let mut p = Planner {
         fleet,
         base_map,
+        site,
         dockerfiles: BTreeMap::new(),
         resolved: BTreeMap::new(),
         label_sets: info
@@ -147,8 +183,7 @@ impl Planner<'_> {
             }
             Request::Agent { agent } => {
                 self.fleet.agent(agent)?;
-                self.agent(agent);
-                Ok(())
+                self.agent(agent)
             }
             Request::Eval {
                 benchmark,
@@ -190,14 +225,15 @@ impl Planner<'_> {
         Some(t)
     }
 
-    /// The base-map contexts and build hosts of `target`'s bake graph, with `args` over
-    /// its own (a per-task id, the eval's base images).
+    /// The base-map contexts, site copies and secrets, build hosts and bases built by
+    /// earlier steps of `target`'s bake graph, with `args` over its own (a per-task id,
+    /// the eval's base images).
     fn graph_needs(
         &mut self,
         target: &str,
         args: &BTreeMap<String, String>,
-    ) -> (Vec<String>, Vec<String>) {
-        let (mut sets, mut reached) = (Vec::new(), BTreeSet::new());
+    ) -> anyhow::Result<GraphNeeds> {
+        let (mut sets, mut reached, mut built) = (Vec::new(), BTreeSet::new(), Vec::new());
         let mut todo = vec![target.to_string()];
         let mut seen = BTreeSet::new();
         while let Some(name) = todo.pop() {
@@ -217,22 +253,39 @@ impl Planner<'_> {
                 let text = std::fs::read_to_string(self.fleet.root.join(&path)).unwrap_or_default();
                 let df = Dockerfile::parse(&text);
                 let h = hosts::build_hosts(&df);
-                self.dockerfiles.insert(path.clone(), (df, h));
+                let copy = ec_site::write(&self.fleet.root, &name, &text, self.site.changes)?;
+                self.dockerfiles.insert(path.clone(), (df, h, copy));
             }
-            let (df, h) = &self.dockerfiles[&path];
+            let (df, h, copy) = &self.dockerfiles[&path];
             reached.extend(h.iter().cloned());
+            if let Some(copy) = copy {
+                sets.push(format!("{name}.dockerfile={}", copy.display()));
+            }
+            if let Some(file) = &self.site.ca_bundle {
+                let id = super::ca_bundle::ID;
+                sets.push(format!("{name}.secrets=id={id},src={}", file.display()));
+            }
             for base in df.bases(&t.args) {
                 if t.contexts.contains_key(&base.image) {
                     continue; // bound to a fleet target already
                 }
                 if let Some((_, value)) = self.base_map.get(&base.image) {
-                    sets.push(format!("{name}.contexts.{}={value}", base.image));
+                    let key = super::base_map::context_key(&base.image);
+                    sets.push(format!("{name}.contexts.{key}={value}"));
+                } else if self.seen.contains(&base.image) {
+                    built.push((name.clone(), base.image.clone()));
                 }
             }
         }
         sets.sort();
         sets.dedup();
-        (sets, reached.into_iter().collect())
+        built.sort();
+        built.dedup();
+        Ok(GraphNeeds {
+            sets,
+            hosts: reached.into_iter().collect(),
+            built,
+        })
     }
 
     fn bake(
@@ -241,9 +294,9 @@ impl Planner<'_> {
         sets: Vec<String>,
         target: String,
         image: String,
-    ) {
+    ) -> anyhow::Result<()> {
         if self.seen.contains(&image) {
-            return;
+            return Ok(());
         }
         // The args the request sets on its own target (`<t>.args.K=V`).
         let prefix = format!("{target}.args.");
@@ -252,10 +305,10 @@ impl Planner<'_> {
             .filter_map(|s| s.strip_prefix(&prefix)?.split_once('='))
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        let (map_sets, reached) = self.graph_needs(&target, &args);
+        let needs = self.graph_needs(&target, &args)?;
         let mut all = self.label_sets.clone();
         all.extend(sets);
-        all.extend(map_sets);
+        all.extend(needs.sets);
         let mut env_all: Vec<(String, String)> = self
             .fleet
             .vars
@@ -269,18 +322,20 @@ impl Planner<'_> {
             sets: all,
             target,
             image,
-            hosts: reached,
+            hosts: needs.hosts,
+            built: needs.built,
         });
+        Ok(())
     }
 
-    fn agent(&mut self, agent: &str) {
+    fn agent(&mut self, agent: &str) -> anyhow::Result<()> {
         let target = self.fleet.layout.target(crate::naming::Kind::Agent, agent);
         self.bake(
             Vec::new(),
             Vec::new(),
             target,
             self.fleet.naming.agent(agent),
-        );
+        )
     }
 
     /// The tasks of `b` a request means: the one asked for, or every listed one.
@@ -313,16 +368,16 @@ impl Planner<'_> {
                 Vec::new(),
                 target,
                 self.fleet.naming.benchmark(&b.name, None),
-            );
+            )?;
             return Ok(());
         }
         for t in self.tasks(b, task)? {
-            self.task_base(b, &t);
+            self.task_base(b, &t)?;
         }
         Ok(())
     }
 
-    fn task_base(&mut self, b: &Benchmark, task: &str) {
+    fn task_base(&mut self, b: &Benchmark, task: &str) -> anyhow::Result<()> {
         let image = self.fleet.naming.benchmark(&b.name, Some(task));
         let script = PathBuf::from(CONTAINERS)
             .join(BENCHMARKS)
@@ -334,7 +389,7 @@ impl Planner<'_> {
                 image,
                 task: task.to_string(),
             });
-            return;
+            return Ok(());
         }
         let t = &b.target;
         let sets = vec![
@@ -342,7 +397,7 @@ impl Planner<'_> {
             format!("{t}.tags={image}"),
             format!("{t}.labels.{}={task}", crate::labels::TASK_ID),
         ];
-        self.bake(Vec::new(), sets, t.clone(), image);
+        self.bake(Vec::new(), sets, t.clone(), image)
     }
 
     fn eval(&mut self, b: &Benchmark, agent: &str, task: Option<&str>) -> anyhow::Result<()> {
@@ -355,11 +410,11 @@ impl Planner<'_> {
             }
             Env::PerTask => self.tasks(b, task)?.into_iter().map(Some).collect(),
         };
-        self.agent(agent);
+        self.agent(agent)?;
         for t in tasks {
             let t = t.as_deref();
             match t {
-                Some(t) => self.task_base(b, t),
+                Some(t) => self.task_base(b, t)?,
                 None => self.benchmark(b, None)?,
             }
             let n = &self.fleet.naming;
@@ -383,7 +438,7 @@ impl Planner<'_> {
                     crate::labels::TASK_ID
                 ));
             }
-            self.bake(env, sets, EVAL_TARGET.to_string(), image);
+            self.bake(env, sets, EVAL_TARGET.to_string(), image)?;
         }
         Ok(())
     }
@@ -396,7 +451,7 @@ impl Planner<'_> {
                 Vec::new(),
                 c.target.clone(),
                 fleet.naming.core(&c.name),
-            );
+            )?;
         }
         for (category, name) in &fleet.layout.others {
             let image = format!(
@@ -408,10 +463,10 @@ impl Planner<'_> {
                 Vec::new(),
                 ec::other_target(category, name),
                 image,
-            );
+            )?;
         }
         for a in &fleet.agents {
-            self.agent(&a.name);
+            self.agent(&a.name)?;
         }
         for b in &fleet.benchmarks {
             if b.env == Env::PerTask && !b.tasks_known {

@@ -7,6 +7,7 @@
 
 pub mod base_map;
 pub mod ca_bundle;
+pub mod ec_site;
 pub mod eval_containers;
 mod graph;
 pub mod harbor;

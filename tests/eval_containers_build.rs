@@ -1,0 +1,157 @@
+//! Real builds of the eval-containers fleet (a copy of `../shared/fleets/eval-containers`)
+//! on this air-gapped machine: `KILN_TEST_DOCKER=1 KILN_TEST_BUILDKIT=1`, a BuildKit
+//! builder of the `remote` driver (`../shared/tools/buildkit-remote.sh`, builder
+//! `KILN_BUILDKIT_BUILDER` or `kiln-remote`), Debian's mirror and PyPI (through the CA
+//! bundle `KILN_CA_BUNDLE`, default `/etc/ssl/certs/ca-certificates.crt`) reachable from
+//! build containers.
+//!
+//! With the base map `fixtures/eval-containers/bases.txt` (stand-ins made by
+//! `KILN_BASES_ONLY=eval-containers scripts/make-bases.sh`): the `agents-smoke`
+//! benchmark and the `mini-swe-agent` agent build and work, without a byte of the fleet
+//! changed; their eval image stops where the agent's `install.sh` asks uv for a managed
+//! CPython 3.12 from github.com (docs/layouts.md).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const KILN: &str = env!("CARGO_BIN_EXE_kiln");
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+fn gate(var: &str) -> bool {
+    let on = std::env::var(var).is_ok_and(|v| v == "1");
+    if !on {
+        eprintln!("skipped: set {var}=1");
+    }
+    on
+}
+
+fn shared(rel: &str) -> Option<PathBuf> {
+    Path::new(ROOT)
+        .ancestors()
+        .map(|d| d.join("shared").join(rel))
+        .find(|p| p.exists())
+}
+
+/// The builder's name once the remote daemon answers (started here when it does not;
+/// never stopped: others may share it).
+fn remote_builder() -> Option<String> {
+    let script = shared("tools/buildkit-remote.sh")?;
+    let run = |arg: &str| Command::new("bash").arg(&script).arg(arg).output().unwrap();
+    if !run("status").status.success() && !run("start").status.success() {
+        eprintln!("skipped: the remote BuildKit daemon does not start");
+        return None;
+    }
+    Some(std::env::var("KILN_BUILDKIT_BUILDER").unwrap_or_else(|_| "kiln-remote".into()))
+}
+
+fn kiln(fleet: &Path, builder: &str, args: &[&str]) -> (bool, String) {
+    let ca = std::env::var("KILN_CA_BUNDLE")
+        .unwrap_or_else(|_| "/etc/ssl/certs/ca-certificates.crt".into());
+    let base_map = Path::new(ROOT).join("fixtures/eval-containers/bases.txt");
+    let out = Command::new(KILN)
+        .arg("-C")
+        .arg(fleet)
+        .args(args)
+        .arg("--base-map")
+        .arg(base_map)
+        .args(["--ca-bundle", &ca, "--builder", builder])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stderr).to_string();
+    eprintln!("kiln {}:\n{text}", args.join(" "));
+    (out.status.success(), text)
+}
+
+fn docker_run(image: &str, script: &str) -> String {
+    let out = Command::new("docker")
+        .args(["run", "--rm", "--entrypoint", "sh", image, "-c", script])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{script} in {image}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn agents_smoke_and_mini_swe_agent_build_for_real_from_the_fleet_as_it_is() {
+    if !gate("KILN_TEST_DOCKER") || !gate("KILN_TEST_BUILDKIT") {
+        return;
+    }
+    let Some(upstream) = shared("fleets/eval-containers") else {
+        eprintln!("skipped: ../shared/fleets/eval-containers not found");
+        return;
+    };
+    let Some(builder) = remote_builder() else {
+        return;
+    };
+    let made = Command::new("bash")
+        .arg(Path::new(ROOT).join("scripts/make-bases.sh"))
+        .env("KILN_BASES_ONLY", "eval-containers")
+        .status()
+        .unwrap();
+    assert!(made.success(), "make-bases.sh (eval-containers stand-ins)");
+    let dir = tempfile::tempdir().unwrap();
+    let fleet = dir.path().join("ec");
+    let copied = Command::new("cp")
+        .arg("-r")
+        .arg(&upstream)
+        .arg(&fleet)
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    let before = Command::new("git")
+        .args(["diff", "--no-index", "--stat", "--"])
+        .arg(&upstream)
+        .arg(&fleet)
+        .output()
+        .unwrap();
+    assert!(before.stdout.is_empty());
+
+    // The fleet's own names (REGISTRY and TAG as it sets them): its Dockerfiles bind
+    // `FROM …:latest` and the eval's gosu to those, and the base map names them.
+    let (ok, log) = kiln(&fleet, &builder, &["build", "benchmark", "agents-smoke"]);
+    assert!(ok, "{log}");
+    assert!(log.contains("built ghcr.io/exgentic/benchmarks/agents-smoke:latest"));
+    let (ok, log) = kiln(&fleet, &builder, &["build", "agent", "mini-swe-agent"]);
+    assert!(ok, "{log}");
+    let agent = "ghcr.io/exgentic/agents/mini-swe-agent:latest";
+    // The agent installed from PyPI, and its eval-time install script is in place.
+    let version = docker_run(
+        agent,
+        "python -c 'import importlib.metadata as m; print(m.version(\"mini-swe-agent\"))'",
+    );
+    assert!(!version.is_empty());
+    assert!(docker_run(agent, "cat /opt/agent/install.sh").contains("setup-uv-venv.sh"));
+    // No layer or history entry holds the CA bundle: it was a build secret.
+    let history = Command::new("docker")
+        .args(["history", "--no-trunc", agent])
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&history.stdout).contains("BEGIN CERTIFICATE"));
+
+    // The eval image builds up to the agent's install step, which needs a CPython 3.12
+    // that only github.com serves (docs/layouts.md).
+    let (ok, log) = kiln(
+        &fleet,
+        &builder,
+        &["build", "eval", "agents-smoke", "--agent", "mini-swe-agent"],
+    );
+    assert!(!ok);
+    assert!(log.contains("agent-install.sh"), "{log}");
+
+    // The fleet's files are untouched: kiln's copies live in its cache and `.kiln/`.
+    let after = Command::new("git")
+        .args(["diff", "--no-index", "--stat", "--"])
+        .arg(upstream.join("containers"))
+        .arg(fleet.join("containers"))
+        .output()
+        .unwrap();
+    assert!(
+        after.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&after.stdout)
+    );
+}
