@@ -36,6 +36,7 @@
 //!   `outputs` are `[cacheonly]` unless they were requested too).
 
 mod ast;
+mod attrs;
 mod config;
 mod encoding;
 mod error;
@@ -47,6 +48,7 @@ mod lexer;
 mod overrides;
 mod parse;
 mod print;
+mod refs;
 mod resolve;
 mod source;
 mod target;
