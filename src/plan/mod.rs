@@ -11,6 +11,7 @@ pub mod eval_containers;
 mod graph;
 pub mod harbor;
 mod requests;
+pub mod shared_dockerfile;
 mod spec;
 mod template;
 
