@@ -7,8 +7,9 @@
 # 1. Datasets of 1,000, 2,500 and 5,000 copies of Harbor's hello-world task (distinct
 #    folder and [task].name), then `kiln list tasks` and `kiln build benchmark --dry-run`
 #    with a base map (ubuntu:24.04 → the local Debian base, as an air-gapped site maps
-#    it) on each: RUNS runs (default 10) after a warm-up; the dry run also with kiln's
-#    cache emptied before every run (the rewritten Dockerfiles written anew).
+#    it) on each: RUNS runs (default 10) after a warm-up; the dry run as users run it
+#    (backend probed: bake here), with `--backend engine` (no probe: the per-task part),
+#    and of 5,000 tasks with kiln's cache emptied before every run.
 # 2. hello-user, copied twice: kiln's copy validated with the base map; Harbor's copy
 #    gets `FROM debian:bookworm-slim` in its Dockerfile (nothing can be pulled here), so
 #    both build on the same local base. One hyperfine run, HARBOR_RUNS runs (default 5)
@@ -53,15 +54,21 @@ sizes=(1000 2500 5000)
 for n in "${sizes[@]}"; do copies "$examples/hello-world" "$work/tasks$n" "$n"; done
 echo "datasets: ${sizes[*]} tasks under $work"
 
-list=() dry=()
+list=() dry=() engine=()
 for n in "${sizes[@]}"; do
   list+=(-n "list tasks ($n tasks)" "$kiln -C $work/tasks$n list tasks tasks$n")
   dry+=(-n "build --dry-run --base-map ($n tasks)"
     "$kiln -C $work/tasks$n build benchmark tasks$n --dry-run --base-map $work/bases.map")
+  engine+=(-n "build --dry-run --backend engine --base-map ($n tasks)"
+    "$kiln -C $work/tasks$n build benchmark tasks$n --dry-run --backend engine --base-map $work/bases.map")
 done
 hyperfine -N --warmup 1 --runs "$runs" --export-markdown "$work/table.md" "${list[@]}"
 table
+# The backend chosen by probing this machine (buildx → bake), as users run it.
 hyperfine -N --warmup 1 --runs "$runs" --export-markdown "$work/table.md" "${dry[@]}"
+table
+# A given backend probes nothing: the per-task part alone, for its growth.
+hyperfine -N --warmup 1 --runs "$runs" --export-markdown "$work/table.md" "${engine[@]}"
 table
 # The same dry run of 5,000 tasks with kiln's cache emptied before each run.
 hyperfine -N --runs "$runs" --prepare "rm -rf $XDG_CACHE_HOME/kiln" \

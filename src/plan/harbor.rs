@@ -152,6 +152,27 @@ fn suffixed(image: &str, suffix: &str) -> String {
     }
 }
 
+/// Refuses what [`plan`] would refuse of `request` itself (an unknown task, a named
+/// task kiln cannot build, agents): quick, so a caller may start probing the machine
+/// once it passes, while the plan is made.
+pub fn check(fleet: &Fleet, request: &Request) -> anyhow::Result<()> {
+    let ds = fleet
+        .layout
+        .dataset
+        .as_ref()
+        .expect("a Harbor fleet has its dataset");
+    let mut tasks: Vec<&Task> = Vec::new();
+    collect(fleet, ds, request, &mut tasks)?;
+    if matches!(request, Request::Benchmark { task: Some(_), .. }) {
+        for t in tasks {
+            if let Some(why) = unbuildable(&fleet.root, t) {
+                return Err(Refused(format!("task {}: not built: {why}", t.id)).into());
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The builds `request` needs, bases first. Unknown tasks are refused before anything
 /// is written.
 pub fn plan(
