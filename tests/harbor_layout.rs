@@ -216,6 +216,77 @@ fn bad_tasks_are_left_out_naming_their_file_and_the_rest_still_builds() {
     assert!(text(&out).1.contains("\"nope\""), "{}", text(&out).1);
 }
 
+#[test]
+fn tasks_with_the_same_dockerfile_share_one_rewritten_file() {
+    let d = dataset(&["hello-world"]);
+    let root = d.path().join("set");
+    let toml = std::fs::read_to_string(root.join("hello-world/task.toml")).unwrap();
+    for t in ["copy-1", "copy-2"] {
+        copy_tree(&root.join("hello-world"), &root.join(t));
+        write(
+            &root.join(t).join("task.toml"),
+            &toml.replace("harbor/hello-world", &format!("harbor/{t}")),
+        );
+    }
+    // A task already on the local base needs no rewritten file.
+    write(
+        &root.join("copy-2/environment/Dockerfile"),
+        "FROM debian:bookworm-slim\nWORKDIR /app\n",
+    );
+    let cache = tempfile::tempdir().unwrap();
+    let dry_run = || {
+        let args = [
+            "build",
+            "benchmark",
+            "set",
+            "--dry-run",
+            "--backend",
+            "engine",
+            BASE,
+        ];
+        let out = kiln(&root, cache.path(), &args, &[]);
+        let (stdout, stderr) = text(&out);
+        assert!(out.status.success(), "{stderr}");
+        let files: Vec<String> = stdout
+            .lines()
+            .filter(|l| l.starts_with("docker build"))
+            .map(|l| {
+                l.split(" -f ")
+                    .nth(1)
+                    .unwrap()
+                    .split(' ')
+                    .next()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        files
+    };
+    let files = dry_run();
+    assert_eq!(files.len(), 3, "{files:?}");
+    // copy-1 and hello-world: one file; copy-2: its own Dockerfile, in its context.
+    assert_eq!(files[0], files[2], "{files:?}");
+    assert_eq!(files[1], "copy-2/environment/Dockerfile", "{files:?}");
+    let shared = Path::new(&files[0]);
+    assert!(shared.starts_with(cache.path()), "{files:?}");
+    assert_eq!(
+        std::fs::read_to_string(shared).unwrap(),
+        "FROM debian:bookworm-slim\n\nWORKDIR /app"
+    );
+    let written: Vec<_> = walkdir::WalkDir::new(cache.path())
+        .into_iter()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_name() == "Dockerfile")
+        .collect();
+    assert_eq!(written.len(), 1, "{written:?}");
+    // A second plan names the same file and leaves it as it was.
+    let mtime = || std::fs::metadata(shared).unwrap().modified().unwrap();
+    let before = mtime();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    assert_eq!(dry_run(), files);
+    assert_eq!(mtime(), before);
+}
+
 /// A task of kiln's own making: the solution checks that the tests are not there yet
 /// and writes the solution env's value (from kiln's environment) where the tests look.
 fn hidden_tests_task(root: &Path) {

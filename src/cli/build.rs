@@ -215,9 +215,11 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
             eprintln!("note: left out: {p}");
         }
         let base_map = base_map(&args)?;
+        plan::harbor::check(&fleet, &request).map_err(refused_to_usage)?;
+        // The request is good: probing overlaps planning, as for kiln's own fleet.
+        let choosing = Choosing::start(args.backend, args.dry_run, args.builder.as_deref());
         let plan =
             plan::harbor::plan(&fleet, &request, &info, &base_map).map_err(refused_to_usage)?;
-        let choosing = Choosing::start(args.backend, args.dry_run, args.builder.as_deref());
         (plan, choosing)
     } else {
         let checked = plan::check(&fleet, &request).map_err(refused_to_usage)?;

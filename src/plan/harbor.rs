@@ -5,19 +5,22 @@
 //! rebuilt), the label check and `--dry-run` work as for kiln's own fleet.
 //!
 //! A base map (`PUBLIC=LOCAL`) is applied by writing the task's Dockerfile with its
-//! `FROM` lines rewritten into kiln's cache ([`state_dir`]): the dataset's files are
+//! `FROM` lines rewritten into kiln's cache ([`state_dir`]), one file per distinct text
+//! ([`SharedDockerfiles`]: a dataset's tasks mostly share a few): the dataset's files are
 //! never edited, and a read-only dataset builds too. The builds that need none read the
 //! task's own Dockerfile. For bake, the dataset's images are written as one bake file
 //! there ([`bake_file`], one target per image), so the printed `docker buildx bake`
 //! commands run as they are.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::sync::Arc;
 
 use anyhow::Context as _;
 
 use super::base_map::BaseMap;
+use super::shared_dockerfile::SharedDockerfiles;
 use super::{BakeRequest, BuildSpec, Definition, Plan, Request};
 use crate::fleet::dockerfile::Dockerfile;
 use crate::fleet::layout::harbor::config::Step;
@@ -43,8 +46,14 @@ pub fn state_dir(root: &Path) -> anyhow::Result<PathBuf> {
 
 /// The bake file of the dataset's images (written when bake builds whole requests).
 pub fn bake_file(root: &Path) -> anyhow::Result<PathBuf> {
-    Ok(state_dir(root)?.join("docker-bake.json"))
+    Ok(state_dir(root)?.join(BAKE_FILE))
 }
+
+const BAKE_FILE: &str = "docker-bake.json";
+/// The folder of the Dockerfiles kiln writes, shared by content ([`SharedDockerfiles`]).
+const DOCKERFILES: &str = "dockerfiles";
+/// The empty context of the one-line builds of prebuilt images.
+const EMPTY_CONTEXT: &str = "empty-context";
 
 /// The images of one task.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -143,6 +152,27 @@ fn suffixed(image: &str, suffix: &str) -> String {
     }
 }
 
+/// Refuses what [`plan`] would refuse of `request` itself (an unknown task, a named
+/// task kiln cannot build, agents): quick, so a caller may start probing the machine
+/// once it passes, while the plan is made.
+pub fn check(fleet: &Fleet, request: &Request) -> anyhow::Result<()> {
+    let ds = fleet
+        .layout
+        .dataset
+        .as_ref()
+        .expect("a Harbor fleet has its dataset");
+    let mut tasks: Vec<&Task> = Vec::new();
+    collect(fleet, ds, request, &mut tasks)?;
+    if matches!(request, Request::Benchmark { task: Some(_), .. }) {
+        for t in tasks {
+            if let Some(why) = unbuildable(&fleet.root, t) {
+                return Err(Refused(format!("task {}: not built: {why}", t.id)).into());
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The builds `request` needs, bases first. Unknown tasks are refused before anything
 /// is written.
 pub fn plan(
@@ -158,8 +188,20 @@ pub fn plan(
         .expect("a Harbor fleet has its dataset");
     let mut tasks: Vec<&Task> = Vec::new();
     collect(fleet, ds, request, &mut tasks)?;
+    let state = state_dir(&fleet.root)?;
+    let mut planner = Planner {
+        fleet,
+        ds,
+        info,
+        base_map,
+        dockerfiles: SharedDockerfiles::new(state.join(DOCKERFILES)),
+        empty_context: None,
+        rewrites: HashMap::new(),
+        state,
+    };
     let mut plan = Plan::default();
     let named = matches!(request, Request::Benchmark { task: Some(_), .. });
+    let mut planned: HashSet<String> = HashSet::new();
     for task in tasks {
         if let Some(why) = unbuildable(&fleet.root, task) {
             let msg = format!("task {}: not built: {why}", task.id);
@@ -169,24 +211,23 @@ pub fn plan(
             plan.notes.push(msg);
             continue;
         }
-        plan.notes.extend(hosts_notes(&fleet.root, task, true));
-        for spec in task_builds(fleet, ds, task, info, base_map)? {
-            if !plan.builds.iter().any(|b| b.image == spec.image) {
+        for spec in planner.task_builds(task, &mut plan.notes)? {
+            if planned.insert(spec.image.clone()) {
                 plan.builds.push(spec);
             }
         }
     }
-    plan.bake = bake_requests(&fleet.root, &plan.builds)?;
+    plan.bake = bake_requests(&planner.state, &plan.builds)?;
     Ok(plan)
 }
 
 /// The plan's images as one bake file in kiln's cache (rewritten only when it changed),
 /// and one bake request per image over it.
-pub(super) fn bake_requests(root: &Path, builds: &[BuildSpec]) -> anyhow::Result<Vec<BakeRequest>> {
+pub(super) fn bake_requests(state: &Path, builds: &[BuildSpec]) -> anyhow::Result<Vec<BakeRequest>> {
     if builds.is_empty() {
         return Ok(Vec::new());
     }
-    let file = bake_file(root)?;
+    let file = state.join(BAKE_FILE);
     write(
         &file,
         &serde_json::to_string_pretty(&Definition::of(builds))?,
@@ -240,8 +281,6 @@ fn collect<'d>(
 /// cannot grade without those hosts.
 pub fn hosts_notes(root: &Path, task: &Task, build: bool) -> Vec<String> {
     let mut notes = Vec::new();
-    let list =
-        |h: &std::collections::BTreeSet<String>| h.iter().cloned().collect::<Vec<_>>().join(", ");
     if build {
         let dockerfile = root
             .join(&task.dir)
@@ -249,15 +288,23 @@ pub fn hosts_notes(root: &Path, task: &Task, build: bool) -> Vec<String> {
             .join(dataset::DOCKERFILE);
         if let Ok(text) = std::fs::read_to_string(dockerfile) {
             let hosts = crate::fleet::hosts::build_hosts(&Dockerfile::parse(&text));
-            if !hosts.is_empty() {
-                notes.push(format!(
-                    "task {}: its build reaches {}",
-                    task.id,
-                    list(&hosts)
-                ));
-            }
+            notes.extend(build_hosts_note(task, &hosts));
         }
     }
+    notes.extend(run_hosts_notes(root, task));
+    notes
+}
+
+fn list(hosts: &BTreeSet<String>) -> String {
+    hosts.iter().cloned().collect::<Vec<_>>().join(", ")
+}
+
+fn build_hosts_note(task: &Task, hosts: &BTreeSet<String>) -> Option<String> {
+    (!hosts.is_empty()).then(|| format!("task {}: its build reaches {}", task.id, list(hosts)))
+}
+
+fn run_hosts_notes(root: &Path, task: &Task) -> Vec<String> {
+    let mut notes = Vec::new();
     let (tests, solution) = task.run_hosts(root);
     if !tests.is_empty() {
         notes.push(format!(
@@ -293,74 +340,192 @@ fn unbuildable(root: &Path, task: &Task) -> Option<String> {
     None
 }
 
-/// The environment build of `task` and, when it has one, its verifier's.
-fn task_builds(
-    fleet: &Fleet,
-    ds: &Dataset,
-    task: &Task,
-    info: &BuildInfo,
-    base_map: &BaseMap,
-) -> anyhow::Result<Vec<BuildSpec>> {
-    let names = images(fleet, task);
-    let mut labels = harbor::task_labels(ds, task);
-    labels.extend(
-        info.labels(Some(&task.id))
-            .map(|(k, v)| (k.to_string(), v.to_string())),
-    );
-    let root = &fleet.root;
-    let target = bake_target(&fleet.benchmarks[0].name, &task.id);
-    let env_dir = task.dir.join(dataset::ENVIRONMENT_DIR);
-    let mut out = vec![image_build(
-        root,
-        &target,
-        &task.id,
-        &names.environment,
-        &labels,
-        Source::new(root, &env_dir, prebuilt_environment(fleet, task))?,
-        base_map,
-    )?];
-    for (dir, (image, prebuilt)) in &names.verifiers {
-        let mut l = labels.clone();
-        l.insert(
-            crate::labels::OCI_TITLE.into(),
-            format!("{} (verifier)", task.name()),
+/// Plans the builds of a dataset's tasks. Each distinct Dockerfile text is parsed and
+/// rewritten once (thousands of tasks mostly share a few), and a rewritten one is
+/// written once, shared by content.
+struct Planner<'a> {
+    fleet: &'a Fleet,
+    ds: &'a Dataset,
+    info: &'a BuildInfo,
+    base_map: &'a BaseMap,
+    /// Kiln's cache folder of the dataset ([`state_dir`]).
+    state: PathBuf,
+    dockerfiles: SharedDockerfiles,
+    /// The empty context folder, once made.
+    empty_context: Option<PathBuf>,
+    /// Dockerfile text as read → its rewrite.
+    rewrites: HashMap<String, Rc<Rewrite>>,
+}
+
+/// A Dockerfile with the base map applied.
+struct Rewrite {
+    text: String,
+    /// The base map changed it (it must be written to kiln's cache).
+    changed: bool,
+    /// The bases it then builds on.
+    bases: Vec<String>,
+    /// The hosts its build reaches (as written).
+    hosts: BTreeSet<String>,
+}
+
+/// What an image is built from: its context folder and Dockerfile, and whether the
+/// Dockerfile is the context's own (else it is a text kiln writes).
+struct Source {
+    context: PathBuf,
+    dockerfile: Rc<Rewrite>,
+    own: bool,
+}
+
+impl Planner<'_> {
+    /// The environment build of `task` and, when it has one, its verifier's; the task's
+    /// notes (the hosts it reaches) go to `notes`.
+    fn task_builds(
+        &mut self,
+        task: &Task,
+        notes: &mut Vec<String>,
+    ) -> anyhow::Result<Vec<BuildSpec>> {
+        let fleet = self.fleet;
+        let root = &fleet.root;
+        let env_dir = task.dir.join(dataset::ENVIRONMENT_DIR);
+        // Read once, for the build and for the note of the hosts it reaches.
+        let env_file = self.dockerfile(&env_dir);
+        let prebuilt = prebuilt_environment(fleet, task);
+        let env_source = match (prebuilt, env_file) {
+            (Some(image), file) => {
+                if let Ok(Some(r)) = file {
+                    notes.extend(build_hosts_note(task, &r.hosts));
+                }
+                self.prebuilt(image)?
+            }
+            (None, file) => {
+                let r = file?;
+                if let Some(r) = &r {
+                    notes.extend(build_hosts_note(task, &r.hosts));
+                }
+                source_of(&env_dir, r)?
+            }
+        };
+        notes.extend(run_hosts_notes(root, task));
+
+        let names = images(fleet, task);
+        let mut labels = harbor::task_labels(self.ds, task);
+        labels.extend(
+            self.info
+                .labels(Some(&task.id))
+                .map(|(k, v)| (k.to_string(), v.to_string())),
         );
-        let rel = dir.strip_prefix(&task.dir).unwrap_or(dir);
-        let word = image_word(&rel.display().to_string());
-        out.push(image_build(
-            root,
-            &format!("{target}-{word}"),
-            &format!("{}-{word}", task.id),
-            image,
-            &l,
-            Source::new(root, dir, prebuilt.as_deref())?,
-            base_map,
-        )?);
+        let target = bake_target(&fleet.benchmarks[0].name, &task.id);
+        let mut out = vec![self.image_build(&target, &names.environment, &labels, env_source)?];
+        for (dir, (image, prebuilt)) in &names.verifiers {
+            let mut l = labels.clone();
+            l.insert(
+                crate::labels::OCI_TITLE.into(),
+                format!("{} (verifier)", task.name()),
+            );
+            let rel = dir.strip_prefix(&task.dir).unwrap_or(dir);
+            let word = image_word(&rel.display().to_string());
+            let source = match prebuilt {
+                Some(image) => self.prebuilt(image)?,
+                None => {
+                    let r = self.dockerfile(dir)?;
+                    source_of(dir, r)?
+                }
+            };
+            out.push(self.image_build(&format!("{target}-{word}"), image, &l, source)?);
+        }
+        Ok(out)
     }
-    Ok(out)
+
+    /// The Dockerfile of the folder `dir` (relative to the dataset root), rewritten;
+    /// `None` when it has none.
+    fn dockerfile(&mut self, dir: &Path) -> anyhow::Result<Option<Rc<Rewrite>>> {
+        let file = self.fleet.root.join(dir).join(dataset::DOCKERFILE);
+        if !file.is_file() {
+            return Ok(None);
+        }
+        let text = std::fs::read_to_string(&file)
+            .with_context(|| format!("reading {}", file.display()))?;
+        self.rewrite(text).map(Some)
+    }
+
+    fn rewrite(&mut self, text: String) -> anyhow::Result<Rc<Rewrite>> {
+        if let Some(r) = self.rewrites.get(&text) {
+            return Ok(r.clone());
+        }
+        let df = Dockerfile::parse(&text);
+        let (mapped, bases) = map_parsed(&text, &df, self.base_map)?;
+        let r = Rc::new(Rewrite {
+            changed: mapped != text,
+            text: mapped,
+            bases,
+            hosts: crate::fleet::hosts::build_hosts(&df),
+        });
+        self.rewrites.insert(text, r.clone());
+        Ok(r)
+    }
+
+    /// A prebuilt image gets kiln's labels through a one-line build on an empty context.
+    fn prebuilt(&mut self, image: &str) -> anyhow::Result<Source> {
+        let context = match &self.empty_context {
+            Some(c) => c.clone(),
+            None => {
+                let c = self.state.join(EMPTY_CONTEXT);
+                std::fs::create_dir_all(&c).with_context(|| format!("creating {}", c.display()))?;
+                self.empty_context = Some(c.clone());
+                c
+            }
+        };
+        Ok(Source {
+            context,
+            dockerfile: self.rewrite(format!("FROM {image}\n"))?,
+            own: false,
+        })
+    }
+
+    fn image_build(
+        &mut self,
+        target: &str,
+        image: &str,
+        labels: &BTreeMap<String, String>,
+        source: Source,
+    ) -> anyhow::Result<BuildSpec> {
+        // The context is relative to the dataset root (as the backends take it), or in
+        // kiln's cache; a Dockerfile kiln writes is named by its absolute path.
+        let dockerfile = if source.own && !source.dockerfile.changed {
+            PathBuf::from(dataset::DOCKERFILE)
+        } else {
+            self.dockerfiles.path(&source.dockerfile.text)?
+        };
+        let arc = |s: &str| -> Arc<str> { Arc::from(s) };
+        Ok(BuildSpec {
+            name: target.to_string(),
+            bake_target: target.to_string(),
+            image: image.to_string(),
+            context: source.context,
+            dockerfile,
+            target: None,
+            args: Default::default(),
+            labels: labels.iter().map(|(k, v)| (arc(k), arc(v))).collect(),
+            secrets: Vec::new(),
+            bases: source.dockerfile.bases.clone(),
+            deps: Vec::new(),
+        })
+    }
 }
 
-/// What an image is built from: a Dockerfile in a context folder, or a prebuilt image.
-enum Source {
-    Dockerfile { context: PathBuf },
-    Prebuilt(String),
-}
-
-impl Source {
-    fn new(root: &Path, dir: &Path, prebuilt: Option<&str>) -> anyhow::Result<Source> {
-        if let Some(image) = prebuilt {
-            return Ok(Source::Prebuilt(image.to_string()));
-        }
-        if root.join(dir).join(dataset::DOCKERFILE).is_file() {
-            return Ok(Source::Dockerfile {
-                context: dir.to_path_buf(),
-            });
-        }
-        Err(Refused(format!(
+/// The build from the Dockerfile `dockerfile` of the folder `dir`: refused without one.
+fn source_of(dir: &Path, dockerfile: Option<Rc<Rewrite>>) -> anyhow::Result<Source> {
+    match dockerfile {
+        Some(d) => Ok(Source {
+            context: dir.to_path_buf(),
+            dockerfile: d,
+            own: true,
+        }),
+        None => Err(Refused(format!(
             "{}: no Dockerfile and no docker_image to build from",
             dir.display()
         ))
-        .into())
+        .into()),
     }
 }
 
@@ -370,61 +535,19 @@ fn bake_target(dataset: &str, task_id: &str) -> String {
     format!("benchmark-{dataset}-{}", task_id.replace('.', "_"))
 }
 
-fn image_build(
-    root: &Path,
-    target: &str,
-    state_name: &str,
-    image: &str,
-    labels: &BTreeMap<String, String>,
-    source: Source,
-    base_map: &BaseMap,
-) -> anyhow::Result<BuildSpec> {
-    // The context is relative to the dataset root (as the backends take it), or in
-    // kiln's cache; a Dockerfile kiln writes is named by its absolute path.
-    let state = state_dir(root)?.join(state_name);
-    let (context, original) = match &source {
-        Source::Dockerfile { context } => {
-            let file = root.join(context).join(dataset::DOCKERFILE);
-            let text = std::fs::read_to_string(&file)
-                .with_context(|| format!("reading {}", file.display()))?;
-            (context.clone(), text)
-        }
-        // A prebuilt image gets kiln's labels through a one-line build on an empty context.
-        Source::Prebuilt(image) => {
-            let context = state.join("context");
-            std::fs::create_dir_all(&context)
-                .with_context(|| format!("creating {}", context.display()))?;
-            (context, format!("FROM {image}\n"))
-        }
-    };
-    let (text, bases) = map_bases(&original, base_map)?;
-    let dockerfile = match source {
-        Source::Dockerfile { .. } if text == original => PathBuf::from(dataset::DOCKERFILE),
-        _ => {
-            write(&state.join(dataset::DOCKERFILE), &text)?;
-            state.join(dataset::DOCKERFILE)
-        }
-    };
-    let arc = |s: &str| -> Arc<str> { Arc::from(s) };
-    Ok(BuildSpec {
-        name: target.to_string(),
-        bake_target: target.to_string(),
-        image: image.to_string(),
-        context,
-        dockerfile,
-        target: None,
-        args: Default::default(),
-        labels: labels.iter().map(|(k, v)| (arc(k), arc(v))).collect(),
-        secrets: Vec::new(),
-        bases,
-        deps: Vec::new(),
-    })
-}
-
 /// `text` with every mapped base replaced by its local image, and the bases it then
 /// builds on. A base mapped to an OCI layout cannot be written in a `FROM` line.
+#[cfg(test)]
 fn map_bases(text: &str, base_map: &BaseMap) -> anyhow::Result<(String, Vec<String>)> {
-    let df = Dockerfile::parse(text);
+    map_parsed(text, &Dockerfile::parse(text), base_map)
+}
+
+/// [`map_bases`] of a Dockerfile already parsed.
+fn map_parsed(
+    text: &str,
+    df: &Dockerfile,
+    base_map: &BaseMap,
+) -> anyhow::Result<(String, Vec<String>)> {
     let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
     let mut bases = Vec::new();
     for base in df.bases(&BTreeMap::new()) {

@@ -118,7 +118,7 @@ pub fn plan(
             });
         }
     }
-    plan.bake = harbor::bake_requests(&fleet.root, &plan.builds)?;
+    plan.bake = harbor::bake_requests(&harbor::state_dir(&fleet.root)?, &plan.builds)?;
     Ok(plan)
 }
 
@@ -144,6 +144,6 @@ pub fn verifiers_plan(
         .collect();
     // Environment and verifier builds of a dataset depend on nothing of the plan.
     plan.builds.retain(|b| verifiers.contains(&b.image));
-    plan.bake = harbor::bake_requests(&fleet.root, &plan.builds)?;
+    plan.bake = harbor::bake_requests(&harbor::state_dir(&fleet.root)?, &plan.builds)?;
     Ok(plan)
 }

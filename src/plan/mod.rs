@@ -13,6 +13,7 @@ mod graph;
 pub mod harbor;
 pub mod harbor_agents;
 mod requests;
+pub mod shared_dockerfile;
 mod spec;
 mod template;
 

@@ -1,5 +1,6 @@
 //! `kiln validate` of a Harbor dataset: each task's environment is built (an unchanged
-//! one is up to date), then oracle and null each run one trial ([`crate::run::harbor`]).
+//! one is up to date), then oracle and null each run one trial ([`crate::run::harbor`]),
+//! both at once.
 //! A task is valid when oracle's reward is 1 and null's is not; a task this machine
 //! cannot run (Windows, GPU, a cloud sandbox…) is listed with the reason, not failed.
 //! Each trial leaves `result.json` (kiln's format, so `kiln report` reads it) and its
@@ -158,9 +159,9 @@ pub fn validate(
             });
             continue;
         }
-        let mut scores = [None, None];
-        let mut errors = Vec::new();
-        for (i, agent) in [Agent::Oracle, Agent::Null].into_iter().enumerate() {
+        // Oracle and null at once, each on its own thread with its own containers
+        // (named by agent: see `Trial::name`).
+        let run_trial = |agent: Agent| -> anyhow::Result<Outcome> {
             let out = out_root
                 .join(&bench.name)
                 .join(crate::naming::task_component(&t.id))
@@ -176,17 +177,36 @@ pub fn validate(
                 labels: owner.labels(),
                 keep: None,
             };
-            let outcome = trial.run(&mut |_| {});
-            if crate::run::harbor::interrupted() {
-                return Err(Failure::interrupted(
-                    "validation interrupted: the trial's containers were removed",
-                ));
-            }
-            let outcome = outcome.unwrap_or_else(|e| Outcome {
+            let outcome = trial.run(&mut |_| {}).unwrap_or_else(|e| Outcome {
                 error: Some(format!("{e:#}")),
                 ..Outcome::default()
             });
-            write_result(&out, &bench.name, t, agent, &outcome)?;
+            if !crate::run::harbor::interrupted() {
+                write_result(&out, &bench.name, t, agent, &outcome)?;
+            }
+            Ok(outcome)
+        };
+        let outcomes = std::thread::scope(|scope| {
+            let null = scope.spawn(|| run_trial(Agent::Null));
+            let oracle = run_trial(Agent::Oracle);
+            let null = null
+                .join()
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("the null trial's thread panicked")));
+            [oracle, null]
+        });
+        if crate::run::harbor::interrupted() {
+            return Err(Failure::interrupted(
+                "validation interrupted: the trial's containers were removed",
+            ));
+        }
+        let mut scores = [None, None];
+        let mut errors = Vec::new();
+        for (i, (agent, outcome)) in [Agent::Oracle, Agent::Null]
+            .into_iter()
+            .zip(outcomes)
+            .enumerate()
+        {
+            let outcome = outcome?;
             if let Some(e) = &outcome.error {
                 errors.push(format!("{}: {e}", agent.name()));
             }

@@ -1,14 +1,16 @@
 //! The `docker` commands of a trial: run (or, in a dry run, print) each one, killed at
 //! its timeout or on Ctrl-C, and remove the trial's containers and networks at the end.
 
-use std::io::Read as _;
+use std::io::{Read as _, Write as _};
+use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
 
 use crate::backend::shell;
 
-use super::{interrupted, INTERRUPTED};
+use super::interrupted;
 
 /// The result of one `docker` command.
 pub(super) struct Ran {
@@ -23,6 +25,10 @@ pub(super) struct Docker<'p> {
     pub(super) containers: Vec<String>,
     /// Networks made for the trial, removed after its containers.
     pub(super) networks: Vec<String>,
+    /// Started containers whose `/logs` folders are not made yet: the first copy into
+    /// one ([`Docker::put`]) or command of the trial's own ([`Docker::take_fresh`])
+    /// makes them, sparing a `docker exec` of their own.
+    pub(super) fresh: Vec<String>,
     pub(super) print: &'p mut dyn FnMut(&str),
 }
 
@@ -34,69 +40,52 @@ impl Docker<'_> {
         env: &[(String, String)],
         timeout: Option<f64>,
     ) -> Ran {
-        let mut argv = vec!["docker".to_string()];
-        argv.extend(args.iter().cloned());
         if self.dry_run {
-            (self.print)(&shell::join(&argv));
-            return Ran {
-                ok: true,
-                output: String::new(),
-                timed_out: false,
+            self.show(args);
+            return Ran::dry();
+        }
+        spawn(args, env, None, timeout, true)
+    }
+
+    fn show(&mut self, args: &[String]) {
+        let mut argv = vec![s("docker")];
+        argv.extend(args.iter().cloned());
+        (self.print)(&shell::join(&argv));
+    }
+
+    /// Puts the host path `src` at `dest` (absolute) in `container`, making the missing
+    /// folders on the way, in one `docker cp -` of a tar stream (no `mkdir` first). A
+    /// folder's contents land in `dest`; `dest` itself keeps its owner and mode when it
+    /// exists. A dry run prints the `mkdir -p` and `docker cp` that do the same.
+    pub(super) fn put(&mut self, src: &Path, container: &str, dest: &str) -> anyhow::Result<()> {
+        let logs = self.take_fresh(container);
+        if self.dry_run {
+            if logs {
+                self.show(&[s("exec"), s(container), s("sh"), s("-c"), make_logs()]);
+            }
+            let (parent, from) = if src.is_dir() {
+                (dest.to_string(), format!("{}/.", src.display()))
+            } else {
+                (parent_of(dest), src.display().to_string())
             };
+            self.show(&[s("exec"), s(container), s("mkdir"), s("-p"), parent]);
+            self.show(&[s("cp"), from, format!("{container}:{dest}")]);
+            return Ok(());
         }
-        let mut cmd = Command::new("docker");
-        cmd.args(args)
-            .envs(env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = match cmd.spawn() {
-            Ok(c) => c,
-            Err(e) => {
-                return Ran {
-                    ok: false,
-                    output: format!("cannot run docker: {e}"),
-                    timed_out: false,
-                }
-            }
-        };
-        // Output is read on threads so a chatty command cannot fill a pipe and stall.
-        let drain = |r: Option<Box<dyn std::io::Read + Send>>| {
-            std::thread::spawn(move || {
-                let mut s = String::new();
-                if let Some(mut r) = r {
-                    let mut b = Vec::new();
-                    let _ = r.read_to_end(&mut b);
-                    s = String::from_utf8_lossy(&b).into_owned();
-                }
-                s
-            })
-        };
-        let out = drain(child.stdout.take().map(|s| Box::new(s) as _));
-        let err = drain(child.stderr.take().map(|s| Box::new(s) as _));
-        let deadline = timeout.map(|t| Instant::now() + Duration::from_secs_f64(t.max(0.0)));
-        let mut timed_out = false;
-        let status = loop {
-            match child.try_wait() {
-                Ok(Some(s)) => break Some(s),
-                Ok(None) => {}
-                Err(_) => break None,
-            }
-            if interrupted() || deadline.is_some_and(|d| Instant::now() >= d) {
-                timed_out = !interrupted();
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        let mut output = out.join().unwrap_or_default();
-        output.push_str(&err.join().unwrap_or_default());
-        Ran {
-            ok: status.is_some_and(|s| s.success()),
-            output,
-            timed_out,
+        let tar = tar_at(src, dest, logs).with_context(|| format!("reading {}", src.display()))?;
+        let args = [s("cp"), s("-"), format!("{container}:/")];
+        let ran = spawn(&args, &[], Some(tar), Some(600.0), true);
+        if interrupted() {
+            anyhow::bail!("interrupted");
         }
+        if !ran.ok {
+            anyhow::bail!(
+                "docker cp {} {container}:{dest} failed: {}",
+                src.display(),
+                ran.output.trim()
+            );
+        }
+        Ok(())
     }
 
     /// `docker ARGS`, an error naming the command when it fails.
@@ -111,22 +100,182 @@ impl Docker<'_> {
         Ok(ran.output)
     }
 
+    /// Whether `container`'s `/logs` folders are still to be made; from now on they
+    /// count as made (the caller makes them: [`make_logs`] in its command).
+    pub(super) fn take_fresh(&mut self, container: &str) -> bool {
+        let i = self.fresh.iter().position(|c| c == container);
+        i.map(|i| self.fresh.remove(i)).is_some()
+    }
+
+    /// Removes the trial's containers, then its networks. Runs even after Ctrl-C (a
+    /// removal is what the interrupt asks for).
     pub(super) fn remove_all(&mut self) {
         if self.containers.is_empty() && self.networks.is_empty() {
             return;
         }
-        let mut args = vec!["rm".to_string(), "-f".into()];
+        let mut args = vec![s("rm"), s("-f")];
         args.append(&mut self.containers);
-        // Runs even after Ctrl-C: a removal is what the interrupt asks for.
-        let was = INTERRUPTED.swap(false, Ordering::SeqCst);
-        self.run(&args, &[], Some(60.0));
+        self.run_to_end(&args);
         if !self.networks.is_empty() {
             let mut args = vec![s("network"), s("rm")];
             args.append(&mut self.networks);
-            self.run(&args, &[], Some(60.0));
+            self.run_to_end(&args);
         }
-        INTERRUPTED.store(was, Ordering::SeqCst);
     }
+
+    /// `docker ARGS`, not stopped by Ctrl-C.
+    fn run_to_end(&mut self, args: &[String]) {
+        if self.dry_run {
+            self.show(args);
+        } else {
+            spawn(args, &[], None, Some(60.0), false);
+        }
+    }
+}
+
+impl Ran {
+    fn dry() -> Ran {
+        Ran {
+            ok: true,
+            output: String::new(),
+            timed_out: false,
+        }
+    }
+}
+
+/// Runs `docker ARGS` with `env` in the client's environment and `input` on its stdin,
+/// killed after `timeout` (and on Ctrl-C when `interruptible`).
+fn spawn(
+    args: &[String],
+    env: &[(String, String)],
+    input: Option<Vec<u8>>,
+    timeout: Option<f64>,
+    interruptible: bool,
+) -> Ran {
+    let mut cmd = Command::new("docker");
+    cmd.args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            return Ran {
+                ok: false,
+                output: format!("cannot run docker: {e}"),
+                timed_out: false,
+            }
+        }
+    };
+    // Input is written and output read on threads, so neither side can stall on a
+    // full pipe.
+    let feed = child.stdin.take().zip(input).map(|(mut w, bytes)| {
+        std::thread::spawn(move || {
+            let _ = w.write_all(&bytes);
+        })
+    });
+    let drain = |r: Option<Box<dyn std::io::Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            if let Some(mut r) = r {
+                let mut b = Vec::new();
+                let _ = r.read_to_end(&mut b);
+                s = String::from_utf8_lossy(&b).into_owned();
+            }
+            s
+        })
+    };
+    let out = drain(child.stdout.take().map(|s| Box::new(s) as _));
+    let err = drain(child.stderr.take().map(|s| Box::new(s) as _));
+    let deadline = timeout.map(|t| Instant::now() + Duration::from_secs_f64(t.max(0.0)));
+    let mut timed_out = false;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(s)) => break Some(s),
+            Ok(None) => {}
+            Err(_) => break None,
+        }
+        let stop = interruptible && interrupted();
+        if stop || deadline.is_some_and(|d| Instant::now() >= d) {
+            timed_out = !stop;
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        // Short at first: most commands of a trial end within tens of milliseconds.
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    if let Some(f) = feed {
+        let _ = f.join();
+    }
+    let mut output = out.join().unwrap_or_default();
+    output.push_str(&err.join().unwrap_or_default());
+    Ran {
+        ok: status.is_some_and(|s| s.success()),
+        output,
+        timed_out,
+    }
+}
+
+/// The folders every trial container has, writable by the agent and verifier users
+/// (Harbor mounts them from the host).
+const LOGS: [&str; 4] = ["/logs", "/logs/agent", "/logs/verifier", "/logs/artifacts"];
+
+/// The shell command making [`LOGS`].
+pub(super) fn make_logs() -> String {
+    let all = LOGS.join(" ");
+    format!("mkdir -p {all} && chmod 777 {all}")
+}
+
+/// `/a/b` → `/a`; `/a` → `/`.
+fn parent_of(path: &str) -> String {
+    Path::new(path)
+        .parent()
+        .map_or_else(|| s("/"), |p| p.display().to_string())
+}
+
+/// A tar stream that, extracted at `/`, puts `src` at `dest`: a file as `dest`, a
+/// folder's entries under `dest/` (symlinks as links). Owners, modes and times are the
+/// host files', as `docker cp` sends them. With `logs`, [`LOGS`] come first, mode 777.
+fn tar_at(src: &Path, dest: &str, logs: bool) -> std::io::Result<Vec<u8>> {
+    let base = Path::new(dest.trim_start_matches('/'));
+    let mut tar = tar::Builder::new(Vec::new());
+    tar.mode(tar::HeaderMode::Complete);
+    tar.follow_symlinks(false);
+    if logs {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        for dir in LOGS {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(tar::EntryType::Directory);
+            h.set_mode(0o777);
+            h.set_uid(0);
+            h.set_gid(0);
+            h.set_mtime(now);
+            h.set_size(0);
+            tar.append_data(
+                &mut h,
+                format!("{}/", dir.trim_start_matches('/')),
+                std::io::empty(),
+            )?;
+        }
+    }
+    if !src.is_dir() {
+        tar.append_path_with_name(src, base)?;
+        return tar.into_inner();
+    }
+    for entry in walkdir::WalkDir::new(src).min_depth(1).sort_by_file_name() {
+        let entry = entry.map_err(std::io::Error::other)?;
+        let rel = entry.path().strip_prefix(src).unwrap_or(entry.path());
+        tar.append_path_with_name(entry.path(), base.join(rel))?;
+    }
+    tar.into_inner()
 }
 
 pub(super) fn s(v: &str) -> String {

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 
-use super::docker::{s, Docker};
+use super::docker::{make_logs, s, Docker};
 use super::env::env_args;
 use super::{
     interrupted, read_reward, Agent, Keep, KilnAgent, Outcome, Trial, EGRESS_HOST, EGRESS_PORT,
@@ -28,6 +28,7 @@ impl Trial<'_> {
             dry_run: self.dry_run,
             containers: Vec::new(),
             networks: Vec::new(),
+            fresh: Vec::new(),
             print,
         };
         let result = self.steps(&mut docker);
@@ -54,8 +55,14 @@ impl Trial<'_> {
                 }
             })
             .collect();
+        // Task ids that read the same once sanitized (`a.b`, `a_b`) differ by the digest
+        // of the id as written: trials of different tasks may run at once.
+        let digest = {
+            use sha2::{Digest as _, Sha256};
+            hex::encode(&Sha256::digest(self.task.id.as_bytes())[..3])
+        };
         format!(
-            "kiln-harbor-{id}-{}-{role}-{}",
+            "kiln-harbor-{id}-{digest}-{}-{role}-{}",
             self.agent.name(),
             std::process::id()
         )
@@ -141,14 +148,13 @@ impl Trial<'_> {
         for net in connect {
             docker.must(&[s("network"), s("connect"), net, name.clone()])?;
         }
-        docker.must(&[
-            s("exec"),
-            name.clone(),
-            s("sh"),
-            s("-c"),
-            s("mkdir -p /logs/agent /logs/verifier /logs/artifacts && chmod 777 /logs /logs/agent /logs/verifier /logs/artifacts"),
-        ])?;
+        // `/logs/…` come with the first copy or command of the trial's own: every agent
+        // and verifier command follows one.
+        docker.fresh.push(name.clone());
         if let Some(h) = &env.healthcheck {
+            if docker.take_fresh(&name) {
+                docker.must(&[s("exec"), name.clone(), s("sh"), s("-c"), make_logs()])?;
+            }
             self.healthy(docker, &name, h)?;
         }
         Ok(name)
@@ -262,7 +268,8 @@ impl Trial<'_> {
         }
     }
 
-    /// `docker cp DIR/. CONTAINER:DEST`.
+    /// The contents of `dir` into `dest` of `container` (made when missing), in one
+    /// `docker cp` of a tar stream.
     fn copy_in(
         &self,
         docker: &mut Docker,
@@ -270,13 +277,7 @@ impl Trial<'_> {
         container: &str,
         dest: &str,
     ) -> anyhow::Result<()> {
-        docker.must(&[s("exec"), s(container), s("mkdir"), s("-p"), s(dest)])?;
-        docker.must(&[
-            s("cp"),
-            format!("{}/.", dir.display()),
-            format!("{container}:{dest}"),
-        ])?;
-        Ok(())
+        docker.put(dir, container, dest)
     }
 
     fn steps(&self, docker: &mut Docker) -> anyhow::Result<Outcome> {
@@ -466,19 +467,8 @@ impl Trial<'_> {
         if !instruction.is_file() {
             anyhow::bail!("{} is missing", instruction.display());
         }
-        docker.must(&[
-            s("exec"),
-            s(main),
-            s("sh"),
-            s("-c"),
-            s("mkdir -p /kiln && chmod 755 /kiln"),
-        ])?;
-        docker.must(&[
-            s("cp"),
-            instruction.display().to_string(),
-            format!("{main}:{PROMPT_FILE}"),
-        ])?;
-        docker.must(&[s("exec"), s(main), s("chmod"), s("a+r"), s(PROMPT_FILE)])?;
+        // One copy (its tar makes /kiln, and /logs on a fresh container), readable by all.
+        docker.put(&instruction, main, PROMPT_FILE)?;
         let mut args = vec![s("exec")];
         if let Some(u) = user {
             args.extend([s("-u"), u.as_arg()]);
@@ -547,9 +537,19 @@ impl Trial<'_> {
         } else {
             s(main)
         };
+        // One exec clears what the agent (or a step before) left: the reward files and,
+        // shared, `/tests`, copied in only now: the agent never saw them.
+        let clear = "rm -f /logs/verifier/reward.txt /logs/verifier/reward.json";
+        let mut clear = if separate {
+            s(clear)
+        } else {
+            format!("rm -rf /tests && {clear}")
+        };
+        if docker.take_fresh(&container) {
+            clear = format!("{} && {clear}", make_logs());
+        }
+        docker.must(&[s("exec"), container.clone(), s("sh"), s("-c"), clear])?;
         if !separate {
-            // Copied in only now: the agent never saw them.
-            docker.must(&[s("exec"), container.clone(), s("rm"), s("-rf"), s("/tests")])?;
             let shared = dir.join(dataset::TESTS_DIR);
             if shared.is_dir() {
                 self.copy_in(docker, &shared, &container, "/tests")?;
@@ -564,13 +564,6 @@ impl Trial<'_> {
                 }
             }
         }
-        docker.must(&[
-            s("exec"),
-            container.clone(),
-            s("sh"),
-            s("-c"),
-            s("rm -f /logs/verifier/reward.txt /logs/verifier/reward.json"),
-        ])?;
         let mut args = vec![s("exec")];
         if let Some(u) = verifier.user.clone().or_else(|| c.verifier.user.clone()) {
             args.extend([s("-u"), u.as_arg()]);
@@ -644,15 +637,7 @@ impl Trial<'_> {
             if !ran.ok {
                 continue; // an artifact the agent did not make is simply absent
             }
-            let parent = Path::new(src)
-                .parent()
-                .map_or_else(|| s("/"), |p| p.display().to_string());
-            docker.must(&[s("exec"), s(verifier), s("mkdir"), s("-p"), parent.clone()])?;
-            docker.must(&[
-                s("cp"),
-                tmp.join(&name).display().to_string(),
-                format!("{verifier}:{parent}"),
-            ])?;
+            docker.put(&tmp.join(&name), verifier, src)?;
         }
         Ok(())
     }
