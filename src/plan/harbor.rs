@@ -223,7 +223,10 @@ pub fn plan(
 
 /// The plan's images as one bake file in kiln's cache (rewritten only when it changed),
 /// and one bake request per image over it.
-pub(super) fn bake_requests(state: &Path, builds: &[BuildSpec]) -> anyhow::Result<Vec<BakeRequest>> {
+pub(super) fn bake_requests(
+    state: &Path,
+    builds: &[BuildSpec],
+) -> anyhow::Result<Vec<BakeRequest>> {
     if builds.is_empty() {
         return Ok(Vec::new());
     }

@@ -57,7 +57,15 @@ impl Docker<'_> {
     /// folders on the way, in one `docker cp -` of a tar stream (no `mkdir` first). A
     /// folder's contents land in `dest`; `dest` itself keeps its owner and mode when it
     /// exists. A dry run prints the `mkdir -p` and `docker cp` that do the same.
-    pub(super) fn put(&mut self, src: &Path, container: &str, dest: &str) -> anyhow::Result<()> {
+    /// With `readable`, everyone may read what arrives (and enter its folders, run its
+    /// executables), as `chmod -R a+rX` would make it, without a command of its own.
+    pub(super) fn put(
+        &mut self,
+        src: &Path,
+        container: &str,
+        dest: &str,
+        readable: bool,
+    ) -> anyhow::Result<()> {
         let logs = self.take_fresh(container);
         if self.dry_run {
             if logs {
@@ -70,9 +78,21 @@ impl Docker<'_> {
             };
             self.show(&[s("exec"), s(container), s("mkdir"), s("-p"), parent]);
             self.show(&[s("cp"), from, format!("{container}:{dest}")]);
+            if readable {
+                let what = [
+                    s("exec"),
+                    s(container),
+                    s("chmod"),
+                    s("-R"),
+                    s("a+rX"),
+                    s(dest),
+                ];
+                self.show(&what);
+            }
             return Ok(());
         }
-        let tar = tar_at(src, dest, logs).with_context(|| format!("reading {}", src.display()))?;
+        let tar = tar_at(src, dest, logs, readable)
+            .with_context(|| format!("reading {}", src.display()))?;
         let args = [s("cp"), s("-"), format!("{container}:/")];
         let ran = spawn(&args, &[], Some(tar), Some(600.0), true);
         if interrupted() {
@@ -241,8 +261,9 @@ fn parent_of(path: &str) -> String {
 
 /// A tar stream that, extracted at `/`, puts `src` at `dest`: a file as `dest`, a
 /// folder's entries under `dest/` (symlinks as links). Owners, modes and times are the
-/// host files', as `docker cp` sends them. With `logs`, [`LOGS`] come first, mode 777.
-fn tar_at(src: &Path, dest: &str, logs: bool) -> std::io::Result<Vec<u8>> {
+/// host files', as `docker cp` sends them (with `readable`, modes as `chmod a+rX` leaves
+/// them). With `logs`, [`LOGS`] come first, mode 777.
+fn tar_at(src: &Path, dest: &str, logs: bool, readable: bool) -> std::io::Result<Vec<u8>> {
     let base = Path::new(dest.trim_start_matches('/'));
     let mut tar = tar::Builder::new(Vec::new());
     tar.mode(tar::HeaderMode::Complete);
@@ -267,17 +288,89 @@ fn tar_at(src: &Path, dest: &str, logs: bool) -> std::io::Result<Vec<u8>> {
         }
     }
     if !src.is_dir() {
-        tar.append_path_with_name(src, base)?;
+        append(&mut tar, src, base, readable)?;
         return tar.into_inner();
     }
     for entry in walkdir::WalkDir::new(src).min_depth(1).sort_by_file_name() {
         let entry = entry.map_err(std::io::Error::other)?;
         let rel = entry.path().strip_prefix(src).unwrap_or(entry.path());
-        tar.append_path_with_name(entry.path(), base.join(rel))?;
+        append(&mut tar, entry.path(), &base.join(rel), readable)?;
     }
     tar.into_inner()
 }
 
+/// One entry of [`tar_at`]'s stream.
+fn append(
+    tar: &mut tar::Builder<Vec<u8>>,
+    path: &Path,
+    name: &Path,
+    readable: bool,
+) -> std::io::Result<()> {
+    if !readable {
+        return tar.append_path_with_name(path, name);
+    }
+    let meta = std::fs::symlink_metadata(path)?;
+    let mut h = tar::Header::new_gnu();
+    h.set_metadata_in_mode(&meta, tar::HeaderMode::Complete);
+    let mode = h.mode()?;
+    let x = if meta.is_dir() || mode & 0o111 != 0 {
+        0o111
+    } else {
+        0
+    };
+    h.set_mode(mode | 0o444 | x);
+    if meta.file_type().is_symlink() {
+        h.set_size(0);
+        return tar.append_link(&mut h, name, std::fs::read_link(path)?);
+    }
+    if meta.is_dir() {
+        h.set_size(0);
+        return tar.append_data(&mut h, name, std::io::empty());
+    }
+    tar.append_data(&mut h, name, std::fs::File::open(path)?)
+}
+
 pub(super) fn s(v: &str) -> String {
     v.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt as _;
+
+    #[test]
+    fn a_readable_stream_opens_what_its_owner_kept_to_itself() {
+        let d = tempfile::tempdir().unwrap();
+        let sub = d.path().join("sub");
+        std::fs::create_dir(&sub).unwrap();
+        std::fs::write(sub.join("solve.sh"), "echo hi").unwrap();
+        std::fs::write(d.path().join("notes"), "x").unwrap();
+        let set =
+            |p: &Path, m: u32| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m));
+        set(&sub, 0o700).unwrap();
+        set(&sub.join("solve.sh"), 0o700).unwrap();
+        set(&d.path().join("notes"), 0o600).unwrap();
+        let modes = |readable: bool| -> Vec<(String, u32)> {
+            let bytes = tar_at(d.path(), "/solution", false, readable).unwrap();
+            let mut a = tar::Archive::new(&bytes[..]);
+            a.entries()
+                .unwrap()
+                .map(|e| {
+                    let e = e.unwrap();
+                    let path = e.path().unwrap().display().to_string();
+                    (path, e.header().mode().unwrap() & 0o777)
+                })
+                .collect()
+        };
+        assert_eq!(
+            modes(true),
+            vec![
+                ("solution/notes".to_string(), 0o644),
+                ("solution/sub".to_string(), 0o755),
+                ("solution/sub/solve.sh".to_string(), 0o755),
+            ]
+        );
+        assert_eq!(modes(false)[0].1, 0o600, "kept as it is without readable");
+    }
 }

@@ -270,16 +270,6 @@ impl Trial<'_> {
 
     /// The contents of `dir` into `dest` of `container` (made when missing), in one
     /// `docker cp` of a tar stream.
-    fn copy_in(
-        &self,
-        docker: &mut Docker,
-        dir: &Path,
-        container: &str,
-        dest: &str,
-    ) -> anyhow::Result<()> {
-        docker.put(dir, container, dest)
-    }
-
     fn steps(&self, docker: &mut Docker) -> anyhow::Result<Outcome> {
         let c = &self.task.config;
         let dir = self.root.join(&self.task.dir);
@@ -307,7 +297,7 @@ impl Trial<'_> {
             let workdir = sdir.join("workdir");
             if workdir.is_dir() {
                 let dest = c.environment.workdir.clone().unwrap_or_else(|| s("/app"));
-                self.copy_in(docker, &workdir, &main, &dest)?;
+                docker.put(&workdir, &main, &dest, false)?;
             }
             let timeout = step.agent.timeout_sec.or(c.agent.timeout_sec);
             let user = step.agent.user.clone().or_else(|| c.agent.user.clone());
@@ -384,17 +374,11 @@ impl Trial<'_> {
                 solution.join(dataset::SOLVE_SCRIPT).display()
             );
         }
-        // A fresh /solution per step.
-        docker.must(&[s("exec"), s(main), s("rm"), s("-rf"), s("/solution")])?;
-        self.copy_in(docker, &solution, main, "/solution")?;
-        docker.must(&[
-            s("exec"),
-            s(main),
-            s("chmod"),
-            s("-R"),
-            s("a+rX"),
-            s("/solution"),
-        ])?;
+        // A fresh /solution per step (the first finds none), readable by the agent's user.
+        if !self.task.steps.is_empty() {
+            docker.must(&[s("exec"), s(main), s("rm"), s("-rf"), s("/solution")])?;
+        }
+        docker.put(&solution, main, "/solution", true)?;
         let mut args = vec![s("exec")];
         if let Some(u) = user {
             args.extend([s("-u"), u.as_arg()]);
@@ -468,7 +452,7 @@ impl Trial<'_> {
             anyhow::bail!("{} is missing", instruction.display());
         }
         // One copy (its tar makes /kiln, and /logs on a fresh container), readable by all.
-        docker.put(&instruction, main, PROMPT_FILE)?;
+        docker.put(&instruction, main, PROMPT_FILE, true)?;
         let mut args = vec![s("exec")];
         if let Some(u) = user {
             args.extend([s("-u"), u.as_arg()]);
@@ -552,7 +536,7 @@ impl Trial<'_> {
         if !separate {
             let shared = dir.join(dataset::TESTS_DIR);
             if shared.is_dir() {
-                self.copy_in(docker, &shared, &container, "/tests")?;
+                docker.put(&shared, &container, "/tests", false)?;
             }
             if let Some(st) = step {
                 let own = dir
@@ -560,7 +544,7 @@ impl Trial<'_> {
                     .join(&st.name)
                     .join(dataset::TESTS_DIR);
                 if own.is_dir() {
-                    self.copy_in(docker, &own, &container, "/tests")?;
+                    docker.put(&own, &container, "/tests", false)?;
                 }
             }
         }
@@ -637,7 +621,7 @@ impl Trial<'_> {
             if !ran.ok {
                 continue; // an artifact the agent did not make is simply absent
             }
-            docker.put(&tmp.join(&name), verifier, src)?;
+            docker.put(&tmp.join(&name), verifier, src, false)?;
         }
         Ok(())
     }
