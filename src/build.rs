@@ -96,7 +96,7 @@ impl Summary {
     /// 0 all built or up to date, 130 interrupted, 1 otherwise.
     pub fn exit_code(&self) -> u8 {
         if self.interrupted {
-            130
+            crate::error::Exit::Interrupted.code()
         } else if self.ok() {
             0
         } else {

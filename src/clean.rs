@@ -174,10 +174,10 @@ async fn images(docker: &bollard::Docker, filters: &[(&str, &str)]) -> anyhow::R
 async fn clean_all(dry_run: bool) -> anyhow::Result<u8> {
     let docker = bollard::Docker::connect_with_local_defaults()
         .context("connecting to the Docker Engine")?;
-    docker.ping().await.map_err(|e| Failure {
-        code: 3,
-        message: format!("the Docker Engine does not answer: {e}"),
-    })?;
+    docker
+        .ping()
+        .await
+        .map_err(|e| Failure::no_backend(format!("the Docker Engine does not answer: {e}")))?;
     let mut failed = 0;
     let mut say = |what: &str, command: String, result: anyhow::Result<()>| match result {
         _ if dry_run => println!("{command}"),

@@ -357,7 +357,7 @@ pub async fn local_only_bases(bases: &[String]) -> Vec<String> {
 }
 
 fn no_backend(message: String) -> anyhow::Error {
-    crate::error::Failure { code: 3, message }.into()
+    crate::error::Failure::no_backend(message)
 }
 
 /// How bake can run on the probed builder, or the cause that rules it out.

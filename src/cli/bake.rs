@@ -68,7 +68,7 @@ pub fn run(repo: &Path, mut args: Args) -> anyhow::Result<ExitCode> {
         Err(message) => {
             // buildx's shape: the last stderr line is `ERROR: <message>`, exit status 1.
             eprintln!("ERROR: {message}");
-            Ok(ExitCode::from(1))
+            Ok(super::Exit::Failed.into())
         }
     }
 }

@@ -358,7 +358,7 @@ fn eval_containers(
         return Ok(if built == plan.steps.len() {
             ExitCode::SUCCESS
         } else {
-            ExitCode::from(1)
+            super::Exit::Failed.into()
         });
     }
     let stdout = std::io::stdout();

@@ -44,6 +44,6 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
         Ok(ExitCode::SUCCESS)
     } else {
         eprintln!("{} violation(s) ({summary})", report.violations.len());
-        Ok(ExitCode::from(1))
+        Ok(super::Exit::Failed.into())
     }
 }

@@ -214,7 +214,7 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
     }
     drop(out);
     if report_problems(&fleet.problems) {
-        return Ok(ExitCode::from(1));
+        return Ok(super::Exit::Failed.into());
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -330,7 +330,7 @@ fn images(json: bool) -> anyhow::Result<ExitCode> {
     }
     if unreachable.len() == 2 {
         eprintln!("error: no image store answered (neither the Docker Engine nor podman); no images listed");
-        return Ok(ExitCode::from(3));
+        return Ok(super::Exit::NoBackend.into());
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -26,7 +26,15 @@ mod validate;
 /// Exit status: 0 success; 1 a build, check or bake resolution failed; 2 bad usage
 /// or input refused before anything ran; 3 no backend able to do the work.
 #[derive(Debug, Parser)]
-#[command(name = "kiln", version, about, long_about)]
+#[command(
+    name = "kiln",
+    version,
+    about,
+    long_about,
+    after_help = "Exit status: 0 success; 1 a build, check, run, push or resolution failed; 2 bad usage or \
+                  input refused before anything ran; 3 no backend able to do the work; 130 interrupted \
+                  (Ctrl-C or SIGTERM: what was started is removed)."
+)]
 pub struct Cli {
     /// The repository root (kiln layout: holds docker-bake.hcl, benchmarks/ and containers/;
     /// eval-containers layout: holds containers/docker-bake.hcl).
@@ -118,9 +126,12 @@ pub fn main(cli: Cli) -> ExitCode {
         Ok(code) => code,
         Err(err) => {
             eprintln!("error: {err:#}");
-            ExitCode::from(err.downcast_ref::<Failure>().map_or(1, |f| f.code))
+            ExitCode::from(
+                err.downcast_ref::<Failure>()
+                    .map_or(Exit::Failed.code(), |f| f.code),
+            )
         }
     }
 }
 
-pub use crate::error::Failure;
+pub use crate::error::{Exit, Failure};

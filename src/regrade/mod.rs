@@ -318,7 +318,7 @@ fn print(runs: &[runs::Found], ends: &[End]) -> u8 {
     }
     eprintln!("{line}");
     if stopped > 0 {
-        130
+        crate::error::Exit::Interrupted.code()
     } else if failed > 0 || done == 0 {
         1
     } else {

@@ -368,7 +368,7 @@ pub fn release(fleet: &Fleet, info: &BuildInfo, opts: &Options) -> anyhow::Resul
         eprintln!("release: interrupted before the first push; nothing was pushed");
         return Ok(Outcome {
             manifest,
-            exit_code: 130,
+            exit_code: crate::error::Exit::Interrupted.code(),
         });
     };
     let mut conflicts = Vec::new();
@@ -507,7 +507,7 @@ pub fn release(fleet: &Fleet, info: &BuildInfo, opts: &Options) -> anyhow::Resul
                 manifest.images.len(),
                 jobs.len()
             );
-            130
+            crate::error::Exit::Interrupted.code()
         }
         Some(publish::Stop::FailFast(why)) => {
             eprintln!("release: stopped (fail-fast): {why}");

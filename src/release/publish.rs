@@ -69,7 +69,7 @@ impl Signals {
                 _ = term.recv() => {}
             }
             eprintln!("release: interrupted again: exiting now; the next release removes the temporary tags left behind");
-            std::process::exit(130);
+            std::process::exit(crate::error::Exit::Interrupted.code().into());
         });
         Ok(Signals { rx, task })
     }

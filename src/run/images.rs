@@ -187,11 +187,9 @@ pub(crate) fn ensure(
     build_opts.progress = opts.progress;
     let summary = crate::build::run(&plan.builds, &plan.bake, &decision, &build_opts)?;
     if summary.interrupted {
-        return Err(Failure {
-            code: 130,
-            message: "interrupted while building; nothing was run".into(),
-        }
-        .into());
+        return Err(Failure::interrupted(
+            "interrupted while building; nothing was run",
+        ));
     }
     if !summary.ok() {
         anyhow::bail!(

@@ -294,7 +294,7 @@ pub fn run(repo: &Path, selection: &Selection, opts: &Options) -> anyhow::Result
         eprintln!("{line}");
     }
     Ok(if interrupted {
-        130
+        crate::error::Exit::Interrupted.code()
     } else if failed + not_completed > 0 {
         1
     } else {
@@ -371,7 +371,7 @@ async fn run_all(ready: &[Ready], jobs: usize, board: Option<&Board>) -> Vec<End
                 _ = term.recv() => {}
             }
             eprintln!("interrupted again: exiting without waiting; the next kiln run removes what is left");
-            std::process::exit(130);
+            std::process::exit(crate::error::Exit::Interrupted.code().into());
         })
     };
     let mut ends: Vec<Option<End>> = (0..ready.len()).map(|_| None).collect();

@@ -247,15 +247,12 @@ pub fn run_passthrough(
             .is_ok_and(|o| o.status.success())
     });
     if !buildx {
-        return Err(crate::error::Failure {
-            code: 3,
-            message: format!(
+        return Err(crate::error::Failure::no_backend(format!(
                 "kiln bake builds with `docker buildx bake`, and {}; `kiln build --backend podman` or \
                  `--backend engine` builds the fleet without buildx, and `kiln bake --print` resolves without building",
                 if docker.is_none() { "docker is not on PATH" } else { "`docker buildx version` failed (no buildx plugin)" }
             ),
-        }
-        .into());
+        ));
     }
     let mut argv: Vec<String> = vec!["docker".into(), "buildx".into(), "bake".into()];
     argv.extend(args.iter().cloned());

@@ -321,7 +321,7 @@ pub fn run(
         opts.output.display()
     );
     Ok(if summary.interrupted {
-        130
+        crate::error::Exit::Interrupted.code()
     } else if summary.ok() {
         0
     } else {
