@@ -225,6 +225,9 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
         }
     }
     let opts = options(repo, &args, gateway)?;
+    if crate::fleet::layout::detect(repo)?.name() == crate::plan::eval_containers::LAYOUT {
+        return eval_containers(repo, args, &opts);
+    }
     if let Some(code) = super::run_dataset::run(repo, &args, &opts)? {
         return Ok(ExitCode::from(code));
     }
@@ -247,6 +250,37 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
             .transpose()?,
     };
     Ok(ExitCode::from(local::run(repo, &selection, &opts)?))
+}
+
+/// `kiln run` on an eval-containers fleet: its eval images as `kiln build eval` made them.
+fn eval_containers(repo: &Path, args: Args, opts: &Options) -> anyhow::Result<ExitCode> {
+    for (set, flag) in [
+        (args.all, "--all"),
+        (!args.datasets.is_empty(), "--dataset"),
+        (
+            args.base_map.is_some() || !args.bases.is_empty(),
+            "--base-map/--base",
+        ),
+        (args.keep_state, "--keep-state"),
+        (args.jobs.is_some(), "--jobs"),
+    ] {
+        if set {
+            return Err(Failure::usage(format!(
+                "{flag} does not apply to an eval-containers fleet's runs (docs/layouts.md)"
+            )));
+        }
+    }
+    let fleet = crate::fleet::Fleet::load(repo, super::build::env_vars())?;
+    let sel = crate::run::eval_containers::Selection {
+        fleet: &fleet,
+        benchmarks: args.benchmarks,
+        agents: args.agents,
+        tasks: args.tasks,
+        repeat: args.repeat,
+    };
+    Ok(ExitCode::from(crate::run::eval_containers::run(
+        &sel, opts,
+    )?))
 }
 
 /// The run options every kind of run shares.
