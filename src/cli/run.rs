@@ -17,6 +17,7 @@ Examples:
   kiln run --all --agent null --jobs 4 --output results
   kiln run --dataset ../tb2 --agent mini-swe-agent --model M --replay F --base-map bases.txt
   kiln -C ../tb2 run --agent oracle --agent null     a Harbor dataset (docs/layouts.md)
+  kiln -C ../ec run agents-smoke --agent mini-swe-agent   an eval-containers fleet's eval image
 
 Runs whose complete result already exists for the same eval image (input digest), model,
 replay fixture and repeat are kept (--force runs them again). --keep-state keeps each run's
