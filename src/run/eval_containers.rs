@@ -425,4 +425,86 @@ mod tests {
         assert_eq!((u.reward, u.passed), (1.0, true));
         assert_eq!(u.finished_at.as_deref(), Some("2026-01-01T00:00:09Z"));
     }
+
+    fn bench(env: Env) -> Benchmark {
+        Benchmark {
+            name: "b".into(),
+            target: "benchmark-b".into(),
+            env,
+            description: String::new(),
+            tasks: vec!["7".into()],
+            task_count: 1,
+            tasks_known: true,
+            released: false,
+            labels: Default::default(),
+        }
+    }
+
+    #[test]
+    fn a_per_task_image_holds_its_task_as_0_and_every_run_takes_the_lean_path() {
+        let b = bench(Env::PerTask);
+        let item = Item {
+            benchmark: &b,
+            task: "7".into(),
+            agent: "a".into(),
+            repeat: 1,
+            image: "i".into(),
+        };
+        let e = env(&item, "m", None);
+        let get = |k: &str| e.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        assert_eq!(
+            (get("EVAL_TASK_ID"), get("TASK_ID")),
+            (Some("0"), Some("7"))
+        );
+        assert_eq!(get("ANTHROPIC_BASE_URL"), Some("http://kiln-gateway:8080"));
+        assert_eq!(get("EVAL_TIMEOUT"), None);
+        let shared = bench(Env::SharedEnv);
+        let item = Item {
+            benchmark: &shared,
+            ..item
+        };
+        assert!(env(&item, "m", Some(9)).contains(&("EVAL_TASK_ID".into(), "7".into())));
+    }
+
+    #[test]
+    fn no_upstream_result_is_a_grader_error_scored_0() {
+        let b = bench(Env::SharedEnv);
+        let item = Item {
+            benchmark: &b,
+            task: "7".into(),
+            agent: "a".into(),
+            repeat: 1,
+            image: "i".into(),
+        };
+        let r = kiln_result(
+            &item,
+            None,
+            1.0,
+            &Err(anyhow!("the eval wrote no /output/task/result.json")),
+        );
+        assert_eq!(r["status"], "grader_error");
+        assert_eq!(r["score"]["value"], 0.0);
+        assert!(r["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no /output/task"));
+        let ok = Upstream {
+            reward: 0.5,
+            passed: false,
+            started_at: Some("s".into()),
+            finished_at: None,
+        };
+        let r = kiln_result(&item, Some("m"), 1.0, &Ok(ok));
+        assert_eq!(
+            (r["status"].as_str(), r["score"]["passed"].as_bool()),
+            (Some("completed"), Some(false))
+        );
+        assert_eq!(
+            (
+                r["agent"]["model"].as_str(),
+                r["timing"]["started_at"].as_str()
+            ),
+            (Some("m"), Some("s"))
+        );
+    }
 }
