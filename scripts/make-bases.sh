@@ -10,7 +10,8 @@
 # stand-ins of fixtures/eval-containers/bases.txt, built FROM debian:bookworm-slim into
 # Docker's store:
 #
-#   kiln.local/bases/python:3.11-slim-bookworm   python3, pip, venv (for python:3.12-slim)
+#   kiln.local/bases/python:3.12-slim-bookworm   python3, pip, venv, and a CPython 3.12 as
+#                                                uv's managed Python (for python:3.12-slim)
 #   kiln.local/bases/gosu:bookworm               Debian's gosu at /bundle/bin/gosu
 #                                                (for the eval-containers core/gosu)
 #
@@ -31,6 +32,8 @@
 #   KILN_BASES_ONLY     `busybox` or `debian` to make only one of them; `eval-containers`
 #                       for the two stand-ins above (and debian:bookworm-slim they need).
 #   KILN_BASES_STORES   `docker`, `podman` or `docker podman` (default: the ones present).
+#   KILN_CPYTHON312     the prefix of a CPython 3.12 built for Debian 12 (default: the
+#                       newest ~/.pyenv/versions/3.12.*), packed into the python stand-in.
 set -euo pipefail
 
 cache="${KILN_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/kiln}/bases"
@@ -113,32 +116,75 @@ make_debian() {
   done
 }
 
-# build_standin <name> <Dockerfile text>: `docker build` FROM the local Debian, pulling
-# nothing; left alone when built from the same Dockerfile on the same Debian.
+# build_standin <name> <Dockerfile text> [<context dir>]: `docker build` FROM the local
+# Debian, pulling nothing; left alone when built from the same Dockerfile and context
+# files on the same Debian.
 build_standin() {
-  local name="$1" dockerfile="$2"
+  local name="$1" dockerfile="$2" context="${3:-}"
   local debian; debian="$(docker image inspect --format '{{.Id}}' debian:bookworm-slim)"
-  local source; source="sha256:$(printf '%s\n%s' "$debian" "$dockerfile" | sha256sum | cut -d' ' -f1)"
+  local files=""
+  [ -z "$context" ] || files="$(cd "$context" && find . -type f -printf '%p %s %T@\n' | sort)"
+  local source; source="sha256:$(printf '%s\n%s\n%s' "$debian" "$dockerfile" "$files" | sha256sum | cut -d' ' -f1)"
   local have
   have="$(docker image inspect --format '{{ index .Config.Labels "kiln.base.source" }}' "$name" 2>/dev/null || true)"
   if [ "$have" = "$source" ]; then
     say "$name already in docker's store"
     return
   fi
-  printf '%s\n' "$dockerfile" | DOCKER_BUILDKIT=1 docker build -q --label "kiln.base.source=$source" -t "$name" - >/dev/null \
+  local from=(-); [ -z "$context" ] || from=(-f - "$context")
+  printf '%s\n' "$dockerfile" | DOCKER_BUILDKIT=1 docker build -q --label "kiln.base.source=$source" -t "$name" "${from[@]}" >/dev/null \
     || { say "building $name failed (it needs Debian's mirror from a build container)"; exit 1; }
   say "built $name into docker's store"
+}
+
+# cpython312_context: a build context holding python.tar, a CPython 3.12 in the layout
+# python-build-standalone's install_only archives have (python/bin/python3.12,
+# python/lib/…), and its version in VERSION. uv 0.5.14 (the fleet's) checks every
+# download against its built-in checksums and reads no custom download list, so an
+# air-gapped site cannot mirror a CPython of its own; uv does take an interpreter
+# already in UV_PYTHON_INSTALL_DIR under its key (cpython-3.12.1-linux-x86_64-gnu),
+# and `uv python install 3.12` then has nothing to fetch.
+cpython312_context() {
+  local prefix="${KILN_CPYTHON312:-}"
+  if [ -z "$prefix" ]; then
+    prefix="$(ls -d "$HOME"/.pyenv/versions/3.12.* 2>/dev/null | sort -V | tail -1 || true)"
+  fi
+  [ -n "$prefix" ] && [ -x "$prefix/bin/python3.12" ] \
+    || { say "no CPython 3.12 here (set KILN_CPYTHON312 to the prefix of one built for Debian 12)"; exit 1; }
+  local version; version="$("$prefix/bin/python3.12" -c 'import platform; print(platform.python_version())')"
+  local context="$cache/cpython-$version-$(printf '%s' "$prefix" | sha256sum | cut -c1-12)"
+  if [ ! -s "$context/python.tar" ]; then
+    mkdir -p "$context"
+    # The test suite is a third of it and nothing here runs it.
+    tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner \
+      --exclude="lib/python3.12/test" --exclude="__pycache__" \
+      --transform "s|^\.|python|" -C "$prefix" -cf "$context/python.tar.tmp" .
+    mv "$context/python.tar.tmp" "$context/python.tar"
+    printf '%s\n' "$version" > "$context/VERSION"
+  fi
+  printf '%s\n' "$context"
 }
 
 make_eval_containers() {
   case " $stores " in *" docker "*) ;; *) say "the eval-containers stand-ins go to Docker's store, which is not here"; exit 3 ;; esac
   stores=docker make_debian
-  build_standin kiln.local/bases/python:3.11-slim-bookworm 'FROM debian:bookworm-slim
-RUN apt-get update && apt-get install -y --no-install-recommends python3 python3-pip python3-venv ca-certificates \
- && rm -f /usr/lib/python3*/EXTERNALLY-MANAGED \
- && ln -s /usr/bin/python3 /usr/local/bin/python && ln -s /usr/bin/pip3 /usr/local/bin/pip \
+  local context; context="$(cpython312_context)"
+  local version; version="$(cat "$context/VERSION")"
+  # Debian's Python 3.11 stays `python` (agent-base-python's `pip install uv` uses it);
+  # the 3.12 is where setup-uv-venv.sh's UV_PYTHON_INSTALL_DIR looks. Built with
+  # --enable-shared (pyenv's default), it finds libpython through ld.so.conf.
+  local managed="/opt/uv-python/cpython-$version-linux-x86_64-gnu"
+  build_standin kiln.local/bases/python:3.12-slim-bookworm "FROM debian:bookworm-slim
+RUN apt-get update && apt-get install -y --no-install-recommends python3 python3-pip python3-venv ca-certificates \\
+ && rm -f /usr/lib/python3*/EXTERNALLY-MANAGED \\
+ && ln -s /usr/bin/python3 /usr/local/bin/python && ln -s /usr/bin/pip3 /usr/local/bin/pip \\
  && rm -rf /var/lib/apt/lists/* /usr/share/doc/* /usr/share/man/*
-CMD ["python3"]'
+ADD python.tar /opt/uv-python/
+RUN mv /opt/uv-python/python $managed \\
+ && echo $managed/lib > /etc/ld.so.conf.d/uv-python.conf && ldconfig \\
+ && ln -s $managed/bin/python3.12 /usr/local/bin/python3.12 \\
+ && $managed/bin/python3.12 -c 'import ssl, sqlite3, ctypes, venv'
+CMD [\"python3\"]" "$context"
   build_standin kiln.local/bases/gosu:bookworm 'FROM debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends gosu \
  && mkdir -p /bundle/bin && cp /usr/sbin/gosu /bundle/bin/gosu \

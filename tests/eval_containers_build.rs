@@ -6,10 +6,13 @@
 //! build containers.
 //!
 //! With the base map `fixtures/eval-containers/bases.txt` (stand-ins made by
-//! `KILN_BASES_ONLY=eval-containers scripts/make-bases.sh`): the `agents-smoke`
-//! benchmark and the `mini-swe-agent` agent build and work, without a byte of the fleet
-//! changed; their eval image stops where the agent's `install.sh` asks uv for a managed
-//! CPython 3.12 from github.com (docs/layouts.md).
+//! `KILN_BASES_ONLY=eval-containers scripts/make-bases.sh`, the python one carrying a
+//! CPython 3.12 as uv's managed Python): the `agents-smoke` benchmark, the
+//! `mini-swe-agent` agent and their eval image build, without a byte of the fleet
+//! changed, and `kiln run` runs the eval image once against kiln's replay gateway
+//! (`fixtures/eval-containers/agents-smoke/0/mini-swe-agent.jsonl`), its result read
+//! into kiln's layout and listed by `kiln report` (docs/layouts.md). The images stay in
+//! the engine's store and BuildKit's cache, so a second run rebuilds nothing.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -111,12 +114,16 @@ fn agents_smoke_and_mini_swe_agent_build_for_real_from_the_fleet_as_it_is() {
     assert!(before.stdout.is_empty());
 
     // The fleet's own names (REGISTRY and TAG as it sets them): its Dockerfiles bind
-    // `FROM …:latest` and the eval's gosu to those, and the base map names them.
-    let (ok, log) = kiln(&fleet, &builder, &["build", "benchmark", "agents-smoke"]);
+    // `FROM …:latest` and the eval's gosu to those, and the base map names them. The
+    // eval's build builds its benchmark and agent first.
+    let (ok, log) = kiln(
+        &fleet,
+        &builder,
+        &["build", "eval", "agents-smoke", "--agent", "mini-swe-agent"],
+    );
     assert!(ok, "{log}");
     assert!(log.contains("built ghcr.io/exgentic/benchmarks/agents-smoke:latest"));
-    let (ok, log) = kiln(&fleet, &builder, &["build", "agent", "mini-swe-agent"]);
-    assert!(ok, "{log}");
+    assert!(log.contains("built ghcr.io/exgentic/evals/agents-smoke--mini-swe-agent:latest"));
     let agent = "ghcr.io/exgentic/agents/mini-swe-agent:latest";
     // The agent installed from PyPI, and its eval-time install script is in place.
     let version = docker_run(
@@ -131,16 +138,66 @@ fn agents_smoke_and_mini_swe_agent_build_for_real_from_the_fleet_as_it_is() {
         .output()
         .unwrap();
     assert!(!String::from_utf8_lossy(&history.stdout).contains("BEGIN CERTIFICATE"));
+    // The eval's install made its venv on the stand-in's CPython 3.12, fetching none.
+    let eval = "ghcr.io/exgentic/evals/agents-smoke--mini-swe-agent:latest";
+    assert!(docker_run(eval, "/opt/mini-venv/bin/python --version").starts_with("Python 3.12"));
 
-    // The eval image builds up to the agent's install step, which needs a CPython 3.12
-    // that only github.com serves (docs/layouts.md).
-    let (ok, log) = kiln(
-        &fleet,
-        &builder,
-        &["build", "eval", "agents-smoke", "--agent", "mini-swe-agent"],
+    // One run through the replay gateway: upstream's entrypoint, agent and grader.
+    let results = dir.path().join("results");
+    let fixture =
+        Path::new(ROOT).join("fixtures/eval-containers/agents-smoke/0/mini-swe-agent.jsonl");
+    let run = Command::new(KILN)
+        .arg("-C")
+        .arg(&fleet)
+        .args([
+            "run",
+            "agents-smoke",
+            "--agent",
+            "mini-swe-agent",
+            "--model",
+            "gpt-test",
+        ])
+        .arg("--replay")
+        .arg(&fixture)
+        .arg("--output")
+        .arg(&results)
+        .args(["--replay-speed", "max"])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&run.stdout).to_string();
+    assert!(
+        run.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&run.stderr)
     );
-    assert!(!ok);
-    assert!(log.contains("agent-install.sh"), "{log}");
+    assert!(
+        said.contains("agents-smoke 0 mini-swe-agent: reward 1 (passed)"),
+        "{said}"
+    );
+    let cell = results.join("agents-smoke/0/mini-swe-agent");
+    let result: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(cell.join("result.json")).unwrap()).unwrap();
+    assert_eq!(result["status"], "completed");
+    assert_eq!(result["score"]["value"], 1.0);
+    assert_eq!(result["model"]["replay"]["turns_served"], 1);
+    assert_eq!(result["model"]["replay"]["diverged"], serde_json::json!([]));
+    // Upstream's own files are kept beside it, under names `kiln report` does not read.
+    assert!(cell.join("output/task/result.upstream.json").is_file());
+    assert!(cell.join("output/agent/stdout.log").is_file());
+    let report = Command::new(KILN)
+        .arg("report")
+        .arg(&results)
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&report.stdout);
+    assert!(report.status.success());
+    assert!(
+        table.lines().any(|l| l.starts_with("agents-smoke")
+            && l.contains("mini-swe-agent")
+            && l.contains("completed")),
+        "{table}"
+    );
+    assert!(!table.contains("unreadable"), "{table}");
 
     // The fleet's files are untouched: kiln's copies live in its cache and `.kiln/`.
     let after = Command::new("git")

@@ -348,3 +348,29 @@ fn base_map_and_build_hosts_in_the_dry_run() {
     );
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn run_refuses_what_an_eval_image_cannot_be() {
+    let dir = copy();
+    let fleet = dir.path();
+    for (args, says) in [
+        (
+            &["run", "agents-smoke", "--agent", "nope"][..],
+            "unknown agent \"nope\"",
+        ),
+        (
+            &["run", "no-such-bench", "--agent", "mini-swe-agent"][..],
+            "unknown benchmark \"no-such-bench\"",
+        ),
+        (
+            &["run", "agents-smoke", "--agent", "mini-swe-agent", "--all"][..],
+            "--all does not apply",
+        ),
+        (&["run", "agents-smoke"][..], "name a benchmark and --agent"),
+    ] {
+        let out = kiln(fleet, args, &[]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{}", transcript(args, &out));
+        assert!(stderr.contains(says), "{stderr}");
+    }
+}

@@ -17,6 +17,7 @@ Examples:
   kiln run --all --agent null --jobs 4 --output results
   kiln run --dataset ../tb2 --agent mini-swe-agent --model M --replay F --base-map bases.txt
   kiln -C ../tb2 run --agent oracle --agent null     a Harbor dataset (docs/layouts.md)
+  kiln -C ../ec run agents-smoke --agent mini-swe-agent   an eval-containers fleet's eval image
 
 Runs whose complete result already exists for the same eval image (input digest), model,
 replay fixture and repeat are kept (--force runs them again). --keep-state keeps each run's
@@ -225,6 +226,9 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
         }
     }
     let opts = options(repo, &args, gateway)?;
+    if crate::fleet::layout::detect(repo)?.name() == crate::plan::eval_containers::LAYOUT {
+        return eval_containers(repo, args, &opts);
+    }
     if let Some(code) = super::run_dataset::run(repo, &args, &opts)? {
         return Ok(ExitCode::from(code));
     }
@@ -247,6 +251,37 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
             .transpose()?,
     };
     Ok(ExitCode::from(local::run(repo, &selection, &opts)?))
+}
+
+/// `kiln run` on an eval-containers fleet: its eval images as `kiln build eval` made them.
+fn eval_containers(repo: &Path, args: Args, opts: &Options) -> anyhow::Result<ExitCode> {
+    for (set, flag) in [
+        (args.all, "--all"),
+        (!args.datasets.is_empty(), "--dataset"),
+        (
+            args.base_map.is_some() || !args.bases.is_empty(),
+            "--base-map/--base",
+        ),
+        (args.keep_state, "--keep-state"),
+        (args.jobs.is_some(), "--jobs"),
+    ] {
+        if set {
+            return Err(Failure::usage(format!(
+                "{flag} does not apply to an eval-containers fleet's runs (docs/layouts.md)"
+            )));
+        }
+    }
+    let fleet = crate::fleet::Fleet::load(repo, super::build::env_vars())?;
+    let sel = crate::run::eval_containers::Selection {
+        fleet: &fleet,
+        benchmarks: args.benchmarks,
+        agents: args.agents,
+        tasks: args.tasks,
+        repeat: args.repeat,
+    };
+    Ok(ExitCode::from(crate::run::eval_containers::run(
+        &sel, opts,
+    )?))
 }
 
 /// The run options every kind of run shares.

@@ -30,6 +30,7 @@
 pub mod container;
 pub mod dataset;
 pub mod display;
+pub mod eval_containers;
 pub mod harbor;
 pub mod images;
 pub mod kept_state;
