@@ -124,6 +124,20 @@ fn agents_smoke_and_mini_swe_agent_build_for_real_from_the_fleet_as_it_is() {
     assert!(ok, "{log}");
     assert!(log.contains("built ghcr.io/exgentic/benchmarks/agents-smoke:latest"));
     assert!(log.contains("built ghcr.io/exgentic/evals/agents-smoke--mini-swe-agent:latest"));
+    // The benchmark's own grader, with no agent: agents-smoke is a carrier that always
+    // passes, so an empty answer passing too is what validation must report.
+    let v = Command::new(KILN)
+        .arg("-C")
+        .arg(&fleet)
+        .args(["validate", "agents-smoke"])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&v.stdout);
+    assert_eq!(v.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("agents-smoke 0: NOT VALID: an empty answer scores 1"),
+        "{said}"
+    );
     let agent = "ghcr.io/exgentic/agents/mini-swe-agent:latest";
     // The agent installed from PyPI, and its eval-time install script is in place.
     let version = docker_run(

@@ -374,3 +374,47 @@ fn run_refuses_what_an_eval_image_cannot_be() {
         assert!(stderr.contains(says), "{stderr}");
     }
 }
+
+#[test]
+fn validate_dry_run_prints_each_tasks_two_gradings() {
+    let repo = upstream();
+    let args = ["validate", "aime", "--task-id", "3", "--dry-run"];
+    let out = kiln(&repo, &args, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&args, &out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let runs: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("docker run"))
+        .collect();
+    assert_eq!(runs.len(), 2, "{text}");
+    for (line, mode) in runs.iter().zip(["reference", "empty"]) {
+        assert!(
+            line.contains(&format!(
+                "--network none -e EVAL_TASK_ID=3 -e KILN_ORACLE={mode}"
+            )),
+            "{line}"
+        );
+        assert!(
+            line.contains("--entrypoint /entrypoint.sh ghcr.io/exgentic/benchmarks/aime:latest"),
+            "{line}"
+        );
+    }
+    for (args, says) in [
+        (
+            &["validate", "nope", "--dry-run"][..],
+            "unknown benchmark \"nope\"",
+        ),
+        (
+            &["validate", "aime", "--task-id", "zz", "--dry-run"][..],
+            "no selected benchmark has task \"zz\"",
+        ),
+    ] {
+        let out = kiln(&repo, args, &[]);
+        assert_eq!(out.status.code(), Some(2), "{}", transcript(args, &out));
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(says),
+            "{}",
+            transcript(args, &out)
+        );
+    }
+}

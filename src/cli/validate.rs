@@ -43,6 +43,11 @@ pub struct Args {
     /// One base map entry `PUBLIC_REF=LOCAL_REF` (repeatable; after --base-map).
     #[arg(long = "base", value_name = "PUBLIC=LOCAL")]
     pub bases: Vec<String>,
+
+    /// Print the `docker run` commands of each task's gradings instead of running them
+    /// (eval-containers layout).
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 fn parse_backend(s: &str) -> Result<Requested, String> {
@@ -62,6 +67,9 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
         )));
     }
     let fleet = Fleet::load(repo, super::build::env_vars())?;
+    if fleet.layout.kind.name() == crate::plan::eval_containers::LAYOUT {
+        return eval_containers(&fleet, &args);
+    }
     let info = super::build::build_info(repo)?;
     let mut opts = Options {
         repo: repo.to_path_buf(),
@@ -76,6 +84,11 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
     };
     if let Some(j) = args.jobs {
         opts.jobs = j.into();
+    }
+    if args.dry_run {
+        return Err(Failure::usage(
+            "--dry-run applies to an eval-containers fleet (its gradings are plain docker runs)",
+        ));
     }
     if fleet.layout.dataset.is_some() {
         return harbor(&fleet, &info, &opts, &args.base_map, &args.bases);
@@ -134,6 +147,29 @@ fn harbor(
         verdicts.len() - ran.len()
     );
     Ok(if !ran.is_empty() && valid == ran.len() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// An eval-containers fleet: valid when the reference answer of every selected task
+/// scores 1 and an empty one does not.
+fn eval_containers(fleet: &Fleet, args: &Args) -> anyhow::Result<ExitCode> {
+    if args.base_map.is_some() || !args.bases.is_empty() || args.force {
+        return Err(Failure::usage(
+            "--base-map, --base and --force do not apply to validating an eval-containers fleet: \
+             it grades the images `kiln build` made",
+        ));
+    }
+    let verdicts =
+        validate::eval_containers::validate(fleet, &args.benchmarks, &args.task_ids, args.dry_run)?;
+    if args.dry_run {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let valid = verdicts.iter().filter(|v| v.problem.is_none()).count();
+    println!("{valid} of {} task(s) valid", verdicts.len());
+    Ok(if valid == verdicts.len() && valid > 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

@@ -5,6 +5,7 @@
 //! ([`record::Record`], `.kiln/validation.json`) under the input digests of the two
 //! eval images that ran, so an unchanged benchmark is answered from the record.
 
+pub mod eval_containers;
 pub mod harbor;
 pub mod record;
 
