@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 use super::local::Options;
 use super::model::{self, ModelNet};
 use super::reap::Owner;
-use crate::cli::Failure;
+use crate::error::Failure;
 use crate::fleet::{Benchmark, Env, Fleet};
 
 /// What to run: benchmarks × tasks × agents × repeats of one fleet.
