@@ -124,17 +124,7 @@ pub fn rewrite(text: &str, changes: Changes) -> Option<String> {
 /// Where kiln keeps the site copies of the fleet at `root`:
 /// `$XDG_CACHE_HOME/kiln/eval-containers/<digest of the fleet's absolute path>`.
 pub fn state_dir(root: &Path) -> anyhow::Result<PathBuf> {
-    use sha2::{Digest as _, Sha256};
-    let abs = std::fs::canonicalize(root).with_context(|| format!("reading {}", root.display()))?;
-    let cache = match std::env::var_os("XDG_CACHE_HOME").filter(|v| !v.is_empty()) {
-        Some(d) => PathBuf::from(d),
-        None => {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/tmp".into())).join(".cache")
-        }
-    };
-    let digest = Sha256::digest(abs.as_os_str().as_encoded_bytes());
-    let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
-    Ok(cache.join("kiln").join("eval-containers").join(hex))
+    super::fleet_cache_dir("eval-containers", root)
 }
 
 /// Writes the copy of `target`'s Dockerfile (unless it is already there as it should

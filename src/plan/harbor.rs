@@ -31,17 +31,7 @@ use crate::labels::BuildInfo;
 /// Where kiln keeps what it writes for the dataset at `root`:
 /// `$XDG_CACHE_HOME/kiln/harbor/<digest of the dataset's absolute path>`.
 pub fn state_dir(root: &Path) -> anyhow::Result<PathBuf> {
-    use sha2::{Digest as _, Sha256};
-    let abs = std::fs::canonicalize(root).with_context(|| format!("reading {}", root.display()))?;
-    let cache = match std::env::var_os("XDG_CACHE_HOME").filter(|v| !v.is_empty()) {
-        Some(d) => PathBuf::from(d),
-        None => {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/tmp".into())).join(".cache")
-        }
-    };
-    let digest = Sha256::digest(abs.as_os_str().as_encoded_bytes());
-    let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
-    Ok(cache.join("kiln").join("harbor").join(hex))
+    super::fleet_cache_dir("harbor", root)
 }
 
 /// The bake file of the dataset's images (written when bake builds whole requests).

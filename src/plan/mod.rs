@@ -22,6 +22,25 @@ pub use spec::{Args, BakeRequest, BuildSpec, Definition, Labels, Secret};
 use crate::fleet::{Env, Fleet, Refused};
 use crate::labels::BuildInfo;
 
+/// Where kiln keeps what it writes for the fleet at `root` of a layout it cannot write
+/// into (`kind`: `harbor`, `eval-containers`):
+/// `$XDG_CACHE_HOME/kiln/<kind>/<digest of the fleet's absolute path>`.
+pub fn fleet_cache_dir(kind: &str, root: &std::path::Path) -> anyhow::Result<std::path::PathBuf> {
+    use anyhow::Context as _;
+    use sha2::{Digest as _, Sha256};
+    use std::path::PathBuf;
+    let abs = std::fs::canonicalize(root).with_context(|| format!("reading {}", root.display()))?;
+    let cache = match std::env::var_os("XDG_CACHE_HOME").filter(|v| !v.is_empty()) {
+        Some(d) => PathBuf::from(d),
+        None => {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/tmp".into())).join(".cache")
+        }
+    };
+    let digest = Sha256::digest(abs.as_os_str().as_encoded_bytes());
+    let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+    Ok(cache.join("kiln").join(kind).join(hex))
+}
+
 /// What to build.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {

@@ -118,7 +118,8 @@ fn items<'a>(sel: &Selection<'a>) -> anyhow::Result<Vec<Item<'a>>> {
     Ok(out)
 }
 
-fn image_exists(image: &str) -> bool {
+/// Whether the engine's store holds `image`.
+pub fn image_exists(image: &str) -> bool {
     duct::cmd!("docker", "image", "inspect", image)
         .stdout_null()
         .stderr_null()

@@ -98,7 +98,7 @@ pub fn validate(
             .join(&b.name)
             .join("solution.sh");
         let solution = solution.is_file().then_some(solution);
-        if !dry_run && !exists(&image) {
+        if !dry_run && !crate::run::eval_containers::image_exists(&image) {
             return Err(Failure::usage(format!(
                 "{image} is not in the engine's store: build it first (`kiln build benchmark {}{}`)",
                 b.name,
@@ -170,15 +170,6 @@ fn command(image: &str, task: &str, mode: &str, solution: Option<&Path>) -> Vec<
         .map(String::from),
     );
     args
-}
-
-fn exists(image: &str) -> bool {
-    duct::cmd!("docker", "image", "inspect", image)
-        .stdout_null()
-        .stderr_null()
-        .unchecked()
-        .run()
-        .is_ok_and(|o| o.status.success())
 }
 
 /// Runs one grading; its reward (None: the grader wrote none).
