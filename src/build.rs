@@ -21,7 +21,8 @@ use crate::backend::{bake, child, Backend, BackendKind, Env, Stop};
 use crate::labels;
 use crate::naming::Kind;
 use crate::plan::{BakeRequest, BuildSpec};
-use crate::progress::{self, Progress};
+use crate::printer;
+use crate::progress::Progress;
 use crate::store::{self, Record, State, Store};
 
 /// How to run a plan.
@@ -33,7 +34,7 @@ pub struct Options {
     pub jobs: usize,
     /// Rebuild even when the input digest matches.
     pub force: bool,
-    pub progress: progress::Mode,
+    pub progress: printer::Mode,
 }
 
 impl Options {
@@ -46,7 +47,7 @@ impl Options {
             repo: repo.to_path_buf(),
             jobs,
             force: false,
-            progress: progress::Mode::Auto,
+            progress: printer::Mode::Auto,
         }
     }
 }

@@ -11,6 +11,7 @@
 //! `--dry-run` prints the plain docker commands and removes nothing. The results
 //! themselves (result.json, logs) are never touched.
 
+use crate::printer::{errln, outln};
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
@@ -86,7 +87,7 @@ async fn clean_results(
     dry_run: bool,
 ) -> anyhow::Result<u8> {
     if images.is_empty() {
-        println!(
+        outln!(
             "nothing to remove: no run under {} kept its state (kiln run --keep-state)",
             dir.display()
         );
@@ -96,33 +97,33 @@ async fn clean_results(
     for (image, run) in images {
         match kept_state::is_kept_state(image).await {
             Err(e) if dry_run => {
-                println!("docker image rm {image}");
-                eprintln!("note: {e:#}: the command is printed unchecked");
+                outln!("docker image rm {image}");
+                errln!("note: {e:#}: the command is printed unchecked");
             }
             Err(e) => return Err(e),
-            Ok(None) => eprintln!("{image}: already gone (kept state of {})", run.display()),
+            Ok(None) => errln!("{image}: already gone (kept state of {})", run.display()),
             Ok(Some(false)) => {
                 failed += 1;
-                eprintln!(
+                errln!(
                     "{image}: not a kept-state image (no {} label); left alone",
                     kept_state::LABEL
                 );
             }
-            Ok(Some(true)) if dry_run => println!("docker image rm {image}"),
+            Ok(Some(true)) if dry_run => outln!("docker image rm {image}"),
             Ok(Some(true)) => match kept_state::remove(image).await {
                 Ok(_) => {
                     removed += 1;
-                    println!("removed {image} (kept state of {})", run.display());
+                    outln!("removed {image} (kept state of {})", run.display());
                 }
                 Err(e) => {
                     failed += 1;
-                    eprintln!("error: {e:#}");
+                    errln!("error: {e:#}");
                 }
             },
         }
     }
     if !dry_run {
-        eprintln!(
+        errln!(
             "{removed} kept-state image(s) removed from Docker's image store; the results in {} are unchanged",
             dir.display()
         );
@@ -180,13 +181,13 @@ async fn clean_all(dry_run: bool) -> anyhow::Result<u8> {
         .map_err(|e| Failure::no_backend(format!("the Docker Engine does not answer: {e}")))?;
     let mut failed = 0;
     let mut say = |what: &str, command: String, result: anyhow::Result<()>| match result {
-        _ if dry_run => println!("{command}"),
-        Ok(()) => println!("removed {what}"),
+        _ if dry_run => outln!("{command}"),
+        Ok(()) => outln!("removed {what}"),
         // A container (any, the user's too) still uses it: it stays, and says why.
-        Err(e) if in_use(&e) => eprintln!("note: {what} stays: {e:#}"),
+        Err(e) if in_use(&e) => errln!("note: {what} stays: {e:#}"),
         Err(e) => {
             failed += 1;
-            eprintln!("error: could not remove {what}: {e:#}");
+            errln!("error: could not remove {what}: {e:#}");
         }
     };
     let dead = reap::dead(&[Store::Docker]).await?;
@@ -240,7 +241,7 @@ async fn clean_all(dry_run: bool) -> anyhow::Result<u8> {
         }
     }
     if !dry_run {
-        eprintln!(
+        errln!(
             "{} container(s) and {count} image(s) of kiln's checked; images without kiln's labels are never touched",
             dead.len()
         );

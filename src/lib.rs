@@ -3,11 +3,14 @@
 //! Layering, left to right; a module uses only modules to its left (never one of its
 //! own group or to its right; `tests/layering.rs` checks every `crate::` path):
 //!
-//! `kiln_bake` (crate), `error`, `context`, `progress`, `binary`, `tls` → `bake_cache` → `naming` → `labels` → `fleet`, `store`, `scaffold` → `lint`, `plan` → `digest` → `backend` → `build` → `report`, `gateway`, `registry` → `run` → `validate`, `regrade`, `clean` → `release` → `cli`
+//! `kiln_bake` (crate), `error`, `printer` → `context`, `progress`, `binary`, `tls` → `bake_cache` → `naming` → `labels` → `fleet`, `store`, `scaffold` → `lint`, `plan` → `digest` → `backend` → `build` → `report`, `gateway`, `registry` → `run` → `validate`, `regrade`, `clean` → `release` → `cli`
 //!
 //! `backend` builds one image (or one bake request) on one tool; `build` schedules
 //! them, checks labels and tags. Nothing below `cli` parses arguments; `cli` only
-//! turns flags into option structs.
+//! turns flags into option structs. Everything shown to a person goes through
+//! `printer` (clippy's print lints are denied elsewhere).
+
+#![deny(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod backend;
 pub mod bake_cache;
@@ -24,6 +27,7 @@ pub mod labels;
 pub mod lint;
 pub mod naming;
 pub mod plan;
+pub mod printer;
 pub mod progress;
 pub mod registry;
 pub mod regrade;

@@ -4,37 +4,12 @@
 //! goes to stderr, so stdout stays for data.
 
 use std::collections::HashMap;
-use std::io::IsTerminal;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
-/// The `--progress` value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Mode {
-    /// `tty` on a terminal, `plain` otherwise.
-    #[default]
-    Auto,
-    Tty,
-    Plain,
-    Quiet,
-}
-
-impl std::str::FromStr for Mode {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "auto" => Ok(Mode::Auto),
-            "tty" => Ok(Mode::Tty),
-            "plain" => Ok(Mode::Plain),
-            "quiet" => Ok(Mode::Quiet),
-            other => Err(format!(
-                "unknown progress mode {other:?}: expected auto, tty, plain or quiet"
-            )),
-        }
-    }
-}
+use crate::printer::{self, errln, Mode};
 
 /// The reporter a build run draws through; shared by all build jobs.
 pub struct Progress {
@@ -50,13 +25,8 @@ fn fmt_secs(d: Duration) -> String {
 
 impl Progress {
     pub fn new(mode: Mode) -> Progress {
-        let mode = match mode {
-            Mode::Auto if std::io::stderr().is_terminal() => Mode::Tty,
-            Mode::Auto => Mode::Plain,
-            m => m,
-        };
-        let multi = (mode == Mode::Tty)
-            .then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
+        let mode = printer::resolve(mode);
+        let multi = (mode == Mode::Tty).then(|| printer::multi().clone());
         Progress {
             mode,
             start: Instant::now(),
@@ -71,10 +41,7 @@ impl Progress {
 
     fn log(&self, line: &str) {
         let stamp = fmt_secs(self.start.elapsed());
-        match &self.multi {
-            Some(m) => m.suspend(|| eprintln!("[{stamp:>6}] {line}")),
-            None => eprintln!("[{stamp:>6}] {line}"),
-        }
+        errln!("[{stamp:>6}] {line}");
     }
 
     fn bar(&self, name: &str) -> Option<ProgressBar> {
@@ -196,7 +163,7 @@ impl Progress {
             m.clear().ok();
         }
         for line in lines {
-            eprintln!("{line}");
+            errln!("{line}");
         }
     }
 }

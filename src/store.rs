@@ -461,7 +461,7 @@ mod tests {
     #[test]
     fn skopeo_and_the_disk_read_podmans_store_as_podman_does() {
         if std::env::var_os("KILN_TEST_PODMAN").is_none() {
-            eprintln!("skipped: set KILN_TEST_PODMAN=1");
+            crate::printer::errln!("skipped: set KILN_TEST_PODMAN=1");
             return;
         }
         let listed = duct::cmd!("podman", "images", "--format", "{{.Repository}}:{{.Tag}}")

@@ -11,6 +11,7 @@
 //! step built and `--load`ed (the eval's benchmark and agent) — is handed over as an OCI
 //! layout ([`super::bake::handover`]): `--set T.contexts.REF=oci-layout://DIR:image`.
 
+use crate::printer::errln;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -68,7 +69,7 @@ pub fn build(root: &Path, plan: &Plan, builder: Option<&str>) -> anyhow::Result<
     let (_cancel_tx, cancel) = tokio::sync::watch::channel(false);
     let env = Env {
         repo: root.to_path_buf(),
-        progress: Arc::new(crate::progress::Progress::new(crate::progress::Mode::Quiet)),
+        progress: Arc::new(crate::progress::Progress::new(crate::printer::Mode::Quiet)),
         cancel,
     };
     let logs = root.join(".kiln/logs");
@@ -90,7 +91,7 @@ pub fn build(root: &Path, plan: &Plan, builder: Option<&str>) -> anyhow::Result<
             Step::Script { .. } => step.command(),
         };
         let log = logs.join(format!("build-{}.log", image.replace(['/', ':'], "_")));
-        eprintln!("building {image}: {}", shell::join(&argv));
+        errln!("building {image}: {}", shell::join(&argv));
         let started = Instant::now();
         let file =
             std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
@@ -105,10 +106,10 @@ pub fn build(root: &Path, plan: &Plan, builder: Option<&str>) -> anyhow::Result<
         let seconds = started.elapsed().as_secs_f64();
         let ok = status.success();
         if ok {
-            eprintln!("built {image} in {seconds:.1}s");
+            errln!("built {image} in {seconds:.1}s");
         } else {
             let text = std::fs::read_to_string(&log).unwrap_or_default();
-            eprintln!(
+            errln!(
                 "failed: {image} after {seconds:.1}s (log {}):\n{}",
                 log.display(),
                 super::child::tail(&text, 25)

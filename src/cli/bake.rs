@@ -1,6 +1,7 @@
 //! `kiln bake`: the arguments of `docker buildx bake`, resolved by `kiln_bake`.
 //! With `--print` it writes exactly what buildx writes; building is for the backends.
 
+use crate::printer::errln;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
@@ -59,7 +60,7 @@ pub fn run(repo: &Path, mut args: Args) -> anyhow::Result<ExitCode> {
     }
     match resolve(repo, &args, env) {
         Ok(json) if args.print => {
-            let mut out = std::io::stdout().lock();
+            let mut out = crate::printer::stdout();
             out.write_all(json.as_bytes())?;
             out.flush()?;
             Ok(ExitCode::SUCCESS)
@@ -67,7 +68,7 @@ pub fn run(repo: &Path, mut args: Args) -> anyhow::Result<ExitCode> {
         Ok(_) => crate::backend::bake::run_passthrough(repo, &var_map(&args), &bake_args(&args)),
         Err(message) => {
             // buildx's shape: the last stderr line is `ERROR: <message>`, exit status 1.
-            eprintln!("ERROR: {message}");
+            errln!("ERROR: {message}");
             Ok(super::Exit::Failed.into())
         }
     }

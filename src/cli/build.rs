@@ -1,6 +1,7 @@
 //! `kiln build benchmark|agent|eval|all`: checks the request, computes the plan, and
 //! either prints the exact commands (`--dry-run`) or hands the plan to the executor.
 
+use crate::printer::errln;
 use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::Path;
@@ -212,7 +213,7 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
     let info = build_info(repo)?;
     let (plan, choosing) = if harbor {
         for p in &fleet.problems {
-            eprintln!("note: left out: {p}");
+            errln!("note: left out: {p}");
         }
         let base_map = base_map(&args)?;
         plan::harbor::check(&fleet, &request).map_err(refused_to_usage)?;
@@ -251,7 +252,7 @@ fn execute(
     if let Some(file) = &args.ca_bundle {
         let named = plan::ca_bundle::apply(repo, &mut plan.builds, file);
         if !named.is_empty() {
-            eprintln!(
+            errln!(
                 "note: CA bundle {} handed as build secret `ca-bundle` to {}",
                 file.display(),
                 named.join(", ")
@@ -259,7 +260,7 @@ fn execute(
         }
     }
     for note in &plan.notes {
-        eprintln!("note: {note}");
+        errln!("note: {note}");
     }
     if args.dry_run {
         let decision = choosing.finish(&plan)?;
@@ -276,8 +277,7 @@ fn execute(
                 return Err(Failure::usage(why));
             }
         }
-        let stdout = std::io::stdout();
-        let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
+        let mut out = std::io::BufWriter::with_capacity(1 << 16, crate::printer::stdout());
         match print_dry_run(&mut out, &plan, &decision).and_then(|()| out.flush()) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
@@ -311,10 +311,10 @@ fn execute(
     }
     opts.force = args.force;
     opts.progress = match args.progress {
-        Progress::Auto => crate::progress::Mode::Auto,
-        Progress::Tty => crate::progress::Mode::Tty,
-        Progress::Plain => crate::progress::Mode::Plain,
-        Progress::Quiet => crate::progress::Mode::Quiet,
+        Progress::Auto => crate::printer::Mode::Auto,
+        Progress::Tty => crate::printer::Mode::Tty,
+        Progress::Plain => crate::printer::Mode::Plain,
+        Progress::Quiet => crate::printer::Mode::Quiet,
     };
     let summary = crate::build::run(&plan.builds, &plan.bake, &decision, &opts)?;
     // The executor has printed the per-image outcomes and the summary line.
@@ -330,7 +330,7 @@ fn eval_containers(
     args: &Args,
 ) -> anyhow::Result<ExitCode> {
     for p in &fleet.problems {
-        eprintln!("note: left out: {p}");
+        errln!("note: left out: {p}");
     }
     let info = build_info(repo)?;
     let base_map = base_map(args)?;
@@ -338,7 +338,7 @@ fn eval_containers(
     let plan = plan::eval_containers::plan(fleet, request, &info, &base_map, &site)
         .map_err(refused_to_usage)?;
     for note in &plan.notes {
-        eprintln!("note: {note}");
+        errln!("note: {note}");
     }
     if !args.dry_run {
         let builder = args.builder.clone().or_else(|| {
@@ -350,7 +350,7 @@ fn eval_containers(
         let outcomes = backend::eval_containers::build(repo, &plan, builder.as_deref())
             .map_err(|e| Failure::usage(format!("{e:#}")))?;
         let built = outcomes.iter().filter(|o| o.ok).count();
-        eprintln!(
+        errln!(
             "{built} of {} image(s) built in {:.1}s",
             plan.steps.len(),
             started.elapsed().as_secs_f64()
@@ -361,8 +361,7 @@ fn eval_containers(
             super::Exit::Failed.into()
         });
     }
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, crate::printer::stdout());
     let mut write = || -> std::io::Result<()> {
         writeln!(
             out,

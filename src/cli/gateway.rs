@@ -1,3 +1,4 @@
+use crate::printer::outln;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -141,7 +142,7 @@ pub fn run(_repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
             };
             let f = gateway::otel::import_file(&traces, &output, &header)?;
             let failed = f.exchanges.iter().filter(|e| e.status >= 400).count();
-            println!(
+            outln!(
                 "{}: {} exchanges ({failed} recorded errors) from {}",
                 output.display(),
                 f.exchanges.len(),

@@ -2,6 +2,7 @@
 //! rules (docs/authoring.md); one `file:line: message [rule]` per finding, or `--json`,
 //! exit status 1 when there is any.
 
+use crate::printer::errln;
 use std::io::Write as _;
 use std::path::Path;
 use std::process::ExitCode;
@@ -25,7 +26,7 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
     report
         .violations
         .retain(|v| !args.ignore.iter().any(|r| r == v.rule));
-    let mut out = std::io::stdout().lock();
+    let mut out = crate::printer::stdout();
     if args.json {
         let all: Vec<serde_json::Value> = report.violations.iter().map(|v| v.to_json()).collect();
         serde_json::to_writer_pretty(&mut out, &all)?;
@@ -40,10 +41,10 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
         report.bake_files, report.targets, report.dockerfiles, report.tasks
     );
     if report.violations.is_empty() {
-        eprintln!("ok: no violations ({summary})");
+        errln!("ok: no violations ({summary})");
         Ok(ExitCode::SUCCESS)
     } else {
-        eprintln!("{} violation(s) ({summary})", report.violations.len());
+        errln!("{} violation(s) ({summary})", report.violations.len());
         Ok(super::Exit::Failed.into())
     }
 }

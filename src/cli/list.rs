@@ -1,6 +1,7 @@
 //! `kiln list benchmarks|agents|tasks <b>|images [--json]`. The first three read the
 //! repository only; `images` asks the image stores (Docker Engine, podman) read-only.
 
+use crate::printer::errln;
 use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::Path;
@@ -80,7 +81,7 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
         return images(args.json);
     }
     let fleet = Fleet::load(repo, env_vars())?;
-    let mut out = std::io::stdout().lock();
+    let mut out = crate::printer::stdout();
     // eval-containers' own label column (may the agent reach the internet).
     let wide = fleet.layout.kind.name() == crate::fleet::layout::eval_containers::NAME;
     match &args.what {
@@ -222,10 +223,10 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
 /// Prints the image directories the fleet left out (stderr); true when there were any.
 fn report_problems(problems: &[String]) -> bool {
     for p in problems {
-        eprintln!("error: {p}");
+        errln!("error: {p}");
     }
     if !problems.is_empty() {
-        eprintln!(
+        errln!(
             "error: {} image director{} left out; the rest is listed above",
             problems.len(),
             if problems.len() == 1 { "y" } else { "ies" }
@@ -300,13 +301,13 @@ fn images(json: bool) -> anyhow::Result<ExitCode> {
     }
     rows.sort_by(|a, b| (a.reference.as_str(), a.store).cmp(&(b.reference.as_str(), b.store)));
 
-    let mut out = std::io::stdout().lock();
+    let mut out = crate::printer::stdout();
     if json {
         let doc = serde_json::json!({ "images": rows, "unreachable": unreachable });
         writeln!(out, "{}", serde_json::to_string_pretty(&doc)?)?;
     } else {
         for why in &unreachable {
-            eprintln!("note: no answer from {why}");
+            errln!("note: no answer from {why}");
         }
         let table: Vec<Vec<String>> = rows
             .iter()
@@ -329,7 +330,7 @@ fn images(json: bool) -> anyhow::Result<ExitCode> {
         )?;
     }
     if unreachable.len() == 2 {
-        eprintln!("error: no image store answered (neither the Docker Engine nor podman); no images listed");
+        errln!("error: no image store answered (neither the Docker Engine nor podman); no images listed");
         return Ok(super::Exit::NoBackend.into());
     }
     Ok(ExitCode::SUCCESS)

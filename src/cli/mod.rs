@@ -1,6 +1,7 @@
 //! The command layer: clap definitions and dispatch. Each subcommand's file turns its
 //! flags into the library's option structs and calls one library function.
 
+use crate::printer::errln;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -125,7 +126,7 @@ pub fn main(cli: Cli) -> ExitCode {
     match outcome {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            errln!("error: {err:#}");
             ExitCode::from(
                 err.downcast_ref::<Failure>()
                     .map_or(Exit::Failed.code(), |f| f.code),

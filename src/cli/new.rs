@@ -1,6 +1,7 @@
 //! `kiln new`: scaffolds a fleet member that passes `kiln lint` as written; a new
 //! benchmark or task is a working trivial task (oracle passes, null fails).
 
+use crate::printer::{errln, outln};
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -92,7 +93,7 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
             let written = scaffold::write_benchmark(repo, &name, kind, &task, &description)
                 .map_err(|e| super::Failure::usage(format!("{e:#}")))?;
             report(&written);
-            eprintln!(
+            errln!(
                 "created benchmark {name} with task {task}; next: kiln lint, kiln validate {name}"
             );
             Ok(ExitCode::SUCCESS)
@@ -106,7 +107,7 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
                 let written = scaffold::write_harbor_task(repo, &benchmark, &id)
                     .map_err(|e| super::Failure::usage(format!("{e:#}")))?;
                 report(&written);
-                eprintln!(
+                errln!(
                     "created Harbor task {id} in {benchmark}; next: kiln lint, kiln validate --task-id {id} (--base ubuntu:24.04=<local image> where nothing can be pulled)"
                 );
                 return Ok(ExitCode::SUCCESS);
@@ -121,7 +122,7 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
             let written = scaffold::write_task(repo, &benchmark, kind, b.tasks.len(), &id)
                 .map_err(|e| super::Failure::usage(format!("{e:#}")))?;
             report(&written);
-            eprintln!(
+            errln!(
                 "created task {id} in {benchmark}; next: kiln lint, kiln validate {benchmark} --task-id {id}"
             );
             Ok(ExitCode::SUCCESS)
@@ -145,7 +146,7 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
             let written = scaffold::write_agent(repo, &agent)
                 .map_err(|e| super::Failure::usage(format!("{e:#}")))?;
             report(&written);
-            eprintln!(
+            errln!(
                 "created agent {name}; next: kiln lint, then kiln build agent {name} --ca-bundle /etc/ssl/certs/ca-certificates.crt \
                  (the bundle only behind a TLS-intercepting proxy)"
             );
@@ -157,6 +158,6 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
 /// The files written, one per line on stdout.
 fn report(written: &[std::path::PathBuf]) {
     for path in written {
-        println!("{}", path.display());
+        outln!("{}", path.display());
     }
 }

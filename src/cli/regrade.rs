@@ -68,14 +68,14 @@ pub struct Args {
 
     /// auto, tty, plain or quiet (the build's progress).
     #[arg(long, default_value = "auto", value_parser = parse_progress)]
-    pub progress: crate::progress::Mode,
+    pub progress: crate::printer::Mode,
 }
 
 fn parse_backend(s: &str) -> Result<Requested, String> {
     s.parse()
 }
 
-fn parse_progress(s: &str) -> Result<crate::progress::Mode, String> {
+fn parse_progress(s: &str) -> Result<crate::printer::Mode, String> {
     s.parse()
 }
 

@@ -2,6 +2,7 @@
 //! [--manifest FILE] [--dry-run] [--force] [--allow-dirty] [--jobs N] [--backend ...]
 //! [--base-map FILE] [--base PUBLIC=LOCAL]... [--pin]` (the last three: Harbor datasets).
 
+use crate::printer::errln;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -110,7 +111,7 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
         ));
     }
     for p in fleet.problems.iter().filter(|_| harbor) {
-        eprintln!("note: left out: {p}");
+        errln!("note: left out: {p}");
     }
     let base_map =
         crate::plan::base_map::BaseMap::from_flags(args.base_map.as_deref(), &args.bases)
@@ -127,7 +128,7 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
         allow_dirty: args.allow_dirty,
         jobs: crate::build::Options::new(repo).jobs,
         backend: args.backend,
-        progress: crate::progress::Mode::Auto,
+        progress: crate::printer::Mode::Auto,
         ca_bundle: args.ca_bundle,
         insecure_registries: args.insecure_registries,
         base_map,

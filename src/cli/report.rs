@@ -1,3 +1,4 @@
+use crate::printer::errln;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -98,7 +99,10 @@ fn is_results_dir(dir: &Path) -> anyhow::Result<()> {
 
 fn emit(output: Option<&Path>, text: &str) -> anyhow::Result<()> {
     match output {
-        None => Ok(std::io::stdout().write_all(text.as_bytes())?),
+        None => {
+            crate::printer::out_text(text);
+            Ok(())
+        }
         Some(file) => write_whole(file, text),
     }
 }
@@ -118,7 +122,7 @@ fn render(report: &report::Report, args: &Args) -> anyhow::Result<String> {
 /// Names the files that could not be read; true when there were any.
 fn name_unreadable(report: &report::Report) -> bool {
     for (path, reason) in &report.unreadable {
-        eprintln!("error: {}: {reason}", path.display());
+        errln!("error: {}: {reason}", path.display());
     }
     !report.unreadable.is_empty()
 }
@@ -158,7 +162,7 @@ pub fn run(_repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
     emit(args.output.as_deref(), &render(&report, &args)?)?;
     let unreadable = name_unreadable(&report);
     if report.results.is_empty() && report.unreadable.is_empty() {
-        eprintln!("note: no result.json under {}", args.dir.display());
+        errln!("note: no result.json under {}", args.dir.display());
     }
     Ok(if unreadable {
         ExitCode::FAILURE
@@ -215,11 +219,11 @@ fn run_compare(args: &Args, prices: &Prices, dirs: &[PathBuf]) -> anyhow::Result
         &report::render_comparison(&comparison, args.format)?,
     )?;
     if comparison.paired == 0 {
-        eprintln!("note: no task has runs on both sides: nothing compared");
+        errln!("note: no task has runs on both sides: nothing compared");
     }
     let worse = args.fail_if_worse && comparison.worse();
     if worse {
-        eprintln!(
+        errln!(
             "error: B is worse than A: {} tasks flipped pass→fail{}",
             comparison.flipped_to_fail,
             if comparison.significantly_worse {
@@ -269,11 +273,11 @@ fn watch(args: &Args, prices: &Prices) -> anyhow::Result<ExitCode> {
                 let text = render(&report, args)?;
                 if args.output.is_none() && std::io::IsTerminal::is_terminal(&std::io::stdout()) {
                     // Clear the screen and go home, so the report replaces the last one.
-                    print!("\x1b[2J\x1b[H");
+                    crate::printer::out_text("\x1b[2J\x1b[H");
                 }
                 emit(args.output.as_deref(), &text)?;
                 name_unreadable(&report);
-                eprintln!(
+                errln!(
                     "[watch] {} runs, {} problems; next check in {}s (Ctrl-C ends)",
                     report.results.len(),
                     report.problems.len(),

@@ -134,7 +134,7 @@ pub struct Args {
 
     /// auto (a bar on a terminal, lines otherwise), tty, plain or quiet.
     #[arg(long, default_value = "auto", value_parser = parse_progress)]
-    pub progress: crate::progress::Mode,
+    pub progress: crate::printer::Mode,
 
     /// Do not echo the runner's progress or per-run lines (same as --progress quiet).
     #[arg(long, short)]
@@ -194,7 +194,7 @@ fn parse_backend(s: &str) -> Result<Requested, String> {
     s.parse()
 }
 
-fn parse_progress(s: &str) -> Result<crate::progress::Mode, String> {
+fn parse_progress(s: &str) -> Result<crate::printer::Mode, String> {
     s.parse()
 }
 
@@ -297,7 +297,7 @@ fn options(repo: &Path, args: &Args, gateway: Option<ModelSpec>) -> anyhow::Resu
         gateway,
         ca_bundle: args.ca_bundle.clone(),
         progress: if args.quiet {
-            crate::progress::Mode::Quiet
+            crate::printer::Mode::Quiet
         } else {
             args.progress
         },

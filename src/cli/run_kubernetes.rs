@@ -70,7 +70,7 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
             .transpose()?,
     };
     let progress = if args.quiet {
-        crate::progress::Mode::Quiet
+        crate::printer::Mode::Quiet
     } else {
         args.progress
     };

@@ -1,3 +1,4 @@
+use crate::printer::outln;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -62,7 +63,7 @@ pub struct Args {
 
     /// The build's progress: auto (a bar on a terminal, lines otherwise), tty, plain or quiet.
     #[arg(long, default_value = "auto", value_parser = parse_progress)]
-    pub progress: crate::progress::Mode,
+    pub progress: crate::printer::Mode,
 
     /// Public base images replaced by local ones, one `PUBLIC_REF=LOCAL_REF` a line
     /// (a Harbor dataset, as `kiln build --base-map`).
@@ -78,7 +79,7 @@ fn parse_backend(s: &str) -> Result<Requested, String> {
     s.parse()
 }
 
-fn parse_progress(s: &str) -> Result<crate::progress::Mode, String> {
+fn parse_progress(s: &str) -> Result<crate::printer::Mode, String> {
     s.parse()
 }
 
@@ -159,7 +160,7 @@ fn harbor(repo: &Path, fleet: &crate::fleet::Fleet, args: &Args) -> anyhow::Resu
         // As for kiln's fleets: a pasted command outlives this kiln process, so it does
         // not carry the labels naming it (the next run would reap it as a dead one's).
         spec.labels = vec![(crate::run::reap::LABEL_RUN.into(), "true".into())];
-        println!("{}", crate::backend::shell::join(&spec.argv()));
+        outln!("{}", crate::backend::shell::join(&spec.argv()));
         return Ok(ExitCode::SUCCESS);
     }
     let base_map =

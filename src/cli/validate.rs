@@ -1,5 +1,6 @@
 //! `kiln validate [BENCHMARK]... [--task-id T]... [--jobs N] [--force]`.
 
+use crate::printer::{errln, outln};
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -78,7 +79,7 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
         jobs: crate::build::Options::new(repo).jobs,
         force: args.force,
         backend: args.backend,
-        progress: crate::progress::Mode::Auto,
+        progress: crate::printer::Mode::Auto,
         ca_bundle: args.ca_bundle,
         built: None,
     };
@@ -103,7 +104,7 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
     for b in &verdicts {
         let valid = b.valid();
         all_valid &= valid;
-        println!(
+        outln!(
             "{}: {} ({} task(s), {} from the record)",
             b.benchmark,
             if valid { "valid" } else { "NOT VALID" },
@@ -128,14 +129,14 @@ fn harbor(
     bases: &[String],
 ) -> anyhow::Result<ExitCode> {
     for p in &fleet.problems {
-        eprintln!("note: left out: {p}");
+        errln!("note: left out: {p}");
     }
     let map = crate::plan::base_map::BaseMap::from_flags(base_map.as_deref(), bases)
         .map_err(crate::fleet::refused_to_usage)?;
     let verdicts = validate::harbor::validate(fleet, info, opts, &map)?;
     let ran: Vec<_> = verdicts.iter().filter(|v| !v.skipped).collect();
     let valid = ran.iter().filter(|v| v.problem.is_none()).count();
-    println!(
+    outln!(
         "{}: {} ({valid} of {} task(s) valid, {} cannot run here)",
         fleet.benchmarks[0].name,
         if !ran.is_empty() && valid == ran.len() {
@@ -168,7 +169,7 @@ fn eval_containers(fleet: &Fleet, args: &Args) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let valid = verdicts.iter().filter(|v| v.problem.is_none()).count();
-    println!("{valid} of {} task(s) valid", verdicts.len());
+    outln!("{valid} of {} task(s) valid", verdicts.len());
     Ok(if valid == verdicts.len() && valid > 0 {
         ExitCode::SUCCESS
     } else {

@@ -9,6 +9,7 @@
 //! IPv4/IPv6 literals and CIDR ranges (matched against IP-literal targets). An empty
 //! allowlist denies everything.
 
+use crate::printer::errln;
 use std::net::IpAddr;
 
 use anyhow::Context as _;
@@ -107,14 +108,14 @@ pub async fn serve(listen: &str, allow: Allowlist) -> anyhow::Result<()> {
     let listener = TcpListener::bind(listen)
         .await
         .with_context(|| format!("listening on {listen}"))?;
-    eprintln!("kiln egress: listening on {listen}");
+    errln!("kiln egress: listening on {listen}");
     let allow = std::sync::Arc::new(allow);
     loop {
         let (conn, _) = listener.accept().await?;
         let allow = allow.clone();
         tokio::spawn(async move {
             if let Err(e) = handle(conn, &allow).await {
-                eprintln!("kiln egress: {e:#}");
+                errln!("kiln egress: {e:#}");
             }
         });
     }
@@ -161,7 +162,7 @@ async fn handle(mut client: TcpStream, allow: &Allowlist) -> anyhow::Result<()> 
         return Ok(());
     };
     if !allow.allows(&host) {
-        eprintln!("kiln egress: denied {host}:{port}");
+        errln!("kiln egress: denied {host}:{port}");
         let body = format!("kiln egress: {host} is not in the task's allowlist\n");
         let reply = format!(
             "HTTP/1.1 403 Forbidden\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
@@ -173,7 +174,7 @@ async fn handle(mut client: TcpStream, allow: &Allowlist) -> anyhow::Result<()> 
     let mut upstream = match TcpStream::connect((host.as_str(), port)).await {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("kiln egress: {host}:{port} unreachable: {e}");
+            errln!("kiln egress: {host}:{port} unreachable: {e}");
             client
                 .write_all(
                     b"HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
@@ -182,7 +183,7 @@ async fn handle(mut client: TcpStream, allow: &Allowlist) -> anyhow::Result<()> 
             return Ok(());
         }
     };
-    eprintln!("kiln egress: allowed {host}:{port}");
+    errln!("kiln egress: allowed {host}:{port}");
     match forward {
         None => {
             client

@@ -25,6 +25,7 @@ pub mod sse;
 pub mod stats;
 pub mod stream_grammar;
 
+use crate::printer::{errln, outln};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -223,7 +224,7 @@ pub fn run_foreground(opts: &Options, until: Option<&Path>) -> anyhow::Result<St
         .context("starting the tokio runtime")?;
     rt.block_on(async {
         let running = start(opts).await?;
-        eprintln!("kiln gateway: listening on http://{}", running.addr);
+        errln!("kiln gateway: listening on http://{}", running.addr);
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         let appeared = async {
             match until {
@@ -241,8 +242,8 @@ pub fn run_foreground(opts: &Options, until: Option<&Path>) -> anyhow::Result<St
             _ = appeared => {}
         }
         let stats = running.stop().await?;
-        eprintln!("kiln gateway: {}", stats.summary());
-        println!("{}", serde_json::to_string(&stats)?);
+        errln!("kiln gateway: {}", stats.summary());
+        outln!("{}", serde_json::to_string(&stats)?);
         Ok(stats)
     })
 }

@@ -614,7 +614,7 @@ mod tests {
     fn the_shared_real_traces_import_whole() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/traces");
         let Ok(entries) = std::fs::read_dir(&dir) else {
-            eprintln!("skipped: {} not found", dir.display());
+            crate::printer::errln!("skipped: {} not found", dir.display());
             return;
         };
         let (mut files, mut failed_total) = (0, 0);

@@ -2,6 +2,7 @@
 //! the recorder, answers `GET /v1/models`, frames streamed answers as SSE, and keeps
 //! the counters.
 
+use crate::printer::errln;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -170,7 +171,7 @@ async fn handle(state: Arc<Mutex<State>>, req: Request<hyper::body::Incoming>) -
                 recorded_response(&e, started, st.speed)
             }
             Answer::Error(status, kind, message) => {
-                eprintln!("kiln gateway: {message}");
+                errln!("kiln gateway: {message}");
                 json_response(status, &route.error_body(kind, &message))
             }
         },
@@ -200,7 +201,7 @@ async fn handle(state: Arc<Mutex<State>>, req: Request<hyper::body::Incoming>) -
     st.stats.calls += 1;
     st.stats.wait_sec += started.elapsed().as_secs_f64();
     if let Err(e) = st.write_stats() {
-        eprintln!("kiln gateway: {e:#}");
+        errln!("kiln gateway: {e:#}");
     }
     response
 }
@@ -217,7 +218,7 @@ pub async fn serve(
             accepted = listener.accept() => {
                 let (stream, _peer): (tokio::net::TcpStream, SocketAddr) = match accepted {
                     Ok(a) => a,
-                    Err(e) => { eprintln!("kiln gateway: accept: {e}"); continue; }
+                    Err(e) => { errln!("kiln gateway: accept: {e}"); continue; }
                 };
                 let state = state.clone();
                 tokio::spawn(async move {

@@ -6,6 +6,7 @@
 //! `result.regraded-<n>.json` with the run's own agent and model sections (the
 //! agent's turn is the run's, whatever the tests say now).
 
+use crate::printer::errln;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -41,7 +42,7 @@ pub fn run(
     let (found, unreadable) = runs::find(&opts.results)?;
     let selected = runs::select(found, &opts.results, &opts.benchmarks, &opts.tasks)?;
     for (path, why) in &unreadable {
-        eprintln!("note: {} is not a result ({why}); left out", path.display());
+        errln!("note: {} is not a result ({why}); left out", path.display());
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -17,6 +17,7 @@ pub mod grade;
 pub mod harbor;
 pub mod runs;
 
+use crate::printer::{errln, outln};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -28,7 +29,7 @@ use tokio::sync::watch;
 use crate::error::Failure;
 use crate::fleet::Fleet;
 use crate::plan::Request;
-use crate::progress::Mode;
+use crate::printer::Mode;
 use crate::report::regraded;
 use crate::run::reap::{self, Owner};
 use crate::run::{container, images, local, matrix};
@@ -66,7 +67,7 @@ pub fn run(
     let selected = runs::select(found, &opts.results, &opts.benchmarks, &opts.tasks)?;
     let quiet = opts.build.progress == Mode::Quiet;
     for (path, why) in &unreadable {
-        eprintln!("note: {} is not a result ({why}); left out", path.display());
+        errln!("note: {} is not a result ({why}); left out", path.display());
     }
     let fleet = Fleet::load(repo, opts.build.vars.clone())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -140,7 +141,7 @@ pub fn run(
         }
     }
     if !quiet && !jobs.is_empty() {
-        eprintln!(
+        errln!(
             "regrading {} of {} runs in {} with the current graders",
             jobs.len(),
             selected.len(),
@@ -213,7 +214,7 @@ async fn regrade_all(jobs: &[(usize, grade::Job)], parallel: usize) -> Vec<(usiz
                 _ = int.recv() => {}
                 _ = term.recv() => {}
             }
-            eprintln!("interrupted: stopping and removing the regrade containers");
+            errln!("interrupted: stopping and removing the regrade containers");
             let _ = tx.send(true);
         })
     };
@@ -253,7 +254,7 @@ fn print(runs: &[runs::Found], ends: &[End]) -> u8 {
                 Some((path, r)) => {
                     done += 1;
                     let flip = regraded::flip(run.passed, r.score.passed);
-                    println!(
+                    outln!(
                         "{label}: {} → {}{} → {}",
                         regraded::verdict(run.score, run.passed),
                         regraded::verdict(r.score.value, r.score.passed),
@@ -270,7 +271,7 @@ fn print(runs: &[runs::Found], ends: &[End]) -> u8 {
                 }
                 None => {
                     failed += 1;
-                    println!(
+                    outln!(
                         "{label}: regrade {} failed: {}",
                         d.n,
                         d.error.as_deref().unwrap_or("unknown")
@@ -279,24 +280,24 @@ fn print(runs: &[runs::Found], ends: &[End]) -> u8 {
             },
             End::NotRegradable(why) => {
                 not += 1;
-                println!("{label}: not regradable: {why}");
+                outln!("{label}: not regradable: {why}");
             }
             End::Failed(why) => {
                 failed += 1;
-                println!("{label}: regrade failed: {why}");
+                outln!("{label}: regrade failed: {why}");
             }
             End::Interrupted => stopped += 1,
         }
     }
     if done + failed + stopped == 0 {
-        eprintln!(
+        errln!(
             "error: nothing to regrade: no selected run has its kept state in Docker's image store \
              (kiln run --keep-state keeps it)"
         );
     }
     let flipped: usize = flips.values().map(Vec::len).sum();
     if done > 0 {
-        println!(
+        outln!(
             "flipped: {flipped} ({} pass→fail, {} fail→pass)",
             flips.get("pass→fail").map_or(0, Vec::len),
             flips.get("fail→pass").map_or(0, Vec::len)
@@ -304,7 +305,7 @@ fn print(runs: &[runs::Found], ends: &[End]) -> u8 {
     }
     for (kind, labels) in &flips {
         for label in labels {
-            println!("  {kind}  {label}");
+            outln!("  {kind}  {label}");
         }
     }
     let mut line = format!(
@@ -316,7 +317,7 @@ fn print(runs: &[runs::Found], ends: &[End]) -> u8 {
             "; interrupted: {stopped} not regraded (nothing written for them)"
         ));
     }
-    eprintln!("{line}");
+    errln!("{line}");
     if stopped > 0 {
         crate::error::Exit::Interrupted.code()
     } else if failed > 0 || done == 0 {

@@ -12,6 +12,7 @@
 //!   [`preview_pins`] prints that edit as a diff (`--dry-run`);
 //! - [`own_pins`]: the clean-tree gate does not count kiln's own pins as changes.
 
+use crate::printer::errln;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::Path;
@@ -270,7 +271,7 @@ pub(super) fn pin(
         .map(|i| (i.reference.as_str(), i.digest.as_str()))
         .collect();
     let mut failures = Vec::new();
-    let say = |msg: String| eprintln!("release: {msg}");
+    let say = |msg: String| errln!("release: {msg}");
     for id in tasks.selected.iter().filter(|t| !blocked.contains_key(*t)) {
         let Some(task) = dataset(fleet).task(id) else {
             continue;

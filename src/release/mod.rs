@@ -28,6 +28,7 @@ pub mod select;
 pub mod temp_tags;
 mod validation;
 
+use crate::printer::{errln, outln};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -60,7 +61,7 @@ pub struct Options {
     pub allow_dirty: bool,
     pub jobs: usize,
     pub backend: Requested,
-    pub progress: crate::progress::Mode,
+    pub progress: crate::printer::Mode,
     /// `--ca-bundle`: for builds, and trusted for the registry's TLS.
     pub ca_bundle: Option<PathBuf>,
     /// `--insecure-registry` entries.
@@ -142,7 +143,7 @@ pub fn release(fleet: &Fleet, info: &BuildInfo, opts: &Options) -> anyhow::Resul
     };
     if opts.dry_run {
         dry_run::print(
-            &mut std::io::stdout().lock(),
+            &mut crate::printer::stdout(),
             fleet,
             opts,
             &sel,
@@ -154,10 +155,10 @@ pub fn release(fleet: &Fleet, info: &BuildInfo, opts: &Options) -> anyhow::Resul
             exit_code: 0,
         });
     }
-    let say = |msg: &str| eprintln!("release: {msg}");
+    let say = |msg: &str| errln!("release: {msg}");
     let fail = |manifest: Manifest, msg: String| -> anyhow::Result<Outcome> {
-        eprintln!("release: {msg}");
-        eprintln!("release: nothing was pushed");
+        errln!("release: {msg}");
+        errln!("release: nothing was pushed");
         Ok(Outcome {
             manifest,
             exit_code: 1,
@@ -365,7 +366,7 @@ pub fn release(fleet: &Fleet, info: &BuildInfo, opts: &Options) -> anyhow::Resul
     });
     let Some(checks) = checks else {
         manifest.write(&opts.manifest)?;
-        eprintln!("release: interrupted before the first push; nothing was pushed");
+        errln!("release: interrupted before the first push; nothing was pushed");
         return Ok(Outcome {
             manifest,
             exit_code: crate::error::Exit::Interrupted.code(),
@@ -472,7 +473,7 @@ pub fn release(fleet: &Fleet, info: &BuildInfo, opts: &Options) -> anyhow::Resul
     failures.extend(write_failures);
     // Whatever ended the pushes, no temporary tag stays in the local store.
     for problem in rt.block_on(tags_of_this_run.remove_all()) {
-        eprintln!("release: {problem}");
+        errln!("release: {problem}");
     }
     drop(signals);
     manifest.complete = failures.is_empty() && blocked.is_empty() && stop.is_none();
@@ -482,14 +483,14 @@ pub fn release(fleet: &Fleet, info: &BuildInfo, opts: &Options) -> anyhow::Resul
         failures.extend(harbor::pin(fleet, opts, &sel, &manifest, &blocked));
     }
     for f in &failures {
-        eprintln!("release: FAILED {f}");
+        errln!("release: FAILED {f}");
     }
     let pushed = manifest
         .images
         .iter()
         .filter(|i| i.status == "pushed")
         .count();
-    eprintln!(
+    errln!(
         "release: {} reference(s) published ({} pushed now, {} already there), {} failed, {} {}(s) blocked; {} registry request(s); manifest {}",
         manifest.images.len(),
         pushed,
@@ -502,7 +503,7 @@ pub fn release(fleet: &Fleet, info: &BuildInfo, opts: &Options) -> anyhow::Resul
     );
     let exit_code = match &stop {
         Some(publish::Stop::Interrupted) => {
-            eprintln!(
+            errln!(
                 "release: interrupted: {} of {} reference(s) published and listed in the manifest; run the same release again to complete it",
                 manifest.images.len(),
                 jobs.len()
@@ -510,7 +511,7 @@ pub fn release(fleet: &Fleet, info: &BuildInfo, opts: &Options) -> anyhow::Resul
             crate::error::Exit::Interrupted.code()
         }
         Some(publish::Stop::FailFast(why)) => {
-            eprintln!("release: stopped (fail-fast): {why}");
+            errln!("release: stopped (fail-fast): {why}");
             1
         }
         None if manifest.complete && failures.is_empty() => 0,
@@ -574,14 +575,19 @@ fn print_table(m: &Manifest) {
         .max()
         .unwrap_or(9)
         .max(9);
-    println!(
+    outln!(
         "{:<width$}  {:<9}  {:<17}  DIGEST",
-        "REFERENCE", "KIND", "STATUS"
+        "REFERENCE",
+        "KIND",
+        "STATUS"
     );
     for i in &images {
-        println!(
+        outln!(
             "{:<width$}  {:<9}  {:<17}  {}",
-            i.reference, i.kind, i.status, i.digest
+            i.reference,
+            i.kind,
+            i.status,
+            i.digest
         );
     }
 }

@@ -10,13 +10,13 @@
 //! A registry tag is made by the manifest `PUT`, the last step of a push, after every
 //! blob is there: a push stopped at any point leaves no tag pointing at part of an image.
 
-use std::io::IsTerminal as _;
 use std::sync::Mutex;
 
 use futures_util::stream::FuturesUnordered;
 use futures_util::StreamExt as _;
 use tokio::sync::watch;
 
+use crate::printer::{self, errln, Mode};
 use crate::registry::{self, Client, Published, PushObserver, PushRequest, Reference};
 use crate::store::Store;
 
@@ -62,13 +62,13 @@ impl Signals {
                 _ = int.recv() => {}
                 _ = term.recv() => {}
             }
-            eprintln!("release: interrupted: no new push; cancelling the ones in flight");
+            errln!("release: interrupted: no new push; cancelling the ones in flight");
             tx.send_replace(true);
             tokio::select! {
                 _ = int.recv() => {}
                 _ = term.recv() => {}
             }
-            eprintln!("release: interrupted again: exiting now; the next release removes the temporary tags left behind");
+            errln!("release: interrupted again: exiting now; the next release removes the temporary tags left behind");
             std::process::exit(crate::error::Exit::Interrupted.code().into());
         });
         Ok(Signals { rx, task })
@@ -246,15 +246,10 @@ pub(super) struct Progress {
 }
 
 impl Progress {
-    pub fn new(mode: crate::progress::Mode, total: usize) -> Progress {
-        use crate::progress::Mode;
-        let tty = match mode {
-            Mode::Tty => true,
-            Mode::Auto => std::io::stderr().is_terminal(),
-            Mode::Plain | Mode::Quiet => false,
-        };
+    pub fn new(mode: Mode, total: usize) -> Progress {
+        let tty = printer::resolve(mode) == Mode::Tty;
         let bar = tty.then(|| {
-            let bar = indicatif::ProgressBar::new(total as u64);
+            let bar = printer::multi().add(indicatif::ProgressBar::new(total as u64));
             bar.set_style(
                 indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} images {msg}")
                     .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
@@ -277,7 +272,7 @@ impl Progress {
                 bar.inc(1);
                 bar.set_message(format!("{:.1} MB pushed", *bytes as f64 / 1e6));
             }
-            None => eprintln!(
+            None => errln!(
                 "release: {} {} {}",
                 if p.pushed {
                     "pushed"
@@ -291,10 +286,7 @@ impl Progress {
     }
 
     fn failed(&self, msg: &str) {
-        match &self.bar {
-            Some(bar) => bar.println(format!("release: FAILED {msg}")),
-            None => eprintln!("release: FAILED {msg}"),
-        }
+        errln!("release: FAILED {msg}");
     }
 
     pub fn finish(&self) {

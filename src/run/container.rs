@@ -6,7 +6,6 @@
 //! engine a run that keeps its state is committed when the runner says it is ready
 //! ([`super::kept_state`]).
 
-use std::io::Write as _;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
@@ -98,7 +97,7 @@ pub async fn cancelled(mut cancel: watch::Receiver<bool>) {
 
 fn echo(c: &Container, bytes: &[u8]) {
     if c.echo_progress {
-        let _ = std::io::stderr().write_all(bytes);
+        crate::printer::err_bytes(bytes);
     }
 }
 
@@ -376,7 +375,7 @@ fn drive_podman(c: &Container) -> anyhow::Result<Finished> {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
                     if echo_progress {
-                        let _ = std::io::stderr().write_all(&buf[..n]);
+                        crate::printer::err_bytes(&buf[..n]);
                     }
                     kept.extend_from_slice(&buf[..n]);
                 }

@@ -9,6 +9,7 @@
 //! in kiln's own evals. The task's network policy, user, limits, env tables, timeouts
 //! and hidden tests hold as in `kiln validate`.
 
+use crate::printer::{errln, outln};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -56,7 +57,7 @@ pub fn run(sel: &Selection, opts: &Options) -> anyhow::Result<u8> {
     let kiln_agents = check_agents(sel)?;
     let items = items(sel)?;
     if items.is_empty() {
-        println!("nothing to run");
+        outln!("nothing to run");
         return Ok(0);
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -88,9 +89,9 @@ pub fn run(sel: &Selection, opts: &Options) -> anyhow::Result<u8> {
                 .collect();
             let plan = harbor_agents::plan(&ds.fleet, &tasks, &agent_images, info, &sel.base_map)
                 .map_err(super::local::refused)?;
-            if opts.progress != crate::progress::Mode::Quiet {
+            if opts.progress != crate::printer::Mode::Quiet {
                 for note in &plan.notes {
-                    eprintln!("note: {note}");
+                    errln!("note: {note}");
                 }
             }
             let images: Vec<String> = plan.builds.iter().map(|b| b.image.clone()).collect();
@@ -118,9 +119,11 @@ pub fn run(sel: &Selection, opts: &Options) -> anyhow::Result<u8> {
                         return;
                     }
                     let ok = one(item, sel, opts, &owner).unwrap_or_else(|e| {
-                        eprintln!(
+                        errln!(
                             "error: {} {} {}: {e:#}",
-                            item.dataset.name, item.task.id, item.agent
+                            item.dataset.name,
+                            item.task.id,
+                            item.agent
                         );
                         false
                     });
@@ -136,7 +139,7 @@ pub fn run(sel: &Selection, opts: &Options) -> anyhow::Result<u8> {
             "interrupted: the running trials' containers were removed; finished results are kept",
         ));
     }
-    println!("results: {}", opts.output.display());
+    outln!("results: {}", opts.output.display());
     Ok(if failed.load(Ordering::SeqCst) == 0 {
         0
     } else {
@@ -198,14 +201,15 @@ fn items<'a>(sel: &'a Selection) -> anyhow::Result<Vec<Item<'a>>> {
                 continue;
             }
             if let Some(why) = task.cannot_run(&ds.fleet.root) {
-                println!("{} {}: cannot run here: {why}", ds.name, task.id);
+                outln!("{} {}: cannot run here: {why}", ds.name, task.id);
                 continue;
             }
             for agent in &sel.agents {
                 if agent == "oracle" && task.missing_solution(&ds.fleet.root).is_some() {
-                    println!(
+                    outln!(
                         "{} {}: no solution/solve.sh: oracle cannot run it",
-                        ds.name, task.id
+                        ds.name,
+                        task.id
                     );
                     continue;
                 }
@@ -347,9 +351,11 @@ fn one(item: &Item, sel: &Selection, opts: &Options, owner: &Owner) -> anyhow::R
             serde_json::to_string_pretty(&run)? + "\n",
         )?;
         if let Some(why) = &kept.error {
-            eprintln!(
+            errln!(
                 "note: {} {} {}: state not kept: {why}",
-                ds.name, item.task.id, item.agent
+                ds.name,
+                item.task.id,
+                item.agent
             );
         }
     }
@@ -374,7 +380,7 @@ fn one(item: &Item, sel: &Selection, opts: &Options, owner: &Owner) -> anyhow::R
     } else {
         String::new()
     };
-    println!("{} {} {}{rep}: {what}", ds.name, item.task.id, item.agent);
+    outln!("{} {} {}{rep}: {what}", ds.name, item.task.id, item.agent);
     Ok(outcome.reward.is_some())
 }
 

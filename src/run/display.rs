@@ -2,13 +2,12 @@
 //! passed, failed to run, remaining, elapsed, ETA) with a line above it per finished run; plain
 //! timestamped lines otherwise; only failures with `quiet`. Everything goes to stderr.
 
-use std::io::IsTerminal as _;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::progress::Mode;
+use crate::printer::{self, errln, Mode};
 
 pub struct Board {
     mode: Mode,
@@ -23,14 +22,9 @@ pub struct Board {
 impl Board {
     /// `total` runs to do (kept ones already counted out).
     pub fn new(mode: Mode, total: usize) -> Board {
-        let mode = match mode {
-            Mode::Auto if std::io::stderr().is_terminal() => Mode::Tty,
-            Mode::Auto => Mode::Plain,
-            m => m,
-        };
+        let mode = printer::resolve(mode);
         let bar = (mode == Mode::Tty).then(|| {
-            let bar =
-                ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
+            let bar = printer::multi().add(ProgressBar::new(total as u64));
             bar.set_style(
                 ProgressStyle::with_template(
                     "{bar:30.cyan/blue} {pos}/{len} {msg}  {elapsed_precise} elapsed, ETA {eta}",
@@ -74,11 +68,7 @@ impl Board {
     }
 
     fn print(&self, text: &str) {
-        let line = format!("[{:>6.1}s] {text}", self.start.elapsed().as_secs_f64());
-        match &self.bar {
-            Some(bar) => bar.println(line),
-            None => eprintln!("{line}"),
-        }
+        errln!("[{:>6.1}s] {text}", self.start.elapsed().as_secs_f64());
     }
 
     pub fn started(&self, what: &str) {

@@ -9,6 +9,7 @@
 //! `--record` (src/run/model.rs, the gateway the only other host), else to that
 //! gateway's name on no network at all, so the agent reaches no model.
 
+use crate::printer::{errln, outln};
 use std::path::Path;
 use std::time::Instant;
 
@@ -45,18 +46,20 @@ pub fn run(sel: &Selection, opts: &Options) -> anyhow::Result<u8> {
     let mut failed = 0;
     for (seq, item) in items.iter().enumerate() {
         match one(seq, item, sel, opts, &owner) {
-            Ok(Some(line)) => println!("{line}"),
+            Ok(Some(line)) => outln!("{line}"),
             Ok(None) => failed += 1,
             Err(e) => {
-                eprintln!(
+                errln!(
                     "error: {} {} {}: {e:#}",
-                    item.benchmark.name, item.task, item.agent
+                    item.benchmark.name,
+                    item.task,
+                    item.agent
                 );
                 failed += 1;
             }
         }
     }
-    println!("results: {}", opts.output.display());
+    outln!("results: {}", opts.output.display());
     Ok(u8::from(failed > 0))
 }
 
@@ -278,7 +281,7 @@ fn one(
             if u.passed { "passed" } else { "failed" }
         )),
         Err(e) => {
-            eprintln!("error: {b} {} {}{rep}: {e:#}", item.task, item.agent);
+            errln!("error: {b} {} {}{rep}: {e:#}", item.task, item.agent);
             None
         }
     })

@@ -2,6 +2,7 @@
 //! every image is up to date in Docker's store, only checked), or with `--no-build`
 //! the images as they are. `kiln regrade` gets the current graders the same way.
 
+use crate::printer::errln;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
@@ -11,7 +12,7 @@ use crate::backend::detect::{self, Requested};
 use crate::error::Failure;
 use crate::fleet::Fleet;
 use crate::plan::{self, BuildSpec};
-use crate::progress::Mode;
+use crate::printer::Mode;
 use crate::store::{self, Store};
 
 /// The stores and input digests of `images` as they are (`--no-build`).
@@ -124,7 +125,7 @@ pub(crate) fn ensure(
     if let Some(file) = &opts.ca_bundle {
         let named = plan::ca_bundle::apply(repo, &mut plan.builds, file);
         if !named.is_empty() && opts.progress != Mode::Quiet {
-            eprintln!(
+            errln!(
                 "note: CA bundle {} handed as build secret `ca-bundle` to {}",
                 file.display(),
                 named.join(", ")
@@ -133,7 +134,7 @@ pub(crate) fn ensure(
     }
     if opts.progress != Mode::Quiet {
         for note in &plan.notes {
-            eprintln!("note: {note}");
+            errln!("note: {note}");
         }
     }
     // Everything up to date in Docker's store (the usual case once built): no backend

@@ -7,6 +7,7 @@
 //! Entry point: [`run`]; it returns the exit status (0 every run completed, 1 one
 //! could not, 130 interrupted; refused input and no backend are errors carrying 2/3).
 
+use crate::printer::{errln, outln};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -23,7 +24,7 @@ use super::{container, Outcome, RunSpec, ORACLE};
 use crate::backend::detect::Requested;
 use crate::error::Failure;
 use crate::fleet::Fleet;
-use crate::progress::Mode;
+use crate::printer::Mode;
 use crate::report;
 use crate::store::Store;
 
@@ -134,7 +135,7 @@ pub fn run(repo: &Path, selection: &Selection, opts: &Options) -> anyhow::Result
     let quiet = opts.progress == Mode::Quiet;
     let say = |line: String| {
         if !quiet {
-            eprintln!("{line}");
+            errln!("{line}");
         }
     };
 
@@ -223,7 +224,7 @@ pub fn run(repo: &Path, selection: &Selection, opts: &Options) -> anyhow::Result
     }
     if !kept.is_empty() {
         if single {
-            eprintln!(
+            errln!(
                 "kept: {} already has a complete result made from the same eval image, model and repeat \
                  (--force runs it again)",
                 kept[0].1.display()
@@ -242,9 +243,12 @@ pub fn run(repo: &Path, selection: &Selection, opts: &Options) -> anyhow::Result
         Vec::new()
     } else if single {
         let r = &ready[0];
-        eprintln!(
+        errln!(
             "running {} [{}]: task {}, agent {}",
-            r.spec.image, r.spec.store, r.spec.task, r.spec.agent
+            r.spec.image,
+            r.spec.store,
+            r.spec.task,
+            r.spec.agent
         );
         runtime.block_on(run_all(&ready, 1, None))
     } else {
@@ -291,7 +295,7 @@ pub fn run(repo: &Path, selection: &Selection, opts: &Options) -> anyhow::Result
                  {not_started} not started; run the same command again to finish"
             ));
         }
-        eprintln!("{line}");
+        errln!("{line}");
     }
     Ok(if interrupted {
         crate::error::Exit::Interrupted.code()
@@ -370,7 +374,7 @@ async fn run_all(ready: &[Ready], jobs: usize, board: Option<&Board>) -> Vec<End
                 _ = int.recv() => {}
                 _ = term.recv() => {}
             }
-            eprintln!("interrupted again: exiting without waiting; the next kiln run removes what is left");
+            errln!("interrupted again: exiting without waiting; the next kiln run removes what is left");
             std::process::exit(crate::error::Exit::Interrupted.code().into());
         })
     };
@@ -388,7 +392,7 @@ async fn run_all(ready: &[Ready], jobs: usize, board: Option<&Board>) -> Vec<End
             );
             match board {
                 Some(b) => b.note(&msg),
-                None => eprintln!("{msg}"),
+                None => errln!("{msg}"),
             }
         }
         while !stopping && running.len() < jobs && next < ready.len() {
@@ -483,9 +487,9 @@ fn print_single(end: &End, ready: &Ready) {
         print_model(o);
         match o.kept.as_ref().map(|k| (&k.image, &k.error)) {
             Some((Some(image), _)) => {
-                println!("state kept as {image} (kiln regrade grades it again)")
+                outln!("state kept as {image} (kiln regrade grades it again)")
             }
-            Some((None, why)) => eprintln!(
+            Some((None, why)) => errln!(
                 "warning: the state was not kept: {}",
                 why.as_deref().unwrap_or("unknown")
             ),
@@ -498,7 +502,7 @@ fn print_single(end: &End, ready: &Ready) {
 /// out or scored differently from its recording.
 fn print_model(o: &super::Outcome) {
     let Some(stats) = &o.model else { return };
-    println!("model gateway: {}", stats.summary());
+    outln!("model gateway: {}", stats.summary());
     let Some(r) = &stats.replay else { return };
     let score = o.result.as_ref().map_or(0.0, |r| r.score.value);
     let part = report::ReplayPart {
@@ -518,7 +522,7 @@ fn print_model(o: &super::Outcome) {
     };
     let note = part.note(score);
     if !note.is_empty() {
-        println!("warning: {note}");
+        outln!("warning: {note}");
     }
 }
 
@@ -530,7 +534,7 @@ fn print_single_run(end: &End, spec: &super::RunSpec) {
                     (Some(h), Some(n)) => format!(", gates {h}/{n}"),
                     _ => String::new(),
                 };
-                println!(
+                outln!(
                     "{}/{} × {}: {}, score {:.4} ({}{gates}), {} in {:.1}s → {}",
                     spec.benchmark,
                     spec.task,
@@ -547,7 +551,7 @@ fn print_single_run(end: &End, spec: &super::RunSpec) {
                     o.dir.join("result.json").display()
                 );
             }
-            (Some(r), code) => eprintln!(
+            (Some(r), code) => errln!(
                 "error: the run did not complete (runner exit {code}, status {}{}); logs in {}",
                 r.status,
                 r.errors
@@ -556,14 +560,14 @@ fn print_single_run(end: &End, spec: &super::RunSpec) {
                     .unwrap_or_default(),
                 o.dir.display()
             ),
-            (None, code) => eprintln!(
+            (None, code) => errln!(
                 "error: the run left no readable result (runner exit {code}): {}; logs in {}",
                 o.result_error.as_deref().unwrap_or("unknown"),
                 o.dir.display()
             ),
         },
-        End::Failed(why) => eprintln!("error: {why}"),
-        End::Interrupted | End::NotStarted => eprintln!(
+        End::Failed(why) => errln!("error: {why}"),
+        End::Interrupted | End::NotStarted => errln!(
             "interrupted: container {} stopped and removed; nothing was written",
             spec.container
         ),
@@ -572,7 +576,7 @@ fn print_single_run(end: &End, spec: &super::RunSpec) {
 
 fn print_kept_single(dir: &Path) {
     if let Ok(r) = report::read_result(&dir.join("result.json")) {
-        println!(
+        outln!(
             "{} × {}: {}, score {:.4} ({}), {} (kept) → {}",
             r.task.id,
             r.agent.id,
@@ -605,7 +609,7 @@ pub(crate) fn print_summary(runs: &[PlannedRun], output: &Path) {
     }
     let summary = report::summarize(&rows);
     if !summary.is_empty() {
-        print!("{}", report::summary_table(&summary));
+        crate::printer::out_text(&report::summary_table(&summary));
     }
 }
 

@@ -9,6 +9,7 @@
 //! starts, [`reap`] lists the containers carrying [`LABEL_PID`], keeps those whose
 //! process is alive (or that come from another host), and removes the others.
 
+use crate::printer::errln;
 use std::collections::BTreeMap;
 
 use anyhow::Context as _;
@@ -137,7 +138,7 @@ pub async fn dead(stores: &[Store]) -> anyhow::Result<Vec<Reaped>> {
 /// before they start containers of their own).
 pub async fn reap_and_say(stores: &[Store]) -> anyhow::Result<()> {
     for r in reap(stores).await? {
-        eprintln!(
+        errln!(
             "removed container {} ({} store) left by kiln process {} (run {}), which is no longer running",
             r.name, r.store, r.pid, r.run_id
         );

@@ -18,6 +18,7 @@
 //! when the terminal closes. It carries the owner labels of [`super::reap`], so after a
 //! SIGKILL the next `kiln run` or `kiln shell` removes it.
 
+use crate::printer::errln;
 use std::io::{IsTerminal as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -247,12 +248,12 @@ pub fn dry_run_spec(checked: &Checked) -> ShellSpec {
 /// Prints the dry run: the command on stdout, what it leaves out on stderr.
 pub fn print_dry_run(checked: &Checked) -> anyhow::Result<()> {
     let run = &checked.matrix.runs[0];
-    eprintln!(
+    errln!(
         "note: kiln shell first builds whatever of {} is out of date; the dry run builds and checks nothing \
          (`kiln build eval {} --agent {} --task-id {} --dry-run` prints that build)",
         run.image, run.benchmark, run.agent, run.task
     );
-    let mut out = std::io::stdout().lock();
+    let mut out = crate::printer::stdout();
     writeln!(out, "{}", join(&dry_run_spec(checked).argv()))?;
     Ok(())
 }
@@ -363,7 +364,7 @@ pub fn harbor(
 
 /// A line on stderr that may find no terminal any more (after SIGHUP): never panics.
 fn say(line: &str) {
-    let _ = writeln!(std::io::stderr(), "{line}");
+    crate::printer::errln!("{line}");
 }
 
 /// Runs the container in the foreground until the shell ends or a signal comes, then

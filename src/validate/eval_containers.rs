@@ -7,6 +7,7 @@
 //! commands. The images are the fleet's benchmark (or per-task) images as `kiln build`
 //! makes them: a missing one is refused with the command that builds it.
 
+use crate::printer::{errln, outln};
 use std::path::Path;
 
 use crate::backend::shell;
@@ -54,7 +55,7 @@ pub fn validate(
         let ids: Vec<String> = if tasks.is_empty() {
             if !b.tasks_known {
                 if benchmarks.is_empty() {
-                    eprintln!("note: {}: its task ids are known to its build only (name one with --task-id)", b.name);
+                    errln!("note: {}: its task ids are known to its build only (name one with --task-id)", b.name);
                     continue;
                 }
                 return Err(Failure::usage(format!(
@@ -109,7 +110,7 @@ pub fn validate(
         for (i, mode) in ["reference", "empty"].into_iter().enumerate() {
             let args = command(&image, runtime_task, mode, solution.as_deref());
             if dry_run {
-                println!("docker {}", shell::join(&args));
+                outln!("docker {}", shell::join(&args));
                 continue;
             }
             scores[i] = run(&args)?;
@@ -129,13 +130,13 @@ pub fn validate(
         };
         let show = |r: Option<f64>| r.map_or("none".to_string(), |r| r.to_string());
         match &problem {
-            None => println!(
+            None => outln!(
                 "{} {task}: valid (reference {}, empty {})",
                 b.name,
                 show(reference),
                 show(empty)
             ),
-            Some(p) => println!("{} {task}: NOT VALID: {p}", b.name),
+            Some(p) => outln!("{} {task}: NOT VALID: {p}", b.name),
         }
         verdicts.push(TaskVerdict {
             benchmark: b.name.clone(),

@@ -13,6 +13,7 @@
 //! the instruction, tests, solution and steps. An unchanged task is answered from the
 //! record (`--force` runs it again).
 
+use crate::printer::{errln, outln};
 use std::path::{Path, PathBuf};
 
 use super::{Options, Record, Verdict};
@@ -66,7 +67,7 @@ pub fn validate(
             .map(|f| format!("no {}: oracle cannot check it", f.display()));
         match t.cannot_run(&fleet.root).or(no_oracle) {
             Some(why) => {
-                println!("{}: cannot run here: {why}", t.id);
+                outln!("{}: cannot run here: {why}", t.id);
                 verdicts.push(TaskVerdict {
                     task: t.id.clone(),
                     oracle: None,
@@ -77,7 +78,7 @@ pub fn validate(
             }
             None => {
                 for note in plan::harbor::hosts_notes(&fleet.root, t, false) {
-                    eprintln!("note: {note}");
+                    errln!("note: {note}");
                 }
                 runnable.push(t)
             }
@@ -128,7 +129,7 @@ pub fn validate(
         imgs.extend(images.verifiers.values().map(|(i, _)| i.clone()));
         if let Some(bad) = imgs.iter().find(|i| failed_builds.contains(i)) {
             let why = format!("the build of {bad} failed");
-            println!("{}: NOT VALID: {why}", t.id);
+            outln!("{}: NOT VALID: {why}", t.id);
             verdicts.push(TaskVerdict {
                 task: t.id.clone(),
                 oracle: None,
@@ -142,13 +143,13 @@ pub fn validate(
         if let Some(v) = record.lookup(&bench.name, &t.id, &key.0, &key.0, &key.1) {
             let show = |r: Option<f64>| r.map_or("none".to_string(), |r| r.to_string());
             match &v.problem {
-                None => println!(
+                None => outln!(
                     "{}: valid (recorded: oracle {}, null {})",
                     t.id,
                     show(v.oracle_score),
                     show(v.null_score)
                 ),
-                Some(p) => println!("{}: NOT VALID (recorded): {p}", t.id),
+                Some(p) => outln!("{}: NOT VALID (recorded): {p}", t.id),
             }
             verdicts.push(TaskVerdict {
                 task: t.id.clone(),
@@ -225,13 +226,13 @@ pub fn validate(
         };
         let show = |r: Option<f64>| r.map_or("none".to_string(), |r| r.to_string());
         match &problem {
-            None => println!(
+            None => outln!(
                 "{}: valid (oracle {}, null {})",
                 t.id,
                 show(oracle),
                 show(null)
             ),
-            Some(p) => println!("{}: NOT VALID: {p}", t.id),
+            Some(p) => outln!("{}: NOT VALID: {p}", t.id),
         }
         // Only a verdict both trials reached is kept (a failed `docker run` is not one).
         if oracle.is_some() && null.is_some() {
@@ -257,7 +258,7 @@ pub fn validate(
             skipped: false,
         });
     }
-    println!("trial logs and result.json files: {}", out_root.display());
+    outln!("trial logs and result.json files: {}", out_root.display());
     Ok(verdicts)
 }
 

@@ -9,6 +9,7 @@ pub mod eval_containers;
 pub mod harbor;
 pub mod record;
 
+use crate::printer::{errln, outln};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -43,7 +44,7 @@ pub struct Options {
     /// Run again even when the record has a verdict for the same images.
     pub force: bool,
     pub backend: Requested,
-    pub progress: crate::progress::Mode,
+    pub progress: crate::printer::Mode,
     /// `--ca-bundle`: handed to the builds that mount the `ca-bundle` secret.
     pub ca_bundle: Option<PathBuf>,
     /// What the caller's own build just found (`kiln release` builds the same eval
@@ -88,14 +89,14 @@ pub fn build_for_runs(
     requested: Requested,
     jobs: usize,
     force: bool,
-    progress: crate::progress::Mode,
+    progress: crate::printer::Mode,
     ca_bundle: Option<&std::path::Path>,
 ) -> anyhow::Result<Summary> {
     let mut plan = plan;
     if let Some(file) = ca_bundle {
         let named = crate::plan::ca_bundle::apply(&fleet.root, &mut plan.builds, file);
         if !named.is_empty() {
-            eprintln!(
+            errln!(
                 "note: CA bundle {} handed as build secret `ca-bundle` to {}",
                 file.display(),
                 named.join(", ")
@@ -294,7 +295,7 @@ pub fn validate(
                     valid: false,
                     problem: Some(format!("{image} was not built")),
                 };
-                println!("{}", line(&v, false));
+                outln!("{}", line(&v, false));
                 bv.tasks.push(v);
                 continue;
             }
@@ -310,7 +311,7 @@ pub fn validate(
                     .join("solution"),
             )?;
             if let Some(v) = record.lookup(&b.name, t, &oracle.2, &null.2, &solution) {
-                println!("{}", line(v, true));
+                outln!("{}", line(v, true));
                 bv.tasks.push(v.clone());
                 bv.recorded += 1;
             } else {
@@ -338,7 +339,7 @@ pub fn validate(
                 };
                 match run_job(fleet, &job, &output) {
                     Ok(v) => {
-                        println!("{}", line(&v, false));
+                        outln!("{}", line(&v, false));
                         done.lock().expect("done").push(v);
                     }
                     Err(e) => {

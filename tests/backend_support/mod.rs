@@ -168,7 +168,7 @@ pub fn options(repo: &Path, jobs: usize, force: bool) -> Options {
     let mut o = Options::new(repo);
     o.jobs = jobs;
     o.force = force;
-    o.progress = kiln::progress::Mode::Plain;
+    o.progress = kiln::printer::Mode::Plain;
     o
 }
 

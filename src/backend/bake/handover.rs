@@ -205,7 +205,7 @@ mod tests {
     #[test]
     fn prune_keeps_only_layouts_of_images_the_engine_holds() {
         if std::env::var("KILN_TEST_DOCKER").as_deref() != Ok("1") {
-            eprintln!("skipped: set KILN_TEST_DOCKER=1");
+            crate::printer::errln!("skipped: set KILN_TEST_DOCKER=1");
             return;
         }
         let rt = tokio::runtime::Builder::new_current_thread()

@@ -16,6 +16,7 @@
 
 pub mod handover;
 
+use crate::printer::errln;
 use std::collections::BTreeMap;
 
 use crate::plan::{BakeRequest, BuildSpec, Definition};
@@ -256,7 +257,7 @@ pub fn run_passthrough(
     }
     let mut argv: Vec<String> = vec!["docker".into(), "buildx".into(), "bake".into()];
     argv.extend(args.iter().cloned());
-    eprintln!("+ {}", shell::join_with_env(vars, &argv));
+    errln!("+ {}", shell::join_with_env(vars, &argv));
     let mut expr = duct::cmd(&argv[0], &argv[1..]).dir(repo).unchecked();
     for (k, v) in vars {
         expr = expr.env(k, v);

@@ -18,6 +18,7 @@ pub mod push;
 mod session;
 mod status;
 
+use crate::printer::{errln, outln};
 use session::{RunKey, Session};
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -260,7 +261,7 @@ pub fn run(
         let built = super::local::build(repo, &fleet, &plan, local, &runtime)?;
         let digests: BTreeMap<String, (Store, String)> = built.into_iter().collect();
         for note in matrix::adopt_flat_results(&opts.output, &plan.runs)? {
-            eprintln!("note: {note}");
+            errln!("note: {note}");
         }
         digests
     };
@@ -302,7 +303,7 @@ pub fn run(
     }
     super::local::print_summary(&plan.runs, &opts.output);
     let t = &summary.timing;
-    eprintln!(
+    errln!(
         "kubernetes: {} passed, {} not passed, {} infra errors, {} kept{}; wall {:.1}s \
          (kiln: push {:.1}s, create {:.2}s, poll {:.2}s in {} polls, collect {:.2}s, cleanup {:.2}s; runners ran {:.1}s in all) → {}",
         summary.passed,
@@ -364,9 +365,11 @@ pub fn execute(runs: Vec<Run>, opts: &Options) -> anyhow::Result<Summary> {
         match r.made_from.as_ref().map(|m| matrix::existing(&r.dir, m)) {
             Some(Existing::Current) => false,
             Some(Existing::Redo(why)) => {
-                eprintln!(
+                errln!(
                     "{}/{} × {}: running again: {why}",
-                    r.benchmark, r.task, r.agent
+                    r.benchmark,
+                    r.task,
+                    r.agent
                 );
                 true
             }
@@ -375,7 +378,7 @@ pub fn execute(runs: Vec<Run>, opts: &Options) -> anyhow::Result<Summary> {
     });
     summary.skipped = done.len();
     if !done.is_empty() {
-        eprintln!(
+        errln!(
             "kubernetes: {} run(s) already have a complete, current result in {}: kept (--force runs them again)",
             done.len(),
             opts.output.display()
@@ -419,7 +422,7 @@ pub fn execute(runs: Vec<Run>, opts: &Options) -> anyhow::Result<Summary> {
                 j.pull_secret = Some(pull_secret::name(&run_id));
             }
         }
-        println!(
+        outln!(
             "# kiln run --on kubernetes (dry run): {} run(s) in {} Job(s), namespace {}; \
                   image tags are the images' input digests once built",
             todo.len(),
@@ -427,24 +430,21 @@ pub fn execute(runs: Vec<Run>, opts: &Options) -> anyhow::Result<Summary> {
             opts.namespace
         );
         for l in locals.keys() {
-            println!("# docker tag {l} {0} && docker push {0}", images[l]);
+            outln!("# docker tag {l} {0} && docker push {0}", images[l]);
         }
         if gateway.is_some() {
-            println!(
+            outln!(
                 "# the gateway image: kiln's binary on {}, built once per kiln binary and pushed like the above",
                 super::model::GATEWAY_IMAGE
             );
         }
         if login {
-            print!("{}", pull_secret::dry_run_text(&run_id, &opts.namespace)?);
+            crate::printer::out_text(&pull_secret::dry_run_text(&run_id, &opts.namespace)?);
         }
-        print!(
-            "{}",
-            manifest::dry_run_text(&run_id, &opts.namespace, &jobs)?
-        );
-        println!("---");
+        crate::printer::out_text(&manifest::dry_run_text(&run_id, &opts.namespace, &jobs)?);
+        outln!("---");
         for c in manifest::kubectl_commands(&run_id, &opts.namespace) {
-            println!("# {c}");
+            outln!("# {c}");
         }
         return Ok(summary);
     }
@@ -461,7 +461,7 @@ pub fn execute(runs: Vec<Run>, opts: &Options) -> anyhow::Result<Summary> {
             rt.block_on(client.ping())?;
             let s = pull_secret::for_login(&run_id, &opts.namespace, &registry.host, creds);
             if s.is_none() {
-                eprintln!(
+                errln!(
                     "kubernetes: the login for {} is an identity token, which the kubelet cannot use: \
                      no image pull secret is made (the nodes need their own access to the registry)",
                     registry.host
@@ -485,7 +485,7 @@ pub fn execute(runs: Vec<Run>, opts: &Options) -> anyhow::Result<Summary> {
     rt.block_on(async {
         for (local, (store, built)) in &locals {
             let p = push::publish(&client, &opts.registry, *store, local, built).await?;
-            eprintln!(
+            errln!(
                 "kubernetes: {} {} ({})",
                 if p.pushed {
                     "pushed"

@@ -5,6 +5,7 @@
 //! with the run's other objects (also on Ctrl-C or an error). `--dry-run` shows the
 //! Secret with a placeholder instead of the login.
 
+use crate::printer::errln;
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::Secret;
@@ -81,7 +82,7 @@ pub async fn remove_after_error(namespace: &str, run_id: &str) {
         remove(&secrets, run_id).await
     };
     if let Err(e) = removed.await {
-        eprintln!(
+        errln!(
             "kubernetes: {e:#}; delete it with: kubectl delete secret -n {namespace} {}",
             name(run_id)
         );

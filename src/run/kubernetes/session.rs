@@ -2,6 +2,7 @@
 //! read into results as they finish, stuck pods told from slow ones, everything of
 //! the run deleted at the end.
 
+use crate::printer::{errln, outln};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -64,7 +65,7 @@ impl Session<'_> {
                 .with_context(|| format!("creating a NetworkPolicy in namespace {ns}"))?;
         }
         let total: usize = self.jobs.iter().map(|j| j.entries.len()).sum();
-        eprintln!(
+        errln!(
             "kubernetes: run {} — {total} run(s) in {} Job(s) in namespace {ns}, at most {} pod(s) at a time",
             self.run_id,
             self.jobs.len(),
@@ -169,7 +170,7 @@ impl Session<'_> {
                 if since.elapsed() < STUCK_LIMIT || finished_jobs.contains_key(&i) {
                     continue;
                 }
-                eprintln!(
+                errln!(
                     "kubernetes: pod {name} could not start for {}s ({why}): giving Job {job_name} up",
                     STUCK_LIMIT.as_secs()
                 );
@@ -196,7 +197,7 @@ impl Session<'_> {
                 self.summary.infra_errors
             );
             if progress != last_progress {
-                eprintln!("{progress}");
+                errln!("{progress}");
                 last_progress = progress;
             }
             if next_job == self.jobs.len() && finished_jobs.len() == self.jobs.len() {
@@ -408,7 +409,7 @@ impl Session<'_> {
                 .first()
                 .map(|e| e.message.clone())
                 .unwrap_or_default();
-            println!(
+            outln!(
                 "{label}: infra_error: {why} → {}",
                 dir.join("result.json").display()
             );
@@ -422,7 +423,7 @@ impl Session<'_> {
                 (Some(h), Some(n)) => format!(", gates {h}/{n}"),
                 _ => String::new(),
             };
-            println!(
+            outln!(
                 "{label}: {}, score {:.4} ({}{gates}), {:.1}s → {}",
                 result.status,
                 result.score.value,
@@ -481,7 +482,7 @@ impl Session<'_> {
             manifest::RUN_LABEL,
             self.run_id
         );
-        eprintln!(
+        errln!(
             "kubernetes: interrupted: deleting run {}'s Jobs and pods (finished results are kept); Ctrl-C again to leave them",
             self.run_id
         );
@@ -549,10 +550,10 @@ impl Session<'_> {
         tokio::select! {
             r = work => {
                 r.with_context(|| format!("cleaning up; to finish by hand: {how}"))?;
-                eprintln!("kubernetes: run {}'s Jobs and pods are deleted", self.run_id);
+                errln!("kubernetes: run {}'s Jobs and pods are deleted", self.run_id);
             }
             _ = tokio::signal::ctrl_c() => {
-                eprintln!("kubernetes: leaving run {}'s Jobs and pods; delete them with:\n  {how}", self.run_id);
+                errln!("kubernetes: leaving run {}'s Jobs and pods; delete them with:\n  {how}", self.run_id);
             }
         }
         Ok(())
