@@ -22,10 +22,6 @@ use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStor
 
 /// Where docker keeps per-registry certificates.
 pub const DOCKER_CERTS_D: &str = "/etc/docker/certs.d";
-/// Overrides [`DOCKER_CERTS_D`] (tests, rootless set-ups).
-pub const CERTS_D_ENV: &str = "KILN_DOCKER_CERTS_D";
-/// The CA bundle's environment variable (what `--ca-bundle` defaults to).
-pub const CA_BUNDLE_ENV: &str = "KILN_CA_BUNDLE";
 
 /// What to trust beyond the system's roots.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -37,20 +33,16 @@ pub struct Trust {
 impl Trust {
     /// `--ca-bundle` when given, else `KILN_CA_BUNDLE` when set.
     pub fn new(ca_bundle: Option<PathBuf>) -> Trust {
-        let ca_bundle = ca_bundle.or_else(|| {
-            std::env::var_os(CA_BUNDLE_ENV)
-                .filter(|v| !v.is_empty())
-                .map(PathBuf::from)
-        });
+        let ca_bundle = ca_bundle.or_else(|| crate::env::CA_BUNDLE.path());
         Trust { ca_bundle }
     }
 }
 
 /// The certs.d root in use.
 pub fn certs_d_root() -> PathBuf {
-    std::env::var_os(CERTS_D_ENV)
-        .filter(|v| !v.is_empty())
-        .map_or_else(|| PathBuf::from(DOCKER_CERTS_D), PathBuf::from)
+    crate::env::DOCKER_CERTS_D
+        .path()
+        .unwrap_or_else(|| PathBuf::from(DOCKER_CERTS_D))
 }
 
 /// What docker's certs.d holds for one `host[:port]`.

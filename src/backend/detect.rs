@@ -197,7 +197,9 @@ impl Decision {
 }
 
 fn endpoint() -> String {
-    std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".to_string())
+    crate::env::DOCKER_HOST
+        .get()
+        .unwrap_or_else(|| "unix:///var/run/docker.sock".to_string())
 }
 
 /// Runs a probe command, returning its stdout when it exited 0. Probes run while the
@@ -293,7 +295,7 @@ pub async fn probe_async(builder: Option<&str>) -> Probes {
         builder_flag: builder.map(str::to_string),
         builder: active,
         skopeo: which::which("skopeo").ok(),
-        handover: std::env::var("KILN_BAKE_HANDOVER").map_or(true, |v| v != "0"),
+        handover: !crate::env::BAKE_HANDOVER.off(),
         engine_endpoint: endpoint(),
         engine,
         podman: podman.filter(|_| matches!(podman_version, Ok(Some(_)))),

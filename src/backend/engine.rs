@@ -409,7 +409,7 @@ async fn build_with_secrets(
 /// Which builder `KILN_ENGINE_BUILDER` asks for: `Some(true)` BuildKit, `Some(false)`
 /// legacy, `None` (unset or `auto`) whichever the engine offers.
 fn builder_override() -> Option<bool> {
-    match std::env::var("KILN_ENGINE_BUILDER").ok()?.as_str() {
+    match crate::env::ENGINE_BUILDER.get()?.as_str() {
         "buildkit" => Some(true),
         "legacy" => Some(false),
         _ => None,

@@ -48,7 +48,7 @@ pub struct Args {
 }
 
 pub fn run(repo: &Path, mut args: Args) -> anyhow::Result<ExitCode> {
-    let env: BTreeMap<String, String> = std::env::vars().collect();
+    let env: BTreeMap<String, String> = crate::env::all();
     if args.files.is_empty() {
         // A layout whose bake files are not buildx's defaults names them itself (the
         // eval-containers fleet: the `-f` list of every upstream bake command).

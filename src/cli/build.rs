@@ -58,7 +58,7 @@ pub struct Args {
     /// A CA bundle for builds behind a TLS-intercepting proxy: handed as the build
     /// secret `ca-bundle` to images whose Dockerfile mounts it (never a layer or history
     /// entry). Needs a backend with build secrets (bake or podman).
-    #[arg(long, global = true, env = "KILN_CA_BUNDLE", value_name = "FILE")]
+    #[arg(long, global = true, env = crate::env::CA_BUNDLE.name, value_name = "FILE")]
     pub ca_bundle: Option<std::path::PathBuf>,
 
     /// Public base images replaced by local ones, one `PUBLIC_REF=LOCAL_REF` a line
@@ -152,16 +152,16 @@ fn request(args: &Args) -> anyhow::Result<Request> {
 
 /// Bake variables taken from the environment, as `docker buildx bake` would: the fleet-wide ones.
 pub(crate) fn env_vars() -> BTreeMap<String, String> {
-    [crate::naming::VAR_REGISTRY, crate::naming::VAR_TAG]
+    [crate::env::REGISTRY, crate::env::TAG]
         .into_iter()
-        .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), v)))
+        .filter_map(|v| crate::env::named(v.name).map(|value| (v.name.to_string(), value)))
         .collect()
 }
 
 /// Build-time label values the environment fixes instead of git (RULES.md, Labels).
 pub(crate) fn build_info(repo: &Path) -> anyhow::Result<BuildInfo> {
-    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-    let source_date_epoch = match var("SOURCE_DATE_EPOCH") {
+    use crate::env;
+    let source_date_epoch = match env::SOURCE_DATE_EPOCH.get() {
         Some(s) => Some(s.parse::<i64>().map_err(|_| {
             Failure::usage(format!(
                 "SOURCE_DATE_EPOCH={s:?} is not a number of seconds"
@@ -170,9 +170,9 @@ pub(crate) fn build_info(repo: &Path) -> anyhow::Result<BuildInfo> {
         None => None,
     };
     let overrides = BuildInfoOverrides {
-        source: var("KILN_SOURCE"),
-        revision: var("KILN_REVISION"),
-        version: var("KILN_VERSION"),
+        source: env::SOURCE.get(),
+        revision: env::REVISION.get(),
+        version: env::VERSION.get(),
         source_date_epoch,
     };
     BuildInfo::from_git(repo, &overrides)
@@ -341,11 +341,10 @@ fn eval_containers(
         errln!("note: {note}");
     }
     if !args.dry_run {
-        let builder = args.builder.clone().or_else(|| {
-            std::env::var("BUILDX_BUILDER")
-                .ok()
-                .filter(|b| !b.is_empty())
-        });
+        let builder = args
+            .builder
+            .clone()
+            .or_else(|| crate::env::BUILDX_BUILDER.get());
         let started = std::time::Instant::now();
         let outcomes = backend::eval_containers::build(repo, &plan, builder.as_deref())
             .map_err(|e| Failure::usage(format!("{e:#}")))?;

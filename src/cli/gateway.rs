@@ -31,7 +31,7 @@ pub enum Command {
             long,
             value_name = "FACTOR|max",
             default_value = "1",
-            env = "KILN_REPLAY_SPEED"
+            env = crate::env::REPLAY_SPEED.name
         )]
         speed: gateway::Speed,
         /// Write the counters (JSON) to this file after every call.
@@ -47,7 +47,7 @@ pub enum Command {
         #[arg(long, value_name = "URL")]
         upstream: String,
         /// A CA bundle (PEM) trusted for an https upstream besides the system's roots.
-        #[arg(long, env = "KILN_CA_BUNDLE", value_name = "FILE")]
+        #[arg(long, env = crate::env::CA_BUNDLE.name, value_name = "FILE")]
         ca_bundle: Option<PathBuf>,
         /// The fixture to write.
         #[arg(long, short, value_name = "FIXTURE")]
@@ -105,7 +105,7 @@ pub enum Command {
 }
 
 fn env_value(flag: &str, name: &str) -> anyhow::Result<String> {
-    std::env::var(name).map_err(|_| {
+    crate::env::named(name).ok_or_else(|| {
         Failure::usage(format!(
             "{flag} {name}: {name} is not set in kiln's environment"
         ))

@@ -34,7 +34,8 @@ mod validate;
     long_about,
     after_help = "Exit status: 0 success; 1 a build, check, run, push or resolution failed; 2 bad usage or \
                   input refused before anything ran; 3 no backend able to do the work; 130 interrupted \
-                  (Ctrl-C or SIGTERM: what was started is removed)."
+                  (Ctrl-C or SIGTERM: what was started is removed). Environment variables: \
+                  docs/environment.md."
 )]
 pub struct Cli {
     /// The repository root (kiln layout: holds docker-bake.hcl, benchmarks/ and containers/;

@@ -50,7 +50,7 @@ pub struct Args {
     pub backend: Requested,
 
     /// A CA bundle handed to builds as the build secret `ca-bundle` (as `kiln run`).
-    #[arg(long, env = "KILN_CA_BUNDLE", value_name = "FILE")]
+    #[arg(long, env = crate::env::CA_BUNDLE.name, value_name = "FILE")]
     pub ca_bundle: Option<PathBuf>,
 
     /// Do not build: take the graders from the eval images as they are.

@@ -55,7 +55,7 @@ pub struct Args {
     /// A CA bundle (PEM): handed to builds as the build secret `ca-bundle` (as `kiln build
     /// --ca-bundle`) and trusted for the registry's TLS, besides the system's roots and
     /// /etc/docker/certs.d/HOST[:PORT]/*.crt.
-    #[arg(long, env = "KILN_CA_BUNDLE", value_name = "FILE")]
+    #[arg(long, env = crate::env::CA_BUNDLE.name, value_name = "FILE")]
     pub ca_bundle: Option<PathBuf>,
 
     /// A registry reached without verified TLS: HOST[:PORT] or a CIDR (repeatable; the

@@ -84,7 +84,7 @@ pub struct Args {
         long,
         value_name = "FACTOR|max",
         default_value = "1",
-        env = "KILN_REPLAY_SPEED"
+        env = crate::env::REPLAY_SPEED.name
     )]
     pub replay_speed: crate::gateway::Speed,
 
@@ -125,7 +125,7 @@ pub struct Args {
     /// A CA bundle handed to builds as the build secret `ca-bundle` (as `kiln build
     /// --ca-bundle`); images that need it are built with bake or podman and, when podman
     /// built them, moved to the Docker Engine to run.
-    #[arg(long, env = "KILN_CA_BUNDLE", value_name = "FILE")]
+    #[arg(long, env = crate::env::CA_BUNDLE.name, value_name = "FILE")]
     pub ca_bundle: Option<PathBuf>,
 
     /// Do not build: run the eval images as they are (an error if one does not exist).
@@ -333,7 +333,7 @@ pub(super) fn model_spec(args: &Args) -> anyhow::Result<Option<ModelSpec>> {
             crate::gateway::record::Upstream::parse(upstream)
                 .map_err(|e| Failure::usage(format!("{e:#}")))?;
             if let Some(name) = &args.upstream_key_env {
-                if std::env::var_os(name).is_none() {
+                if crate::env::named(name).is_none() {
                     return Err(Failure::usage(format!(
                         "--upstream-key-env {name}: {name} is not set in kiln's environment"
                     )));

@@ -58,7 +58,7 @@ pub struct Args {
     pub backend: Requested,
 
     /// A CA bundle handed to builds as the build secret `ca-bundle` (as `kiln run`).
-    #[arg(long, env = "KILN_CA_BUNDLE", value_name = "FILE")]
+    #[arg(long, env = crate::env::CA_BUNDLE.name, value_name = "FILE")]
     pub ca_bundle: Option<PathBuf>,
 
     /// The build's progress: auto (a bar on a terminal, lines otherwise), tty, plain or quiet.

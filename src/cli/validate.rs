@@ -33,7 +33,7 @@ pub struct Args {
 
     /// A CA bundle (PEM) handed to builds as the build secret `ca-bundle` (as `kiln build
     /// --ca-bundle`), for builds behind a TLS-intercepting proxy.
-    #[arg(long, env = "KILN_CA_BUNDLE", value_name = "FILE")]
+    #[arg(long, env = crate::env::CA_BUNDLE.name, value_name = "FILE")]
     pub ca_bundle: Option<std::path::PathBuf>,
 
     /// Public base images replaced by local ones, one `PUBLIC_REF=LOCAL_REF` a line (as

@@ -30,12 +30,12 @@ pub fn fleet_cache_dir(kind: &str, root: &std::path::Path) -> anyhow::Result<std
     use sha2::{Digest as _, Sha256};
     use std::path::PathBuf;
     let abs = std::fs::canonicalize(root).with_context(|| format!("reading {}", root.display()))?;
-    let cache = match std::env::var_os("XDG_CACHE_HOME").filter(|v| !v.is_empty()) {
-        Some(d) => PathBuf::from(d),
-        None => {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/tmp".into())).join(".cache")
-        }
-    };
+    let cache = crate::env::XDG_CACHE_HOME.path().unwrap_or_else(|| {
+        crate::env::HOME
+            .path()
+            .unwrap_or_else(|| PathBuf::from("/tmp"))
+            .join(".cache")
+    });
     let digest = Sha256::digest(abs.as_os_str().as_encoded_bytes());
     let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
     Ok(cache.join("kiln").join(kind).join(hex))

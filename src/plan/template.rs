@@ -43,7 +43,7 @@ const CHECKS_PER_GROUP: usize = 16;
 impl Templates {
     pub fn new() -> Self {
         Templates {
-            enabled: std::env::var_os("KILN_PLAN_EXACT").is_none(),
+            enabled: crate::env::PLAN_EXACT.get_os().is_none(),
             eval_resolver: None,
             eval: [None, None],
             per_task: BTreeMap::new(),

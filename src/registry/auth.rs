@@ -126,9 +126,10 @@ impl Credentials {
 
 /// Where the Docker client configuration is read from (for messages).
 pub fn config_path() -> PathBuf {
-    std::env::var_os("DOCKER_CONFIG")
+    crate::env::DOCKER_CONFIG
+        .get_os()
         .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".docker")))
+        .or_else(|| crate::env::HOME.path().map(|h| h.join(".docker")))
         .unwrap_or_default()
         .join("config.json")
 }

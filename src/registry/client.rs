@@ -184,9 +184,9 @@ impl Client {
                 let tries = format!(
                     "{n} tries in {:.1} s (bounds: {}={}, {}={})",
                     started.elapsed().as_secs_f64(),
-                    transport::RETRIES_ENV,
+                    crate::env::REGISTRY_RETRIES.name,
                     self.retry.retries,
-                    transport::RETRY_SECS_ENV,
+                    crate::env::REGISTRY_RETRY_SECS.name,
                     self.retry.budget.as_secs()
                 );
                 let last = match outcome {

@@ -183,9 +183,6 @@ pub struct RetryPolicy {
     pub cap: Duration,
 }
 
-pub const RETRIES_ENV: &str = "KILN_REGISTRY_RETRIES";
-pub const RETRY_SECS_ENV: &str = "KILN_REGISTRY_RETRY_SECS";
-
 impl Default for RetryPolicy {
     fn default() -> RetryPolicy {
         RetryPolicy {
@@ -200,17 +197,22 @@ impl Default for RetryPolicy {
 impl RetryPolicy {
     /// The defaults with `KILN_REGISTRY_RETRIES` and `KILN_REGISTRY_RETRY_SECS` applied.
     pub fn from_env() -> anyhow::Result<RetryPolicy> {
+        use crate::env;
         let mut p = RetryPolicy::default();
-        if let Some(v) = std::env::var(RETRIES_ENV).ok().filter(|v| !v.is_empty()) {
-            p.retries = v
-                .parse()
-                .ok()
-                .filter(|n| *n <= 100)
-                .with_context(|| format!("{RETRIES_ENV}={v:?}: not a number from 0 to 100"))?;
+        if let Some(v) = env::REGISTRY_RETRIES.get() {
+            p.retries = v.parse().ok().filter(|n| *n <= 100).with_context(|| {
+                format!(
+                    "{}={v:?}: not a number from 0 to 100",
+                    env::REGISTRY_RETRIES.name
+                )
+            })?;
         }
-        if let Some(v) = std::env::var(RETRY_SECS_ENV).ok().filter(|v| !v.is_empty()) {
+        if let Some(v) = env::REGISTRY_RETRY_SECS.get() {
             let secs: u64 = v.parse().ok().filter(|n| *n <= 3600).with_context(|| {
-                format!("{RETRY_SECS_ENV}={v:?}: not a number of seconds from 0 to 3600")
+                format!(
+                    "{}={v:?}: not a number of seconds from 0 to 3600",
+                    env::REGISTRY_RETRY_SECS.name
+                )
             })?;
             p.budget = Duration::from_secs(secs);
         }

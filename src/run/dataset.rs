@@ -297,7 +297,7 @@ fn one(item: &Item, sel: &Selection, opts: &Options, owner: &Owner) -> anyhow::R
                 net = Some(ModelNet::start(&id, m, [&ds.name, &item.task.id, name])?);
             }
             for k in &opts.pass_env {
-                let v = std::env::var(k).unwrap_or_default();
+                let v = crate::env::named(k).unwrap_or_default();
                 secrets.push((k.clone(), v.clone()));
                 env.push((k.clone(), v));
             }

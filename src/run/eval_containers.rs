@@ -264,7 +264,7 @@ fn one(
     let secrets: Vec<(String, String)> = opts
         .pass_env
         .iter()
-        .map(|k| (k.clone(), std::env::var(k).unwrap_or_default()))
+        .map(|k| (k.clone(), crate::env::named(k).unwrap_or_default()))
         .collect();
     super::scrub(&out, &secrets)?;
     let rep = if sel.repeat > 1 {

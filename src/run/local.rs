@@ -117,7 +117,11 @@ pub fn run(repo: &Path, selection: &Selection, opts: &Options) -> anyhow::Result
             "--pass-env {bad:?} is not an environment variable name"
         )));
     }
-    if let Some(missing) = opts.pass_env.iter().find(|n| std::env::var_os(n).is_none()) {
+    if let Some(missing) = opts
+        .pass_env
+        .iter()
+        .find(|n| crate::env::named(n).is_none())
+    {
         return Err(Failure::usage(format!(
             "--pass-env {missing}: {missing} is not set in kiln's environment"
         )));

@@ -245,7 +245,7 @@ pub async fn execute(
 ) -> anyhow::Result<Outcome> {
     let mut secret_env = Vec::new();
     for name in &spec.pass_env {
-        let value = std::env::var(name).map_err(|_| {
+        let value = crate::env::named(name).ok_or_else(|| {
             anyhow::anyhow!("--pass-env {name}: {name} is not set in kiln's environment")
         })?;
         secret_env.push((name.clone(), value));

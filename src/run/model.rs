@@ -28,6 +28,13 @@ use crate::gateway::stats::Stats;
 
 /// The image the gateway container runs kiln's binary in (`KILN_GATEWAY_IMAGE` overrides).
 pub const GATEWAY_IMAGE: &str = "debian:bookworm-slim";
+
+/// [`GATEWAY_IMAGE`], or the one `KILN_GATEWAY_IMAGE` names.
+pub fn gateway_image() -> String {
+    crate::env::GATEWAY_IMAGE
+        .get()
+        .unwrap_or_else(|| GATEWAY_IMAGE.into())
+}
 /// The gateway's name on the run's network, and its port.
 pub const GATEWAY_HOST: &str = "kiln-gateway";
 pub const GATEWAY_PORT: u16 = 8080;
@@ -129,7 +136,7 @@ impl ModelNet {
             s("kiln.run=true"),
             network.clone(),
         ])?;
-        let image = std::env::var("KILN_GATEWAY_IMAGE").unwrap_or_else(|_| GATEWAY_IMAGE.into());
+        let image = gateway_image();
         let mut create = vec![
             s("create"),
             s("--name"),
@@ -195,7 +202,7 @@ impl ModelNet {
                     command.extend([s("--ca-bundle"), format!("{STATE_MOUNT}/ca-bundle.pem")]);
                 }
                 if let Some(name) = api_key_env {
-                    let value = std::env::var(name).map_err(|_| {
+                    let value = crate::env::named(name).ok_or_else(|| {
                         anyhow::anyhow!(
                             "--api-key-env {name}: {name} is not set in kiln's environment"
                         )

@@ -20,11 +20,11 @@ pub const BUILD_HINT: &str = "RUSTFLAGS='-C target-feature=+crt-static' \
 
 /// The runner binaries kiln would use, in order of preference.
 fn candidates(repo: &Path) -> Vec<PathBuf> {
-    if let Some(path) = std::env::var_os("KILN_RUNNER") {
-        return vec![PathBuf::from(path)];
+    if let Some(path) = crate::env::RUNNER.path() {
+        return vec![path];
     }
-    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
+    let target_dir = crate::env::CARGO_TARGET_DIR
+        .path()
         .unwrap_or_else(|| repo.join("target"));
     let mut out = vec![
         target_dir.join("x86_64-unknown-linux-gnu/release/kiln-runner"),

@@ -105,17 +105,18 @@ fn normalise(name: &str) -> Option<String> {
 fn images_dir() -> Option<&'static Path> {
     static DIR: OnceLock<Option<PathBuf>> = OnceLock::new();
     DIR.get_or_init(|| {
-        let home = std::env::var_os("HOME").map(PathBuf::from);
-        let env = |k: &str| std::env::var_os(k).map(PathBuf::from);
+        use crate::env;
+        let home = env::HOME.path();
         find_images_dir(&Places {
             root: is_root(),
-            conf_override: env("CONTAINERS_STORAGE_CONF"),
-            xdg_config: env("XDG_CONFIG_HOME").or_else(|| home.as_ref().map(|h| h.join(".config"))),
-            xdg_data: env("XDG_DATA_HOME")
+            conf_override: env::CONTAINERS_STORAGE_CONF.path(),
+            xdg_config: env::XDG_CONFIG_HOME
+                .path()
+                .or_else(|| home.as_ref().map(|h| h.join(".config"))),
+            xdg_data: env::XDG_DATA_HOME
+                .path()
                 .or_else(|| home.as_ref().map(|h| h.join(".local/share"))),
-            driver_override: std::env::var("STORAGE_DRIVER")
-                .ok()
-                .filter(|d| !d.is_empty()),
+            driver_override: env::STORAGE_DRIVER.get(),
             system_confs: vec![
                 "/etc/containers/storage.conf".into(),
                 "/usr/share/containers/storage.conf".into(),

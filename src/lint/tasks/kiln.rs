@@ -156,9 +156,8 @@ fn key_line(text: &str, key: &str) -> usize {
 /// `kiln.local`) and `kiln.local/bases/` (scripts/make-bases.sh). kiln never pulls, so a
 /// `latest` there is the one this machine built.
 fn local_images() -> Vec<String> {
-    let registry = std::env::var(crate::naming::VAR_REGISTRY)
-        .ok()
-        .filter(|r| !r.is_empty())
+    let registry = crate::env::REGISTRY
+        .get()
         .unwrap_or_else(|| "kiln.local".into());
     vec![format!("{registry}/"), "kiln.local/".to_string()]
 }

@@ -23,13 +23,13 @@ pub fn expand_env(value: &str) -> anyhow::Result<String> {
             Some((n, d)) => (n, Some(d)),
             None => (inner, None),
         };
-        match (std::env::var(name).ok().filter(|v| !v.is_empty()), default) {
+        match (crate::env::named(name), default) {
+            (Some(v), Some(d)) if v.is_empty() => out.push_str(d),
             (Some(v), _) => out.push_str(&v),
             (None, Some(d)) => out.push_str(d),
-            (None, None) => match std::env::var(name) {
-                Ok(empty) => out.push_str(&empty),
-                Err(_) => anyhow::bail!("the variable {name} is not set in kiln's environment"),
-            },
+            (None, None) => {
+                anyhow::bail!("the variable {name} is not set in kiln's environment")
+            }
         }
         rest = &rest[i + end + 1..];
     }

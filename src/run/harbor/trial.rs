@@ -176,8 +176,7 @@ impl Trial<'_> {
         docker.networks.push(net.clone());
         let proxy = format!("{}-egress", self.name(role));
         let exe = std::env::current_exe().context("locating kiln's own binary")?;
-        let image = std::env::var("KILN_GATEWAY_IMAGE")
-            .unwrap_or_else(|_| crate::run::model::GATEWAY_IMAGE.into());
+        let image = crate::run::model::gateway_image();
         let mut run = vec![s("run"), s("-d"), s("--name"), proxy.clone()];
         for (k, v) in &self.labels {
             run.extend([s("--label"), format!("{k}={v}")]);

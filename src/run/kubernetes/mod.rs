@@ -474,8 +474,7 @@ pub fn execute(runs: Vec<Run>, opts: &Options) -> anyhow::Result<Summary> {
     let mut locals = locals;
     let gateway_local = match &opts.gateway {
         Some(_) => {
-            let base = std::env::var("KILN_GATEWAY_IMAGE")
-                .unwrap_or_else(|_| super::model::GATEWAY_IMAGE.into());
+            let base = super::model::gateway_image();
             let (local, inputs) = gateway::ensure_image(&base)?;
             locals.insert(local.clone(), (Store::Docker, inputs));
             Some(local)
