@@ -25,7 +25,10 @@ const IMPURE: [&str; 3] = ["timestamp", "uuid", "bcrypt"];
 
 /// The cache directory, or None when the cache is off or there is no home.
 fn dir(env: &BTreeMap<String, String>) -> Option<PathBuf> {
-    if env.get(crate::env::BAKE_CACHE.name).is_some_and(|v| v == "0") {
+    if env
+        .get(crate::env::BAKE_CACHE.name)
+        .is_some_and(|v| v == "0")
+    {
         return None;
     }
     let base = match env.get("XDG_CACHE_HOME").filter(|v| !v.is_empty()) {

@@ -17,8 +17,6 @@ mod regrade;
 mod release;
 mod report;
 mod run;
-mod run_dataset;
-mod run_kubernetes;
 mod shell;
 mod validate;
 

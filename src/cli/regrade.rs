@@ -5,7 +5,6 @@ use std::process::ExitCode;
 
 use crate::backend::detect::Requested;
 use crate::regrade::{self, Options};
-use crate::run::local;
 
 use super::Failure;
 
@@ -94,7 +93,7 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
         benchmarks: args.benchmarks,
         tasks: args.tasks,
         jobs: args.jobs.map(usize::from),
-        build: local::Options {
+        build: crate::run::Options {
             output: args.results,
             jobs: None,
             force: false,

@@ -3,8 +3,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use crate::backend::detect::Requested;
-use crate::run::local::Options;
 use crate::run::shell::{self, Request, DEFAULT_AGENT};
+use crate::run::Options;
 
 use super::Failure;
 

@@ -8,6 +8,8 @@ use anyhow::{bail, Context as _};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::sse::SseEvent;
+
 /// The one fixture version this kiln reads and writes.
 pub const VERSION: u32 = 1;
 
@@ -68,20 +70,6 @@ pub struct Exchange {
 
 fn ok() -> u16 {
     200
-}
-
-/// One server-sent event: its `event:` name (Anthropic names them, OpenAI does not)
-/// and its `data:` text.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SseEvent {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub event: Option<String>,
-    pub data: String,
-    /// Milliseconds from sending the request upstream to this event's arrival, when
-    /// recorded: replay paces the stream by it (`--replay-speed`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub at_ms: Option<u64>,
 }
 
 /// A whole fixture.

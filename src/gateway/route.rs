@@ -67,7 +67,7 @@ pub fn usage(body: &Value) -> (u64, u64) {
 
 /// Token counts from a streamed answer: the last OpenAI chunk with `usage`, or
 /// Anthropic's `message_start` (input) and `message_delta` (output) events.
-pub fn stream_usage(events: &[crate::gateway::fixture::SseEvent]) -> (u64, u64) {
+pub fn stream_usage(events: &[crate::gateway::sse::SseEvent]) -> (u64, u64) {
     let (mut input, mut output) = (0, 0);
     for e in events {
         let Ok(v) = serde_json::from_str::<Value>(&e.data) else {
@@ -113,7 +113,7 @@ mod tests {
             usage(&json!({"usage": {"input_tokens": 5, "output_tokens": 2}})),
             (5, 2)
         );
-        let ev = |d: &str| crate::gateway::fixture::SseEvent {
+        let ev = |d: &str| crate::gateway::sse::SseEvent {
             event: None,
             data: d.into(),
             at_ms: None,

@@ -19,11 +19,12 @@ use hyper::{Request, Response};
 use serde_json::{json, Value};
 use tokio::sync::Mutex;
 
-use super::fixture::{Exchange, SseEvent};
+use super::fixture::Exchange;
 use super::record::Recorder;
 use super::replay::{Answer, Replayer};
 use super::route::{self, Route};
 use super::sse;
+use super::sse::SseEvent;
 use super::stats::Stats;
 
 pub enum Engine {

@@ -2,7 +2,21 @@
 //! an upstream's stream into events for the fixture (with each event's arrival time),
 //! and framing them again on replay.
 
-use super::fixture::SseEvent;
+use serde::{Deserialize, Serialize};
+
+/// One server-sent event: its `event:` name (Anthropic names them, OpenAI does not)
+/// and its `data:` text.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SseEvent {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<String>,
+    pub data: String,
+    /// Milliseconds from sending the request upstream to this event's arrival, when
+    /// recorded: replay paces the stream by it (`--replay-speed`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at_ms: Option<u64>,
+}
 
 /// Frames one event: `event: NAME` (when named), one `data:` line per line of data,
 /// and the blank line that ends it.

@@ -21,8 +21,8 @@
 
 use serde_json::Value;
 
-use super::fixture::SseEvent;
 use super::route::Route;
+use super::sse::SseEvent;
 
 /// Checks `events` against `route`'s grammar; the error says which event is wrong.
 pub fn check(route: Route, events: &[SseEvent]) -> Result<(), String> {

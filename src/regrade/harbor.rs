@@ -93,7 +93,7 @@ pub fn run(
             };
             let plan =
                 crate::plan::harbor_agents::verifiers_plan(&ds.fleet, tasks, &info, base_map)
-                    .map_err(crate::run::local::refused)?;
+                    .map_err(crate::run::refused)?;
             if plan.builds.is_empty() {
                 continue;
             }

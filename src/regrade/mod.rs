@@ -45,7 +45,7 @@ pub struct Options {
     /// Regrades at once (None: as `kiln run`).
     pub jobs: Option<usize>,
     /// How eval images are built, as for `kiln run`.
-    pub build: local::Options,
+    pub build: crate::run::Options,
 }
 
 /// How one run ended up.
@@ -165,7 +165,7 @@ fn build(
     repo: &std::path::Path,
     fleet: &Fleet,
     wanted: &BTreeSet<(String, String, String)>,
-    opts: &local::Options,
+    opts: &crate::run::Options,
     runtime: &tokio::runtime::Runtime,
 ) -> anyhow::Result<HashMap<String, (Store, String)>> {
     let mut requests = Vec::new();

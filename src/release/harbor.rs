@@ -26,17 +26,8 @@ use crate::plan::{self, Request};
 use crate::validate;
 
 use super::manifest::{BenchmarkEntry, Manifest, NotPublished, TaskVerdict, Validation};
-use super::select::{Item, Selection};
+use super::select::{Item, Selection, Tasks};
 use super::{target, Options};
-
-/// A dataset's tasks in a release.
-#[derive(Debug, Clone)]
-pub struct Tasks {
-    /// The tasks whose images are built, validated and (when valid) published.
-    pub selected: Vec<String>,
-    /// Tasks never published here, with why (they cannot run or build here).
-    pub left_out: Vec<(String, String)>,
-}
 
 fn dataset(fleet: &Fleet) -> &crate::fleet::layout::harbor::Dataset {
     fleet.layout.dataset.as_deref().expect("a Harbor fleet")

@@ -77,7 +77,16 @@ pub struct Selection {
     /// Benchmarks left out because they lack the label (for the dry run's notes).
     pub unreleased: Vec<String>,
     /// A Harbor dataset's selection: its units are tasks.
-    pub harbor: Option<super::harbor::Tasks>,
+    pub harbor: Option<Tasks>,
+}
+
+/// A dataset's tasks in a release.
+#[derive(Debug, Clone)]
+pub struct Tasks {
+    /// The tasks whose images are built, validated and (when valid) published.
+    pub selected: Vec<String>,
+    /// Tasks never published here, with why (they cannot run or build here).
+    pub left_out: Vec<(String, String)>,
 }
 
 impl Selection {

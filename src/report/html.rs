@@ -8,23 +8,7 @@ use std::fmt::Write as _;
 use std::path::{Component, Path, PathBuf};
 
 use super::compare::Comparison;
-use super::{Report, Row, Summary};
-
-/// `s` with `& < > " '` escaped, for text and attribute values.
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+use super::{escape, Report, Row, Summary};
 
 /// A background colour for a score in [0, 1]: hue 0 (red) to 120 (green), light enough
 /// for black text.

@@ -470,6 +470,22 @@ pub fn collect_priced(dir: &Path, prices: &cost::Prices) -> anyhow::Result<Repor
 }
 
 /// A run for unit tests: benchmark `b`, reward mode, no model.
+/// `s` with `& < > " '` escaped, for HTML text and attribute values.
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 pub(crate) fn test_row(task: &str, agent: &str, score: f64, passed: bool) -> Row {
     Row {

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use super::html::escape;
+use super::escape;
 use super::Row;
 
 /// How much of the end of each log file is shown.

@@ -17,9 +17,9 @@ use anyhow::Context as _;
 
 use super::harbor::{self, Agent, Keep, KilnAgent, Outcome, Trial};
 use super::kept_state;
-use super::local::Options;
 use super::model::{self, ModelNet};
 use super::reap::Owner;
+use super::Options;
 use crate::error::Failure;
 use crate::fleet::Fleet;
 use crate::plan::base_map::BaseMap;
@@ -88,7 +88,7 @@ pub fn run(sel: &Selection, opts: &Options) -> anyhow::Result<u8> {
                 .into_iter()
                 .collect();
             let plan = harbor_agents::plan(&ds.fleet, &tasks, &agent_images, info, &sel.base_map)
-                .map_err(super::local::refused)?;
+                .map_err(super::refused)?;
             if opts.progress != crate::printer::Mode::Quiet {
                 for note in &plan.notes {
                     errln!("note: {note}");
@@ -254,8 +254,7 @@ fn build_agents(
             .map(|a| crate::plan::Request::Agent { agent: a.clone() })
             .collect(),
     );
-    let plan =
-        crate::plan::plan_without_bake(fleet, &request, info).map_err(super::local::refused)?;
+    let plan = crate::plan::plan_without_bake(fleet, &request, info).map_err(super::refused)?;
     let images: Vec<AgentImage> = agents
         .iter()
         .map(|a| agent_image(fleet, a))

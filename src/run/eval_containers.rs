@@ -16,9 +16,9 @@ use std::time::Instant;
 use anyhow::{anyhow, Context as _};
 use serde_json::{json, Value};
 
-use super::local::Options;
 use super::model::{self, ModelNet};
 use super::reap::Owner;
+use super::Options;
 use crate::error::Failure;
 use crate::fleet::{Benchmark, Env, Fleet};
 

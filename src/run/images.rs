@@ -6,8 +6,8 @@ use crate::printer::errln;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-use super::local::{refused, Options};
 use super::matrix;
+use super::{refused, Options};
 use crate::backend::detect::{self, Requested};
 use crate::error::Failure;
 use crate::fleet::Fleet;

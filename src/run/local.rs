@@ -8,7 +8,7 @@
 //! could not, 130 interrupted; refused input and no backend are errors carrying 2/3).
 
 use crate::printer::{errln, outln};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -21,40 +21,12 @@ use super::images::existing_images;
 use super::matrix::{self, Existing, PlannedRun, Selection};
 use super::reap::{self, Owner};
 use super::{container, Outcome, RunSpec, ORACLE};
-use crate::backend::detect::Requested;
+use super::{refused, Options};
 use crate::error::Failure;
 use crate::fleet::Fleet;
 use crate::printer::Mode;
 use crate::report;
 use crate::store::Store;
-
-/// How to run a matrix.
-#[derive(Debug, Clone)]
-pub struct Options {
-    /// The results root (`--output`).
-    pub output: PathBuf,
-    /// Runs at once; None: [`default_jobs`].
-    pub jobs: Option<usize>,
-    /// Run again even when a complete, current result exists.
-    pub force: bool,
-    /// Do not build: the eval images must exist.
-    pub no_build: bool,
-    pub backend: Requested,
-    /// Environment variables handed to the agent (names; values from kiln's environment).
-    pub pass_env: Vec<String>,
-    pub agent_timeout: Option<u64>,
-    /// `--replay`/`--record`: each run gets a model gateway on a network of its own.
-    pub gateway: Option<super::model::ModelSpec>,
-    /// A CA bundle handed to builds as the build secret `ca-bundle`.
-    pub ca_bundle: Option<PathBuf>,
-    pub progress: Mode,
-    /// The `REGISTRY`/`TAG` bake variables from the environment.
-    pub vars: BTreeMap<String, String>,
-    /// The build-time label values (from git or the environment); needed unless `no_build`.
-    pub build_info: Option<crate::labels::BuildInfo>,
-    /// `--keep-state`: commit each run's filesystem as the agent left it (Docker Engine only).
-    pub keep_state: bool,
-}
 
 /// Memory one run is given room for when choosing the default `--jobs` (the shipped
 /// tasks' largest, a runner with PostgreSQL as a service, peaks near 200 MiB; agents
@@ -84,13 +56,6 @@ pub(crate) fn valid_env_name(name: &str) -> bool {
         .next()
         .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
-
-pub(crate) fn refused(err: anyhow::Error) -> anyhow::Error {
-    if let Some(r) = err.downcast_ref::<crate::fleet::Refused>() {
-        return Failure::usage(r.0.clone());
-    }
-    err
 }
 
 /// One run, ready to go.

@@ -51,6 +51,42 @@ use serde::Serialize;
 use crate::report::{self, RunnerResult};
 use crate::store::Store;
 
+/// How to run a matrix.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The results root (`--output`).
+    pub output: PathBuf,
+    /// Runs at once; None: [`default_jobs`].
+    pub jobs: Option<usize>,
+    /// Run again even when a complete, current result exists.
+    pub force: bool,
+    /// Do not build: the eval images must exist.
+    pub no_build: bool,
+    pub backend: crate::backend::detect::Requested,
+    /// Environment variables handed to the agent (names; values from kiln's environment).
+    pub pass_env: Vec<String>,
+    pub agent_timeout: Option<u64>,
+    /// `--replay`/`--record`: each run gets a model gateway on a network of its own.
+    pub gateway: Option<model::ModelSpec>,
+    /// A CA bundle handed to builds as the build secret `ca-bundle`.
+    pub ca_bundle: Option<PathBuf>,
+    pub progress: crate::printer::Mode,
+    /// The `REGISTRY`/`TAG` bake variables from the environment.
+    pub vars: std::collections::BTreeMap<String, String>,
+    /// The build-time label values (from git or the environment); needed unless `no_build`.
+    pub build_info: Option<crate::labels::BuildInfo>,
+    /// `--keep-state`: commit each run's filesystem as the agent left it (Docker Engine only).
+    pub keep_state: bool,
+}
+
+/// A fleet's refusal (an unknown name, a bad selection) as a usage error.
+pub(crate) fn refused(err: anyhow::Error) -> anyhow::Error {
+    if let Some(r) = err.downcast_ref::<crate::fleet::Refused>() {
+        return crate::error::Failure::usage(r.0.clone());
+    }
+    err
+}
+
 /// The agent that gets the task's reference solution.
 pub const ORACLE: &str = "oracle";
 const BEGIN_MARKER: &str = "==== KILN RESULT BEGIN ====";

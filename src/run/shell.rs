@@ -25,10 +25,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 
-use super::local::{self, refused, Options};
+use super::local;
 use super::matrix::{self, Matrix, Selection};
 use super::reap::{self, Owner, LABEL_RUN};
 use super::{container, ORACLE};
+use super::{refused, Options};
 use crate::backend::shell::join;
 use crate::error::Failure;
 use crate::fleet::Fleet;

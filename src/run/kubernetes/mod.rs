@@ -232,11 +232,11 @@ pub fn plan_jobs(
 pub fn run(
     repo: &Path,
     selection: &Selection,
-    local: &super::local::Options,
+    local: &super::Options,
     opts: &Options,
 ) -> anyhow::Result<u8> {
     let fleet = Fleet::load(repo, local.vars.clone())?;
-    let plan = matrix::select(&fleet, selection).map_err(super::local::refused)?;
+    let plan = matrix::select(&fleet, selection).map_err(super::refused)?;
     let solutions = super::local::solutions(repo, &plan.runs)?;
     let mut infos = BTreeMap::new();
     for r in &plan.runs {

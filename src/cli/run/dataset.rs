@@ -4,16 +4,16 @@
 
 use std::path::{Path, PathBuf};
 
-use super::run::Args;
-use super::Failure;
+use super::Args;
+use crate::error::Failure;
 use crate::fleet::layout::harbor;
 use crate::fleet::Fleet;
 use crate::run::dataset::{self, Dataset, Selection};
-use crate::run::local::Options;
+use crate::run::Options;
 
 /// Runs `args` when they name Harbor datasets (the exit status); None: a kiln run.
 pub fn run(repo: &Path, args: &Args, opts: &Options) -> anyhow::Result<Option<u8>> {
-    let vars = super::build::env_vars();
+    let vars = crate::cli::build::env_vars();
     let in_dataset = crate::fleet::layout::detect(repo)?.name() == harbor::NAME;
     let (datasets, kiln) = if in_dataset {
         if !args.datasets.is_empty() {

@@ -6,11 +6,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use crate::run::kubernetes::{self, Options};
-use crate::run::local;
 use crate::run::matrix::Selection;
 
-use super::run::Args;
-use super::Failure;
+use super::Args;
+use crate::error::Failure;
 
 pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
     if !args.pass_env.is_empty() {
@@ -28,7 +27,7 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
             "--record runs locally only: on a cluster the gateway could not write the fixture back (--replay works)",
         ));
     }
-    let gateway = super::run::model_spec(&args)?;
+    let gateway = super::model_spec(&args)?;
     if args.no_build {
         return Err(Failure::usage(
             "--no-build is not supported with --on kubernetes (kiln pushes the images it builds)",
@@ -74,7 +73,7 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
     } else {
         args.progress
     };
-    let local = local::Options {
+    let local = crate::run::Options {
         output: args.output.clone(),
         jobs: None,
         force: args.force,
@@ -85,11 +84,11 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
         gateway: None,
         ca_bundle: args.ca_bundle.clone(),
         progress,
-        vars: super::build::env_vars(),
+        vars: crate::cli::build::env_vars(),
         build_info: if args.dry_run {
             None
         } else {
-            Some(super::build::build_info(repo)?)
+            Some(crate::cli::build::build_info(repo)?)
         },
         keep_state: false,
     };

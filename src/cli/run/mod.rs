@@ -1,10 +1,14 @@
+mod dataset;
+mod kubernetes;
+
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use crate::backend::detect::Requested;
-use crate::run::local::{self, Options};
+use crate::run::local;
 use crate::run::matrix::Selection;
 use crate::run::model::{ModelMode, ModelSpec};
+use crate::run::Options;
 
 use super::Failure;
 
@@ -205,7 +209,7 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
                 "--dataset, --base-map and --base run on this machine only (not --on kubernetes)",
             ));
         }
-        return super::run_kubernetes::run(repo, args);
+        return kubernetes::run(repo, args);
     }
     if args.dry_run || args.registry.is_some() || !args.insecure_registries.is_empty() {
         return Err(Failure::usage(
@@ -229,7 +233,7 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
     if crate::fleet::layout::detect(repo)?.name() == crate::plan::eval_containers::LAYOUT {
         return eval_containers(repo, args, &opts);
     }
-    if let Some(code) = super::run_dataset::run(repo, &args, &opts)? {
+    if let Some(code) = dataset::run(repo, &args, &opts)? {
         return Ok(ExitCode::from(code));
     }
     if args.base_map.is_some() || !args.bases.is_empty() {
