@@ -5,7 +5,8 @@
 use std::io::{Read as _, Write as _};
 use std::net::SocketAddr;
 
-use kiln::gateway::fixture::{Exchange, Fixture, Header, SseEvent};
+use kiln::gateway::fixture::{Exchange, Fixture, Header};
+use kiln::gateway::sse::SseEvent;
 use kiln::gateway::{self, Mode, Options};
 use serde_json::{json, Value};
 

@@ -11,7 +11,8 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
-use kiln::gateway::fixture::{Exchange, Fixture, Header, SseEvent};
+use kiln::gateway::fixture::{Exchange, Fixture, Header};
+use kiln::gateway::sse::SseEvent;
 use kiln::gateway::{self, Mode, Options};
 use registry_support::tls::{make_certs, Cert};
 use rustls::pki_types::pem::PemObject as _;

@@ -3,6 +3,8 @@
 
 use std::collections::BTreeMap;
 
+use crate::vars::csv_fields;
+
 /// A `cache-from`, `cache-to` or `output` entry: its `type` plus the other attributes.
 /// For outputs, `dest` sits in `attrs` (printed only when non-empty).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -232,54 +234,6 @@ pub(crate) fn remove_dupes(s: &mut Vec<Entry>) {
         }
         i -= 1;
     }
-}
-
-/// Splits one CSV record the way Go's `encoding/csv` reads a line (quotes allowed).
-pub(crate) fn csv_fields(s: &str) -> Result<Vec<String>, String> {
-    let mut fields = Vec::new();
-    let mut cur = String::new();
-    let mut chars = s.chars().peekable();
-    let mut at_start = true;
-    let mut quoted = false;
-    while let Some(c) = chars.next() {
-        if quoted {
-            if c == '"' {
-                if chars.peek() == Some(&'"') {
-                    cur.push('"');
-                    chars.next();
-                } else {
-                    quoted = false;
-                    match chars.peek() {
-                        None | Some(',') => {}
-                        Some(_) => return Err("extraneous or missing \" in quoted-field".into()),
-                    }
-                }
-            } else {
-                cur.push(c);
-            }
-            continue;
-        }
-        match c {
-            '"' if at_start => {
-                quoted = true;
-                at_start = false;
-            }
-            ',' => {
-                fields.push(std::mem::take(&mut cur));
-                at_start = true;
-            }
-            '"' => return Err("bare \" in non-quoted-field".into()),
-            _ => {
-                cur.push(c);
-                at_start = false;
-            }
-        }
-    }
-    if quoted {
-        return Err("extraneous or missing \" in quoted-field".into());
-    }
-    fields.push(cur);
-    Ok(fields)
 }
 
 fn split_kv(field: &str) -> (String, Option<String>) {

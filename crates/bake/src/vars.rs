@@ -2,8 +2,55 @@
 //! Go's `ParseBool`/`ParseFloat` for primitives, a CSV row for lists, sets, tuples and maps,
 //! JSON for `X_JSON`.
 
-use crate::target::csv_fields;
 use crate::value::{convert, make_set, Number, Type, Value};
+
+/// Splits one CSV record the way Go's `encoding/csv` reads a line (quotes allowed).
+pub(crate) fn csv_fields(s: &str) -> Result<Vec<String>, String> {
+    let mut fields = Vec::new();
+    let mut cur = String::new();
+    let mut chars = s.chars().peekable();
+    let mut at_start = true;
+    let mut quoted = false;
+    while let Some(c) = chars.next() {
+        if quoted {
+            if c == '"' {
+                if chars.peek() == Some(&'"') {
+                    cur.push('"');
+                    chars.next();
+                } else {
+                    quoted = false;
+                    match chars.peek() {
+                        None | Some(',') => {}
+                        Some(_) => return Err("extraneous or missing \" in quoted-field".into()),
+                    }
+                }
+            } else {
+                cur.push(c);
+            }
+            continue;
+        }
+        match c {
+            '"' if at_start => {
+                quoted = true;
+                at_start = false;
+            }
+            ',' => {
+                fields.push(std::mem::take(&mut cur));
+                at_start = true;
+            }
+            '"' => return Err("bare \" in non-quoted-field".into()),
+            _ => {
+                cur.push(c);
+                at_start = false;
+            }
+        }
+    }
+    if quoted {
+        return Err("extraneous or missing \" in quoted-field".into());
+    }
+    fields.push(cur);
+    Ok(fields)
+}
 
 /// Go's `strconv.ParseBool`.
 pub fn parse_go_bool(s: &str) -> Option<bool> {

@@ -9,8 +9,8 @@ use md5::Md5;
 use sha1::Sha1;
 use sha2::{Digest, Sha256, Sha512};
 
-use super::strings::{s, str_val};
 use super::support::to_int;
+use super::text::{json_text, s, str_val};
 use super::{arg_err, failed, p, p_null, sig, sig_var, Body, FnError, Signature, ANY, N, S};
 use crate::value::Value;
 
@@ -41,67 +41,6 @@ pub(crate) fn lookup(name: &str) -> Option<(Signature, Body)> {
         ),
         _ => return None,
     })
-}
-
-/// Appends `s` as a Go `encoding/json` string: HTML-safe (`<`, `>`, `&` escaped),
-/// U+2028/U+2029 escaped, short escapes for `\b \f \n \r \t`, other controls `\u00xx`.
-pub(crate) fn push_json_string(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => {
-                out.push_str(&format!("\\u{:04x}", c as u32));
-            }
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-}
-
-fn push_json(out: &mut String, v: &Value) {
-    match v {
-        Value::Null => out.push_str("null"),
-        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Value::Number(n) => out.push_str(&n.to_string()),
-        Value::String(s) => push_json_string(out, s),
-        Value::List(items) | Value::Tuple(items) | Value::Set(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                push_json(out, item);
-            }
-            out.push(']');
-        }
-        Value::Map(m) | Value::Object(m) => {
-            out.push('{');
-            for (i, (k, item)) in m.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                push_json_string(out, k);
-                out.push(':');
-                push_json(out, item);
-            }
-            out.push('}');
-        }
-    }
-}
-
-/// cty's JSON text of a value (compact, keys sorted).
-pub(crate) fn json_text(v: &Value) -> Option<String> {
-    let mut out = String::new();
-    push_json(&mut out, v);
-    Some(out)
 }
 
 fn jsonencode(a: Vec<Value>) -> Result<Value, FnError> {
@@ -239,7 +178,7 @@ fn csvdecode(a: Vec<Value>) -> Result<Value, FnError> {
         if headers[..i].contains(h) {
             return Err(failed(format!(
                 "duplicate column name {}",
-                super::format::go_quote(h)
+                super::text::go_quote(h)
             )));
         }
     }

@@ -6,9 +6,8 @@
 use bigdecimal::num_bigint::{BigUint, Sign};
 use bigdecimal::{BigDecimal, Zero};
 
-use super::encoding::{json_text, push_json_string};
-use super::strings::s;
 use super::support::grapheme_len;
+use super::text::{go_quote, go_quote_rune, json_text, push_json_string, s};
 use super::{arg_err, failed, p, p_null, sig_var, Body, FnError, Signature, ANY, S};
 use crate::value::{convert, Number, Type, Value};
 use unicode_segmentation::UnicodeSegmentation;
@@ -22,49 +21,6 @@ pub(crate) fn lookup(name: &str) -> Option<(Signature, Body)> {
         ),
         _ => return None,
     })
-}
-
-/// Go's `strconv.Quote` (used for `%q` in error messages).
-pub(crate) fn go_quote(text: &str) -> String {
-    let mut out = String::from("\"");
-    for c in text.chars() {
-        push_go_escaped(&mut out, c, '"');
-    }
-    out.push('"');
-    out
-}
-
-/// Go's `%q` of a rune: `'x'`.
-fn go_quote_rune(c: char) -> String {
-    let mut out = String::from("'");
-    push_go_escaped(&mut out, c, '\'');
-    out.push('\'');
-    out
-}
-
-fn push_go_escaped(out: &mut String, c: char, quote: char) {
-    match c {
-        c if c == quote || c == '\\' => {
-            out.push('\\');
-            out.push(c);
-        }
-        '\u{7}' => out.push_str("\\a"),
-        '\u{8}' => out.push_str("\\b"),
-        '\u{c}' => out.push_str("\\f"),
-        '\n' => out.push_str("\\n"),
-        '\r' => out.push_str("\\r"),
-        '\t' => out.push_str("\\t"),
-        '\u{b}' => out.push_str("\\v"),
-        c if (c as u32) < 0x20 || c as u32 == 0x7f => out.push_str(&format!("\\x{:02x}", c as u32)),
-        c if c.is_control() => {
-            if (c as u32) < 0x10000 {
-                out.push_str(&format!("\\u{:04x}", c as u32))
-            } else {
-                out.push_str(&format!("\\U{:08x}", c as u32))
-            }
-        }
-        c => out.push(c),
-    }
 }
 
 /// Widths and precisions beyond this are refused rather than printed.

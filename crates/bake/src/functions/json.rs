@@ -43,7 +43,7 @@ fn quote_char(c: char) -> String {
         '\'' => "'\\''".into(),
         '"' => "'\"'".into(),
         c => {
-            let q = super::format::go_quote(&c.to_string());
+            let q = super::text::go_quote(&c.to_string());
             format!("'{}'", &q[1..q.len() - 1])
         }
     }
@@ -130,7 +130,7 @@ impl Parser<'_> {
             if m.contains_key(&key) {
                 return Err(format!(
                     "duplicate {} property in JSON object",
-                    super::format::go_quote(&key)
+                    super::text::go_quote(&key)
                 ));
             }
             m.insert(key, v);

@@ -25,6 +25,7 @@ mod semver;
 mod sets;
 mod strings;
 mod support;
+mod text;
 mod time;
 
 #[cfg(test)]

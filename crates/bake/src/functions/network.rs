@@ -4,8 +4,8 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use super::strings::{s, str_val};
 use super::support::to_int;
+use super::text::{s, str_val};
 use super::{arg_err, failed, p, sig, sig_var, Body, FnError, Signature, N, S};
 use crate::value::Value;
 

@@ -209,7 +209,7 @@ fn parseint(a: Vec<Value>) -> Result<Value, FnError> {
             "number",
             format!(
                 "cannot parse {} as a base {base} integer",
-                super::format::go_quote(text)
+                super::text::go_quote(text)
             ),
         )
     };

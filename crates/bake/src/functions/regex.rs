@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use regex::Regex;
 use regex_syntax::ast::ErrorKind;
 
-use super::strings::{s, str_val};
+use super::text::{s, str_val};
 use super::{arg_err, failed, p, sig, Body, FnError, Signature, S};
 use crate::value::Value;
 

@@ -6,7 +6,7 @@
 
 use std::cmp::Ordering;
 
-use super::strings::s;
+use super::text::s;
 use super::{failed, p, sig, Body, FnError, Signature, S};
 use crate::value::Value;
 

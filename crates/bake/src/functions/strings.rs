@@ -5,6 +5,7 @@
 use unicode_segmentation::UnicodeSegmentation;
 
 use super::support::{grapheme_len, to_int};
+use super::text::{s, str_val};
 use super::{arg_err, failed, list_of, p, sig, sig_var, Body, FnError, Signature, N, S};
 use crate::value::Value;
 
@@ -47,15 +48,6 @@ pub(crate) fn lookup(name: &str) -> Option<(Signature, Body)> {
 /// Output size past which a function refuses instead of exhausting memory (Go would
 /// try, and fail less gracefully).
 pub(crate) const MAX_OUTPUT: u64 = 1 << 28;
-
-/// The string argument at `i` (conversion already made it a string).
-pub(crate) fn s(args: &[Value], i: usize) -> &str {
-    args[i].as_str().unwrap_or_default()
-}
-
-pub(crate) fn str_val(s: impl Into<String>) -> Result<Value, FnError> {
-    Ok(Value::String(s.into()))
-}
 
 /// Go's `unicode.ToUpper`: a one-to-one mapping; characters whose uppercase is several
 /// characters (`ß`) stay as they are.

@@ -167,8 +167,8 @@ pub(crate) fn set_cmp(a: &Value, b: &Value) -> std::cmp::Ordering {
         (Value::Number(x), Value::Number(y)) => x.cmp(y),
         (Value::Bool(x), Value::Bool(y)) => x.cmp(y),
         _ => {
-            let ja = super::encoding::json_text(a).unwrap_or_default();
-            let jb = super::encoding::json_text(b).unwrap_or_default();
+            let ja = super::text::json_text(a).unwrap_or_default();
+            let jb = super::text::json_text(b).unwrap_or_default();
             ja.cmp(&jb)
         }
     }

@@ -1,7 +1,7 @@
 //! Table tests for every function family: inputs → the value (as cty JSON text) or the
 //! exact diagnostic text bake prints. Run with `cargo test -p kiln-bake functions`.
 
-use super::encoding::json_text;
+use super::text::json_text;
 use super::{call, exists, FnError};
 use crate::value::{Number, Value};
 

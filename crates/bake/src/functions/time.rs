@@ -4,8 +4,8 @@
 
 use chrono::{DateTime, Datelike, Duration, FixedOffset, NaiveDate, Timelike, Utc};
 
-use super::format::go_quote;
-use super::strings::{s, str_val};
+use super::text::go_quote;
+use super::text::{s, str_val};
 use super::{arg_err, failed, p, sig, Body, FnError, Signature, S};
 use crate::value::Value;
 
