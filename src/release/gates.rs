@@ -5,6 +5,10 @@ use std::path::Path;
 
 use anyhow::Context as _;
 
+use crate::fleet::Fleet;
+
+use super::{say, Halt, Options};
+
 /// Every gate in the order a release checks it (for `--dry-run` and the docs).
 pub fn describe(allow_dirty: bool, benchmarks: &[(String, usize)], version: &str) -> Vec<String> {
     let mut out = vec![
@@ -69,4 +73,54 @@ pub fn dirty_paths(repo: &Path) -> anyhow::Result<Vec<String>> {
         .lines()
         .map(|l| l.get(3..).unwrap_or(l).to_string())
         .collect())
+}
+
+/// The clean-work-tree gate: `Ok(true)` when paths changed and `--allow-dirty` lets
+/// them through (the manifest records it). The manifest a previous release wrote is
+/// kiln's own output, not a change; so is a Harbor task.toml that differs from HEAD
+/// only by kiln's pin.
+pub(super) fn work_tree(fleet: &Fleet, opts: &Options, harbor: bool) -> Result<bool, Halt> {
+    let own_manifest = manifest_in_repo(&opts.repo, &opts.manifest);
+    let mut dirty: Vec<String> = dirty_paths(&opts.repo)?
+        .into_iter()
+        .filter(|p| Some(p.as_str()) != own_manifest.as_deref())
+        .collect();
+    if harbor {
+        let pins = super::harbor::own_pins(fleet, &dirty);
+        dirty.retain(|p| !pins.contains(p));
+    }
+    if dirty.is_empty() {
+        say("gate clean work tree: clean");
+        return Ok(false);
+    }
+    if !opts.allow_dirty {
+        let shown: Vec<&str> = dirty.iter().take(10).map(String::as_str).collect();
+        return Err(Halt::Blocked(format!(
+            "gate `clean work tree` failed: {} path(s) changed or untracked ({}{}); commit them, or pass --allow-dirty (recorded in the manifest)",
+            dirty.len(),
+            shown.join(", "),
+            if dirty.len() > 10 { ", …" } else { "" }
+        )));
+    }
+    say(&format!(
+        "gate clean work tree: {} changed path(s), allowed by --allow-dirty",
+        dirty.len()
+    ));
+    Ok(true)
+}
+
+/// The manifest's path relative to the repository, when it lies inside it.
+fn manifest_in_repo(repo: &Path, manifest: &Path) -> Option<String> {
+    let repo = repo.canonicalize().ok()?;
+    let parent = match manifest.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.canonicalize().ok()?,
+        _ => std::env::current_dir().ok()?.canonicalize().ok()?,
+    };
+    let full = parent.join(manifest.file_name()?);
+    Some(
+        full.strip_prefix(&repo)
+            .ok()?
+            .to_string_lossy()
+            .into_owned(),
+    )
 }

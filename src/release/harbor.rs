@@ -316,7 +316,7 @@ pub fn preview_pins(
     let Some(tasks) = &sel.harbor else {
         return Ok(());
     };
-    let known = super::previously_published(&opts.manifest);
+    let known = super::check::previously_published(&opts.manifest);
     writeln!(
         out,
         "# --pin: each task.toml that changes, as a diff (pinned only once the task is valid and its images are verified; nothing is written now):"

@@ -10,18 +10,21 @@
 //! A registry tag is made by the manifest `PUT`, the last step of a push, after every
 //! blob is there: a push stopped at any point leaves no tag pointing at part of an image.
 
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use futures_util::stream::FuturesUnordered;
 use futures_util::StreamExt as _;
 use tokio::sync::watch;
 
+use crate::labels;
 use crate::printer::{self, errln, Mode};
 use crate::registry::{self, Client, Published, PushObserver, PushRequest, Reference};
 use crate::store::Store;
 
 use super::fail_fast::{self, FailFast};
-use super::select::Item;
+use super::manifest::{ImageEntry, Validation, ValidationSummary};
+use super::select::{Item, Selection};
 use super::temp_tags::TempTags;
 use super::Local;
 
@@ -293,5 +296,60 @@ impl Progress {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }
+    }
+}
+
+/// The manifest's entry of a published (or already published) image.
+pub(super) fn entry(
+    job: &Job<'_>,
+    p: &Published,
+    validation: Option<ValidationSummary>,
+) -> ImageEntry {
+    let label = |k: &str| job.local.labels.get(k).cloned().unwrap_or_default();
+    ImageEntry {
+        reference: p.reference.clone(),
+        digest: p.digest.clone(),
+        config_digest: p.config_digest.clone(),
+        size: p.size,
+        kind: job.item.kind.clone(),
+        benchmark: job.item.benchmark.clone(),
+        agent: job.item.agent.clone(),
+        task: job.item.task.clone(),
+        inputs_digest: label(labels::INPUTS_DIGEST),
+        revision: label(labels::OCI_REVISION),
+        version: label(labels::OCI_VERSION),
+        status: if p.pushed {
+            "pushed"
+        } else {
+            "already-published"
+        }
+        .to_string(),
+        validation,
+    }
+}
+
+/// The validation an image was published on: its benchmark's, or a Harbor task's own.
+pub(super) fn validation_of(
+    sel: &Selection,
+    validations: &BTreeMap<String, Validation>,
+    item: &Item,
+) -> Option<ValidationSummary> {
+    match &sel.harbor {
+        Some(_) => item
+            .benchmark
+            .as_ref()
+            .and_then(|b| validations.get(b))
+            .and_then(|v| v.tasks.iter().find(|t| Some(&t.task) == item.task.as_ref()))
+            .map(|t| ValidationSummary {
+                valid: t.valid,
+                tasks: 1,
+            }),
+        None => item
+            .owner()
+            .and_then(|b| validations.get(b))
+            .map(|v| ValidationSummary {
+                valid: v.valid,
+                tasks: v.tasks.len(),
+            }),
     }
 }
