@@ -262,7 +262,6 @@ fn eval_containers(repo: &Path, args: Args, opts: &Options) -> anyhow::Result<Ex
             args.base_map.is_some() || !args.bases.is_empty(),
             "--base-map/--base",
         ),
-        (args.keep_state, "--keep-state"),
         (args.jobs.is_some(), "--jobs"),
     ] {
         if set {
@@ -278,6 +277,7 @@ fn eval_containers(repo: &Path, args: Args, opts: &Options) -> anyhow::Result<Ex
         agents: args.agents,
         tasks: args.tasks,
         repeat: args.repeat,
+        keep_state: args.keep_state,
     };
     Ok(ExitCode::from(crate::run::eval_containers::run(
         &sel, opts,
