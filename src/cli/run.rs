@@ -110,7 +110,9 @@ pub struct Args {
 
     /// Keep each run's filesystem as the agent left it (before any grader ran) as an
     /// image of Docker's store, named in run.json, so that `kiln regrade` can grade it
-    /// again with changed graders; `kiln clean` removes it. Docker Engine only.
+    /// again with changed graders; `kiln clean` removes it. Docker Engine only. On an
+    /// eval-containers fleet: the eval container committed between its agent and its
+    /// grader (docs/authoring.md).
     #[arg(long)]
     pub keep_state: bool,
 

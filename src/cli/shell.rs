@@ -23,6 +23,11 @@ environment ($PROMPT_FILE holds the prompt). The graders under /kiln stay hidden
 The container is removed when the shell exits, on Ctrl-C/SIGTERM (exit 130) and when the
 terminal closes (SIGHUP, exit 129); otherwise kiln exits with the shell's status. With
 stdin not a terminal the shell runs without a TTY and reads its commands from stdin.
+Harbor datasets: the task's environment as its agent user (docs/authoring.md).
+eval-containers fleets: the eval image kiln run runs (built by kiln build eval; not
+built here), uid 1002 with run-agent's environment, no network; --with-tests makes
+/grade.sh, /tests and /tasks/<task> readable, --with-solution mounts solution.sh at
+/solution/solution.sh (docs/authoring.md).
 Exit status: 2 refused input (unknown benchmark, agent or task; nothing started), 3 no
 backend to build with, 1 a build failed.")]
 pub struct Args {

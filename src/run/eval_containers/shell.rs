@@ -128,7 +128,8 @@ pub fn spec(fleet: &Fleet, req: &Request) -> anyhow::Result<ShellSpec> {
                 .collect();
             match built.as_slice() {
                 [one] => one.to_string(),
-                [] => return Err(Failure::usage(format!(
+                [] => {
+                    return Err(Failure::usage(format!(
                     "no eval image of {} is built: name the agent whose place to take (--agent A) \
                          and build it first (`kiln build eval {} --agent A{}`)",
                     b.name,
@@ -136,7 +137,8 @@ pub fn spec(fleet: &Fleet, req: &Request) -> anyhow::Result<ShellSpec> {
                     per_task
                         .map(|t| format!(" --task-id {t}"))
                         .unwrap_or_default()
-                ))),
+                )))
+                }
                 many => {
                     return Err(Failure::usage(format!(
                         "name the agent whose place to take: --agent {}",
