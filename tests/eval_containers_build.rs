@@ -232,7 +232,12 @@ fn agents_smoke_and_mini_swe_agent_build_for_real_from_the_fleet_as_it_is() {
         String::from_utf8_lossy(&after.stdout)
     );
 
+    let started = std::time::Instant::now();
     loop_on_the_copy(&fleet, &builder, &results);
+    eprintln!(
+        "the author's loop (state, shells, scaffolds, regrade, clean): {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
 }
 
 fn kiln_plain(fleet: &Path, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {

@@ -216,7 +216,7 @@ fn one(
         create.extend(["-e".into(), k.clone()]);
     }
     let run_id = keep::run_id(item.repeat);
-    let gate = if opts.keep_state {
+    let gate = if sel.keep_state {
         let gate = keep::Gate::new()?;
         create.extend(gate.mount_args());
         Some(gate)

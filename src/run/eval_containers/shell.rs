@@ -240,7 +240,7 @@ mod tests {
             return;
         };
         let text = std::fs::read_to_string(file).unwrap();
-        let list = text.split("env -i").nth(1).unwrap();
+        let list = text.split("gosu agent env -i").nth(1).unwrap();
         let list = list.split("/run.sh").next().unwrap();
         let mut theirs: Vec<&str> = list
             .split_whitespace()
