@@ -3,11 +3,11 @@
 //! agent or a model.
 //!
 //! The fleet's grader lives in its benchmark image: `/grade.sh` (the reward contract),
-//! what it reads at grading time under `/tests/` (grader dependencies) and `/tasks/`
-//! (the expected answers), and `/entrypoint.sh`, which derives `EXPECTED_ANSWER` from
-//! them. So the current benchmark image is built (as `kiln build benchmark` builds it,
+//! the shared `/eval-grade` of the code benchmarks, what it reads at grading time under
+//! `/tests/` (grader dependencies) and `/tasks/` (the expected answers), and
+//! `/entrypoint.sh`, which derives `EXPECTED_ANSWER` from them. So the current benchmark image is built (as `kiln build benchmark` builds it,
 //! on `--builder` with the base map; BuildKit's cache makes an unchanged one quick;
-//! `--no-build` takes it as it is), those four paths are copied from it into a container
+//! `--no-build` takes it as it is), those paths are copied from it into a container
 //! of the kept image, and that container grades as upstream's `run` does after the
 //! agent: `bash /grade.sh`, then `write-result`, behind the entrypoint, with no network.
 //! The eval image is not rebuilt: the agent's part is the run's.
@@ -30,8 +30,16 @@ use crate::run::eval_containers::{kiln_result, read_upstream, Item, UPSTREAM_RES
 use crate::run::reap::Owner;
 
 /// What is copied from the current benchmark image (absent ones are skipped, but the
-/// grader itself).
-const GRADING: [&str; 4] = ["/grade.sh", "/entrypoint.sh", "/tests", "/tasks"];
+/// grader itself): the grader, the entrypoint that derives `EXPECTED_ANSWER`, the
+/// shared grader of the code benchmarks (`/eval-grade`, their rule 22), the grader's
+/// dependencies and the tasks' expected answers.
+const GRADING: [&str; 5] = [
+    "/grade.sh",
+    "/entrypoint.sh",
+    "/eval-grade",
+    "/tests",
+    "/tasks",
+];
 
 /// The regrade container's program: upstream `run`'s tail after the agent.
 const PROGRAM: &str = "rm -rf /logs/verifier; mkdir -p /logs/verifier /output/task\n\
