@@ -21,6 +21,8 @@ use anyhow::{bail, Context as _};
 
 use crate::naming;
 
+pub mod eval_containers;
+
 /// Which API the agent speaks to the gateway (what its run script exports first).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Api {

@@ -16,6 +16,11 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::{Duration, Instant};
+
+mod pty_support;
+
+use pty_support::{assert_nothing_left, container_of, Session};
 
 const KILN: &str = env!("CARGO_BIN_EXE_kiln");
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
@@ -170,6 +175,7 @@ fn agents_smoke_and_mini_swe_agent_build_for_real_from_the_fleet_as_it_is() {
             "mini-swe-agent",
             "--model",
             "gpt-test",
+            "--keep-state",
         ])
         .arg("--replay")
         .arg(&fixture)
@@ -185,7 +191,7 @@ fn agents_smoke_and_mini_swe_agent_build_for_real_from_the_fleet_as_it_is() {
         String::from_utf8_lossy(&run.stderr)
     );
     assert!(
-        said.contains("agents-smoke 0 mini-swe-agent: reward 1 (passed)"),
+        said.contains("agents-smoke 0 mini-swe-agent: reward 1 (passed); state kept as kiln.local/kept-state/agents-smoke--mini-swe-agent:0-"),
         "{said}"
     );
     let cell = results.join("agents-smoke/0/mini-swe-agent");
@@ -225,4 +231,263 @@ fn agents_smoke_and_mini_swe_agent_build_for_real_from_the_fleet_as_it_is() {
         "{}",
         String::from_utf8_lossy(&after.stdout)
     );
+
+    let started = std::time::Instant::now();
+    loop_on_the_copy(&fleet, &builder, &results);
+    eprintln!(
+        "the author's loop (state, shells, scaffolds, regrade, clean): {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+}
+
+fn kiln_plain(fleet: &Path, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let out = Command::new(KILN)
+        .arg("-C")
+        .arg(fleet)
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    eprintln!(
+        "kiln {}:\n{}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// The author's loop on the built copy: the kept state of the run, a shell in the
+/// agent's place, a scaffolded benchmark built and validated, a changed grader regraded.
+fn loop_on_the_copy(fleet: &Path, builder: &str, results: &Path) {
+    let timed =
+        |what: &str, started: Instant| eprintln!("{what}: {:.1}s", started.elapsed().as_secs_f64());
+    // The run kept its state between agent and grader: the real grader is in place.
+    let cell = results.join("agents-smoke/0/mini-swe-agent");
+    let run: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(cell.join("run.json")).unwrap()).unwrap();
+    let result: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(cell.join("result.json")).unwrap()).unwrap();
+    let kept = run["kept_state"]["image"]
+        .as_str()
+        .expect("kept state")
+        .to_string();
+    assert_eq!(run["kept_state"]["run_id"], result["run_id"]);
+    let label = Command::new("docker")
+        .args([
+            "image",
+            "inspect",
+            "--format",
+            "{{index .Config.Labels \"kiln.kept-state\"}}",
+            &kept,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&label.stdout).trim(),
+        result["run_id"].as_str().unwrap()
+    );
+    let inside = docker_run(&kept, "cat /grade.sh; ls -a / | grep -c kiln-grade || true; cat /output/agent/stdout.log >/dev/null && echo AGENT-OUTPUT");
+    assert!(
+        inside.contains("echo 1 > /logs/verifier/reward.txt"),
+        "{inside}"
+    );
+    assert!(inside.contains("AGENT-OUTPUT"), "{inside}");
+    // The gate's aside copy of the grader is not in it.
+    assert!(inside.contains("\n0\n"), "{inside}");
+
+    // A shell in the agent's place, through a terminal: uid 1002 in /app with the
+    // agent's environment; the task's answer readable only with --with-tests.
+    let probe = "echo UID-$(id -u) CWD-$(pwd) EA-${EXPECTED_ANSWER:-none} TASK-$TASK; cat /tasks/0/answer.txt; echo END-$((6*7))";
+    for with_tests in [true, false] {
+        let started = Instant::now();
+        let mut line = format!(
+            "{KILN} -C {} shell agents-smoke --task-id 0 --agent mini-swe-agent",
+            fleet.display()
+        );
+        if with_tests {
+            line.push_str(" --with-tests");
+        }
+        let mut s = Session::start(&line, fleet, &[], Duration::from_secs(120));
+        s.wait_for("shell: as the agent, uid 1002");
+        s.type_line(probe);
+        s.wait_for("END-42");
+        s.type_line("exit 3");
+        let (code, screen) = s.finish();
+        timed(
+            &format!("shell session (with tests: {with_tests})"),
+            started,
+        );
+        assert_eq!(code, 3, "{screen}");
+        let out = &screen[screen.find("END-$((6*7))").expect("the typed line")..];
+        assert!(
+            out.contains("UID-1002 CWD-/app EA-none TASK-Reply with exactly: OK"),
+            "{screen}"
+        );
+        if with_tests {
+            assert!(out.lines().any(|l| l.trim() == "OK"), "{screen}");
+        } else {
+            assert!(
+                out.contains("/tasks/0/answer.txt: Permission denied"),
+                "{screen}"
+            );
+        }
+        assert_nothing_left(&container_of(&screen));
+    }
+
+    // Ctrl-C to kiln: the container goes, kiln exits 130.
+    let line = format!(
+        "{KILN} -C {} shell agents-smoke --task-id 0 --agent mini-swe-agent",
+        fleet.display()
+    );
+    let mut s = Session::start(&line, fleet, &[], Duration::from_secs(120));
+    s.wait_for("shell: as the agent, uid 1002");
+    let container = container_of(&s.screen());
+    let pid: i32 = container
+        .trim_start_matches("kiln-shell-")
+        .split('-')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    // SAFETY: kill(2) on the pid of the kiln process this test started.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+    let (code, screen) = s.finish();
+    assert_eq!(code, 130, "{screen}");
+    assert_nothing_left(&container);
+
+    // A scaffolded benchmark of each kind builds and validates for real.
+    let started = Instant::now();
+    for args in [
+        &["new", "benchmark", "hello-ec"][..],
+        &["new", "task", "hello-ec", "second"],
+        &[
+            "new",
+            "benchmark",
+            "hello-ec-pt",
+            "--per-task",
+            "--task",
+            "first",
+        ],
+    ] {
+        assert!(kiln_plain(fleet, args, &[]).status.success(), "{args:?}");
+    }
+    let (ok, log) = kiln(fleet, builder, &["build", "benchmark", "hello-ec"]);
+    assert!(ok, "{log}");
+    let (ok, log) = kiln(
+        fleet,
+        builder,
+        &["build", "benchmark", "hello-ec-pt", "--task-id", "first"],
+    );
+    assert!(ok, "{log}");
+    timed("two scaffolded benchmarks built", started);
+    let v = kiln_plain(fleet, &["validate", "hello-ec"], &[]);
+    let said = String::from_utf8_lossy(&v.stdout);
+    assert!(v.status.success(), "{said}");
+    assert!(
+        said.contains("hello-ec 0: valid (reference 1, empty 0)"),
+        "{said}"
+    );
+    assert!(
+        said.contains("hello-ec 1: valid (reference 1, empty 0)"),
+        "{said}"
+    );
+    let v = kiln_plain(
+        fleet,
+        &["validate", "hello-ec-pt", "--task-id", "first"],
+        &[],
+    );
+    let said = String::from_utf8_lossy(&v.stdout);
+    assert!(v.status.success(), "{said}");
+    assert!(
+        said.contains("hello-ec-pt first: valid (reference 1, empty 0)"),
+        "{said}"
+    );
+
+    // The grader changed after the run: the regrade builds the benchmark image again
+    // (under its own tag, so the store's :latest stays the fleet's as it is), grades the
+    // kept state with it, flips the run, and leaves its result as it was.
+    let dockerfile = fleet.join("containers/benchmarks/agents-smoke/Dockerfile");
+    let text = std::fs::read_to_string(&dockerfile).unwrap();
+    assert!(text.contains("echo 1 > /logs/verifier/reward.txt"));
+    std::fs::write(
+        &dockerfile,
+        text.replace(
+            "echo 1 > /logs/verifier/reward.txt",
+            "echo 0 > /logs/verifier/reward.txt",
+        ),
+    )
+    .unwrap();
+    let own = std::fs::read(cell.join("result.json")).unwrap();
+    let ca = std::env::var("KILN_CA_BUNDLE")
+        .unwrap_or_else(|_| "/etc/ssl/certs/ca-certificates.crt".into());
+    let base_map = Path::new(ROOT).join("fixtures/eval-containers/bases.txt");
+    let started = Instant::now();
+    let r = kiln_plain(
+        fleet,
+        &[
+            "regrade",
+            results.to_str().unwrap(),
+            "--base-map",
+            base_map.to_str().unwrap(),
+            "--ca-bundle",
+            &ca,
+            "--builder",
+            builder,
+        ],
+        &[("TAG", "kiln-regrade-test")],
+    );
+    timed("regrade (grader rebuilt)", started);
+    let said = String::from_utf8_lossy(&r.stdout);
+    let _ = Command::new("docker")
+        .args([
+            "image",
+            "rm",
+            "ghcr.io/exgentic/benchmarks/agents-smoke:kiln-regrade-test",
+        ])
+        .output();
+    assert!(
+        r.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    assert!(
+        said.contains("agents-smoke/0 × mini-swe-agent: ") && said.contains("pass→fail"),
+        "{said}"
+    );
+    assert!(
+        said.contains("flipped: 1 (1 pass→fail, 0 fail→pass)"),
+        "{said}"
+    );
+    assert_eq!(std::fs::read(cell.join("result.json")).unwrap(), own);
+    let regraded: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(cell.join("result.regraded-1.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(regraded["score"]["value"], 0.0);
+    assert_eq!(regraded["score"]["passed"], false);
+    assert_eq!(regraded["agent"], result["agent"]);
+    assert!(cell.join("regraded-1/grader/reward.txt").is_file());
+    let report = Command::new(KILN)
+        .arg("report")
+        .arg(results)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&report.stdout).contains("regraded"));
+
+    // One command removes the kept state; the results stay.
+    let c = kiln_plain(fleet, &["clean", results.to_str().unwrap()], &[]);
+    assert!(c.status.success());
+    let gone = Command::new("docker")
+        .args(["image", "inspect", &kept])
+        .output()
+        .unwrap();
+    assert!(!gone.status.success(), "{kept} is still there");
+    assert!(cell.join("result.json").is_file());
+    for image in [
+        "ghcr.io/exgentic/benchmarks/hello-ec:latest",
+        "ghcr.io/exgentic/benchmarks/hello-ec-pt-first:latest",
+    ] {
+        let _ = Command::new("docker").args(["image", "rm", image]).output();
+    }
 }

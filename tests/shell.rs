@@ -5,13 +5,15 @@
 //! session are left. The dry run and the refusals need no engine. Opt-in for the
 //! engine part: `KILN_TEST_DOCKER=1`.
 
-use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 mod fleet_support;
+mod pty_support;
+
+use pty_support::{assert_nothing_left, container_of};
 
 const BENCHMARK: &str = "terminal-lite";
 const TASK: &str = "count-lines";
@@ -43,117 +45,23 @@ fn kiln_without_engine(args: &[&str]) -> Output {
         .unwrap()
 }
 
-/// One `kiln shell` on a pseudo-terminal: `script` gives kiln a terminal as stdin,
-/// stdout and stderr, and copies what we write to it as typed keys.
-struct Session {
-    child: std::process::Child,
-    keys: Option<std::process::ChildStdin>,
-    screen: Arc<Mutex<String>>,
-    reader: Option<std::thread::JoinHandle<()>>,
-}
+/// One `kiln shell` of the task on a pseudo-terminal.
+struct Session;
 
 impl Session {
-    fn start(runner: &Path, args: &[&str]) -> Session {
+    fn start(runner: &Path, args: &[&str]) -> pty_support::Session {
         let line = std::iter::once(env!("CARGO_BIN_EXE_kiln"))
             .chain(["shell", BENCHMARK, "--task-id", TASK, "--progress", "plain"])
             .chain(args.iter().copied())
             .collect::<Vec<_>>()
             .join(" ");
-        let mut child = Command::new("script")
-            .args(["-qec", &line, "/dev/null"])
-            .current_dir(repo())
-            .env("KILN_RUNNER", runner)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("util-linux script runs");
-        let screen = Arc::new(Mutex::new(String::new()));
-        let mut out = child.stdout.take().unwrap();
-        let sink = screen.clone();
-        let reader = std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = out.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                sink.lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        });
-        Session {
-            keys: child.stdin.take(),
-            child,
-            screen,
-            reader: Some(reader),
-        }
+        pty_support::Session::start(
+            &line,
+            &repo(),
+            &[("KILN_RUNNER", runner.to_str().unwrap())],
+            SESSION_TIMEOUT,
+        )
     }
-
-    fn screen(&self) -> String {
-        self.screen.lock().unwrap().replace('\r', "")
-    }
-
-    /// Waits until the screen shows `text`.
-    fn wait_for(&mut self, text: &str) {
-        let deadline = Instant::now() + SESSION_TIMEOUT;
-        while !self.screen().contains(text) {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                // The reader may still hold the last bytes.
-                std::thread::sleep(Duration::from_millis(200));
-                if self.screen().contains(text) {
-                    return;
-                }
-                panic!(
-                    "kiln shell ended ({status}) before showing {text:?}:\n{}",
-                    self.screen()
-                );
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no {text:?} within {SESSION_TIMEOUT:?}:\n{}",
-                self.screen()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn type_line(&mut self, line: &str) {
-        let keys = self.keys.as_mut().unwrap();
-        keys.write_all(format!("{line}\n").as_bytes()).unwrap();
-        keys.flush().unwrap();
-    }
-
-    /// The exit status `script -e` passes on (kiln's), and the whole screen.
-    fn finish(mut self) -> (i32, String) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let status = loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                break status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "kiln shell did not end:\n{}",
-                self.screen()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        };
-        drop(self.keys.take());
-        self.reader.take().unwrap().join().unwrap();
-        (status.code().unwrap_or(-1), self.screen())
-    }
-}
-
-/// The container named on the screen (`container kiln-shell-…;`).
-fn container_of(screen: &str) -> String {
-    let at = screen
-        .find("container kiln-shell-")
-        .unwrap_or_else(|| panic!("no container named:\n{screen}"));
-    screen[at + "container ".len()..]
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string()
 }
 
 fn docker_lines(args: &[&str]) -> Vec<String> {
@@ -163,35 +71,6 @@ fn docker_lines(args: &[&str]) -> Vec<String> {
         .lines()
         .map(str::to_string)
         .collect()
-}
-
-/// Nothing of the session is left: no container of that name or of that kiln process,
-/// no network that names it.
-fn assert_nothing_left(container: &str) {
-    let pid = container
-        .trim_start_matches("kiln-shell-")
-        .split('-')
-        .next()
-        .unwrap();
-    let containers = docker_lines(&["ps", "-a", "--format", "{{.Names}}"]);
-    assert!(
-        !containers.iter().any(|c| c == container),
-        "{container} is still there: {containers:?}"
-    );
-    let owned = docker_lines(&[
-        "ps",
-        "-a",
-        "--filter",
-        &format!("label=kiln.pid={pid}"),
-        "--format",
-        "{{.Names}}",
-    ]);
-    assert!(owned.is_empty(), "kiln {pid} left {owned:?}");
-    let networks = docker_lines(&["network", "ls", "--format", "{{.Name}}"]);
-    assert!(
-        !networks.iter().any(|n| n.contains(container)),
-        "a network of {container} is left: {networks:?}"
-    );
 }
 
 /// Typed at the shell: what it shows proves the command ran there (the echo of the

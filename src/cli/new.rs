@@ -38,7 +38,8 @@ enum What {
         description: Option<String>,
     },
     /// A benchmark (benchmarks/NAME) with one trivial task; a shared-env one is added to
-    /// the root bake file's `benchmarks` group.
+    /// the root bake file's `benchmarks` group. In an eval-containers fleet:
+    /// containers/benchmarks/NAME in that fleet's layout (docs/authoring.md).
     Benchmark {
         /// The benchmark's name (lowercase letters, digits, single `-`).
         name: String,
@@ -54,7 +55,8 @@ enum What {
         description: String,
     },
     /// A trivial task in an existing benchmark (its kind's files), counted in the
-    /// benchmark's `eval.benchmark.tasks` label.
+    /// benchmark's `eval.benchmark.tasks` label (eval-containers: a folder under the
+    /// benchmark's tasks/; per-task, listed in tasks.txt).
     Task {
         /// The benchmark.
         benchmark: String,
@@ -90,12 +92,27 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
             } else {
                 BenchmarkKind::SharedEnv
             };
-            let written = scaffold::write_benchmark(repo, &name, kind, &task, &description)
-                .map_err(|e| super::Failure::usage(format!("{e:#}")))?;
+            let written = if is_eval_containers(repo) {
+                scaffold::eval_containers::write_benchmark(repo, &name, kind, &task, &description)
+            } else {
+                scaffold::write_benchmark(repo, &name, kind, &task, &description)
+            }
+            .map_err(|e| super::Failure::usage(format!("{e:#}")))?;
             report(&written);
-            errln!(
-                "created benchmark {name} with task {task}; next: kiln lint, kiln validate {name}"
-            );
+            if is_eval_containers(repo) {
+                let t = if per_task {
+                    format!(" --task-id {task}")
+                } else {
+                    String::new()
+                };
+                errln!(
+                    "created benchmark {name} with task {task}; next: kiln lint, kiln build benchmark {name}{t}, kiln validate {name}{t}"
+                );
+            } else {
+                errln!(
+                    "created benchmark {name} with task {task}; next: kiln lint, kiln validate {name}"
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         What::Task { benchmark, id } => {
@@ -119,11 +136,26 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
                 Env::SharedEnv => BenchmarkKind::SharedEnv,
                 Env::PerTask => BenchmarkKind::PerTask,
             };
-            let written = scaffold::write_task(repo, &benchmark, kind, b.tasks.len(), &id)
-                .map_err(|e| super::Failure::usage(format!("{e:#}")))?;
+            let written = if is_eval_containers(repo) {
+                scaffold::eval_containers::write_task(repo, &benchmark, kind, b.task_count, &id)
+            } else {
+                scaffold::write_task(repo, &benchmark, kind, b.tasks.len(), &id)
+            }
+            .map_err(|e| super::Failure::usage(format!("{e:#}")))?;
             report(&written);
+            // An eval-containers shared-env benchmark numbers its tasks (the id is in id.txt).
+            let listed = if is_eval_containers(repo) && kind == BenchmarkKind::SharedEnv {
+                b.task_count.to_string()
+            } else {
+                id.clone()
+            };
+            let named = if listed == id {
+                String::new()
+            } else {
+                format!(" as task {listed}")
+            };
             errln!(
-                "created task {id} in {benchmark}; next: kiln lint, kiln validate {benchmark} --task-id {id}"
+                "created task {id} in {benchmark}{named}; next: kiln lint, kiln validate {benchmark} --task-id {listed}"
             );
             Ok(ExitCode::SUCCESS)
         }
@@ -153,6 +185,12 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Whether `repo` is an eval-containers fleet (its own benchmark layout).
+fn is_eval_containers(repo: &Path) -> bool {
+    crate::fleet::layout::detect(repo)
+        .is_ok_and(|l| l.name() == crate::fleet::layout::eval_containers::NAME)
 }
 
 /// The files written, one per line on stdout.

@@ -17,6 +17,7 @@ Examples:
   kiln regrade results                                 every kept run
   kiln regrade results --benchmark terminal-lite --task-id count-lines
   kiln -C DATASET regrade results                      Harbor trials: the current tests/
+  kiln -C EC regrade results --base-map M --builder B  eval-containers: the benchmark image's grader
 
 Each run's filesystem, kept as the agent left it (kiln run --keep-state), is graded
 again in a container without network, with the graders and runner of the current
@@ -56,14 +57,20 @@ pub struct Args {
     #[arg(long)]
     pub no_build: bool,
 
-    /// Harbor datasets: public base images replaced by local ones for the verifiers'
-    /// images (as `kiln run --base-map`).
+    /// Harbor datasets and eval-containers fleets: public base images replaced by local
+    /// ones for the verifiers' (benchmark) images (as `kiln build --base-map`).
     #[arg(long, value_name = "FILE")]
     pub base_map: Option<PathBuf>,
 
-    /// Harbor datasets: one base map entry `PUBLIC_REF=LOCAL_REF` (repeatable).
+    /// Harbor datasets and eval-containers fleets: one base map entry
+    /// `PUBLIC_REF=LOCAL_REF` (repeatable).
     #[arg(long = "base", value_name = "PUBLIC=LOCAL")]
     pub bases: Vec<String>,
+
+    /// eval-containers fleets: the buildx builder that builds the current benchmark
+    /// images (default: BUILDX_BUILDER, else the current one; as `kiln build --builder`).
+    #[arg(long, value_name = "NAME")]
+    pub builder: Option<String>,
 
     /// auto, tty, plain or quiet (the build's progress).
     #[arg(long, default_value = "auto", value_parser = parse_progress)]
@@ -111,6 +118,25 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
     };
     // The build information (git) is read only once the input is known to be good.
     let info = || super::build::build_info(repo);
+    if crate::fleet::layout::detect(repo)?.name() == crate::fleet::layout::eval_containers::NAME {
+        let fleet = crate::fleet::Fleet::load(repo, super::build::env_vars())?;
+        let builder = args
+            .builder
+            .clone()
+            .or_else(|| crate::env::BUILDX_BUILDER.get());
+        let build = regrade::eval_containers::Build {
+            base_map: &base_map,
+            builder,
+        };
+        return Ok(ExitCode::from(regrade::eval_containers::run(
+            &fleet, &opts, &build, info,
+        )?));
+    }
+    if args.builder.is_some() {
+        return Err(Failure::usage(
+            "--builder applies to an eval-containers fleet's regrades",
+        ));
+    }
     if let Some(datasets) = harbor_datasets(repo, &opts)? {
         return Ok(ExitCode::from(regrade::harbor::run(
             &datasets, &base_map, &opts, info,

@@ -24,6 +24,11 @@ environment ($PROMPT_FILE holds the prompt). The graders under /kiln stay hidden
 The container is removed when the shell exits, on Ctrl-C/SIGTERM (exit 130) and when the
 terminal closes (SIGHUP, exit 129); otherwise kiln exits with the shell's status. With
 stdin not a terminal the shell runs without a TTY and reads its commands from stdin.
+Harbor datasets: the task's environment as its agent user (docs/authoring.md).
+eval-containers fleets: the eval image kiln run runs (built by kiln build eval; not
+built here), uid 1002 with run-agent's environment, no network; --with-tests makes
+/grade.sh, /tests and /tasks/<task> readable, --with-solution mounts solution.sh at
+/solution/solution.sh (docs/authoring.md).
 Exit status: 2 refused input (unknown benchmark, agent or task; nothing started), 3 no
 backend to build with, 1 a build failed.")]
 pub struct Args {
@@ -36,16 +41,20 @@ pub struct Args {
     pub task: String,
 
     /// The agent whose eval image and place the shell takes (`oracle` also gets the
-    /// solution, as in kiln run).
+    /// solution, as in kiln run). eval-containers: default the one agent whose eval
+    /// image of the task is built.
     #[arg(long, default_value = DEFAULT_AGENT, value_name = "AGENT")]
     pub agent: String,
 
     /// Put the task's solution/ where the oracle finds it: /kiln/solutions/<task>/,
-    /// copied by the runner to $SOLUTION_DIR (/run/kiln/solution) for the agent user.
+    /// copied by the runner to $SOLUTION_DIR (/run/kiln/solution) for the agent user
+    /// (Harbor: /solution; eval-containers: the benchmark's solution.sh at
+    /// /solution/solution.sh).
     #[arg(long)]
     pub with_solution: bool,
 
-    /// Show the task's graders (its grading/ directory) at /tests, read-only.
+    /// Show the task's graders (its grading/ directory) at /tests, read-only (Harbor: its
+    /// tests/; eval-containers: the image's /grade.sh and /tests made readable).
     #[arg(long)]
     pub with_tests: bool,
 
@@ -90,9 +99,13 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
             file.display()
         )));
     }
-    if crate::fleet::layout::detect(repo)?.name() == crate::fleet::layout::harbor::NAME {
+    let layout = crate::fleet::layout::detect(repo)?.name();
+    if layout == crate::fleet::layout::harbor::NAME {
         let fleet = crate::fleet::Fleet::load(repo, super::build::env_vars())?;
         return harbor(repo, &fleet, &args);
+    }
+    if layout == crate::fleet::layout::eval_containers::NAME {
+        return eval_containers(repo, &args);
     }
     let request = Request {
         benchmark: args.benchmark,
@@ -122,6 +135,40 @@ pub fn run(repo: &Path, args: Args) -> anyhow::Result<ExitCode> {
         keep_state: false,
     };
     Ok(ExitCode::from(shell::run(repo, &checked, &opts)?))
+}
+
+/// A shell in an eval-containers task, in its agent's place in the eval image `kiln run`
+/// runs (docs/authoring.md); that layout's runs do not build, nor does its shell.
+fn eval_containers(repo: &Path, args: &Args) -> anyhow::Result<ExitCode> {
+    use std::io::IsTerminal as _;
+    if args.base_map.is_some() || !args.bases.is_empty() {
+        return Err(Failure::usage(
+            "--base-map and --base apply to building; an eval-containers shell runs the eval image `kiln build eval` made",
+        ));
+    }
+    let fleet = crate::fleet::Fleet::load(repo, super::build::env_vars())?;
+    let req = crate::run::eval_containers::shell::Request {
+        benchmark: &args.benchmark,
+        task: &args.task,
+        agent: (args.agent != shell::DEFAULT_AGENT || fleet.agent(&args.agent).is_ok())
+            .then_some(args.agent.as_str()),
+        with_solution: args.with_solution,
+        with_tests: args.with_tests,
+        tty: args.dry_run || std::io::stdin().is_terminal(),
+        dry_run: args.dry_run,
+    };
+    let spec = crate::run::eval_containers::shell::spec(&fleet, &req)?;
+    if args.dry_run {
+        outln!("{}", crate::backend::shell::join(&spec.argv()));
+        return Ok(ExitCode::SUCCESS);
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(crate::run::reap::reap_and_say(&[
+        crate::store::Store::Docker,
+    ]))?;
+    Ok(ExitCode::from(shell::run_spec(&runtime, &spec)?))
 }
 
 /// A shell in a Harbor task's environment: its image built when out of date, then

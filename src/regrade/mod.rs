@@ -13,6 +13,7 @@
 //! Exit status: 0 every regradable run was regraded; 1 one could not be, or none was
 //! regradable; 2 refused input (no results, a name without results); 130 interrupted.
 
+pub mod eval_containers;
 pub mod grade;
 pub mod harbor;
 pub mod runs;

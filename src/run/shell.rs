@@ -70,6 +70,9 @@ pub struct ShellSpec {
     pub solution: Option<(PathBuf, String)>,
     /// The host's graders (`grading/`, a Harbor task's `tests/`), mounted at [`TESTS_DIR`].
     pub tests: Option<PathBuf>,
+    /// What the shell shows of graders that are not a mount at [`TESTS_DIR`] (an
+    /// eval-containers image keeps its own); None: [`ShellSpec::tests`] says it.
+    pub graders: Option<String>,
     pub labels: Vec<(String, String)>,
     /// `run` options before the image: the environment the agent gets, its user, workdir
     /// and network (only `-e NAME`: values are in [`ShellSpec::env`]).
@@ -220,6 +223,7 @@ fn spec(checked: &Checked, store: Store, tty: bool, labels: Vec<(String, String)
             .clone()
             .map(|dir| (dir, format!("{}/{}", container::SOLUTIONS_DIR, run.task))),
         tests: checked.tests.clone(),
+        graders: None,
         labels,
         // As `kiln run` sets them (the runner's inputs, docs/scenario-format.md §7).
         run_args: vec![
@@ -294,9 +298,10 @@ pub fn run_spec(runtime: &tokio::runtime::Runtime, spec: &ShellSpec) -> anyhow::
         spec.image,
         spec.store,
         spec.name,
-        match &spec.tests {
-            Some(_) => format!("graders at {TESTS_DIR} (read-only)"),
-            None => "graders hidden".into(),
+        match (&spec.graders, &spec.tests) {
+            (Some(g), _) => g.clone(),
+            (None, Some(_)) => format!("graders at {TESTS_DIR} (read-only)"),
+            (None, None) => "graders hidden".into(),
         },
         match &spec.solution {
             Some((_, target)) => format!(", solution at {target}"),
@@ -353,6 +358,7 @@ pub fn harbor(
         tty,
         solution: with_solution.then(|| (abs(dir.join(dataset::SOLUTION_DIR)), "/solution".into())),
         tests: with_tests.then(|| abs(dir.join(dataset::TESTS_DIR))),
+        graders: None,
         labels: Owner::current().labels(),
         run_args,
         command: vec![
@@ -463,6 +469,7 @@ mod tests {
             tty: true,
             solution: None,
             tests: None,
+            graders: None,
             labels: vec![("kiln.run".into(), "true".into())],
             run_args: vec![
                 "--env".into(),

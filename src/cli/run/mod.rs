@@ -114,7 +114,9 @@ pub struct Args {
 
     /// Keep each run's filesystem as the agent left it (before any grader ran) as an
     /// image of Docker's store, named in run.json, so that `kiln regrade` can grade it
-    /// again with changed graders; `kiln clean` removes it. Docker Engine only.
+    /// again with changed graders; `kiln clean` removes it. Docker Engine only. On an
+    /// eval-containers fleet: the eval container committed between its agent and its
+    /// grader (docs/authoring.md).
     #[arg(long)]
     pub keep_state: bool,
 
@@ -266,7 +268,6 @@ fn eval_containers(repo: &Path, args: Args, opts: &Options) -> anyhow::Result<Ex
             args.base_map.is_some() || !args.bases.is_empty(),
             "--base-map/--base",
         ),
-        (args.keep_state, "--keep-state"),
         (args.jobs.is_some(), "--jobs"),
     ] {
         if set {
@@ -282,6 +283,7 @@ fn eval_containers(repo: &Path, args: Args, opts: &Options) -> anyhow::Result<Ex
         agents: args.agents,
         tasks: args.tasks,
         repeat: args.repeat,
+        keep_state: args.keep_state,
     };
     Ok(ExitCode::from(crate::run::eval_containers::run(
         &sel, opts,

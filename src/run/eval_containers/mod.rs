@@ -9,6 +9,9 @@
 //! `--record` (src/run/model.rs, the gateway the only other host), else to that
 //! gateway's name on no network at all, so the agent reaches no model.
 
+pub mod keep;
+pub mod shell;
+
 use crate::printer::{errln, outln};
 use std::path::Path;
 use std::time::Instant;
@@ -29,14 +32,16 @@ pub struct Selection<'a> {
     pub agents: Vec<String>,
     pub tasks: Vec<String>,
     pub repeat: u32,
+    /// Commit each run's container after the agent, before the grader (keep.rs).
+    pub keep_state: bool,
 }
 
-struct Item<'a> {
-    benchmark: &'a Benchmark,
-    task: String,
-    agent: String,
-    repeat: u32,
-    image: String,
+pub(crate) struct Item<'a> {
+    pub(crate) benchmark: &'a Benchmark,
+    pub(crate) task: String,
+    pub(crate) agent: String,
+    pub(crate) repeat: u32,
+    pub(crate) image: String,
 }
 
 /// Runs the selection, one run after another; the exit status (1: a run left no result).
@@ -100,6 +105,9 @@ fn items<'a>(sel: &Selection<'a>) -> anyhow::Result<Vec<Item<'a>>> {
             for agent in &sel.agents {
                 let per_task = (b.env == Env::PerTask).then_some(task.as_str());
                 let image = fleet.naming.eval(&b.name, per_task, agent);
+                if sel.keep_state && image_exists(&image) {
+                    keep::check_image(&image).map_err(|e| Failure::usage(format!("{e:#}")))?;
+                }
                 if !image_exists(&image) {
                     return Err(Failure::usage(format!(
                         "{image} is not in the engine's store: build it first (`kiln build eval {name} --agent {agent}`{}; `kiln run` does not build on this layout)",
@@ -188,6 +196,7 @@ fn one(
     if sel.repeat > 1 {
         out = out.join(format!("repeat-{}", item.repeat));
     }
+    keep::remove_recorded(&out);
     let _ = std::fs::remove_dir_all(&out);
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let name = super::container_name(seq, b, &item.task, &item.agent, item.repeat);
@@ -209,7 +218,18 @@ fn one(
     for k in &opts.pass_env {
         create.extend(["-e".into(), k.clone()]);
     }
+    let run_id = keep::run_id(item.repeat);
+    let gate = if sel.keep_state {
+        let gate = keep::Gate::new()?;
+        create.extend(gate.mount_args());
+        Some(gate)
+    } else {
+        None
+    };
     create.push(item.image.clone());
+    if gate.is_some() {
+        create.extend(["bash".into(), "-c".into(), keep::WRAPPER.into()]);
+    }
     let args: Vec<&str> = create.iter().map(String::as_str).collect();
     let created = docker(&args)?;
     if !created.status.success() {
@@ -219,7 +239,22 @@ fn one(
         ));
     }
     let started = Instant::now();
-    let ran = docker(&["start", "--attach", &name]);
+    let (ran, kept) = match &gate {
+        Some(gate) => {
+            let k = keep::Keep {
+                image: keep::image_name(b, &item.task, &item.agent, &run_id),
+                run_id: run_id.clone(),
+                task: &item.task,
+                owner_labels: owner.labels().into_iter().map(|(k, _)| k).collect(),
+                secret_names: &opts.pass_env,
+            };
+            match keep::start_and_keep(&name, gate, &k) {
+                Ok((out, kept)) => (Ok(out), Some(kept)),
+                Err(e) => (Err(e), None),
+            }
+        }
+        None => (docker(&["start", "--attach", &name]), None),
+    };
     let wall_sec = started.elapsed().as_secs_f64();
     let copied = copy_out(&name, &out);
     let _ = docker(&["rm", "-f", &name]);
@@ -229,7 +264,7 @@ fn one(
     let exit = ran.status.code().unwrap_or(-1);
     let upstream = read_upstream(&out.join("output"));
     let score = upstream.as_ref().ok().map(|u| u.reward);
-    let mut result = kiln_result(item, model_name, wall_sec, &upstream);
+    let mut result = kiln_result(item, model_name, wall_sec, &upstream, &run_id);
     let stats = match net {
         Some(net) => Some(net.finish(score, &out.join("gateway.log"))?),
         None => None,
@@ -255,7 +290,7 @@ fn one(
         "output_error": copied.err().map(|e| format!("{e:#}")), "container": name,
         "made_from": {"inputs_digest": null, "model": model_name, "replay": replay,
                       "repeat": item.repeat},
-        "kept_state": null,
+        "kept_state": kept,
     });
     std::fs::write(
         out.join("run.json"),
@@ -274,11 +309,18 @@ fn one(
     };
     Ok(match upstream {
         Ok(u) => Some(format!(
-            "{b} {} {}{rep}: reward {} ({})",
+            "{b} {} {}{rep}: reward {} ({}){}",
             item.task,
             item.agent,
             u.reward,
-            if u.passed { "passed" } else { "failed" }
+            if u.passed { "passed" } else { "failed" },
+            match &kept {
+                Some(crate::run::kept_state::Kept { image: Some(i), .. }) =>
+                    format!("; state kept as {i}"),
+                Some(crate::run::kept_state::Kept { error: Some(e), .. }) =>
+                    format!("; no state kept: {e}"),
+                _ => String::new(),
+            }
         )),
         Err(e) => {
             errln!("error: {b} {} {}{rep}: {e:#}", item.task, item.agent);
@@ -319,11 +361,11 @@ fn copy_out(name: &str, out: &Path) -> anyhow::Result<()> {
 }
 
 /// What upstream's `result.json` files are renamed to in `<out>/output/{task,agent,model}/`.
-const UPSTREAM_RESULT: &str = "result.upstream.json";
+pub(crate) const UPSTREAM_RESULT: &str = "result.upstream.json";
 
 /// What upstream's `write-result` wrote.
 #[derive(Debug)]
-struct Upstream {
+pub(crate) struct Upstream {
     reward: f64,
     passed: bool,
     started_at: Option<String>,
@@ -338,7 +380,7 @@ fn read_json(output: &Path, part: &str) -> anyhow::Result<Value> {
     serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))
 }
 
-fn read_upstream(output: &Path) -> anyhow::Result<Upstream> {
+pub(crate) fn read_upstream(output: &Path) -> anyhow::Result<Upstream> {
     let task = read_json(output, "task")?;
     let reward = task["reward"]
         .as_f64()
@@ -355,11 +397,12 @@ fn read_upstream(output: &Path) -> anyhow::Result<Upstream> {
 
 /// kiln's result.json (schema 2, as the Harbor runs write it: src/run/harbor/result.rs)
 /// from upstream's: its reward is the score, `passed` its own verdict.
-fn kiln_result(
+pub(crate) fn kiln_result(
     item: &Item,
     model: Option<&str>,
     wall_sec: f64,
     upstream: &anyhow::Result<Upstream>,
+    run_id: &str,
 ) -> Value {
     let now = crate::labels::rfc3339_utc(
         std::time::SystemTime::now()
@@ -383,7 +426,7 @@ fn kiln_result(
     json!({
         "schema_version": "2",
         "runner_version": env!("CARGO_PKG_VERSION"),
-        "run_id": format!("{b}-{}-{}-{}-{}", item.task, item.agent, item.repeat, std::process::id()),
+        "run_id": run_id,
         "status": status,
         "task": {"id": item.task, "title": format!("{b} {}", item.task), "prompt_variant": "default",
                  "prompt_sha256": "", "scenario_sha256": ""},
@@ -485,6 +528,7 @@ mod tests {
             None,
             1.0,
             &Err(anyhow!("the eval wrote no /output/task/result.json")),
+            "r1",
         );
         assert_eq!(r["status"], "grader_error");
         assert_eq!(r["score"]["value"], 0.0);
@@ -498,7 +542,7 @@ mod tests {
             started_at: Some("s".into()),
             finished_at: None,
         };
-        let r = kiln_result(&item, Some("m"), 1.0, &Ok(ok));
+        let r = kiln_result(&item, Some("m"), 1.0, &Ok(ok), "r1");
         assert_eq!(
             (r["status"].as_str(), r["score"]["passed"].as_bool()),
             (Some("completed"), Some(false))
