@@ -3,7 +3,7 @@
 //! Layering, left to right; a module uses only modules to its left (never one of its
 //! own group or to its right; `tests/layering.rs` checks every `crate::` path):
 //!
-//! `kiln_bake` (crate), `error`, `env`, `printer` → `context`, `progress`, `binary`, `tls` → `bake_cache` → `naming` → `labels` → `fleet`, `store` → `scaffold`, `lint`, `plan` → `digest` → `backend` → `build` → `report`, `gateway`, `registry` → `run` → `validate`, `regrade`, `clean` → `release` → `cli`
+//! `kiln_bake` (crate), `error`, `env`, `printer` → `context`, `progress`, `binary`, `stage`, `tls` → `bake_cache` → `naming` → `labels` → `fleet`, `store` → `scaffold`, `lint`, `plan` → `digest` → `backend` → `build` → `ensure` → `report`, `gateway`, `registry` → `run` → `validate`, `regrade`, `clean` → `release` → `cli`
 //!
 //! `backend` builds one image (or one bake request) on one tool; `build` schedules
 //! them, checks labels and tags. Nothing below `cli` parses arguments; `cli` only
@@ -20,6 +20,7 @@ pub mod clean;
 pub mod cli;
 pub mod context;
 pub mod digest;
+pub mod ensure;
 pub mod env;
 pub mod error;
 pub mod fleet;
@@ -36,6 +37,7 @@ pub mod release;
 pub mod report;
 pub mod run;
 pub mod scaffold;
+pub mod stage;
 pub mod store;
 pub mod tls;
 pub mod validate;

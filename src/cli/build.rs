@@ -249,76 +249,64 @@ fn execute(
     choosing: Choosing,
     args: &Args,
 ) -> anyhow::Result<ExitCode> {
-    if let Some(file) = &args.ca_bundle {
-        let named = plan::ca_bundle::apply(repo, &mut plan.builds, file);
-        if !named.is_empty() {
-            errln!(
-                "note: CA bundle {} handed as build secret `ca-bundle` to {}",
-                file.display(),
-                named.join(", ")
-            );
-        }
-    }
-    for note in &plan.notes {
-        errln!("note: {note}");
-    }
-    if args.dry_run {
+    let settings = settings(args);
+    crate::ensure::prepare(repo, &mut plan, &settings);
+    if !args.dry_run {
+        // A real build: probe, decide (explained by the executor), build.
         let decision = choosing.finish(&plan)?;
-        // Requests are what bake builds on a builder with named contexts; in per-image
-        // mode the dry run prints one bake per image and needs none.
-        let plan = if decision.backend == BackendKind::Bake && !decision.backend().per_image() {
-            with_ca_bundle(plan.with_bake_requests(fleet), args.ca_bundle.as_deref())
-        } else {
-            plan
-        };
-        if decision.backend == BackendKind::Engine {
-            if let Some(why) = plan.builds.iter().find_map(backend::engine::refusal) {
-                // What the real build would do: refuse before anything runs.
-                return Err(Failure::usage(why));
-            }
-        }
-        let mut out = std::io::BufWriter::with_capacity(1 << 16, crate::printer::stdout());
-        match print_dry_run(&mut out, &plan, &decision).and_then(|()| out.flush()) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
-            Err(e) => return Err(e.into()),
-        }
-        // The process ends here: freeing a large plan image by image (tens of thousands
-        // of label maps) would only add to its run time.
-        std::mem::forget(plan);
-        return Ok(ExitCode::SUCCESS);
+        let summary = crate::ensure::ensure_prepared(
+            repo,
+            Some(fleet),
+            plan,
+            &settings,
+            Some(decision),
+            crate::ensure::Use::Build,
+        )?;
+        // The executor has printed the per-image outcomes and the summary line.
+        return Ok(ExitCode::from(summary.exit_code()));
     }
-    // A real build: probe, decide (explained by the executor), build.
+    // The dry run: the commands the build would run.
     let decision = choosing.finish(&plan)?;
-    // The executor may fall back from bake to podman, so it gets both forms.
-    let plan = with_ca_bundle(plan.with_bake_requests(fleet), args.ca_bundle.as_deref());
+    // Requests are what bake builds on a builder with named contexts; in per-image
+    // mode the dry run prints one bake per image and needs none.
+    let plan = if decision.backend == BackendKind::Bake && !decision.backend().per_image() {
+        with_ca_bundle(plan.with_bake_requests(fleet), args.ca_bundle.as_deref())
+    } else {
+        plan
+    };
     if decision.backend == BackendKind::Engine {
         if let Some(why) = plan.builds.iter().find_map(backend::engine::refusal) {
+            // What the real build would do: refuse before anything runs.
             return Err(Failure::usage(why));
         }
     }
-    if plan
-        .builds
-        .iter()
-        .any(|b| b.bake_target == crate::naming::core_target("runner"))
-    {
-        // The runner image holds the static runner binary, copied into its context first.
-        crate::run::stage::stage_runner(repo)?;
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, crate::printer::stdout());
+    match print_dry_run(&mut out, &plan, &decision).and_then(|()| out.flush()) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        Err(e) => return Err(e.into()),
     }
-    let mut opts = crate::build::Options::new(repo);
-    if let Some(jobs) = args.jobs {
-        opts.jobs = jobs.into();
+    // The process ends here: freeing a large plan image by image (tens of thousands
+    // of label maps) would only add to its run time.
+    std::mem::forget(plan);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The build settings of `kiln build`'s flags.
+fn settings(args: &Args) -> crate::ensure::Settings {
+    crate::ensure::Settings {
+        builder: args.builder.clone(),
+        ca_bundle: args.ca_bundle.clone(),
+        jobs: args.jobs.map(usize::from),
+        force: args.force,
+        progress: match args.progress {
+            Progress::Auto => crate::printer::Mode::Auto,
+            Progress::Tty => crate::printer::Mode::Tty,
+            Progress::Plain => crate::printer::Mode::Plain,
+            Progress::Quiet => crate::printer::Mode::Quiet,
+        },
+        ..crate::ensure::Settings::new(args.backend)
     }
-    opts.force = args.force;
-    opts.progress = match args.progress {
-        Progress::Auto => crate::printer::Mode::Auto,
-        Progress::Tty => crate::printer::Mode::Tty,
-        Progress::Plain => crate::printer::Mode::Plain,
-        Progress::Quiet => crate::printer::Mode::Quiet,
-    };
-    let summary = crate::build::run(&plan.builds, &plan.bake, &decision, &opts)?;
-    // The executor has printed the per-image outcomes and the summary line.
-    Ok(ExitCode::from(summary.exit_code()))
 }
 
 /// `kiln build` in an eval-containers fleet: the bake commands its own CLI runs, bases

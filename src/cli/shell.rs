@@ -220,14 +220,18 @@ fn harbor(repo: &Path, fleet: &crate::fleet::Fleet, args: &Args) -> anyhow::Resu
     let info = super::build::build_info(repo)?;
     let plan = crate::plan::harbor::plan(fleet, &request, &info, &base_map)
         .map_err(crate::fleet::refused_to_usage)?;
-    let summary = crate::validate::build_for_runs(
-        fleet,
+    let settings = crate::ensure::Settings {
+        progress: args.progress,
+        ca_bundle: args.ca_bundle.clone(),
+        ..crate::ensure::Settings::new(args.backend)
+    };
+    let summary = crate::ensure::ensure(
+        &fleet.root,
+        Some(fleet),
         plan,
-        args.backend,
-        crate::build::Options::new(repo).jobs,
-        false,
-        args.progress,
-        args.ca_bundle.as_deref(),
+        &settings,
+        None,
+        crate::ensure::Use::Run,
     )?;
     if summary.exit_code() != 0 {
         return Ok(ExitCode::from(summary.exit_code()));

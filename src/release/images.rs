@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 
 use crate::build::{Status, Summary};
+use crate::ensure::{ensure, Settings, Use};
 use crate::fleet::Fleet;
 use crate::registry;
 use crate::store;
@@ -28,15 +29,14 @@ pub(super) fn build(
     opts: &Options,
     sel: &Selection,
 ) -> Result<Built, Halt> {
-    let summary = crate::validate::build_for_runs(
-        fleet,
-        sel.plan.clone(),
-        opts.backend,
-        opts.jobs,
-        false,
-        opts.progress,
-        opts.ca_bundle.as_deref(),
-    )?;
+    let settings = Settings {
+        jobs: Some(opts.jobs),
+        progress: opts.progress,
+        ca_bundle: opts.ca_bundle.clone(),
+        ..Settings::new(opts.backend)
+    };
+    let plan = sel.plan.clone();
+    let summary = ensure(&fleet.root, Some(fleet), plan, &settings, None, Use::Run)?;
     let mut blocked = BTreeMap::new();
     let mut locals = BTreeMap::new();
     // Every built image looked up at once (one engine round trip each, concurrently).

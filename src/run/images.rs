@@ -2,17 +2,15 @@
 //! every image is up to date in Docker's store, only checked), or with `--no-build`
 //! the images as they are. `kiln regrade` gets the current graders the same way.
 
-use crate::printer::errln;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use super::matrix;
 use super::{refused, Options};
-use crate::backend::detect::{self, Requested};
+use crate::backend::detect::Requested;
 use crate::error::Failure;
 use crate::fleet::Fleet;
 use crate::plan::{self, BuildSpec};
-use crate::printer::Mode;
 use crate::store::{self, Store};
 
 /// The stores and input digests of `images` as they are (`--no-build`).
@@ -102,7 +100,7 @@ pub(crate) fn build(
     opts: &Options,
     runtime: &tokio::runtime::Runtime,
 ) -> anyhow::Result<HashMap<String, (Store, String)>> {
-    super::stage::stage_runner(repo)?;
+    crate::stage::stage_runner(repo)?;
     let info = opts
         .build_info
         .as_ref()
@@ -122,21 +120,8 @@ pub(crate) fn ensure(
     opts: &Options,
     runtime: &tokio::runtime::Runtime,
 ) -> anyhow::Result<HashMap<String, (Store, String)>> {
-    if let Some(file) = &opts.ca_bundle {
-        let named = plan::ca_bundle::apply(repo, &mut plan.builds, file);
-        if !named.is_empty() && opts.progress != Mode::Quiet {
-            errln!(
-                "note: CA bundle {} handed as build secret `ca-bundle` to {}",
-                file.display(),
-                named.join(", ")
-            );
-        }
-    }
-    if opts.progress != Mode::Quiet {
-        for note in &plan.notes {
-            errln!("note: {note}");
-        }
-    }
+    let settings = opts.build_settings();
+    crate::ensure::prepare(repo, &mut plan, &settings);
     // Everything up to date in Docker's store (the usual case once built): no backend
     // probe, no build.
     if opts.backend != Requested::Podman {
@@ -152,41 +137,14 @@ pub(crate) fn ensure(
                 .collect());
         }
     }
-    if let Some(fleet) = bake_fleet.filter(|_| plan.bake.is_empty()) {
-        plan = plan.with_bake_requests(fleet);
-    }
-    if let Some(file) = &opts.ca_bundle {
-        plan::ca_bundle::apply_bake(&mut plan.bake, &plan.builds, file);
-    }
-    let needs_secrets = plan.builds.iter().any(|b| !b.secrets.is_empty());
-    let mut decision = detect::choose(opts.backend, &plan.builds)?;
-    // The runs happen on the engine when it answers, so an automatic choice builds into
-    // the engine's store rather than podman's (no copy between stores).
-    // Build secrets need bake or podman, so then the automatic choice stands.
-    if opts.backend == Requested::Auto
-        && decision.backend.store() == Store::Podman
-        && !needs_secrets
-    {
-        let probes = detect::probe(None);
-        if let Ok(version) = &probes.engine {
-            decision = detect::Decision::new(
-                crate::backend::BackendKind::Engine,
-                format!(
-                    "kiln run runs the evals on the Docker Engine ({version}), so it builds into the engine's store \
-                     (auto would have chosen {}: {})",
-                    decision.backend, decision.reason
-                ),
-            );
-        }
-    }
-    if decision.backend == crate::backend::BackendKind::Engine {
-        if let Some(why) = plan.builds.iter().find_map(crate::backend::engine::refusal) {
-            return Err(Failure::usage(why));
-        }
-    }
-    let mut build_opts = crate::build::Options::new(repo);
-    build_opts.progress = opts.progress;
-    let summary = crate::build::run(&plan.builds, &plan.bake, &decision, &build_opts)?;
+    let summary = crate::ensure::ensure_prepared(
+        repo,
+        bake_fleet,
+        plan,
+        &settings,
+        None,
+        crate::ensure::Use::Run,
+    )?;
     if summary.interrupted {
         return Err(Failure::interrupted(
             "interrupted while building; nothing was run",

@@ -40,7 +40,6 @@ pub mod matrix;
 pub mod model;
 pub mod reap;
 pub mod shell;
-pub mod stage;
 
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
@@ -77,6 +76,17 @@ pub struct Options {
     pub build_info: Option<crate::labels::BuildInfo>,
     /// `--keep-state`: commit each run's filesystem as the agent left it (Docker Engine only).
     pub keep_state: bool,
+}
+
+impl Options {
+    /// The settings its builds use: a run's `--force` runs again, it does not rebuild.
+    pub fn build_settings(&self) -> crate::ensure::Settings {
+        crate::ensure::Settings {
+            ca_bundle: self.ca_bundle.clone(),
+            progress: self.progress,
+            ..crate::ensure::Settings::new(self.backend)
+        }
+    }
 }
 
 /// A fleet's refusal (an unknown name, a bad selection) as a usage error.

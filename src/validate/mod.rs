@@ -9,14 +9,15 @@ pub mod eval_containers;
 pub mod harbor;
 pub mod record;
 
-use crate::printer::{errln, outln};
+use crate::printer::outln;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use anyhow::{anyhow, bail};
 
-use crate::backend::detect::{self, Requested};
+use crate::backend::detect::Requested;
 use crate::build::Summary;
+use crate::ensure::{ensure, Settings, Use};
 use crate::error::Failure;
 use crate::fleet::{Env, Fleet};
 use crate::labels::{self, BuildInfo};
@@ -78,64 +79,8 @@ struct Job {
     null: (String, Store, String),
 }
 
-/// Builds `plan` for images that run (validation) or are pushed (release) from this
-/// machine: the requested backend; for `auto`, the Docker Engine whenever it answers —
-/// containers run there and its push API publishes from its store, so nothing has to
-/// move between stores — and otherwise what `kiln build` would choose. Stages the
-/// runner binary first.
-pub fn build_for_runs(
-    fleet: &Fleet,
-    plan: Plan,
-    requested: Requested,
-    jobs: usize,
-    force: bool,
-    progress: crate::printer::Mode,
-    ca_bundle: Option<&std::path::Path>,
-) -> anyhow::Result<Summary> {
-    let mut plan = plan;
-    if let Some(file) = ca_bundle {
-        let named = crate::plan::ca_bundle::apply(&fleet.root, &mut plan.builds, file);
-        if !named.is_empty() {
-            errln!(
-                "note: CA bundle {} handed as build secret `ca-bundle` to {}",
-                file.display(),
-                named.join(", ")
-            );
-        }
-    }
-    if fleet.layout.dataset.is_none() {
-        run::stage::stage_runner(&fleet.root)?;
-    }
-    let engine = if requested == Requested::Auto {
-        // Only the engine's answer matters here: no buildx or podman probe.
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?
-            .block_on(detect::ping_engine())
-            .ok()
-    } else {
-        None
-    };
-    let decision = match engine {
-        Some(version) => detect::Decision::new(
-            crate::backend::BackendKind::Engine,
-            format!("the Docker Engine ({version}) answers: eval containers run there and releases push from its store"),
-        ),
-        None => detect::choose(requested, &plan.builds)?,
-    };
-    let mut plan = plan.with_bake_requests(fleet);
-    if let Some(file) = ca_bundle {
-        crate::plan::ca_bundle::apply_bake(&mut plan.bake, &plan.builds, file);
-    }
-    let mut opts = crate::build::Options::new(&fleet.root);
-    opts.jobs = jobs.max(1);
-    opts.force = force;
-    opts.progress = progress;
-    crate::build::run(&plan.builds, &plan.bake, &decision, &opts)
-}
-
 /// What the caller's own build found (`kiln release` builds the same images first) when
-/// it covers every image of `plan`; otherwise `plan` built by [`build_for_runs`].
+/// it covers every image of `plan`; otherwise `plan` built for runs (`ensure`).
 fn build_unless_built(
     fleet: &Fleet,
     plan: Plan,
@@ -151,15 +96,14 @@ fn build_unless_built(
             return Ok(built.clone());
         }
     }
-    build_for_runs(
-        fleet,
-        plan,
-        opts.backend,
-        opts.jobs,
+    let settings = Settings {
+        jobs: Some(opts.jobs),
         force,
-        opts.progress,
-        opts.ca_bundle.as_deref(),
-    )
+        progress: opts.progress,
+        ca_bundle: opts.ca_bundle.clone(),
+        ..Settings::new(opts.backend)
+    };
+    ensure(&fleet.root, Some(fleet), plan, &settings, None, Use::Run)
 }
 
 /// The `kiln.inputs.digest` of `image` in `store`.
