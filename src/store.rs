@@ -241,69 +241,105 @@ pub fn elsewhere_message(image: &str, wanted: Store, found_in: &[Store]) -> Opti
     ))
 }
 
-/// Every image in both stores that carries an `eval.type` label (kiln's fleet),
-/// one entry per tag. A store that does not answer is skipped.
-pub async fn list_images_async() -> Vec<ImageInfo> {
-    let mut out = Vec::new();
-    if let Ok(client) = docker() {
-        let options = bollard::query_parameters::ListImagesOptionsBuilder::default()
-            .filters(&std::collections::HashMap::from([(
-                "label",
-                vec![crate::labels::TYPE],
-            )]))
-            .build();
-        if let Ok(Ok(images)) =
-            tokio::time::timeout(Duration::from_secs(10), client.list_images(Some(options))).await
-        {
-            for image in images {
-                for tag in image.repo_tags.iter().filter(|t| *t != "<none>:<none>") {
-                    out.push(ImageInfo {
-                        name: tag.clone(),
-                        id: image.id.clone(),
-                        store: Store::Docker,
-                        labels: image.labels.clone().into_iter().collect(),
-                        repo_digests: image.repo_digests.clone(),
-                    });
-                }
-            }
-        }
+/// What both stores hold of kiln's fleet, and which store did not answer.
+#[derive(Debug, Default)]
+pub struct Listing {
+    /// One entry per tag (an untagged image once, named `<untagged>`), sorted by name
+    /// and store.
+    pub images: Vec<ImageInfo>,
+    /// The stores that did not answer, with why.
+    pub unreachable: Vec<(Store, String)>,
+}
+
+/// Every image in both stores that carries an `eval.type` label (kiln's fleet).
+pub async fn list_images_async() -> Listing {
+    let mut out = Listing::default();
+    match docker_images().await {
+        Ok(mut found) => out.images.append(&mut found),
+        Err(why) => out.unreachable.push((Store::Docker, why)),
     }
-    let podman = tokio::task::spawn_blocking(|| {
-        duct::cmd!(
-            "podman",
-            "images",
-            "--format",
-            "json",
-            "--filter",
-            format!("label={}", crate::labels::TYPE)
-        )
-        .stdout_capture()
-        .stderr_null()
-        .unchecked()
-        .run()
-    })
-    .await;
-    if let Ok(Ok(result)) = podman {
-        if let Ok(images) = serde_json::from_slice::<Vec<PodmanImage>>(&result.stdout) {
-            for image in images {
-                for name in image.names.clone().unwrap_or_default() {
-                    out.push(ImageInfo {
-                        name,
-                        id: prefixed(&image.id),
-                        store: Store::Podman,
-                        labels: image.labels.clone().unwrap_or_default(),
-                        repo_digests: image.repo_digests.clone().unwrap_or_default(),
-                    });
-                }
-            }
-        }
+    match tokio::task::spawn_blocking(podman_images).await {
+        Ok(Ok(mut found)) => out.images.append(&mut found),
+        Ok(Err(why)) => out.unreachable.push((Store::Podman, why)),
+        Err(e) => out.unreachable.push((Store::Podman, e.to_string())),
     }
-    out.sort_by(|a, b| (&a.name, a.store).cmp(&(&b.name, b.store)));
+    out.images
+        .sort_by(|a, b| (&a.name, a.store).cmp(&(&b.name, b.store)));
     out
 }
 
+const UNTAGGED: &str = "<untagged>";
+
+async fn docker_images() -> Result<Vec<ImageInfo>, String> {
+    let client = docker().map_err(|e| format!("{e:#}"))?;
+    let options = bollard::query_parameters::ListImagesOptionsBuilder::default()
+        .filters(&std::collections::HashMap::from([(
+            "label",
+            vec![crate::labels::TYPE],
+        )]))
+        .build();
+    let images = tokio::time::timeout(Duration::from_secs(10), client.list_images(Some(options)))
+        .await
+        .map_err(|_| "no answer within 10 s".to_string())?
+        .map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    for image in images {
+        let mut tags: Vec<String> = image
+            .repo_tags
+            .into_iter()
+            .filter(|t| t != "<none>:<none>")
+            .collect();
+        if tags.is_empty() {
+            tags.push(UNTAGGED.into());
+        }
+        for name in tags {
+            out.push(ImageInfo {
+                name,
+                id: image.id.clone(),
+                store: Store::Docker,
+                labels: image.labels.clone().into_iter().collect(),
+                repo_digests: image.repo_digests.clone(),
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn podman_images() -> Result<Vec<ImageInfo>, String> {
+    let podman = which::which("podman").map_err(|_| "podman is not on PATH".to_string())?;
+    let filter = format!("label={}", crate::labels::TYPE);
+    let result = duct::cmd(podman, ["images", "--format", "json", "--filter", &filter])
+        .stdout_capture()
+        .stderr_capture()
+        .unchecked()
+        .run()
+        .map_err(|e| e.to_string())?;
+    if !result.status.success() {
+        return Err(String::from_utf8_lossy(&result.stderr).trim().to_string());
+    }
+    let images: Vec<PodmanImage> = serde_json::from_slice(&result.stdout)
+        .map_err(|e| format!("reading `podman images` JSON: {e}"))?;
+    let mut out = Vec::new();
+    for image in images {
+        let names = image
+            .names
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| vec![UNTAGGED.into()]);
+        for name in names {
+            out.push(ImageInfo {
+                name,
+                id: prefixed(&image.id),
+                store: Store::Podman,
+                labels: image.labels.clone().unwrap_or_default(),
+                repo_digests: image.repo_digests.clone().unwrap_or_default(),
+            });
+        }
+    }
+    Ok(out)
+}
+
 /// Synchronous [`list_images_async`] (not from inside a tokio runtime).
-pub fn list_images() -> Vec<ImageInfo> {
+pub fn list_images() -> Listing {
     runtime().block_on(list_images_async())
 }
 

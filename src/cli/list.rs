@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use crate::fleet::{Env, Fleet};
 use crate::labels;
+use crate::store::Store;
 
 use super::build::{env_vars, refused_to_usage};
 
@@ -285,21 +286,26 @@ struct ImageRow {
 
 /// Lists images carrying `eval.type` in Docker's store (bollard) and podman's (`podman images`).
 fn images(json: bool) -> anyhow::Result<ExitCode> {
-    let mut rows: Vec<ImageRow> = Vec::new();
-    let mut unreachable: Vec<String> = Vec::new();
-
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    match runtime.block_on(docker_images()) {
-        Ok(mut found) => rows.append(&mut found),
-        Err(why) => unreachable.push(format!("Docker Engine: {why}")),
-    }
-    match podman_images() {
-        Ok(mut found) => rows.append(&mut found),
-        Err(why) => unreachable.push(format!("podman: {why}")),
-    }
-    rows.sort_by(|a, b| (a.reference.as_str(), a.store).cmp(&(b.reference.as_str(), b.store)));
+    let listing = crate::store::list_images();
+    let rows: Vec<ImageRow> = listing
+        .images
+        .into_iter()
+        .map(|i| ImageRow {
+            store: i.store.name(),
+            kind: i.labels.get(labels::TYPE).cloned().unwrap_or_default(),
+            reference: i.name,
+            id: i.id,
+            labels: i.labels,
+        })
+        .collect();
+    let unreachable: Vec<String> = listing
+        .unreachable
+        .iter()
+        .map(|(store, why)| match store {
+            Store::Docker => format!("Docker Engine: {why}"),
+            Store::Podman => format!("podman: {why}"),
+        })
+        .collect();
 
     let mut out = crate::printer::stdout();
     if json {
@@ -334,86 +340,4 @@ fn images(json: bool) -> anyhow::Result<ExitCode> {
         return Ok(super::Exit::NoBackend.into());
     }
     Ok(ExitCode::SUCCESS)
-}
-
-async fn docker_images() -> Result<Vec<ImageRow>, String> {
-    use bollard::query_parameters::ListImagesOptionsBuilder;
-    let docker = bollard::Docker::connect_with_local_defaults().map_err(|e| e.to_string())?;
-    let filters: std::collections::HashMap<&str, Vec<&str>> =
-        std::collections::HashMap::from([("label", vec![labels::TYPE])]);
-    let options = ListImagesOptionsBuilder::default()
-        .filters(&filters)
-        .build();
-    let list = tokio::time::timeout(
-        std::time::Duration::from_secs(5),
-        docker.list_images(Some(options)),
-    )
-    .await
-    .map_err(|_| "no answer within 5 s".to_string())?
-    .map_err(|e| e.to_string())?;
-    let mut rows = Vec::new();
-    for image in list {
-        let labels: BTreeMap<String, String> = image.labels.into_iter().collect();
-        let kind = labels.get(labels::TYPE).cloned().unwrap_or_default();
-        let mut tags = image.repo_tags;
-        if tags.is_empty() {
-            tags.push("<untagged>".into());
-        }
-        for reference in tags {
-            rows.push(ImageRow {
-                store: "docker",
-                reference,
-                id: image.id.clone(),
-                kind: kind.clone(),
-                labels: labels.clone(),
-            });
-        }
-    }
-    Ok(rows)
-}
-
-fn podman_images() -> Result<Vec<ImageRow>, String> {
-    let podman = which::which("podman").map_err(|_| "podman is not on PATH".to_string())?;
-    let out = duct::cmd(
-        podman,
-        ["images", "--filter", "label=eval.type", "--format", "json"],
-    )
-    .stdout_capture()
-    .stderr_capture()
-    .unchecked()
-    .run()
-    .map_err(|e| e.to_string())?;
-    if !out.status.success() {
-        return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
-    }
-    #[derive(serde::Deserialize)]
-    struct PodmanImage {
-        #[serde(rename = "Id")]
-        id: String,
-        #[serde(rename = "Names", default)]
-        names: Option<Vec<String>>,
-        #[serde(rename = "Labels", default)]
-        labels: Option<BTreeMap<String, String>>,
-    }
-    let list: Vec<PodmanImage> = serde_json::from_slice(&out.stdout)
-        .map_err(|e| format!("reading `podman images` JSON: {e}"))?;
-    let mut rows = Vec::new();
-    for image in list {
-        let labels = image.labels.unwrap_or_default();
-        let kind = labels.get(labels::TYPE).cloned().unwrap_or_default();
-        let names = image
-            .names
-            .filter(|n| !n.is_empty())
-            .unwrap_or_else(|| vec!["<untagged>".into()]);
-        for reference in names {
-            rows.push(ImageRow {
-                store: "podman",
-                reference,
-                id: image.id.clone(),
-                kind: kind.clone(),
-                labels: labels.clone(),
-            });
-        }
-    }
-    Ok(rows)
 }

@@ -273,6 +273,7 @@ pub fn kiln_with(
 
 pub fn remove_registry(store: Store, registry: &str) {
     for image in kiln::store::list_images()
+        .images
         .into_iter()
         .filter(|i| i.store == store && i.name.starts_with(registry))
     {
