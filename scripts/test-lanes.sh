@@ -18,11 +18,18 @@ cd "$(dirname "$0")/.."
 lanes="${KILN_TEST_LANES:-2}"
 # Known slow, longest first (docs/performance.md, "Test suite time"). Words joined by
 # `+` run in that order in one lane.
+# The eval-containers pair builds the same fleet under the same tags, so it stays in one
+# lane too.
 slow=(
   harbor_run+model_run+run_kubernetes
-  eval_containers_build
-  eval_containers_parity
-  release_registry
+  eval_containers_build+eval_containers_parity
+  build_bake
+  validate_fleet
+  harbor_layout
+  release_faults
+  build_fleet
+  new_benchmark
+  regrade
 )
 
 logs="$(mktemp -d "${TMPDIR:-/tmp}/kiln-tests.XXXXXX")"
