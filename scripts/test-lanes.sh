@@ -17,9 +17,8 @@ cd "$(dirname "$0")/.."
 
 lanes="${KILN_TEST_LANES:-2}"
 # Known slow, longest first (docs/performance.md, "Test suite time"). Words joined by
-# `+` run in that order in one lane.
-# The eval-containers pair builds the same fleet under the same tags, so it stays in one
-# lane too.
+# `+` run in that order in one lane: the mini-swe-agent users, and the eval-containers
+# pair (the same fleet under the same tags).
 slow=(
   harbor_run+model_run+run_kubernetes
   eval_containers_build+eval_containers_parity
