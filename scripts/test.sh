@@ -33,4 +33,8 @@ cleanup() {
   fi
 }
 trap cleanup EXIT
-cargo test --workspace --locked
+# Compile once (the `cargo test --workspace` set: libraries, binaries, examples, tests),
+# then run every test executable, two at a time (scripts/test-lanes.sh; KILN_TEST_LANES=1:
+# one at a time, as `cargo test --workspace --locked` would).
+cargo test --workspace --locked --no-run
+bash scripts/test-lanes.sh
