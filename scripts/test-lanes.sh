@@ -17,14 +17,14 @@ cd "$(dirname "$0")/.."
 
 lanes="${KILN_TEST_LANES:-2}"
 # Known slow, longest first (docs/performance.md, "Test suite time"). Words joined by
-# `+` run in that order in one lane: the mini-swe-agent users, and the eval-containers
-# pair (the same fleet under the same tags).
+# `+` run in that order in one lane: the mini-swe-agent users with the other Harbor
+# trial tests (they check that no `kiln-harbor-*` container is left, which a trial of
+# another test would be), and the eval-containers pair (the same fleet, the same tags).
 slow=(
-  harbor_run+model_run+run_kubernetes
+  harbor_run+harbor_layout+release_harbor+model_run+run_kubernetes
   eval_containers_build+eval_containers_parity
   build_bake
   validate_fleet
-  harbor_layout
   release_faults
   build_fleet
   new_benchmark

@@ -564,6 +564,18 @@ fn a_new_task_validates_and_a_shell_sees_the_tests_only_when_asked() {
         "{stdout}"
     );
     assert!(stdout.contains("target=/tests,readonly"), "{stdout}");
+    // The container's name after `kiln-shell-<pid>-`: what runs in it.
+    let name = stdout
+        .split_whitespace()
+        .skip_while(|w| *w != "--name")
+        .nth(1)
+        .expect("a container name");
+    let shell_rest = name
+        .trim_start_matches("kiln-shell-")
+        .split_once('-')
+        .expect("kiln-shell-<pid>-<what>")
+        .1
+        .to_string();
     if !gate("KILN_TEST_DOCKER") {
         return;
     }
@@ -589,6 +601,7 @@ fn a_new_task_validates_and_a_shell_sees_the_tests_only_when_asked() {
         seen.contains("no-tests-here") && !seen.contains("test.sh\r\n"),
         "{seen}"
     );
+    // No shell container of this task is left (other tests' shells may be running).
     let ps = Command::new("docker")
         .args([
             "ps",
@@ -600,7 +613,12 @@ fn a_new_task_validates_and_a_shell_sees_the_tests_only_when_asked() {
         ])
         .output()
         .unwrap();
-    assert_eq!(String::from_utf8_lossy(&ps.stdout).trim(), "");
+    let left: Vec<String> = String::from_utf8_lossy(&ps.stdout)
+        .lines()
+        .filter(|n| n.ends_with(&format!("-{shell_rest}")))
+        .map(str::to_string)
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
 }
 
 /// An allowlist task whose solution fetches `http://$TARGET/token.txt` through the
