@@ -17,7 +17,8 @@
 //! the run's own `agent` and `model` sections.
 
 use crate::printer::errln;
-use std::path::{Path, PathBuf};
+use crate::run::container::docker_cli;
+use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{anyhow, Context as _};
@@ -178,17 +179,8 @@ fn build_graders(
     Ok(())
 }
 
-fn docker(args: &[&str]) -> anyhow::Result<std::process::Output> {
-    duct::cmd("docker", args)
-        .stdout_capture()
-        .stderr_capture()
-        .unchecked()
-        .run()
-        .context("running docker")
-}
-
 fn must(args: &[&str]) -> anyhow::Result<std::process::Output> {
-    let out = docker(args)?;
+    let out = docker_cli(args)?;
     if !out.status.success() {
         return Err(anyhow!(
             "docker {}: {}",
@@ -205,7 +197,7 @@ struct Containers(Vec<String>);
 impl Drop for Containers {
     fn drop(&mut self) {
         for name in &self.0 {
-            let _ = docker(&["rm", "--force", name]);
+            let _ = docker_cli(&["rm", "--force", name]);
         }
     }
 }
@@ -252,7 +244,7 @@ fn regrade(
             .expect("an absolute path")
             .to_string_lossy()
             .to_string();
-        let out = docker(&[
+        let out = docker_cli(&[
             "cp",
             &format!("{files}:{path}"),
             &carry.display().to_string(),
@@ -278,18 +270,18 @@ fn regrade(
     std::fs::remove_dir_all(&carry)?;
 
     let started = Instant::now();
-    let ran = docker(&["start", "--attach", &name])?;
+    let ran = docker_cli(&["start", "--attach", &name])?;
     let wall_sec = started.elapsed().as_secs_f64();
     std::fs::write(staging.path().join("runner.stdout.log"), &ran.stdout)?;
     std::fs::write(staging.path().join("runner.stderr.log"), &ran.stderr)?;
     let output = staging.path().join("output");
     std::fs::create_dir_all(&output)?;
-    let _ = docker(&[
+    let _ = docker_cli(&[
         "cp",
         &format!("{name}:/logs/verifier"),
         &staging.path().join("grader").display().to_string(),
     ]);
-    let _ = docker(&[
+    let _ = docker_cli(&[
         "cp",
         &format!("{name}:/output/task"),
         &output.join("task").display().to_string(),
@@ -306,8 +298,7 @@ fn regrade(
     }
     let upstream = read_upstream(&output);
     let exit = ran.status.code().unwrap_or(-1);
-    let staging = staging.keep();
-    let (n, logs) = place(&staging, &run.dir, |n| Record {
+    let (n, logs) = grade::place(staging, &run.dir, |n| Record {
         n,
         kept_state: kept,
         grader_image,
@@ -357,30 +348,6 @@ fn regrade(
         runner_exit: exit.into(),
         error: None,
     })
-}
-
-/// Renames `staging` to the next free `regraded-<n>/` of `dir`, with `record(n)` as
-/// its regrade.json.
-fn place<'a>(
-    staging: &Path,
-    dir: &Path,
-    record: impl Fn(u32) -> Record<'a>,
-) -> anyhow::Result<(u32, PathBuf)> {
-    let mut n = regraded::next_number(dir);
-    loop {
-        std::fs::write(
-            staging.join("regrade.json"),
-            serde_json::to_string_pretty(&record(n))? + "\n",
-        )?;
-        let logs = regraded::log_dir(dir, n);
-        if !logs.exists() && std::fs::rename(staging, &logs).is_ok() {
-            return Ok((n, logs));
-        }
-        if n > 10_000 {
-            return Err(anyhow!("{}: no free regraded-<n>/", dir.display()));
-        }
-        n += 1;
-    }
 }
 
 #[cfg(test)]

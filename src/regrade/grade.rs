@@ -283,10 +283,11 @@ fn write(job: &Job, finished: &Finished) -> anyhow::Result<Done> {
 
 /// Renames `staging` to the next free `regraded-<n>/` of `dir` (another regrade of the
 /// same run may take a number at the same time), with `record(n)` as its regrade.json.
-fn place<'a>(
+/// Every layout's regrade places its logs through here.
+pub(super) fn place<R: serde::Serialize>(
     staging: tempfile::TempDir,
     dir: &Path,
-    record: impl Fn(u32) -> Record<'a>,
+    record: impl Fn(u32) -> R,
 ) -> anyhow::Result<(u32, PathBuf)> {
     let staging = staging.keep();
     let mut n = regraded::next_number(dir);

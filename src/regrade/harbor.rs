@@ -8,12 +8,11 @@
 
 use crate::printer::errln;
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::Context as _;
 
 use super::{grade, runs, End, Options};
-use crate::error::Failure;
 use crate::fleet::layout::harbor::Task;
 use crate::plan::base_map::BaseMap;
 use crate::report::{self, regraded};
@@ -153,8 +152,7 @@ fn regrade(
     harbor::write_result(staging.path(), &ds.name, task, Agent::Null, &outcome)?;
     let text = std::fs::read_to_string(staging.path().join("result.json"))?;
     std::fs::remove_file(staging.path().join("result.json"))?;
-    let staging = staging.keep();
-    let (n, logs) = place(&staging, &run.dir, |n| Record {
+    let (n, logs) = grade::place(staging, &run.dir, |n| Record {
         n,
         kept_state: kept,
         verifier_images: images.verifiers.values().map(|(i, _)| i.as_str()).collect(),
@@ -183,33 +181,6 @@ fn regrade(
         runner_exit: 0,
         error: None,
     })
-}
-
-/// Renames `staging` to the next free `regraded-<n>/` of `dir`, with `record(n)` as
-/// its regrade.json.
-fn place<'a>(
-    staging: &Path,
-    dir: &Path,
-    record: impl Fn(u32) -> Record<'a>,
-) -> anyhow::Result<(u32, PathBuf)> {
-    let mut n = regraded::next_number(dir);
-    loop {
-        std::fs::write(
-            staging.join("regrade.json"),
-            serde_json::to_string_pretty(&record(n))? + "\n",
-        )?;
-        let logs = regraded::log_dir(dir, n);
-        if !logs.exists() && std::fs::rename(staging, &logs).is_ok() {
-            return Ok((n, logs));
-        }
-        if n > 10_000 {
-            return Err(Failure::usage(format!(
-                "{}: no free regraded-<n>/",
-                dir.display()
-            )));
-        }
-        n += 1;
-    }
 }
 
 /// The regraded result with the run's own `agent` and `model` sections.

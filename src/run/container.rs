@@ -451,3 +451,13 @@ fn drive_podman(c: &Container) -> anyhow::Result<Finished> {
         kept: None,
     })
 }
+
+/// The `docker` CLI with `args`, its output captured (the caller reads the status).
+pub(crate) fn docker_cli(args: &[&str]) -> anyhow::Result<std::process::Output> {
+    duct::cmd("docker", args)
+        .stdout_capture()
+        .stderr_capture()
+        .unchecked()
+        .run()
+        .context("running docker")
+}

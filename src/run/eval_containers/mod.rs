@@ -13,6 +13,7 @@ pub mod keep;
 pub mod shell;
 
 use crate::printer::{errln, outln};
+use crate::run::container::docker_cli;
 use std::path::Path;
 use std::time::Instant;
 
@@ -139,15 +140,6 @@ pub fn image_exists(image: &str) -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
-fn docker(args: &[&str]) -> anyhow::Result<std::process::Output> {
-    duct::cmd("docker", args)
-        .stdout_capture()
-        .stderr_capture()
-        .unchecked()
-        .run()
-        .context("running docker")
-}
-
 /// The environment of upstream's compose `runner` service (containers/compose/runner.yaml):
 /// the axes as EVAL_* and bare names, the gateway's endpoints, placeholder keys.
 fn env(item: &Item, model: &str, timeout: Option<u64>) -> Vec<(String, String)> {
@@ -231,7 +223,7 @@ fn one(
         create.extend(["bash".into(), "-c".into(), keep::WRAPPER.into()]);
     }
     let args: Vec<&str> = create.iter().map(String::as_str).collect();
-    let created = docker(&args)?;
+    let created = docker_cli(&args)?;
     if !created.status.success() {
         return Err(anyhow!(
             "docker create: {}",
@@ -253,11 +245,11 @@ fn one(
                 Err(e) => (Err(e), None),
             }
         }
-        None => (docker(&["start", "--attach", &name]), None),
+        None => (docker_cli(&["start", "--attach", &name]), None),
     };
     let wall_sec = started.elapsed().as_secs_f64();
     let copied = copy_out(&name, &out);
-    let _ = docker(&["rm", "-f", &name]);
+    let _ = docker_cli(&["rm", "-f", &name]);
     let ran = ran?;
     std::fs::write(out.join("runner.stdout.log"), &ran.stdout)?;
     std::fs::write(out.join("runner.stderr.log"), &ran.stderr)?;
@@ -334,12 +326,12 @@ fn one(
 fn copy_out(name: &str, out: &Path) -> anyhow::Result<()> {
     let verifier = out.join("grader");
     // Absent when the grader never ran; the result says so.
-    let _ = docker(&[
+    let _ = docker_cli(&[
         "cp",
         &format!("{name}:/logs/verifier"),
         &verifier.display().to_string(),
     ]);
-    let o = docker(&[
+    let o = docker_cli(&[
         "cp",
         &format!("{name}:/output"),
         &out.join("output").display().to_string(),

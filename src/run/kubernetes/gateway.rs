@@ -3,6 +3,7 @@
 //! dynamically), as the local gateway container runs it. It is built in Docker's store
 //! once per kiln binary and pushed to the run registry like the eval images.
 
+use crate::run::container::docker_cli;
 use anyhow::{bail, Context as _};
 use sha2::Digest as _;
 
@@ -10,15 +11,6 @@ use crate::labels;
 
 /// `kiln.local/kiln-gateway:<binary id>`.
 const REPOSITORY: &str = "kiln.local/kiln-gateway";
-
-fn docker(args: &[&str]) -> anyhow::Result<std::process::Output> {
-    duct::cmd("docker", args)
-        .stdout_capture()
-        .stderr_capture()
-        .unchecked()
-        .run()
-        .context("running docker")
-}
 
 /// The gateway image in Docker's store, built when this kiln binary has none yet.
 /// Returns its local reference and input digest.
@@ -28,7 +20,10 @@ pub fn ensure_image(base: &str) -> anyhow::Result<(String, String)> {
     let id = hex::encode(sha2::Sha256::digest(binary.as_bytes()));
     let reference = format!("{REPOSITORY}:{}", &id[..16]);
     let inputs = format!("sha256:{id}");
-    if docker(&["image", "inspect", &reference])?.status.success() {
+    if docker_cli(&["image", "inspect", &reference])?
+        .status
+        .success()
+    {
         return Ok((reference, inputs));
     }
     let dir = tempfile::tempdir()?;
@@ -77,7 +72,7 @@ pub fn ensure_image(base: &str) -> anyhow::Result<(String, String)> {
     args.extend(label_args.iter().map(String::as_str));
     let context = dir.path().to_string_lossy().to_string();
     args.push(&context);
-    let out = docker(&args)?;
+    let out = docker_cli(&args)?;
     if !out.status.success() {
         bail!(
             "building the gateway image {reference} from {base}: {}",

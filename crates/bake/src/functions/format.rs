@@ -7,8 +7,9 @@ use bigdecimal::num_bigint::{BigUint, Sign};
 use bigdecimal::{BigDecimal, Zero};
 
 use super::support::grapheme_len;
-use super::text::{go_quote, go_quote_rune, json_text, push_json_string, s};
+use super::text::{go_quote, go_quote_rune, json_text, s};
 use super::{arg_err, failed, p, p_null, sig_var, Body, FnError, Signature, ANY, S};
+use crate::print::write_str;
 use crate::value::{convert, Number, Type, Value};
 use unicode_segmentation::UnicodeSegmentation;
 
@@ -230,7 +231,7 @@ fn append_verb(v: &Verb, buf: &mut String, args: &[Value]) -> Result<(), FnError
             }
             if v.mode == 'q' {
                 let mut q = String::new();
-                push_json_string(&mut q, &text);
+                write_str(&mut q, &text);
                 text = q;
             }
             buf.push_str(&pad_width(v, text));

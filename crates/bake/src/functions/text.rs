@@ -2,6 +2,7 @@
 //! quoting): a leaf, so the families can use it and each other without a circle.
 
 use super::FnError;
+use crate::print::write_str;
 use crate::value::Value;
 
 /// The string argument at `i` (conversion already made it a string).
@@ -13,35 +14,12 @@ pub(crate) fn str_val(s: impl Into<String>) -> Result<Value, FnError> {
     Ok(Value::String(s.into()))
 }
 
-/// Appends `s` as a Go `encoding/json` string: HTML-safe (`<`, `>`, `&` escaped),
-/// U+2028/U+2029 escaped, short escapes for `\b \f \n \r \t`, other controls `\u00xx`.
-pub(crate) fn push_json_string(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => {
-                out.push_str(&format!("\\u{:04x}", c as u32));
-            }
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-}
-
 fn push_json(out: &mut String, v: &Value) {
     match v {
         Value::Null => out.push_str("null"),
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
         Value::Number(n) => out.push_str(&n.to_string()),
-        Value::String(s) => push_json_string(out, s),
+        Value::String(s) => write_str(out, s),
         Value::List(items) | Value::Tuple(items) | Value::Set(items) => {
             out.push('[');
             for (i, item) in items.iter().enumerate() {
@@ -58,7 +36,7 @@ fn push_json(out: &mut String, v: &Value) {
                 if i > 0 {
                     out.push(',');
                 }
-                push_json_string(out, k);
+                write_str(out, k);
                 out.push(':');
                 push_json(out, item);
             }
