@@ -17,16 +17,19 @@ cd "$(dirname "$0")/.."
 
 lanes="${KILN_TEST_LANES:-2}"
 # Known slow, longest first (docs/performance.md, "Test suite time"). Words joined by
-# `+` run in that order in one lane: the mini-swe-agent users with the other Harbor
-# trial tests (they check that no `kiln-harbor-*` container is left, which a trial of
-# another test would be), and the eval-containers pair (the same fleet, the same tags).
+# `+` run in that order in one lane:
+# - the mini-swe-agent users with the other Harbor trial tests (they check that no
+#   `kiln-harbor-*` container is left, which a trial of another test would be);
+# - the eval-containers pair (the same fleet, the same tags);
+# - every test that builds with podman: podman's store is not safe against a build
+#   interrupted (or images removed) beside another build, which then finds a cached
+#   layer gone ("layer not known"); the unit tests read every image podman lists.
 slow=(
   harbor_run+harbor_layout+release_harbor+model_run+run_kubernetes
   eval_containers_build+eval_containers_parity
-  build_bake
+  build_bake+build_fleet+build_podman+build_interrupt+backend_fallback+new_agent+plan_golden+plan_bad_input+registry_tls_netns+unit
   validate_fleet
   release_faults
-  build_fleet
   new_benchmark
   regrade
 )
@@ -50,7 +53,9 @@ while read -r t; do
   [[ "$queued" == *" $t "* ]] || queue+=("$t")
 done <<<"$all_tests"
 # The unit tests of every crate (libraries and binaries) and the doc tests.
-queue+=(unit doc)
+for t in unit doc; do
+  [[ "$queued" == *" $t "* ]] || queue+=("$t")
+done
 printf '%s\n' "${queue[@]}" >"$logs/queue"
 
 # Takes the next queue item (under a lock: lanes take turns).
