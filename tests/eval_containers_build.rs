@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 mod pty_support;
 
-use pty_support::{assert_nothing_left, container_of, Session};
+use pty_support::{assert_nothing_left, container_of, kiln_pid, Session};
 
 const KILN: &str = env!("CARGO_BIN_EXE_kiln");
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
@@ -343,13 +343,7 @@ fn loop_on_the_copy(fleet: &Path, builder: &str, results: &Path) {
     let mut s = Session::start(&line, fleet, &[], Duration::from_secs(120));
     s.wait_for("shell: as the agent, uid 1002");
     let container = container_of(&s.screen());
-    let pid: i32 = container
-        .trim_start_matches("kiln-shell-")
-        .split('-')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let pid = kiln_pid(&container);
     // SAFETY: kill(2) on the pid of the kiln process this test started.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
     let (code, screen) = s.finish();

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 mod fleet_support;
 mod pty_support;
 
-use pty_support::{assert_nothing_left, container_of};
+use pty_support::{assert_nothing_left, container_of, docker_lines, kiln_pid};
 
 const BENCHMARK: &str = "terminal-lite";
 const TASK: &str = "count-lines";
@@ -62,15 +62,6 @@ impl Session {
             SESSION_TIMEOUT,
         )
     }
-}
-
-fn docker_lines(args: &[&str]) -> Vec<String> {
-    let out = Command::new("docker").args(args).output().unwrap();
-    assert!(out.status.success(), "docker {args:?}");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(str::to_string)
-        .collect()
 }
 
 /// Typed at the shell: what it shows proves the command ran there (the echo of the
@@ -136,13 +127,7 @@ fn a_shell_through_a_terminal_sees_what_the_agent_sees() {
     let mut s = Session::start(&runner, &[]);
     s.wait_for("shell: /bin/sh as uid 1000");
     let container = container_of(&s.screen());
-    let pid: i32 = container
-        .trim_start_matches("kiln-shell-")
-        .split('-')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let pid = kiln_pid(&container);
     // SAFETY: kill(2) on the pid of the kiln process this test started.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
     let (code, screen) = s.finish();

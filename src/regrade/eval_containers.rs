@@ -73,11 +73,7 @@ pub fn run(
     build: &Build,
     build_info: impl FnOnce() -> anyhow::Result<crate::labels::BuildInfo>,
 ) -> anyhow::Result<u8> {
-    let (found, unreadable) = runs::find(&opts.results)?;
-    let selected = runs::select(found, &opts.results, &opts.benchmarks, &opts.tasks)?;
-    for (path, why) in &unreadable {
-        errln!("note: {} is not a result ({why}); left out", path.display());
-    }
+    let selected = runs::selected(opts)?;
     // Which runs can be regraded: kept state in the store, a benchmark and task the
     // fleet still has; and from which benchmark image.
     let mut plan: Vec<Result<(String, String), String>> = Vec::new();

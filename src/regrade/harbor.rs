@@ -6,7 +6,6 @@
 //! `result.regraded-<n>.json` with the run's own agent and model sections (the
 //! agent's turn is the run's, whatever the tests say now).
 
-use crate::printer::errln;
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -38,11 +37,7 @@ pub fn run(
     opts: &Options,
     build_info: impl FnOnce() -> anyhow::Result<crate::labels::BuildInfo>,
 ) -> anyhow::Result<u8> {
-    let (found, unreadable) = runs::find(&opts.results)?;
-    let selected = runs::select(found, &opts.results, &opts.benchmarks, &opts.tasks)?;
-    for (path, why) in &unreadable {
-        errln!("note: {} is not a result ({why}); left out", path.display());
-    }
+    let selected = runs::selected(opts)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -64,12 +64,8 @@ pub fn run(
     opts: &Options,
     build_info: impl FnOnce() -> anyhow::Result<crate::labels::BuildInfo>,
 ) -> anyhow::Result<u8> {
-    let (found, unreadable) = runs::find(&opts.results)?;
-    let selected = runs::select(found, &opts.results, &opts.benchmarks, &opts.tasks)?;
+    let selected = runs::selected(opts)?;
     let quiet = opts.build.progress == Mode::Quiet;
-    for (path, why) in &unreadable {
-        errln!("note: {} is not a result ({why}); left out", path.display());
-    }
     let fleet = Fleet::load(repo, opts.build.vars.clone())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

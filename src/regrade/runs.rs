@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::Failure;
 use crate::fleet::{suggest, Env, Fleet};
+use crate::printer::errln;
 use crate::report;
 use crate::run::kept_state::{self, Kept};
 
@@ -154,6 +155,17 @@ pub fn regradable(run: &Found, fleet: &Fleet) -> Result<(String, String), String
         .map_err(|e| format!("the fleet has no such agent any more ({})", e.0))?;
     let per_task = (b.env == Env::PerTask).then_some(run.task.as_str());
     Ok((image, fleet.naming.eval(&b.name, per_task, &run.agent)))
+}
+
+/// The runs of `opts.results` that `opts` selects; a result that cannot be read is left
+/// out with a note.
+pub fn selected(opts: &super::Options) -> anyhow::Result<Vec<Found>> {
+    let (found, unreadable) = find(&opts.results)?;
+    let selected = select(found, &opts.results, &opts.benchmarks, &opts.tasks)?;
+    for (path, why) in &unreadable {
+        errln!("note: {} is not a result ({why}); left out", path.display());
+    }
+    Ok(selected)
 }
 
 #[cfg(test)]

@@ -122,7 +122,19 @@ pub fn container_of(screen: &str) -> String {
         .to_string()
 }
 
-fn docker_lines(args: &[&str]) -> Vec<String> {
+/// The pid of the kiln process a `kiln shell` container is named after (`kiln-shell-<pid>-…`).
+pub fn kiln_pid(container: &str) -> i32 {
+    container
+        .trim_start_matches("kiln-shell-")
+        .split('-')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// The lines `docker ARGS` prints (it must succeed).
+pub fn docker_lines(args: &[&str]) -> Vec<String> {
     let out = Command::new("docker").args(args).output().unwrap();
     assert!(out.status.success(), "docker {args:?}");
     String::from_utf8_lossy(&out.stdout)
